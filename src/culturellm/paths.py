@@ -1,0 +1,37 @@
+"""Where culturellm keeps user data and caches.
+
+`CULTURELLM_HOME` overrides both (tests point it at a temporary directory); otherwise platformdirs'
+per-user data and cache directories are used.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP = "culturellm"
+
+
+def data_dir() -> Path:
+    """User data: imported WVS aggregates, user cultures and tasks."""
+    home = os.environ.get("CULTURELLM_HOME")
+    path = Path(home) / "data" if home else Path(platformdirs.user_data_dir(APP))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_dir() -> Path:
+    """Caches that can be deleted at any time: converted models, LLM responses, embeddings."""
+    home = os.environ.get("CULTURELLM_CACHE_DIR") or (
+        str(Path(os.environ["CULTURELLM_HOME"]) / "cache") if os.environ.get("CULTURELLM_HOME") else None
+    )
+    path = Path(home) if home else Path(platformdirs.user_cache_dir(APP))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def package_data(name: str) -> Path:
+    """A file bundled in culturellm/data."""
+    return Path(__file__).parent / "data" / name
