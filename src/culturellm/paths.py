@@ -32,6 +32,15 @@ def cache_dir() -> Path:
     return path
 
 
+def model_cache_dir() -> Path:
+    """Converted model weights (GGUF -> safetensors). `CULTURELLM_MODEL_CACHE` overrides it; tests point
+    it at the user's real cache so the conversion is shared between test runs."""
+    env = os.environ.get("CULTURELLM_MODEL_CACHE")
+    path = Path(env) if env else cache_dir() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def package_data(name: str) -> Path:
     """A file bundled in culturellm/data."""
     return Path(__file__).parent / "data" / name
