@@ -1,0 +1,412 @@
+"""`culturellm run`: seeds -> augment -> training sets -> fine-tune -> evaluate -> align -> report.
+
+Every stage writes into one run directory and records in `manifest.json` the hash of its inputs and
+of its outputs. A stage whose outputs exist and match its inputs is skipped; a stage that was killed
+half-way is simply run again, and the stage functions themselves resume (augmentation per seed,
+fine-tuning from its last checkpoint, evaluation per task), so a killed run loses nothing and
+duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from culturellm import __version__
+from culturellm.config import RunConfig, save_config
+from culturellm.errors import CultureLLMError
+from culturellm.jsonio import append_jsonl, read_jsonl, write_json, write_jsonl
+
+ONE = "one"  # name of the CultureLLM-One training set / model
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    out = {"culturellm": __version__, "python": platform.python_version()}
+    for pkg in ("torch", "transformers", "peft", "trl", "sentence-transformers", "openai"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+@dataclass
+class StageResult:
+    outputs: list[Path]
+    counts: dict[str, Any] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+class Manifest:
+    """runs/<name>/manifest.json, rewritten atomically after every stage."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.path = run_dir / "manifest.json"
+        self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.data.setdefault("stages", {})
+
+    def save(self) -> None:
+        write_json(self.path, self.data)
+
+    def stage_is_current(self, name: str, key: str) -> bool:
+        rec = self.data["stages"].get(name)
+        if not rec or rec.get("status") != "done" or rec.get("key") != key:
+            return False
+        for rel, digest in rec.get("outputs", {}).items():
+            p = self.run_dir / rel
+            if not p.is_file() or sha256_file(p) != digest:
+                return False
+        return True
+
+    def output_digest(self, name: str) -> str:
+        """One hash of a finished stage's outputs: the input key of the stages that read them."""
+        outs = self.data["stages"][name]["outputs"]
+        return hashlib.sha256(json.dumps(outs, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Pipeline:
+    def __init__(
+        self, config: RunConfig, run_dir: Path, console: Console | None = None, progress: bool = True
+    ):
+        self.config = config
+        self.run_dir = run_dir
+        self.console = console or Console(stderr=True)
+        self.progress = progress
+        self.manifest = Manifest(run_dir)
+        self._t0 = time.monotonic()
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _model(self, spec: str):
+        from culturellm.llm import load_model
+
+        return load_model(spec, base_url=self.config.models.base_url, cache=self.config.models.cache)
+
+    def _stage(self, name: str, key_parts: dict[str, Any], fn: Callable[[], StageResult]) -> None:
+        key = hashlib.sha256(json.dumps(key_parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        if self.manifest.stage_is_current(name, key):
+            self.console.print(f"[dim]• {name}: up to date, skipped[/]")
+            return
+        self.console.print(f"[bold]• {name}[/]")
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        self.manifest.data["stages"][name] = {"status": "running", "key": key, "started_at": started}
+        self.manifest.save()
+        t = time.monotonic()
+        result = fn()
+        self.manifest.data["stages"][name] = {
+            "status": "done",
+            "key": key,
+            "started_at": started,
+            "elapsed_s": round(time.monotonic() - t, 2),
+            "outputs": {str(p.relative_to(self.run_dir)): sha256_file(p) for p in result.outputs},
+            "counts": result.counts,
+            "usage": result.usage,
+        }
+        self.manifest.save()
+
+    # -- stages ------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        from culturellm.cultures import get_culture
+
+        cfg = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, self.run_dir / "config.toml")
+        cultures = self._expand_cultures(cfg.cultures)
+        self.cultures = [get_culture(c) for c in cultures]  # unknown culture: clear error before any work
+        m = self.manifest.data
+        m["culturellm"] = __version__
+        m["versions"] = _versions()
+        m["config"] = json.loads(cfg.model_dump_json())
+        m["cultures"] = [c.name for c in self.cultures]
+        m["inputs"] = self._input_hashes()
+        self.manifest.save()
+
+        self._stage("seeds", {"cultures": cultures, "inputs": m["inputs"]}, self.stage_seeds)
+        self._stage(
+            "augment",
+            {
+                "cfg": cfg.section_hash("augment"),
+                "llm": cfg.models.augmenter,
+                "emb": cfg.models.embedder,
+                "seed": cfg.seed,
+                "inputs": m["inputs"]["questions"],
+            },
+            self.stage_augment,
+        )
+        self._stage(
+            "dataset",
+            {
+                "cfg": cfg.section_hash("dataset"),
+                "seed": cfg.seed,
+                "aug": self.manifest.output_digest("augment"),
+                "seeds": self.manifest.output_digest("seeds"),
+            },
+            self.stage_dataset,
+        )
+        self._stage(
+            "finetune",
+            {
+                "cfg": cfg.section_hash("finetune"),
+                "base": cfg.models.base,
+                "seed": cfg.seed,
+                "data": self.manifest.output_digest("dataset"),
+            },
+            self.stage_finetune,
+        )
+        self._stage(
+            "evaluate",
+            {
+                "cfg": cfg.section_hash("evaluate"),
+                "base": cfg.models.base,
+                "seed": cfg.seed,
+                "models": self.manifest.output_digest("finetune"),
+            },
+            self.stage_evaluate,
+        )
+        self._stage(
+            "align",
+            {
+                "base": cfg.models.base,
+                "models": self.manifest.output_digest("finetune"),
+                "data": self.manifest.output_digest("dataset"),
+                "baselines": cfg.evaluate.baselines,
+            },
+            self.stage_align,
+        )
+        self._stage(
+            "report",
+            {"eval": self.manifest.output_digest("evaluate"), "align": self.manifest.output_digest("align")},
+            self.stage_report,
+        )
+        m["total_elapsed_s"] = round(sum(s.get("elapsed_s", 0.0) for s in m["stages"].values()), 2)
+        m["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        self.manifest.save()
+        return m
+
+    @staticmethod
+    def _expand_cultures(names: list[str]) -> list[str]:
+        from culturellm.cultures import list_cultures
+
+        if any(n.lower() == "all" for n in names):
+            return [c.name for c in list_cultures()]
+        if not names:
+            raise CultureLLMError("no culture given: use --culture NAME (see `culturellm cultures`)")
+        return list(dict.fromkeys(n.lower() for n in names))
+
+    def _input_hashes(self) -> dict[str, str]:
+        from culturellm.paths import package_data
+
+        return {
+            "questions": sha256_file(package_data("wvs_questions.jsonl"))[:16],
+            "seeds": hashlib.sha256(
+                json.dumps([self._seed_rows(c) for c in self.cultures], sort_keys=True).encode()
+            ).hexdigest()[:16],
+        }
+
+    @staticmethod
+    def _seed_rows(culture) -> list[dict[str, Any]]:
+        from culturellm.wvs import seed_set
+
+        return [s.to_json() for s in seed_set(culture)]
+
+    def stage_seeds(self) -> StageResult:
+        outs, counts = [], {}
+        for c in self.cultures:
+            rows = self._seed_rows(c)
+            path = self.run_dir / "seeds" / f"{c.name}.jsonl"
+            write_jsonl(path, rows)
+            outs.append(path)
+            counts[c.name] = len(rows)
+        return StageResult(outs, {"questions": counts})
+
+    def stage_augment(self) -> StageResult:
+        from culturellm.augment import AugmentConfig, augment
+        from culturellm.embed import load_embedder
+        from culturellm.wvs import load_questions
+
+        cfg = self.config
+        questions = load_questions()
+        if cfg.augment.limit_seeds:
+            questions = questions[: cfg.augment.limit_seeds]
+        opts: dict[str, Any] = {"n": cfg.augment.n, "m": cfg.augment.m, "seed": cfg.seed}
+        if cfg.augment.t1 is not None:
+            opts["t1"] = cfg.augment.t1
+        if cfg.augment.t2 is not None:
+            opts["t2"] = cfg.augment.t2
+        out = self.run_dir / "augment"
+        manifest = augment(
+            questions,
+            self._model(cfg.models.augmenter),
+            load_embedder(cfg.models.embedder),
+            AugmentConfig(**opts),
+            out,
+        )
+        counts = {k: manifest[k] for k in ("counts",) if k in manifest}
+        usage = {k: manifest[k] for k in ("llm_requests", "tokens", "cost_usd") if k in manifest}
+        return StageResult([out / "augmented.jsonl"], counts, usage)
+
+    def _training_sets(self) -> list[str]:
+        names = [c.name for c in self.cultures]
+        return [*names, ONE] if len(names) > 1 else names
+
+    def stage_dataset(self) -> StageResult:
+        from culturellm.augment import build_training_set
+
+        cfg = self.config
+        outs, counts = [], {}
+        for name in self._training_sets():
+            cultures = [c.name for c in self.cultures] if name == ONE else [name]
+            path = self.run_dir / "data" / name / "train.jsonl"
+            manifest = build_training_set(
+                cultures,
+                self.run_dir / "augment" / "augmented.jsonl",
+                path,
+                target=cfg.dataset.target,
+                holdout_questions=cfg.dataset.holdout_questions,
+                holdout_variants=cfg.dataset.holdout_variants,
+                seed=cfg.seed,
+            )
+            outs += [path, _split_file(path)]
+            counts[name] = manifest.get("counts", manifest.get("records"))
+        return StageResult(outs, counts)
+
+    def stage_finetune(self) -> StageResult:
+        from culturellm.finetune import FinetuneConfig, finetune
+
+        cfg = self.config
+        overrides = {k: v for k, v in cfg.finetune.model_dump().items() if v is not None and k != "preset"}
+        ft_cfg = FinetuneConfig.from_preset(cfg.finetune.preset, seed=cfg.seed, **overrides)
+        outs, counts = [], {}
+        for name in self._training_sets():
+            model_dir = self.run_dir / "models" / name
+            ref = finetune(
+                self.run_dir / "data" / name / "train.jsonl",
+                cfg.models.base,
+                model_dir,
+                ft_cfg,
+                progress=self.progress,
+            )
+            outs += [ref, model_dir / "adapter_model.safetensors"]
+            log = model_dir / "train_summary.json"
+            if log.exists():
+                counts[name] = json.loads(log.read_text())
+        return StageResult(outs, counts)
+
+    def variants(self, culture: str):
+        """The models compared for one culture: base, base + culture prompt, its CultureLLM, One."""
+        from culturellm.evaluate import ModelVariant
+
+        base = self.config.models.base
+        out = [ModelVariant(label="base", spec=base, system=None)]
+        if self.config.evaluate.baselines:
+            out.append(ModelVariant(label="base+culture-prompt", spec=base, system="culture"))
+        out.append(
+            ModelVariant(label="culturellm", spec=str(self.run_dir / "models" / culture), system="culture")
+        )
+        if len(self.cultures) > 1:
+            out.append(
+                ModelVariant(
+                    label="culturellm-one", spec=str(self.run_dir / "models" / ONE), system="culture"
+                )
+            )
+        return out
+
+    def stage_evaluate(self) -> StageResult:
+        from culturellm.evaluate import evaluate
+
+        ev = self.config.evaluate
+        outs, counts = [], {}
+        for c in self.cultures:
+            out = self.run_dir / "eval" / c.name
+            rows = evaluate(
+                self.variants(c.name),
+                [c.name],
+                ev.data_dir,
+                ev.limit,
+                out,
+                seed=self.config.seed,
+                mode=ev.mode,
+                progress=self.progress,
+                tasks=ev.tasks,
+            )
+            outs.append(out / "results.jsonl")
+            counts[c.name] = len(rows)
+        return StageResult(outs, {"result_rows": counts})
+
+    def stage_align(self) -> StageResult:
+        from culturellm.evaluate import align
+
+        outs = []
+        for c in self.cultures:
+            path = self.run_dir / "eval" / c.name / "align.jsonl"
+            done = {r["model"] for r in read_jsonl(path, tolerate_torn_tail=True)} if path.exists() else set()
+            for v in self.variants(c.name):
+                if v.label in done:
+                    continue
+                split = _split_file(
+                    self.run_dir / "data" / (ONE if v.label == "culturellm-one" else c.name) / "train.jsonl"
+                )
+                res = align(v, c.name, split=split if split.exists() else None)
+                row = {k: val for k, val in res.items() if k != "questions"}
+                row.update(model=v.label, culture=c.name)
+                append_jsonl(path, [row])
+            # rewrite cleanly in variant order (drops a torn tail left by a kill)
+            rows = {r["model"]: r for r in read_jsonl(path, tolerate_torn_tail=True)}
+            write_jsonl(path, [rows[v.label] for v in self.variants(c.name)])
+            outs.append(path)
+        return StageResult(outs)
+
+    def stage_report(self) -> StageResult:
+        from culturellm.evaluate import write_report
+
+        results = [self.run_dir / "eval" / c.name / "results.jsonl" for c in self.cultures]
+        report = write_report(results, self.run_dir)
+        pngs = sorted(self.run_dir.glob("plots/*.png"))
+        return StageResult([report, *pngs], {"plots": len(pngs)})
+
+
+def _split_file(train: Path) -> Path:
+    return train.with_name(train.name.removesuffix(".jsonl") + ".manifest.json")
+
+
+def summary_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """Per culture and model: mean macro-F1 over tasks, and WVS alignment (for the closing table)."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for res in sorted(run_dir.glob("eval/*/results.jsonl")):
+        culture = res.parent.name
+        for r in read_jsonl(res):
+            d = rows.setdefault((culture, r["model"]), {"culture": culture, "model": r["model"], "f1": []})
+            d["f1"].append(r["macro_f1"])
+        al = res.parent / "align.jsonl"
+        if al.exists():
+            for r in read_jsonl(al):
+                d = rows.setdefault(
+                    (culture, r["model"]), {"culture": culture, "model": r["model"], "f1": []}
+                )
+                d["majority_agreement"] = r.get("majority_agreement")
+                d["one_minus_jsd"] = r.get("one_minus_jsd")
+    out = []
+    for d in rows.values():
+        f1 = d.pop("f1")
+        d["tasks"] = len(f1)
+        d["mean_macro_f1"] = sum(f1) / len(f1) if f1 else None
+        out.append(d)
+    return out
