@@ -1,9 +1,129 @@
-"""CLI commands of culturellm.finetune."""
+"""CLI commands of culturellm.finetune: `culturellm finetune`.
+
+Also the entry point of `python -m culturellm.finetune` (same options), which is what
+`accelerate launch -m culturellm.finetune ...` and `torchrun -m culturellm.finetune ...` run.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+HELP = """Fine-tune a model on culture training data (OpenAI chat JSONL from `culturellm dataset`).
+
+Local (default): LoRA with PEFT through TRL's SFTTrainer, loss on the assistant answer only; writes a
+PEFT adapter, the tokenizer, a model card and DIR/culturellm.json (a model spec for chat/serve/evaluate).
+--backend openai: validates the data, estimates the cost, uploads it and runs an OpenAI fine-tuning job.
+"""
+
+
+def finetune_command(
+    data: list[Path] = typer.Option(
+        ..., "--data", "-d", help="training JSONL (repeat for several; concatenated, e.g. CultureLLM-One)"
+    ),
+    base: str = typer.Option(
+        "bundled", "--base", "-b", help="base model spec (bundled, gemma3-270m, hf:DIR; OpenAI model name)"
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="output directory (required unless --dry-run)"),
+    preset: str = typer.Option(
+        "cpu-small", "--preset", help="cpu-small (bundled model on CPU), paper, smoke"
+    ),
+    backend: str = typer.Option("local", "--backend", help="local (TRL+PEFT LoRA) or openai"),
+    culture: list[str] | None = typer.Option(
+        None, "--culture", help="culture name(s) for the model card (default: parsed from system prompts)"
+    ),
+    epochs: float | None = typer.Option(None, "--epochs", help="passes over the data"),
+    lr: float | None = typer.Option(None, "--lr", help="peak learning rate"),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="examples per optimiser step"),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="stop after N optimiser steps"),
+    lora_r: int | None = typer.Option(None, "--lora-r", help="LoRA rank"),
+    lora_alpha: int | None = typer.Option(None, "--lora-alpha", help="LoRA alpha"),
+    seed: int | None = typer.Option(None, "--seed", help="random seed"),
+    save_steps: int | None = typer.Option(None, "--save-steps", help="checkpoint every N steps"),
+    merge: bool = typer.Option(False, "--merge", help="also write a merged full model to DIR/merged"),
+    resume: bool = typer.Option(
+        False, "--resume", help="continue from DIR's last checkpoint even if options changed"
+    ),
+    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible URL (openai backend)"),
+    price: float | None = typer.Option(
+        None, "--price-per-mtok", help="training price, USD per 1M tokens (openai backend)"
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="validate the data and estimate tokens/cost; train nothing"
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+) -> None:
+    from rich.console import Console
+
+    from culturellm.errors import CultureLLMError
+    from culturellm.finetune.config import FinetuneConfig
+
+    console = Console(stderr=True)
+    cultures = _cultures(culture)
+    config = FinetuneConfig.from_preset(
+        preset,
+        backend=backend,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        max_steps=max_steps,
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+        seed=seed,
+        save_steps=save_steps,
+        merge=merge or None,
+        resume=resume or None,
+        base_url=base_url,
+        price_per_mtok=price,
+    )
+    if dry_run:
+        from culturellm.finetune.data import load_records
+        from culturellm.finetune.estimate import estimate, print_estimate
+
+        records = load_records(data)
+        print_estimate(estimate(records, base, config), Console())
+        return
+    if out is None:
+        raise CultureLLMError("--out DIR is required (where the adapter and culturellm.json are written)")
+    from culturellm.finetune.api import finetune
+
+    ref = finetune(data, base, out, config, progress=progress, cultures=cultures, console=console)
+    print(ref)
+
+
+def _cultures(names: list[str] | None) -> list[str] | None:
+    """--culture NAME (repeatable or comma-separated); 'all' means every culture in the data."""
+    if not names:
+        return None
+    flat = [n.strip().lower() for item in names for n in item.split(",") if n.strip()]
+    if any(n == "all" for n in flat):
+        return None  # CultureLLM-One: the cultures are read from the data's system prompts
+    try:
+        from culturellm.cultures import get_culture
+    except ImportError:
+        return flat
+    return [get_culture(n).name for n in flat]
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+    app.command("finetune", help=HELP)(finetune_command)
+
+
+def main() -> None:
+    """`python -m culturellm.finetune` (under accelerate launch / torchrun): the finetune command alone."""
+    import sys
+
+    from culturellm.cli import fail
+    from culturellm.errors import CultureLLMError
+
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command(help=HELP)(finetune_command)
+    try:
+        app(standalone_mode=True)
+    except CultureLLMError as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,194 @@
+"""`finetune()`: one call from training data to a model reference, resumable.
+
+The output directory holds a small state file (`finetune.json`: data sha256, base, config
+fingerprint, status). Calling `finetune` again
+
+- returns at once when DIR already holds a finished adapter for the same data, base and config;
+- continues from the last checkpoint when DIR holds an unfinished run of the same data, base and
+  config (or of the same data and base with `config.resume`, e.g. after raising `epochs`);
+- otherwise starts again, replacing the files a previous run wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from culturellm.errors import CultureLLMError
+from culturellm.finetune.config import FinetuneConfig
+from culturellm.finetune.data import cultures_in, data_sha256, load_records
+from culturellm.jsonio import write_json
+from culturellm.modelref import MODELREF_FILE, ModelRef, write_modelref
+
+STATE_FILE = "finetune.json"
+SUMMARY_FILE = "train_summary.json"
+# Files a local run writes into DIR (removed when a different run replaces it).
+_OUTPUT_NAMES = (
+    "adapter_config.json",
+    "adapter_model.safetensors",
+    MODELREF_FILE,
+    SUMMARY_FILE,
+    "README.md",
+    "loss.jsonl",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "vocab.json",
+    "merges.txt",
+    "checkpoints",
+    "merged",
+)
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _as_paths(data: Path | str | Sequence[Path | str]) -> list[Path]:
+    if isinstance(data, str | Path):
+        return [Path(data)]
+    return [Path(p) for p in data]
+
+
+def finetune(
+    data: Path | Sequence[Path],
+    base: str,
+    out: Path,
+    config: FinetuneConfig | None = None,
+    progress: bool = True,
+    *,
+    cultures: Sequence[str] | None = None,
+    console: Console | None = None,
+) -> Path:
+    """Fine-tune `base` on the chat JSONL file(s) `data`; return the path of DIR/culturellm.json.
+
+    Several data files are concatenated (CultureLLM-One: the union of the cultures' sets).
+    `cultures` overrides the culture names otherwise parsed from the system prompts.
+    """
+    config = config or FinetuneConfig()
+    console = console or Console(stderr=True)
+    paths = _as_paths(data)
+    out = Path(out)
+    records = load_records(paths)
+    sha = data_sha256(paths)
+    names = [c.lower() for c in cultures] if cultures else cultures_in(records)
+
+    if config.backend == "openai":
+        from culturellm.finetune.openai_ft import finetune_openai
+
+        return finetune_openai(
+            records, base, out, config, data_sha=sha, cultures=names, progress=progress, console=console
+        )
+
+    from culturellm.finetune.local import latest_checkpoint, train_local
+
+    key = {"data_sha256": sha, "base": base, "fingerprint": config.fingerprint()}
+    state = _read_state(out)
+    if state is None and out.is_dir() and any(out.iterdir()):
+        raise CultureLLMError(
+            f"{out}: directory is not empty and holds no culturellm fine-tuning run; choose a new --out"
+        )
+    same = state is not None and all(state.get(k) == v for k, v in key.items())
+    ref_file = out / MODELREF_FILE
+    finished = ref_file.is_file() and (out / "adapter_config.json").is_file()
+    if same and state.get("status") == "done" and finished:
+        console.print(f"[dim]{out}: already fine-tuned on this data with this config, skipped[/]")
+        return ref_file
+
+    ckpt = latest_checkpoint(out)
+    resume_from = None
+    if config.resume:
+        if ckpt is None:
+            raise CultureLLMError(f"--resume: no checkpoint to resume in {out / 'checkpoints'}")
+        if state and state.get("base") != base:
+            raise CultureLLMError(
+                f"adapter/base mismatch: {ckpt} was trained on base '{state.get('base')}', not '{base}'"
+            )
+        if state and state.get("data_sha256") != sha:
+            raise CultureLLMError(f"--resume: {ckpt} was trained on different data (sha256 differs)")
+        resume_from = ckpt
+    elif ckpt is not None and same:
+        resume_from = ckpt
+    elif state is not None and not same:
+        console.print(f"[yellow]{out}: held a run with other data, base or config; starting again[/]")
+        _clean(out)
+
+    if resume_from is not None:
+        console.print(f"resuming from {resume_from}")
+    if _is_main_process():
+        out.mkdir(parents=True, exist_ok=True)
+        _write_state(out, {**key, "status": "running", "backend": "local", "config": _config_dict(config)})
+
+    summary = train_local(
+        records, base, out, config, resume_from=resume_from, progress=progress, console=console
+    )
+    if not _is_main_process():
+        return ref_file
+
+    summary.update(
+        cultures=names,
+        data_sha256=sha,
+        data_files=[str(p) for p in paths],
+        config=_config_dict(config),
+        fingerprint=key["fingerprint"],
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    write_json(out / SUMMARY_FILE, summary)
+    extra = {"preset": config.preset, "final_loss": summary["final_loss"], "steps": summary["steps"]}
+    ref_file = write_modelref(
+        out, ModelRef(kind="peft-adapter", base=base, path=".", cultures=names, data_sha256=sha, extra=extra)
+    )
+    if config.merge:
+        write_modelref(
+            out / "merged",
+            ModelRef(kind="merged", base=base, path=".", cultures=names, data_sha256=sha, extra=extra),
+        )
+    from culturellm.finetune.card import write_model_card
+
+    write_model_card(out, summary, kind="peft-adapter")
+    _write_state(out, {**key, "status": "done", "backend": "local", "config": _config_dict(config)})
+    console.print(
+        f"[green]fine-tuned[/] {summary['steps']} steps, final loss {_fmt(summary['final_loss'])} "
+        f"-> {ref_file}"
+    )
+    return ref_file
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.4f}" if isinstance(x, float) else str(x)
+
+
+def _config_dict(config: FinetuneConfig) -> dict[str, Any]:
+    return config.model_dump(mode="json")
+
+
+def _read_state(out: Path) -> dict[str, Any] | None:
+    import json
+
+    p = out / STATE_FILE
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_state(out: Path, state: dict[str, Any]) -> None:
+    write_json(out / STATE_FILE, state)
+
+
+def _clean(out: Path) -> None:
+    for name in _OUTPUT_NAMES:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
