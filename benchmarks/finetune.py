@@ -194,9 +194,7 @@ def sweep(args: argparse.Namespace) -> None:
         f"{args.country}: {len(train)} training rows ({len(train) // 3} questions x 3 wordings), "
         f"{len(held)} held-out wordings; chance ~ 1/{len(rows[0]['options'])}"
     )
-    print(
-        f"base           : train agree {acc_t:.2f} (lp {lp_t:.2f})  held-out agree {acc_h:.2f} (lp {lp_h:.2f})"
-    )
+    print(f"base: train agree {acc_t:.2f} (lp {lp_t:.2f})  held-out agree {acc_h:.2f} (lp {lp_h:.2f})")
     for lr in [float(x) for x in args.sweep.split(",")]:
         torch.manual_seed(0)
         model = copy.deepcopy(base)

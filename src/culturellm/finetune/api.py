@@ -87,7 +87,7 @@ def finetune(
             records, base, out, config, data_sha=sha, cultures=names, progress=progress, console=console
         )
 
-    from culturellm.finetune.local import latest_checkpoint, train_local
+    from culturellm.finetune.local import latest_checkpoint, load_base, train_local
 
     key = {"data_sha256": sha, "base": base, "fingerprint": config.fingerprint()}
     state = _read_state(out)
@@ -103,7 +103,7 @@ def finetune(
         return ref_file
 
     ckpt = latest_checkpoint(out)
-    resume_from = None
+    resume_from, restart = None, False
     if config.resume:
         if ckpt is None:
             raise CultureLLMError(f"--resume: no checkpoint to resume in {out / 'checkpoints'}")
@@ -117,17 +117,27 @@ def finetune(
     elif ckpt is not None and same:
         resume_from = ckpt
     elif state is not None and not same:
-        console.print(f"[yellow]{out}: held a run with other data, base or config; starting again[/]")
-        _clean(out)
+        restart = True
 
+    model_and_tokenizer = load_base(base)  # an unknown or unusable base fails before anything is written
     if resume_from is not None:
         console.print(f"resuming from {resume_from}")
+    if restart and _is_main_process():
+        console.print(f"[yellow]{out}: held a run with other data, base or config; starting again[/]")
+        _clean(out)
     if _is_main_process():
         out.mkdir(parents=True, exist_ok=True)
         _write_state(out, {**key, "status": "running", "backend": "local", "config": _config_dict(config)})
 
     summary = train_local(
-        records, base, out, config, resume_from=resume_from, progress=progress, console=console
+        records,
+        base,
+        out,
+        config,
+        resume_from=resume_from,
+        progress=progress,
+        console=console,
+        model_and_tokenizer=model_and_tokenizer,
     )
     if not _is_main_process():
         return ref_file
