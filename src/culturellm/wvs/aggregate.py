@@ -1,0 +1,120 @@
+"""Aggregate WVS microdata into per-country answer distributions over each question's valid codes.
+
+Only codes listed in a question's options count. The WVS missing-value codes (-1 don't know,
+-2 no answer, -3 not applicable, -4 not asked in this country, -5 missing/unknown), empty cells and
+any code outside the options are missing. A country without one valid answer to a question has no
+aggregate for it: the question is absent for that country, never given a made-up label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from culturellm.wvs.questions import Question, load_questions
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.progress import Progress
+
+#: Shares closer than this are a tie (guards against float noise in weighted or averaged shares).
+TIE_TOLERANCE = 1e-9
+
+
+def majority_code(distribution: Mapping[str, float]) -> str:
+    """The code with the largest share. Ties (shares within TIE_TOLERANCE) go to the lowest numeric
+    code, whatever the options' order: e.g. {"1": .4, "2": .4, "3": .2} -> "1", and for the migration
+    items (options 2, 1, 0) a tie between 2 and 0 gives "0"."""
+    if not distribution:
+        raise ValueError("empty distribution")
+    top = max(distribution.values())
+    return min((c for c, s in distribution.items() if s >= top - TIE_TOLERANCE), key=int)
+
+
+def mean_code(distribution: Mapping[str, float]) -> float:
+    """Mean of the answer codes under the distribution."""
+    return float(sum(int(c) * s for c, s in distribution.items()))
+
+
+@dataclass(frozen=True)
+class CountryAnswers:
+    """One country's answers to one question: weighted counts per valid code (every option code
+    present, in option order, zero when nobody chose it) and n, the unweighted number of valid answers.
+    Without W_WEIGHT the weighted counts are plain counts."""
+
+    country: str
+    question_id: str
+    counts: dict[str, float] = field(hash=False)
+    n: int
+
+    @property
+    def distribution(self) -> dict[str, float]:
+        total = sum(self.counts.values())
+        return {c: w / total for c, w in self.counts.items()}
+
+    @property
+    def majority(self) -> str:
+        return majority_code(self.distribution)
+
+    @property
+    def mean(self) -> float:
+        return mean_code(self.distribution)
+
+
+def aggregate(
+    df: pd.DataFrame,
+    questions: Sequence[Question] | None = None,
+    *,
+    use_weights: bool = True,
+    progress: Progress | None = None,
+) -> list[CountryAnswers]:
+    """Aggregate a microdata frame as returned by `read_microdata` (columns `country`, optional
+    `weight`, one column per question id) into CountryAnswers, sorted by country then question order.
+
+    Questions whose column is absent are skipped; a (country, question) pair without any valid answer
+    (or whose valid answers all have weight 0) produces nothing.
+    """
+    import pandas as pd
+
+    questions = list(questions) if questions is not None else load_questions()
+    present = [q for q in questions if q.id in df.columns]
+    if use_weights and "weight" in df.columns:
+        weight = pd.to_numeric(df["weight"], errors="coerce").astype(float)
+    else:
+        weight = pd.Series(1.0, index=df.index)
+    country = df["country"].astype(str)
+    by_country: dict[str, dict[str, CountryAnswers]] = {}
+    task = progress.add_task("aggregating", total=len(present)) if progress is not None else None
+    for q in present:
+        codes = pd.to_numeric(df[q.id], errors="coerce")
+        valid = codes.isin(q.codes)
+        sub = pd.DataFrame({"country": country[valid], "code": codes[valid].astype(int), "w": weight[valid]})
+        grouped = sub.groupby(["country", "code"], sort=True)["w"].agg(["sum", "size"])
+        for ctry, part in grouped.groupby(level="country", sort=True):
+            sums = {int(code): float(s) for (_, code), s in part["sum"].items()}
+            counts = {c: sums.get(int(c), 0.0) for c in q.options}
+            if sum(counts.values()) <= 0:
+                continue
+            by_country.setdefault(str(ctry), {})[q.id] = CountryAnswers(
+                country=str(ctry), question_id=q.id, counts=counts, n=int(part["size"].sum())
+            )
+        if task is not None:
+            progress.advance(task)
+    order = {q.id: i for i, q in enumerate(questions)}
+    return [
+        a
+        for ctry in sorted(by_country)
+        for a in sorted(by_country[ctry].values(), key=lambda a: order[a.question_id])
+    ]
+
+
+def combine(answers: Iterable[CountryAnswers], question: Question) -> tuple[dict[str, float], int]:
+    """Equal-country weighting: the mean of the countries' distributions (each country counts the same,
+    whatever its sample size) and n summed. Returns (distribution over all option codes, n)."""
+    answers = list(answers)
+    if not answers:
+        raise ValueError(f"no answers to combine for {question.id}")
+    dists = [a.distribution for a in answers]
+    dist = {c: sum(d.get(c, 0.0) for d in dists) / len(dists) for c in question.options}
+    return dist, sum(a.n for a in answers)
