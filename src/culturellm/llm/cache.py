@@ -1,0 +1,297 @@
+"""The response cache: no model call is ever paid twice.
+
+SQLite (WAL) at `paths.cache_dir()/responses.sqlite`. A generate entry is keyed by backend, model,
+messages and every sampling parameter (sample_index included, so sampled runs replay exactly); a score
+entry by backend, model, messages, candidates and end_of_turn. Each entry stores the response, its
+tokens, cost and latency. Hit/miss counters (and tokens/cost saved by hits) persist in the database.
+A failed call stores nothing. Safe to share between threads and processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from culturellm import paths
+from culturellm.llm.base import Chat, SamplingParams, ScoreRequest, ScoreResult, Usage
+from culturellm.llm.records import Scored, account
+
+KEY_VERSION = 1
+CACHE_FILE = "responses.sqlite"
+
+
+def default_cache_path() -> Path:
+    return paths.cache_dir() / CACHE_FILE
+
+
+def _digest(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def generate_key(backend: str, model: str, messages: Chat, params: SamplingParams) -> str:
+    p = dataclasses.asdict(params)
+    p["stop"] = list(p["stop"])
+    if params.temperature == 0:  # greedy: seed and top_p cannot change the answer
+        p.update(seed=0, top_p=1.0)
+    return _digest(["generate", KEY_VERSION, backend, model, list(messages), p])
+
+
+def score_key(backend: str, model: str, request: ScoreRequest) -> str:
+    return _digest(
+        [
+            "score",
+            KEY_VERSION,
+            backend,
+            model,
+            list(request.messages),
+            list(request.candidates),
+            request.end_of_turn,
+        ]
+    )
+
+
+class ResponseCache:
+    """Key -> stored response, plus persistent counters."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else default_cache_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._conn() as c:
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, kind TEXT NOT NULL, "
+                "backend TEXT NOT NULL, model TEXT NOT NULL, response TEXT NOT NULL, "
+                "prompt_tokens INTEGER NOT NULL DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0, "
+                "cost_usd REAL NOT NULL DEFAULT 0, latency_s REAL NOT NULL DEFAULT 0, created REAL NOT NULL)"
+            )
+            c.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value REAL NOT NULL)")
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=60000")
+            self._local.conn = conn
+        return conn
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, sqlite3.Row | tuple]:
+        conn = self._conn()
+        found: dict[str, tuple] = {}
+        uniq = list(dict.fromkeys(keys))
+        for start in range(0, len(uniq), 500):
+            part = uniq[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for row in conn.execute(
+                "SELECT key, response, prompt_tokens, completion_tokens, cost_usd, latency_s "
+                f"FROM responses WHERE key IN ({marks})",
+                part,
+            ):
+                found[row[0]] = row[1:]
+        return found
+
+    def put_many(self, kind: str, backend: str, model: str, items: Sequence[tuple[str, str, Any]]) -> None:
+        """items: (key, response JSON, Completion|Scored)."""
+        if not items:
+            return
+        now = time.time()
+        conn = self._conn()
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT OR REPLACE INTO responses (key, kind, backend, model, response, prompt_tokens, "
+                "completion_tokens, cost_usd, latency_s, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        k,
+                        kind,
+                        backend,
+                        model,
+                        resp,
+                        d.prompt_tokens,
+                        d.completion_tokens,
+                        d.cost_usd,
+                        d.latency_s,
+                        now,
+                    )
+                    for k, resp, d in items
+                ],
+            )
+
+    def bump(self, **deltas: float) -> None:
+        deltas = {k: v for k, v in deltas.items() if v}
+        if not deltas:
+            return
+        conn = self._conn()
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT INTO counters (name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                list(deltas.items()),
+            )
+
+    def stats(self) -> dict[str, Any]:
+        conn = self._conn()
+        entries, ptoks, ctoks, cost = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
+            "COALESCE(SUM(cost_usd),0) FROM responses"
+        ).fetchone()
+        counters = dict(conn.execute("SELECT name, value FROM counters").fetchall())
+        by_model = conn.execute(
+            "SELECT backend, model, kind, COUNT(*) FROM responses GROUP BY backend, model, kind "
+            "ORDER BY COUNT(*) DESC"
+        ).fetchall()
+        size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
+        return {
+            "path": str(self.path),
+            "entries": int(entries),
+            "hits": int(counters.get("hits", 0)),
+            "misses": int(counters.get("misses", 0)),
+            "tokens_saved": int(counters.get("tokens_saved", 0)),
+            "cost_saved_usd": round(float(counters.get("cost_saved_usd", 0.0)), 6),
+            "stored_tokens": int(ptoks + ctoks),
+            "stored_cost_usd": round(float(cost), 6),
+            "size_bytes": size,
+            "by_model": [{"backend": b, "model": m, "kind": k, "entries": int(n)} for b, m, k, n in by_model],
+        }
+
+    def clear(self, model: str | None = None) -> int:
+        """Delete entries (all, or those of one model) and, when clearing all, reset the counters."""
+        conn = self._conn()
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            if model is None:
+                n = conn.execute("DELETE FROM responses").rowcount
+                conn.execute("DELETE FROM counters")
+            else:
+                n = conn.execute("DELETE FROM responses WHERE model = ?", (model,)).rowcount
+        return int(n)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+_CACHES: dict[Path, ResponseCache] = {}
+_CACHES_LOCK = threading.Lock()
+
+
+def open_cache(path: str | Path | None = None) -> ResponseCache:
+    """The process-wide ResponseCache for a path (default: the user cache dir)."""
+    p = Path(path) if path else default_cache_path()
+    with _CACHES_LOCK:
+        if p not in _CACHES or not p.exists():
+            _CACHES[p] = ResponseCache(p)
+        return _CACHES[p]
+
+
+class CachedChatModel:
+    """Wraps a backend (which has `generate_detailed`/`score_detailed`, `backend`, `model_id`) so
+    every request is answered from the cache when it can be, and stored after a successful call.
+
+    Misses are sent to the backend in chunks of `chunk` requests, each stored as soon as it returns,
+    so a run killed (or a server lost) midway keeps what was already paid for.
+    """
+
+    def __init__(self, inner: Any, cache: ResponseCache | None = None, *, chunk: int = 64) -> None:
+        self.inner = inner
+        self.cache = cache or open_cache()
+        self.name = inner.name
+        self.backend = inner.backend
+        self.model_id = inner.model_id
+        self.usage = Usage()
+        self.chunk = chunk
+        self._lock = threading.Lock()
+
+    def __getattr__(self, item: str) -> Any:  # tokenizer, model, count_tokens... of the backend
+        return getattr(self.inner, item)
+
+    def _hit(self, rows: Sequence[tuple]) -> None:
+        tokens = sum(int(r[1]) + int(r[2]) for r in rows)
+        cost = sum(float(r[3]) for r in rows)
+        with self._lock:
+            self.usage.cache_hits += len(rows)
+        self.cache.bump(hits=len(rows), tokens_saved=tokens, cost_saved_usd=cost)
+
+    def generate(self, requests: Sequence[Chat], params: SamplingParams | None = None) -> list[str]:
+        params = params or SamplingParams()
+        keys = [generate_key(self.backend, self.model_id, r, params) for r in requests]
+        found = self.cache.get_many(keys)
+        out: dict[str, str] = {k: json.loads(found[k][0])["text"] for k in found}
+        self._hit([found[k] for k in keys if k in found])
+        todo = [i for i, k in enumerate(keys) if k not in found]
+        # identical requests in one call are computed once
+        first: dict[str, int] = {}
+        for i in todo:
+            first.setdefault(keys[i], i)
+        miss = list(first.values())
+        dup_hits = len(todo) - len(miss)
+        for start in range(0, len(miss), self.chunk):
+            part = miss[start : start + self.chunk]
+            done = self.inner.generate_detailed([requests[i] for i in part], params)
+            self.cache.put_many(
+                "generate",
+                self.backend,
+                self.model_id,
+                [(keys[i], json.dumps({"text": d.text}), d) for i, d in zip(part, done, strict=True)],
+            )
+            self.cache.bump(misses=len(part))
+            with self._lock:
+                account(self.usage, "generate", done)
+            for i, d in zip(part, done, strict=True):
+                out[keys[i]] = d.text
+        if dup_hits:
+            with self._lock:
+                self.usage.cache_hits += dup_hits
+            self.cache.bump(hits=dup_hits)
+        return [out[k] for k in keys]
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
+        keys = [score_key(self.backend, self.model_id, r) for r in requests]
+        found = self.cache.get_many(keys)
+        out: dict[str, ScoreResult] = {}
+        for k, row in found.items():
+            d = json.loads(row[0])
+            out[k] = ScoreResult(logprobs=tuple(d["logprobs"]), num_tokens=tuple(d["num_tokens"]))
+        self._hit([found[k] for k in keys if k in found])
+        first: dict[str, int] = {}
+        for i, k in enumerate(keys):
+            if k not in found:
+                first.setdefault(k, i)
+        miss = list(first.values())
+        for start in range(0, len(miss), self.chunk):
+            part = miss[start : start + self.chunk]
+            done: list[Scored] = self.inner.score_detailed([requests[i] for i in part])
+            self.cache.put_many(
+                "score",
+                self.backend,
+                self.model_id,
+                [
+                    (
+                        keys[i],
+                        json.dumps(
+                            {"logprobs": list(d.result.logprobs), "num_tokens": list(d.result.num_tokens)}
+                        ),
+                        d,
+                    )
+                    for i, d in zip(part, done, strict=True)
+                ],
+            )
+            self.cache.bump(misses=len(part))
+            with self._lock:
+                account(self.usage, "score", done)
+            for i, d in zip(part, done, strict=True):
+                out[keys[i]] = d.result
+        return [out[k] for k in keys]

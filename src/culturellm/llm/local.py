@@ -1,0 +1,541 @@
+"""Local chat models (transformers + torch): batched generation and exact, batched scoring.
+
+`load_local(spec)` resolves a model spec to raw HF objects (used by fine-tuning too);
+`LocalChatModel(model, tokenizer, name=...)` wraps any in-memory causal LM (tiny random ones in tests).
+
+Scoring is exact: each candidate is scored as the assistant turn that follows the chat template's
+generation prompt, token by token, from one forward pass of the prompt (KV cache reused for all of its
+candidates) plus one small batched pass over the candidate tokens. With `end_of_turn=True` the template's
+end-of-turn token (`<|im_end|>` for SmolLM2) is appended to every candidate, so "1" cannot beat "10" by
+being its prefix; with `end_of_turn=False` and single-token candidates the prompt pass alone suffices.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from culturellm.errors import CultureLLMError, UnknownNameError
+from culturellm.llm.base import Chat, SamplingParams, ScoreRequest, ScoreResult, Usage
+from culturellm.llm.records import Completion, Scored, account
+from culturellm.modelref import MODELREF_FILE, find_modelref, read_modelref
+
+# A plain ChatML template for tokenizers that have none (tiny test tokenizers, base models).
+CHATML_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+SPEC_FORMS = (
+    "bundled (SmolLM2-135M-Instruct, offline)",
+    "gemma3-270m (Gemma 3 270M, offline)",
+    "hf:PATH (a local Hugging Face model directory)",
+    "PATH (a HF model directory, a PEFT adapter directory, or a directory/file with culturellm.json)",
+    "openai:MODEL (any OpenAI-compatible server; --base-url / OPENAI_BASE_URL, OPENAI_API_KEY)",
+)
+
+
+def unknown_spec(spec: str, why: str = "") -> UnknownNameError:
+    forms = "; ".join(SPEC_FORMS)
+    return UnknownNameError(f"unknown model spec '{spec}'{': ' + why if why else ''}. Valid forms: {forms}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Resolving specs to HF objects
+
+
+def _is_hf_dir(p: Path) -> bool:
+    return p.is_dir() and (p / "config.json").is_file()
+
+
+def _is_adapter_dir(p: Path) -> bool:
+    return p.is_dir() and (p / "adapter_config.json").is_file()
+
+
+def resolve_local_dir(spec: str) -> Path:
+    """The directory of weights a non-adapter local spec loads from (converting bundled GGUFs once)."""
+    from culturellm.llm.convert import BUNDLED, converted_dir
+
+    if spec in BUNDLED:
+        return converted_dir(spec)
+    path = Path(spec[3:] if spec.startswith("hf:") else spec).expanduser()
+    if _is_hf_dir(path):
+        return path
+    if spec.startswith("hf:"):
+        raise CultureLLMError(f"hf:{path}: not a Hugging Face model directory (no config.json)")
+    raise unknown_spec(spec)
+
+
+def _adapter_base(adapter: Path) -> str:
+    """The base spec of a plain PEFT adapter directory: culturellm.json beside or above it, else the
+    adapter config's base_model_name_or_path when that is a local spec."""
+    import json
+
+    for d in (adapter, adapter.parent):
+        if (d / MODELREF_FILE).is_file():
+            return read_modelref(d / MODELREF_FILE).base
+    cfg = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
+    base = str(cfg.get("base_model_name_or_path") or "")
+    from culturellm.llm.convert import BUNDLED
+
+    if base in BUNDLED or _is_hf_dir(Path(base.removeprefix("hf:"))):
+        return base
+    raise CultureLLMError(
+        f"{adapter}: PEFT adapter whose base '{base}' is not a local model; add a {MODELREF_FILE} "
+        "naming its base (e.g. 'bundled')"
+    )
+
+
+def _dtype(dtype: str | None) -> Any:
+    import torch
+
+    if dtype in (None, "auto", "float32", "fp32"):
+        return torch.float32
+    if dtype in ("bfloat16", "bf16"):
+        return torch.bfloat16
+    if dtype in ("float16", "fp16"):
+        return torch.float16
+    raise CultureLLMError(f"unknown dtype '{dtype}': use float32, bfloat16 or float16")
+
+
+def load_local(spec: str, *, dtype: str | None = None, merge: bool = False) -> tuple[Any, Any]:
+    """Load raw HF objects `(model, tokenizer)` for a local model spec.
+
+    Specs: `bundled`, `gemma3-270m`, `hf:PATH`, a HF model directory, a PEFT adapter directory, or a
+    directory/file holding culturellm.json (kind peft-adapter or merged). Adapters are loaded on top of
+    their base as a `peft.PeftModel` (merged into the base weights when `merge=True`). Weights are fp32
+    unless `dtype` says otherwise. Nothing is downloaded.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if spec.startswith("openai:"):
+        raise CultureLLMError(f"'{spec}' is a remote model: it has no local weights")
+    adapter: Path | None = None
+    base = spec
+    if not spec.startswith("hf:"):
+        ref_file = find_modelref(spec)
+        if ref_file is not None:
+            ref = read_modelref(ref_file)
+            if ref.kind == "openai":
+                raise CultureLLMError(f"{ref_file}: a remote OpenAI fine-tune has no local weights")
+            if ref.kind == "merged":
+                base = str(ref.resolve_path(ref_file))
+            else:
+                adapter, base = ref.resolve_path(ref_file), ref.base
+                if not _is_adapter_dir(adapter):
+                    raise CultureLLMError(
+                        f"{ref_file}: adapter directory {adapter} has no adapter_config.json"
+                    )
+        elif _is_adapter_dir(Path(spec)):
+            adapter, base = Path(spec), _adapter_base(Path(spec))
+    directory = resolve_local_dir(base)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=_dtype(dtype))
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+    except (OSError, ValueError) as e:
+        raise CultureLLMError(f"{directory}: cannot load model: {e}") from None
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter))
+        if merge:
+            model = model.merge_and_unload()
+    model.eval()
+    return model, tokenizer
+
+
+# --------------------------------------------------------------------------------------------------
+# The chat model
+
+
+def _end_of_turn_ids(tokenizer: Any) -> list[int]:
+    """Token ids the chat template puts after an assistant message (e.g. `<|im_end|>`), else EOS."""
+    marker = "\x00ZQX\x00"
+    try:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "hi"}, {"role": "assistant", "content": marker}], tokenize=False
+        )
+        tail = text.split(marker, 1)[1].strip()
+    except Exception:  # templates that reject this conversation
+        tail = ""
+    if tail:
+        ids = tokenizer(tail, add_special_tokens=False)["input_ids"]
+        # keep the special token(s) only: the template's trailing newline is not part of the turn
+        special = [i for i in ids if i in set(tokenizer.all_special_ids)]
+        if special:
+            return special[:1]
+        if ids:
+            return ids
+    if tokenizer.eos_token_id is None:
+        raise CultureLLMError("tokenizer has neither an end-of-turn token in its chat template nor an EOS")
+    return [int(tokenizer.eos_token_id)]
+
+
+class LocalChatModel:
+    """A `ChatModel` over an in-memory HF causal LM and tokenizer.
+
+    batch_size: prompts per forward pass for generation and scoring (prompts are sorted by length so a
+    batch pads little). score_rows: candidate rows per pass in scoring.
+    """
+
+    backend = "local"
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        name: str = "local",
+        *,
+        batch_size: int = 16,
+        score_rows: int = 64,
+        progress: bool = False,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.model_id = name
+        self.usage = Usage()
+        self.batch_size = batch_size
+        self.score_rows = score_rows
+        self.progress = progress
+        self._lock = threading.Lock()  # one forward pass at a time (torch uses all cores anyway)
+        if tokenizer.chat_template is None:
+            tokenizer.chat_template = CHATML_TEMPLATE
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.pad_id = int(tokenizer.pad_token_id)
+        self.eot_ids = _end_of_turn_ids(tokenizer)
+        stop = {self.eot_ids[0]} if len(self.eot_ids) == 1 else set()
+        if tokenizer.eos_token_id is not None:
+            stop.add(int(tokenizer.eos_token_id))
+        self.stop_ids = sorted(stop)
+        model.eval()
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    def prompt_ids(self, messages: Chat) -> list[int]:
+        """Token ids of the chat prompt up to and including the generation prompt."""
+        ids = self.tokenizer.apply_chat_template(
+            list(messages), add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+        if isinstance(ids, dict) or hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        return [int(i) for i in ids]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _left_pad(self, seqs: Sequence[Sequence[int]]) -> tuple[Any, Any, Any]:
+        import torch
+
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for r, s in enumerate(seqs):
+            if s:
+                ids[r, width - len(s) :] = torch.tensor(list(s), dtype=torch.long)
+                mask[r, width - len(s) :] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        dev = self.device
+        return ids.to(dev), mask.to(dev), pos.to(dev)
+
+    def _batches(self, lengths: Sequence[int], size: int) -> list[list[int]]:
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        return [order[i : i + size] for i in range(0, len(order), size)]
+
+    def _progress(self, total: int, what: str) -> Any:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        prog = Progress(
+            TextColumn(what),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            disable=not self.progress or total <= self.batch_size,
+            transient=True,
+        )
+        return prog
+
+    # -- generate ----------------------------------------------------------------------------------
+
+    def generate(self, requests: Sequence[Chat], params: SamplingParams | None = None) -> list[str]:
+        """One assistant reply per chat request. Greedy when temperature == 0; otherwise sampling
+        seeded from (params.seed, params.sample_index): the same call with the same batch replays."""
+        done = self.generate_detailed(requests, params)
+        account(self.usage, "generate", done)
+        return [c.text for c in done]
+
+    def generate_detailed(
+        self, requests: Sequence[Chat], params: SamplingParams | None = None
+    ) -> list[Completion]:
+        """`generate` with per-request token counts and latency; does not touch `usage`."""
+        import torch
+
+        params = params or SamplingParams()
+        if not requests:
+            return []
+        prompts = [self.prompt_ids(r) for r in requests]
+        out: list[Completion] = [Completion("")] * len(prompts)
+        sampling = params.temperature > 0
+        gen_kw: dict[str, Any] = {
+            "max_new_tokens": max(1, int(params.max_tokens)),
+            "do_sample": sampling,
+            "pad_token_id": self.pad_id,
+            "eos_token_id": self.stop_ids,
+        }
+        if sampling:
+            gen_kw.update(temperature=float(params.temperature), top_p=float(params.top_p), top_k=0)
+        else:  # override generation_config sampling defaults, so greedy stays greedy and quiet
+            gen_kw.update(temperature=None, top_p=None, top_k=None)
+        batches = self._batches([len(p) for p in prompts], self.batch_size)
+        with self._lock, torch.inference_mode(), self._progress(len(prompts), "generating") as prog:
+            task = prog.add_task("gen", total=len(prompts))
+            for b, idx in enumerate(batches):
+                ids, mask, _ = self._left_pad([prompts[i] for i in idx])
+                gen = None
+                if sampling:
+                    gen = torch.Generator(device="cpu")
+                    gen.manual_seed((int(params.seed) * 1_000_003 + int(params.sample_index)) * 7919 + b)
+                    torch.manual_seed(int(gen.initial_seed()) % (2**63))
+                t0 = time.perf_counter()
+                result = self.model.generate(input_ids=ids, attention_mask=mask, **gen_kw)
+                latency = (time.perf_counter() - t0) / len(idx)
+                new = result[:, ids.shape[1] :]
+                for row, i in enumerate(idx):
+                    toks = new[row].tolist()
+                    n = len(toks)
+                    for k, t in enumerate(toks):
+                        if t in self.stop_ids:
+                            n = k
+                            break
+                    text = self.tokenizer.decode(toks[:n], skip_special_tokens=True)
+                    out[i] = Completion(
+                        _apply_stop(text, params.stop).strip(),
+                        prompt_tokens=len(prompts[i]),
+                        completion_tokens=min(len(toks), n + 1),
+                        latency_s=latency,
+                    )
+                prog.advance(task, len(idx))
+        return out
+
+    # -- score -------------------------------------------------------------------------------------
+
+    def candidate_ids(self, candidate: str, end_of_turn: bool) -> list[int]:
+        ids = self.tokenizer(candidate, add_special_tokens=False)["input_ids"]
+        ids = [int(i) for i in ids]
+        if end_of_turn:
+            ids += self.eot_ids
+        if not ids:
+            raise CultureLLMError("cannot score an empty candidate with end_of_turn=False")
+        return ids
+
+    def score(self, requests: Sequence[ScoreRequest], *, mode: str = "kv") -> list[ScoreResult]:
+        """Exact log-probabilities of each candidate as the assistant reply (see `score_detailed`)."""
+        done = self.score_detailed(requests, mode=mode)
+        account(self.usage, "score", done)
+        return [d.result for d in done]
+
+    def score_detailed(self, requests: Sequence[ScoreRequest], *, mode: str = "kv") -> list[Scored]:
+        """Exact log-probabilities of each candidate as the assistant reply.
+
+        mode "kv" (default): one batched pass over the prompts, then the candidate tokens of every
+        (prompt, candidate) row on top of the reused KV cache. mode "full": every prompt+candidate
+        sequence in full (slower; used to cross-check)."""
+        import torch
+
+        if not requests:
+            return []
+        for r in requests:
+            if not r.candidates:
+                raise CultureLLMError("score request with no candidates")
+        prompts = [self.prompt_ids(r.messages) for r in requests]
+        cands = [[self.candidate_ids(c, r.end_of_turn) for c in r.candidates] for r in requests]
+        sums: list[list[float]] = [[0.0] * len(c) for c in cands]
+        t0 = time.perf_counter()
+        with self._lock, torch.inference_mode(), self._progress(len(prompts), "scoring") as prog:
+            task = prog.add_task("score", total=len(prompts))
+            for idx in self._batches([len(p) for p in prompts], self.batch_size):
+                if mode == "kv":
+                    self._score_kv(idx, prompts, cands, sums)
+                elif mode == "full":
+                    self._score_full(idx, prompts, cands, sums)
+                else:
+                    raise ValueError(f"unknown score mode {mode!r}")
+                prog.advance(task, len(idx))
+        latency = (time.perf_counter() - t0) / len(requests)
+        return [
+            Scored(
+                ScoreResult(logprobs=tuple(s), num_tokens=tuple(len(c) for c in cs)),
+                prompt_tokens=len(p) + sum(len(c) for c in cs),
+                latency_s=latency,
+            )
+            for s, p, cs in zip(sums, prompts, cands, strict=True)
+        ]
+
+    def _score_kv(
+        self,
+        idx: list[int],
+        prompts: list[list[int]],
+        cands: list[list[list[int]]],
+        sums: list[list[float]],
+    ) -> None:
+        import torch
+
+        ids, mask, pos = self._left_pad([prompts[i] for i in idx])
+        multi = any(len(c) > 1 for i in idx for c in cands[i])
+        out = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=multi, logits_to_keep=1
+        )
+        first = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (B, V)
+        rows = [(b, i, j) for b, i in enumerate(idx) for j in range(len(cands[i]))]
+        for b, i, j in rows:
+            sums[i][j] = float(first[b, cands[i][j][0]])
+        if not multi:
+            return
+        cache = out.past_key_values
+        width = ids.shape[1]
+        for start in range(0, len(rows), self.score_rows):
+            chunk = [r for r in rows[start : start + self.score_rows] if len(cands[r[1]][r[2]]) > 1]
+            if not chunk:
+                continue
+            # candidate tokens after the first, right-padded; they attend to their own prompt's cache
+            tails = [cands[i][j][:-1] for _, i, j in chunk]  # inputs predicting tokens 1..n-1
+            c_width = max(len(t) for t in tails)
+            c_ids = torch.full((len(chunk), c_width), self.pad_id, dtype=torch.long)
+            c_mask = torch.zeros((len(chunk), c_width), dtype=torch.long)
+            for r, t in enumerate(tails):
+                c_ids[r, : len(t)] = torch.tensor(t)
+                c_mask[r, : len(t)] = 1
+            sel = torch.tensor([b for b, _, _ in chunk], dtype=torch.long, device=ids.device)
+            sub = _select_cache(cache, sel)
+            full_mask = torch.cat([mask.index_select(0, sel), c_mask.to(ids.device)], dim=1)
+            start_pos = mask.index_select(0, sel).sum(-1, keepdim=True)
+            c_pos = start_pos + torch.arange(c_width, device=ids.device)[None, :]
+            cache_pos = torch.arange(width, width + c_width, device=ids.device)
+            o = self.model(
+                input_ids=c_ids.to(ids.device),
+                attention_mask=full_mask,
+                position_ids=c_pos,
+                past_key_values=sub,
+                cache_position=cache_pos,
+                use_cache=True,
+            )
+            lp = torch.log_softmax(o.logits.float(), dim=-1)
+            for r, (_, i, j) in enumerate(chunk):
+                target = cands[i][j][1:]
+                t = torch.tensor(target, device=lp.device)
+                sums[i][j] += float(lp[r, torch.arange(len(target), device=lp.device), t].sum())
+
+    def _score_full(
+        self,
+        idx: list[int],
+        prompts: list[list[int]],
+        cands: list[list[list[int]]],
+        sums: list[list[float]],
+    ) -> None:
+        import torch
+
+        rows = [(i, j) for i in idx for j in range(len(cands[i]))]
+        for start in range(0, len(rows), self.score_rows):
+            chunk = rows[start : start + self.score_rows]
+            seqs = [prompts[i] + cands[i][j] for i, j in chunk]
+            ids, mask, pos = self._left_pad(seqs)
+            keep = max(len(cands[i][j]) for i, j in chunk) + 1
+            o = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=keep)
+            lp = torch.log_softmax(o.logits.float(), dim=-1)  # (R, keep, V): positions width-keep..width-1
+            for r, (i, j) in enumerate(chunk):
+                c = cands[i][j]
+                n = len(c)
+                # logits at kept position k predict token at absolute width-keep+k+1
+                k0 = keep - 1 - n
+                t = torch.tensor(c, device=lp.device)
+                sums[i][j] = float(lp[r, torch.arange(k0, k0 + n, device=lp.device), t].sum())
+
+
+def _select_cache(cache: Any, index: Any) -> Any:
+    """A new cache holding rows `index` of `cache` (the original is left intact)."""
+    sub = copy.copy(cache)
+    sub.layers = [copy.copy(layer) for layer in cache.layers]
+    sub.reorder_cache(index)
+    return sub
+
+
+def _apply_stop(text: str, stop: Sequence[str]) -> str:
+    cut = len(text)
+    for s in stop:
+        if s:
+            k = text.find(s)
+            if 0 <= k < cut:
+                cut = k
+    return text[:cut]
+
+
+# --------------------------------------------------------------------------------------------------
+# Memoised loading
+
+
+def local_fingerprint(spec: str) -> str:
+    """A short hash of the weight files a local spec loads (names, sizes, mtimes), so the response
+    cache never answers for a re-trained adapter or model from entries of its previous version."""
+    import hashlib
+
+    from culturellm.llm.convert import BUNDLED
+
+    h = hashlib.sha256()
+    dirs: list[Path] = []
+    if spec in BUNDLED:
+        dirs.append(resolve_local_dir(spec))
+    else:
+        ref_file = None if spec.startswith("hf:") else find_modelref(spec)
+        if ref_file is not None:
+            ref = read_modelref(ref_file)
+            dirs.append(ref.resolve_path(ref_file))
+            if ref.kind == "peft-adapter":
+                return f"{local_fingerprint(ref.base)}+{_hash_dirs(dirs)}"
+        elif _is_adapter_dir(Path(spec)):
+            return f"{local_fingerprint(_adapter_base(Path(spec)))}+{_hash_dirs([Path(spec)])}"
+        else:
+            dirs.append(resolve_local_dir(spec))
+    h.update(_hash_dirs(dirs).encode())
+    return h.hexdigest()[:12]
+
+
+def _hash_dirs(dirs: Sequence[Path]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for d in dirs:
+        for f in sorted(d.iterdir()):
+            if f.is_file() and f.suffix in (".safetensors", ".bin", ".json", ".model", ".jinja"):
+                st = f.stat()
+                h.update(f"{f.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:12]
+
+
+_LOADED: dict[tuple[str, str | None], LocalChatModel] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def load_local_chat(spec: str, *, dtype: str | None = None, **options: Any) -> LocalChatModel:
+    """A `LocalChatModel` for a local spec, loaded once per process (memoised on spec and dtype);
+    adapters are merged into their base for inference."""
+    key = (spec, dtype)
+    with _LOAD_LOCK:
+        if key not in _LOADED:
+            t0 = time.perf_counter()
+            model, tokenizer = load_local(spec, dtype=dtype, merge=True)
+            chat = LocalChatModel(model, tokenizer, name=spec, **options)
+            chat.model_id = f"{spec}@{local_fingerprint(spec)}" + (f":{dtype}" if dtype else "")
+            chat.load_seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
+            _LOADED[key] = chat
+        return _LOADED[key]

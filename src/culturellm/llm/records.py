@@ -1,0 +1,40 @@
+"""Per-request results with their cost, shared by backends and the response cache."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from culturellm.llm.base import ScoreResult, Usage
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One generated reply with what it cost."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One score result with what it cost."""
+
+    result: ScoreResult
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+
+
+def account(usage: Usage, kind: str, done: Sequence[Completion | Scored]) -> None:
+    """Add paid requests to `usage`."""
+    usage.requests += len(done)
+    usage.by_kind[kind] = usage.by_kind.get(kind, 0) + len(done)
+    for d in done:
+        usage.prompt_tokens += d.prompt_tokens
+        usage.completion_tokens += d.completion_tokens
+        usage.cost_usd += d.cost_usd
