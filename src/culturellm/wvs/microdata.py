@@ -132,8 +132,6 @@ def _read_csv(path: Path, questions: Sequence[Question], progress: Progress | No
         if progress is None:
             df = pd.read_csv(path, sep=sep, usecols=usecols, dtype=dtypes, low_memory=False)
         else:
-            from rich.progress import open as rich_open
-
             compression = "infer"
             name = path.name.lower()
             if name.endswith(".gz"):
@@ -141,7 +139,7 @@ def _read_csv(path: Path, questions: Sequence[Question], progress: Progress | No
             elif name.endswith(".zip"):
                 compression = "zip"
             # rich.progress.open reports bytes read, a good proxy for progress through the file
-            with rich_open(path, "rb", description=f"reading {path.name}", transient=False) as f:
+            with progress.open(path, "rb", description=f"reading {path.name}") as f:
                 df = pd.read_csv(
                     f, sep=sep, usecols=usecols, dtype=dtypes, low_memory=False, compression=compression
                 )
