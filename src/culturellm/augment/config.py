@@ -1,0 +1,60 @@
+"""AugmentConfig: every knob of the augmentation pipeline, with defaults and why (docs/augmentation.md)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Default thresholds, chosen by measurement on hand-written paraphrase / non-paraphrase pairs of
+# WVS-style statements with the bundled all-MiniLM-L6-v2 (benchmarks/augment.py --calibrate,
+# numbers in docs/augmentation.md). MiniLM cosine is a much stricter measure than the reference's
+# mean-pooled BERT (where unrelated sentences already score ~0.7), so 0.8 would be far too strict here.
+DEFAULT_T1 = 0.70
+DEFAULT_T2 = 0.80
+
+
+class AugmentConfig(BaseModel):
+    """Configuration of `augment()`. Part of the manifest, so a run says how it was made."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: int = Field(5, ge=0, description="paraphrases kept per seed (step 1)")
+    m: int = Field(10, ge=0, description="synonym variants kept per seed (step 2), spread over paraphrases")
+    k: int | None = Field(
+        None, ge=1, description="rewrites asked for per paraphrase request (default: n + 2, at least 3)"
+    )
+    retries: int = Field(3, ge=0, description="re-asks (R) for seeds with fewer than n paraphrases kept")
+    t1: float = Field(DEFAULT_T1, ge=-1.0, le=1.0, description="min cosine(paraphrase, seed)")
+    t2: float = Field(DEFAULT_T2, ge=-1.0, le=1.0, description="min cosine(synonym variant, seed)")
+    dup_threshold: float = Field(
+        0.97, gt=0.0, le=1.0, description="a paraphrase this close to an already kept text is a duplicate"
+    )
+    check_negation: bool = Field(
+        True, description="reject variants whose count of negation words differs from the seed's"
+    )
+    synonyms_per_word: int = Field(3, ge=1, description="synonyms asked for per content word")
+    max_words: int = Field(6, ge=1, description="content words per sentence sent to the synonym request")
+    max_combined: int = Field(2, ge=1, description="largest number of words swapped in one variant")
+    max_candidates: int = Field(
+        64, ge=1, description="synonym variants built (then embedded) per paraphrase, at most"
+    )
+    temperature: float = Field(0.8, ge=0.0, description="sampling temperature of the LLM")
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_tokens_paraphrase: int = Field(256, ge=16)
+    max_tokens_synonyms: int = Field(192, ge=16)
+    max_tokens_translate: int = Field(160, ge=16)
+    batch_size: int = Field(8, ge=1, description="seeds processed together (one LLM batch per step)")
+    translate: str | None = Field(None, description="also translate into this language (step 3)")
+    t3: float = Field(
+        0.80, ge=-1.0, le=1.0, description="min cosine(back-translation, source) for a translation"
+    )
+    seed: int = Field(0, description="random seed (sampling seeds are derived from it)")
+
+    @model_validator(mode="after")
+    def _check(self) -> AugmentConfig:
+        if self.k is None:
+            self.k = max(self.n + 2, 3)
+        return self
+
+    @property
+    def rewrites_per_request(self) -> int:
+        return int(self.k or max(self.n + 2, 3))

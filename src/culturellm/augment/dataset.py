@@ -1,0 +1,234 @@
+"""Training sets: augmented questions x a culture's survey answers -> OpenAI chat fine-tuning JSONL.
+
+Each record is {"messages": [system, user, assistant]} with the system prompt of
+`culturellm.prompts.culture_system_prompt(culture.display)`, the user turn of
+`culturellm.prompts.survey_messages(text, seed.options, system)` (the one wording evaluation uses
+too), and the assistant turn = the answer code. The split (train / held-out question ids, held-out
+variant texts) is written to `<out>.manifest.json` with counts and the data's sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from culturellm.errors import CultureLLMError, DataError
+from culturellm.jsonio import iter_jsonl, write_json, write_jsonl
+from culturellm.prompts import culture_system_prompt, survey_messages
+
+Target = Literal["majority", "distribution"]
+TARGETS = ("majority", "distribution")
+
+
+def split_manifest_path(out: Path | str) -> Path:
+    """`train.jsonl` -> `train.manifest.json` (where the split and counts are written)."""
+    out = Path(out)
+    return out.with_name(out.name.removesuffix(".jsonl") + ".manifest.json")
+
+
+def largest_remainder(shares: Mapping[str, float], total: int) -> dict[str, int]:
+    """Integer counts summing to `total`, proportional to `shares` (Hamilton / largest remainder).
+    Ties in the remainders go to the code listed first."""
+    if total <= 0 or not shares:
+        return {c: 0 for c in shares}
+    s = sum(max(v, 0.0) for v in shares.values())
+    if s <= 0:
+        raise DataError("answer distribution has no positive share")
+    quotas = {c: max(v, 0.0) / s * total for c, v in shares.items()}
+    counts = {c: int(q) for c, q in quotas.items()}
+    rest = total - sum(counts.values())
+    order = sorted(quotas, key=lambda c: (-(quotas[c] - counts[c]), list(shares).index(c)))
+    for c in order[:rest]:
+        counts[c] += 1
+    return counts
+
+
+def distribution_targets(distribution: Mapping[str, float], n: int, rng: random.Random) -> list[str]:
+    """n answer codes whose frequencies match `distribution` (largest remainder), in a seeded random order."""
+    counts = largest_remainder(distribution, n)
+    codes = [c for c, k in counts.items() for _ in range(k)]
+    rng.shuffle(codes)
+    return codes
+
+
+def read_augmented(path: Path | str) -> dict[str, list[dict[str, Any]]]:
+    """question_id -> its variant records (in file order), validated."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: augmented file not found (make it with `culturellm augment`)")
+    by_q: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for i, r in enumerate(iter_jsonl(path), 1):
+        for key in ("question_id", "text"):
+            if not isinstance(r.get(key), str) or not r[key].strip():
+                raise DataError(f"{path}:{i}: field '{key}' missing or empty")
+        r.setdefault("id", f"{r['question_id']}-{i}")
+        r.setdefault("step", "seed")
+        by_q[r["question_id"]].append(r)
+    if not by_q:
+        raise DataError(f"{path}: no augmented questions (empty file)")
+    return dict(by_q)
+
+
+def _rng(seed: int, *parts: str) -> random.Random:
+    key = ":".join([str(seed), *parts]).encode()
+    return random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
+
+
+def make_split(
+    variants: Mapping[str, Sequence[dict[str, Any]]],
+    *,
+    holdout_questions: int = 0,
+    holdout_fraction: float = 0.0,
+    holdout_variants: float = 0.0,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Deterministic split of questions (whole questions held out) and of variants (a fraction of
+    each training question's non-seed variants held out: paraphrase-level evaluation)."""
+    qids = list(variants)  # file order
+    if holdout_questions and holdout_fraction:
+        raise CultureLLMError("give --holdout-questions or --holdout-fraction, not both")
+    if not 0.0 <= holdout_fraction < 1.0:
+        raise CultureLLMError(f"--holdout-fraction must be in [0, 1), got {holdout_fraction}")
+    if not 0.0 <= holdout_variants < 1.0:
+        raise CultureLLMError(f"--holdout-variants must be in [0, 1), got {holdout_variants}")
+    if holdout_questions < 0:
+        raise CultureLLMError(f"--holdout-questions must be >= 0, got {holdout_questions}")
+    k = holdout_questions or round(holdout_fraction * len(qids))
+    if k >= len(qids):
+        raise CultureLLMError(
+            f"holding out {k} of {len(qids)} questions leaves nothing to train on; hold out fewer"
+        )
+    held = set(_rng(seed, "questions").sample(sorted(qids), k))
+    train_q = [q for q in qids if q not in held]
+    held_variants: list[dict[str, Any]] = []
+    train_ids: set[str] = set()
+    for q in train_q:
+        rows = list(variants[q])
+        others = [r for r in rows if r.get("step") != "seed"]
+        kv = round(holdout_variants * len(others))
+        if holdout_variants > 0 and kv == 0 and len(others) >= 2:
+            kv = 1
+        out = {r["id"] for r in _rng(seed, "variants", q).sample(others, kv)} if kv else set()
+        for r in rows:
+            if r["id"] in out:
+                held_variants.append(
+                    {"question_id": q, "id": r["id"], "step": r.get("step"), "text": r["text"]}
+                )
+            else:
+                train_ids.add(r["id"])
+    return {
+        "seed": seed,
+        "train_questions": train_q,
+        "heldout_questions": sorted(held),
+        "heldout_variants": held_variants,
+        "train_variant_ids": sorted(train_ids),
+    }
+
+
+def _resolve_cultures(names: Sequence[str]) -> list[Any]:
+    from culturellm.cultures import get_culture, list_cultures
+
+    if not names:
+        raise CultureLLMError("no culture given (use --culture NAME, several times, or 'all')")
+    if any(n.lower() == "all" for n in names):
+        return list_cultures()
+    out, seen = [], set()
+    for n in names:
+        c = get_culture(n)
+        if c.name not in seen:
+            seen.add(c.name)
+            out.append(c)
+    return out
+
+
+def build_training_set(
+    cultures: Sequence[str],
+    augmented: Path | str,
+    out: Path | str,
+    target: Target = "majority",
+    holdout_questions: int = 0,
+    holdout_fraction: float = 0.0,
+    seed: int = 0,
+    *,
+    holdout_variants: float = 0.0,
+) -> dict[str, Any]:
+    """Write `out` (OpenAI chat JSONL) for one culture or, with several / 'all', CultureLLM-One
+    (the union, each record's system prompt naming its culture). Returns the manifest, also written
+    to `<out>.manifest.json`. Questions a culture never answered produce no record."""
+    from culturellm.wvs import seed_set
+
+    if target not in TARGETS:
+        raise CultureLLMError(f"unknown target {target!r}; expected one of: {', '.join(TARGETS)}")
+    augmented, out = Path(augmented), Path(out)
+    variants = read_augmented(augmented)
+    split = make_split(
+        variants,
+        holdout_questions=holdout_questions,
+        holdout_fraction=holdout_fraction,
+        holdout_variants=holdout_variants,
+        seed=seed,
+    )
+    train_ids = set(split.pop("train_variant_ids"))
+    records: list[dict[str, Any]] = []
+    per_culture: dict[str, dict[str, Any]] = {}
+    for culture in _resolve_cultures(cultures):
+        seeds = {s.question_id: s for s in seed_set(culture)}
+        system = culture_system_prompt(culture.display)
+        n_rec, missing = 0, []
+        for q in split["train_questions"]:
+            s = seeds.get(q)
+            if s is None:
+                missing.append(q)
+                continue
+            rows = [r for r in variants[q] if r["id"] in train_ids]
+            if target == "majority":
+                answers = [str(s.majority)] * len(rows)
+            else:
+                answers = distribution_targets(s.distribution, len(rows), _rng(seed, culture.name, q))
+            for r, a in zip(rows, answers, strict=True):
+                msgs = survey_messages(r["text"], s.options, system)
+                records.append({"messages": [*msgs, {"role": "assistant", "content": a}]})
+                n_rec += 1
+        per_culture[culture.name] = {
+            "display": culture.display,
+            "records": n_rec,
+            "questions": len(split["train_questions"]) - len(missing),
+            "missing_questions": missing,
+        }
+    if not records:
+        raise DataError(
+            f"{augmented}: no training record for {', '.join(per_culture)} "
+            "(none of its questions was answered by these cultures)"
+        )
+    write_jsonl(out, records)
+    sha = hashlib.sha256(out.read_bytes()).hexdigest()
+    manifest = {
+        "kind": "culturellm.dataset",
+        "data": out.name,
+        "data_sha256": sha,
+        "augmented": str(augmented),
+        "augmented_sha256": hashlib.sha256(augmented.read_bytes()).hexdigest(),
+        "cultures": list(per_culture),
+        "target": target,
+        "seed": seed,
+        "holdout": {
+            "questions": holdout_questions,
+            "fraction": holdout_fraction,
+            "variants": holdout_variants,
+        },
+        "counts": {
+            "records": len(records),
+            "train_questions": len(split["train_questions"]),
+            "heldout_questions": len(split["heldout_questions"]),
+            "heldout_variants": len(split["heldout_variants"]),
+            "per_culture": {c: v["records"] for c, v in per_culture.items()},
+        },
+        "per_culture": per_culture,
+        "split": split,
+    }
+    write_json(split_manifest_path(out), manifest)
+    return manifest

@@ -1,0 +1,549 @@
+"""`augment()`: seed questions -> paraphrases -> synonym-swapped variants (-> translations).
+
+Step 1 asks the LLM for k rewrites of every seed in ONE batched call, keeps those whose embedding
+cosine with the seed is >= t1 (and below the near-duplicate bound, with the seed's negation count),
+and re-asks (new sample_index/seed, so a cache does not replay the answer) for seeds short of n.
+Step 2 asks, in ONE request per kept paraphrase, for synonyms of all its content words, builds
+single and combined swaps, keeps those with cosine >= t2 to the seed, and takes the most similar,
+round-robin over paraphrases, up to m per seed. Optional step 3 translates seed and paraphrases and
+keeps a translation when its back-translation is close to the source. All candidates of a batch are
+embedded in one call. Records are appended per seed (fsync'd); a rerun skips finished seeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from culturellm.augment.config import AugmentConfig
+from culturellm.augment.metrics import describe, distinct_n, diversity_gain
+from culturellm.augment.parse import clean_sentence, normalize, parse_list, parse_synonyms
+from culturellm.augment.prompts import paraphrase_messages, synonym_messages, translate_messages
+from culturellm.augment.words import build_variants, content_words, negation_count, option_words
+from culturellm.errors import CultureLLMError, DataError
+from culturellm.jsonio import append_jsonl, iter_jsonl, write_json, write_jsonl
+from culturellm.llm.base import ChatModel, Embedder, SamplingParams
+
+STEPS = ("seed", "paraphrase", "synonym", "translation")
+RECORDS = "augmented.jsonl"
+MANIFEST = "manifest.json"
+STATE = ".augment-state.json"
+
+
+@dataclass
+class SeedItem:
+    """What augmentation needs of a seed question (a wvs Question or Seed)."""
+
+    question_id: str
+    text: str
+    options: dict[str, str]
+
+    @classmethod
+    def of(cls, q: Any) -> SeedItem:
+        qid = getattr(q, "question_id", None) or getattr(q, "id", None)
+        if isinstance(q, dict):
+            qid = q.get("question_id") or q.get("id")
+            text, options = q.get("text"), q.get("options") or {}
+        else:
+            text, options = getattr(q, "text", None), getattr(q, "options", None) or {}
+        if not qid or not isinstance(text, str) or not text.strip():
+            raise DataError(f"seed question {q!r}: needs an id and a non-empty text")
+        return cls(str(qid), text.strip(), dict(options))
+
+
+def record_id(question_id: str, step: str, text: str) -> str:
+    """Stable id: question id + step initial + 10 hex digits of sha1(text)."""
+    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:10]
+    return f"{question_id}-{step[0]}{digest}"
+
+
+@dataclass
+class StepStats:
+    requests: int = 0
+    candidates: int = 0
+    accepted: int = 0
+    rejected: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        rej = sum(self.rejected.values())
+        return {
+            "requests": self.requests,
+            "candidates": self.candidates,
+            "accepted": self.accepted,
+            "rejected": rej,
+            "rejection_rate": round(rej / self.candidates, 4) if self.candidates else None,
+            "reasons": dict(sorted(self.rejected.items())),
+        }
+
+    def add(self, d: dict[str, Any]) -> None:
+        self.requests += int(d.get("requests", 0))
+        self.candidates += int(d.get("candidates", 0))
+        self.accepted += int(d.get("accepted", 0))
+        self.rejected.update(d.get("reasons", {}))
+
+
+@dataclass
+class _Kept:
+    text: str
+    sim: float
+    rid: str
+    parent: str | None
+    step: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _SeedState:
+    def __init__(self, item: SeedItem, emb: np.ndarray) -> None:
+        self.item = item
+        self.emb = emb
+        self.rid = record_id(item.question_id, "seed", item.text)
+        self.keys = {normalize(item.text)}
+        self.para: list[_Kept] = []
+        self.para_emb: list[np.ndarray] = []
+        self.syn: list[_Kept] = []
+        self.trans: list[_Kept] = []
+        self.neg = negation_count(item.text)
+
+
+def _cos(emb: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    return np.asarray(emb @ ref, dtype=np.float64)
+
+
+class Augmenter:
+    """One augmentation run (see module docstring). Use `augment()`."""
+
+    def __init__(self, llm: ChatModel, embedder: Embedder, config: AugmentConfig) -> None:
+        self.llm, self.embedder, self.cfg = llm, embedder, config
+        self.stats = {s: StepStats() for s in STEPS[1:]}
+        self.parse_formats: Counter = Counter()
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _params(self, max_tokens: int, attempt: int = 0) -> SamplingParams:
+        c = self.cfg
+        return SamplingParams(
+            max_tokens=max_tokens,
+            temperature=c.temperature,
+            top_p=c.top_p if c.temperature > 0 else 1.0,
+            seed=c.seed + attempt,
+            sample_index=attempt,
+        )
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.asarray(self.embedder.encode(list(texts)), dtype=np.float32)
+
+    # --- step 1 -------------------------------------------------------------------------------
+    def paraphrase(self, states: list[_SeedState]) -> None:
+        cfg, st = self.cfg, self.stats["paraphrase"]
+        if cfg.n == 0:
+            return
+        for attempt in range(cfg.retries + 1):
+            pending = [s for s in states if len(s.para) < cfg.n]
+            if not pending:
+                return
+            reqs = [paraphrase_messages(s.item.text, cfg.rewrites_per_request) for s in pending]
+            outs = self.llm.generate(reqs, self._params(cfg.max_tokens_paraphrase, attempt))
+            st.requests += len(reqs)
+            cands: list[tuple[_SeedState, str]] = []
+            for s, out in zip(pending, outs, strict=True):
+                p = parse_list(out)
+                self.parse_formats[f"paraphrase:{p.format}"] += 1
+                if p.rejected:
+                    st.rejected[f"unparseable_answer:{p.rejected}"] += 1
+                cands += [(s, t) for t in p.items]
+            st.candidates += len(cands)
+            if not cands:
+                continue
+            emb = self._encode([t for _, t in cands])
+            by_seed: dict[int, list[tuple[float, str, np.ndarray]]] = defaultdict(list)
+            for (s, t), e in zip(cands, emb, strict=True):
+                sim = float(e @ s.emb)
+                reason = self._check_para(s, t, sim)
+                if reason:
+                    st.rejected[reason] += 1
+                else:
+                    by_seed[id(s)].append((sim, t, e))
+            for s in pending:
+                for sim, t, e in sorted(by_seed.get(id(s), []), key=lambda x: -x[0]):
+                    key = normalize(t)
+                    if len(s.para) >= cfg.n:
+                        st.rejected["surplus"] += 1
+                        continue
+                    if key in s.keys:
+                        st.rejected["duplicate"] += 1
+                        continue
+                    if s.para_emb and max(float(e @ p) for p in s.para_emb) >= cfg.dup_threshold:
+                        st.rejected["near_duplicate"] += 1
+                        continue
+                    s.keys.add(key)
+                    s.para.append(
+                        _Kept(t, sim, record_id(s.item.question_id, "paraphrase", t), s.rid, "paraphrase")
+                    )
+                    s.para_emb.append(e)
+                    st.accepted += 1
+
+    def _check_para(self, s: _SeedState, text: str, sim: float) -> str | None:
+        cfg = self.cfg
+        if normalize(text) in s.keys:
+            return "duplicate"
+        if sim < cfg.t1:
+            return "below_t1"
+        if sim >= cfg.dup_threshold:
+            return "near_duplicate"
+        if cfg.check_negation and negation_count(text) != s.neg:
+            return "negation_mismatch"
+        return None
+
+    # --- step 2 -------------------------------------------------------------------------------
+    def synonyms(self, states: list[_SeedState]) -> None:
+        cfg, st = self.cfg, self.stats["synonym"]
+        if cfg.m == 0:
+            return
+        jobs: list[tuple[_SeedState, _Kept | None, str, list[str]]] = []
+        for s in states:
+            protected = option_words(s.item.options.values())
+            sources: list[_Kept | None] = list(s.para) or [None]  # no paraphrase kept: the seed itself
+            for src in sources:
+                text = src.text if src else s.item.text
+                words = content_words(text, protected, limit=cfg.max_words)
+                if words:
+                    jobs.append((s, src, text, words))
+                else:
+                    st.rejected["no_content_words"] += 1
+        if not jobs:
+            return
+        reqs = [synonym_messages(text, words, cfg.synonyms_per_word) for _, _, text, words in jobs]
+        outs = self.llm.generate(reqs, self._params(cfg.max_tokens_synonyms))
+        st.requests += len(reqs)
+        cands: list[tuple[_SeedState, _Kept | None, str, tuple]] = []
+        for (s, src, text, words), out in zip(jobs, outs, strict=True):
+            p = parse_synonyms(out, words, per_word=cfg.synonyms_per_word)
+            self.parse_formats[f"synonym:{p.format}"] += 1
+            if p.rejected:
+                st.rejected[f"unparseable_answer:{p.rejected}"] += 1
+                continue
+            for v in build_variants(
+                text, p.synonyms, max_combined=cfg.max_combined, max_candidates=cfg.max_candidates
+            ):
+                cands.append((s, src, v.text, v.swaps))
+        st.candidates += len(cands)
+        if not cands:
+            return
+        emb = self._encode([t for _, _, t, _ in cands])
+        pools: dict[int, dict[int, list[tuple[float, str, tuple]]]] = defaultdict(lambda: defaultdict(list))
+        for (s, src, t, swaps), e in zip(cands, emb, strict=True):
+            sim = float(e @ s.emb)
+            if sim < cfg.t2:
+                st.rejected["below_t2"] += 1
+            elif cfg.check_negation and negation_count(t) != s.neg:
+                st.rejected["negation_mismatch"] += 1
+            else:
+                pools[id(s)][id(src)].append((sim, t, swaps))
+        for s in states:
+            ranked = [sorted(v, key=lambda x: -x[0]) for v in pools.get(id(s), {}).values()]
+            srcs = {id(src): src for src in ([*s.para] or [None])}
+            order = list(pools.get(id(s), {}).keys())
+            taken = 0
+            rank = 0
+            while taken < cfg.m and any(rank < len(r) for r in ranked):
+                for key, r in zip(order, ranked, strict=True):
+                    if rank >= len(r) or taken >= cfg.m:
+                        continue
+                    sim, t, swaps = r[rank]
+                    nk = normalize(t)
+                    if nk in s.keys:
+                        st.rejected["duplicate"] += 1
+                        continue
+                    src = srcs.get(key)
+                    s.keys.add(nk)
+                    s.syn.append(
+                        _Kept(
+                            t,
+                            sim,
+                            record_id(s.item.question_id, "synonym", t),
+                            src.rid if src else s.rid,
+                            "synonym",
+                            {"swaps": [list(x) for x in swaps]},
+                        )
+                    )
+                    st.accepted += 1
+                    taken += 1
+                rank += 1
+            leftover = sum(max(0, len(r) - rank) for r in ranked)
+            st.rejected["surplus"] += leftover
+
+    # --- step 3 -------------------------------------------------------------------------------
+    def translate(self, states: list[_SeedState]) -> None:
+        cfg, st = self.cfg, self.stats["translation"]
+        lang = cfg.translate
+        if not lang:
+            return
+        jobs = [(s, s.rid, s.item.text) for s in states] + [
+            (s, p.rid, p.text) for s in states for p in s.para
+        ]
+        outs = self.llm.generate(
+            [translate_messages(t, lang) for _, _, t in jobs], self._params(cfg.max_tokens_translate)
+        )
+        st.requests += len(jobs)
+        trans = [_first_line(o) for o in outs]
+        ok = [i for i, t in enumerate(trans) if t]
+        st.candidates += len(jobs)
+        st.rejected["unparseable_answer:empty"] += len(jobs) - len(ok)
+        if not ok:
+            return
+        backs = self.llm.generate(
+            [translate_messages(trans[i], "English") for i in ok], self._params(cfg.max_tokens_translate)
+        )
+        st.requests += len(ok)
+        back = [_first_line(b) for b in backs]
+        emb_b = self._encode([b or "-" for b in back])
+        emb_src = self._encode([jobs[i][2] for i in ok])
+        for j, i in enumerate(ok):
+            s, parent, src_text = jobs[i]
+            t = trans[i]
+            sim = float(emb_b[j] @ emb_src[j])
+            if not back[j] or sim < cfg.t3:
+                st.rejected["below_t3"] += 1
+                continue
+            if normalize(t) in s.keys or normalize(t) == normalize(src_text):
+                st.rejected["duplicate"] += 1  # untranslated echo
+                continue
+            s.keys.add(normalize(t))
+            s.trans.append(
+                _Kept(
+                    t,
+                    round(float(emb_b[j] @ s.emb), 6),
+                    record_id(s.item.question_id, "translation", t),
+                    parent,
+                    "translation",
+                    {"language": lang, "back_translation": back[j], "back_similarity": round(sim, 6)},
+                )
+            )
+            st.accepted += 1
+
+    # --- records ------------------------------------------------------------------------------
+    @staticmethod
+    def records(s: _SeedState) -> list[dict[str, Any]]:
+        kept = [*s.para, *s.syn, *s.trans]
+        rows = [
+            {
+                "id": s.rid,
+                "question_id": s.item.question_id,
+                "step": "seed",
+                "text": s.item.text,
+                "parent": None,
+                "similarity": 1.0,
+                "group_size": 1 + len(kept),
+            }
+        ]
+        for k in kept:
+            rows.append(
+                {
+                    "id": k.rid,
+                    "question_id": s.item.question_id,
+                    "step": k.step,
+                    "text": k.text,
+                    "parent": k.parent,
+                    "similarity": round(k.sim, 6),
+                    **k.extra,
+                }
+            )
+        return rows
+
+    def run_chunk(self, items: list[SeedItem]) -> list[list[dict[str, Any]]]:
+        emb = self._encode([i.text for i in items])
+        states = [_SeedState(i, e) for i, e in zip(items, emb, strict=True)]
+        self.paraphrase(states)
+        self.synonyms(states)
+        self.translate(states)
+        return [self.records(s) for s in states]
+
+
+def _first_line(text: str) -> str:
+    for ln in (text or "").splitlines():
+        c = clean_sentence(ln)
+        if c and not c.endswith(":"):
+            return c
+    return ""
+
+
+def read_complete(path: Path) -> tuple[list[dict[str, Any]], set[str]]:
+    """Records of the seeds whose group is complete (seed record's group_size matched), and their ids."""
+    if not path.exists():
+        return [], set()
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    order: list[str] = []
+    for r in iter_jsonl(path, tolerate_torn_tail=True):
+        q = str(r.get("question_id"))
+        if q not in groups:
+            order.append(q)
+        groups[q].append(r)
+    rows, done = [], set()
+    for q in order:
+        g = groups[q]
+        head = next((r for r in g if r.get("step") == "seed"), None)
+        if head is not None and head.get("group_size") == len(g):
+            rows += g
+            done.add(q)
+    return rows, done
+
+
+@contextmanager
+def _progress_task(progress: Any, total: int, description: str) -> Iterator[Any]:
+    """Yield an `advance(n)` callable; progress may be None (silent), True (own bar) or a rich Progress."""
+    if not progress:
+        yield lambda n=1: None
+        return
+    if progress is True:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+        ) as p:
+            task = p.add_task(description, total=total)
+            yield lambda n=1: p.advance(task, n)
+        return
+    task = progress.add_task(description, total=total)
+    yield lambda n=1: progress.advance(task, n)
+
+
+def augment(
+    seeds: Sequence[Any],
+    llm: ChatModel,
+    embedder: Embedder,
+    config: AugmentConfig | None = None,
+    out_dir: Path | str = "augment",
+    *,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Augment seed questions (wvs Question or Seed objects); write out_dir/augmented.jsonl and
+    out_dir/manifest.json; return the manifest. Resumable: seeds already complete in the file are
+    skipped (a torn last line is dropped and the file rewritten cleanly)."""
+    cfg = config or AugmentConfig()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    items = [SeedItem.of(q) for q in seeds]
+    dup = [q for q, c in Counter(i.question_id for i in items).items() if c > 1]
+    if dup:
+        raise DataError(f"seed questions: duplicate question ids {dup}")
+    path, state_path = out_dir / RECORDS, out_dir / STATE
+    fingerprint = {"config": cfg.model_dump(mode="json"), "llm": llm.name, "embedder": embedder.name}
+    prev: dict[str, Any] = {}
+    if state_path.exists():
+        prev = json.loads(state_path.read_text(encoding="utf-8"))
+        if prev.get("fingerprint") != fingerprint and path.exists():
+            raise CultureLLMError(
+                f"{out_dir}: holds records made with another configuration or model "
+                f"({prev.get('fingerprint', {}).get('llm')}); use a new --out directory or delete it"
+            )
+    rows, done = read_complete(path)
+    if path.exists():
+        write_jsonl(path, rows)  # drop torn / incomplete groups
+    wanted = {i.question_id for i in items}
+    todo = [i for i in items if i.question_id not in done]
+    aug = Augmenter(llm, embedder, cfg)
+    for step, d in prev.get("steps", {}).items():
+        if step in aug.stats:
+            aug.stats[step].add(d)
+    usage0 = llm.usage.as_dict()
+    prev_usage = prev.get("usage", {})
+    elapsed_prev = float(prev.get("elapsed_s", 0.0))
+    t0 = time.monotonic()
+
+    def save_state() -> dict[str, Any]:
+        u1 = llm.usage.as_dict()
+        usage = {
+            k: round(float(prev_usage.get(k, 0)) + float(u1[k]) - float(usage0[k]), 6)
+            for k in ("requests", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd")
+        }
+        for k in ("requests", "cache_hits", "prompt_tokens", "completion_tokens"):
+            usage[k] = int(usage[k])
+        state = {
+            "fingerprint": fingerprint,
+            "steps": {k: v.as_dict() for k, v in aug.stats.items()},
+            "usage": usage,
+            "elapsed_s": round(elapsed_prev + time.monotonic() - t0, 2),
+        }
+        write_json(state_path, state)
+        return state
+
+    with _progress_task(progress, len(items), f"augment ({llm.name})") as advance:
+        advance(len(items) - len(todo))
+        for start in range(0, len(todo), cfg.batch_size):
+            chunk = todo[start : start + cfg.batch_size]
+            for group in aug.run_chunk(chunk):
+                append_jsonl(path, group)
+            save_state()
+            advance(len(chunk))
+    state = save_state()
+    all_rows, _ = read_complete(path)
+    all_rows = [r for r in all_rows if r["question_id"] in wanted] if all_rows else []
+    manifest = _manifest(all_rows, cfg, llm, embedder, state, aug, len(items) - len(todo))
+    write_json(out_dir / MANIFEST, manifest)
+    return manifest
+
+
+def _manifest(
+    rows: list[dict[str, Any]],
+    cfg: AugmentConfig,
+    llm: ChatModel,
+    embedder: Embedder,
+    state: dict[str, Any],
+    aug: Augmenter,
+    resumed: int,
+) -> dict[str, Any]:
+    counts = Counter(r["step"] for r in rows)
+    seeds = [r for r in rows if r["step"] == "seed"]
+    new = [r for r in rows if r["step"] in ("paraphrase", "synonym")]
+    seed_emb = aug._encode([r["text"] for r in seeds])
+    new_emb = aug._encode([r["text"] for r in new])
+    steps = state["steps"]
+    llm_requests = sum(int(s["requests"]) for s in steps.values())
+    accepted = len(rows) - len(seeds)
+    return {
+        "kind": "culturellm.augment",
+        "llm": llm.name,
+        "embedder": embedder.name,
+        "config": cfg.model_dump(mode="json"),
+        "counts": {
+            "seeds": counts["seed"],
+            "paraphrase": counts["paraphrase"],
+            "synonym": counts["synonym"],
+            "translation": counts["translation"],
+            "accepted": accepted,
+            "total": len(rows),
+            "seeds_resumed": resumed,
+            "seeds_short_of_n": sum(
+                1
+                for s in seeds
+                if sum(1 for r in rows if r["parent"] == s["id"] and r["step"] == "paraphrase") < cfg.n
+            ),
+        },
+        "steps": steps,
+        "llm_requests": llm_requests,
+        "llm_requests_per_accepted": round(llm_requests / accepted, 4) if accepted else None,
+        "usage": state["usage"],
+        "tokens": state["usage"]["prompt_tokens"] + state["usage"]["completion_tokens"],
+        "cost_usd": state["usage"]["cost_usd"],
+        "cache_hits": state["usage"]["cache_hits"],
+        "elapsed_s": state["elapsed_s"],
+        "parse_formats": dict(sorted(aug.parse_formats.items())),
+        "metrics": {
+            "similarity": {
+                step: describe([r["similarity"] for r in rows if r["step"] == step]) for step in STEPS[1:]
+            },
+            "diversity_gain": diversity_gain(new_emb, seed_emb) if len(new) else 0.0,
+            "distinct_2_seeds": distinct_n([r["text"] for r in seeds]),
+            "distinct_2_all": distinct_n([r["text"] for r in rows if r["step"] != "translation"]),
+        },
+    }
