@@ -45,7 +45,7 @@ def _progress(enabled: bool):
         TimeElapsedColumn(),
         console=Console(stderr=True),
         disable=not enabled,
-        transient=False,
+        transient=True,  # bars vanish when done; the summary table stays
     )
 
 
