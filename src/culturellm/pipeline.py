@@ -9,6 +9,7 @@ duplicates nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -41,10 +42,8 @@ def sha256_file(path: Path) -> str:
 def _versions() -> dict[str, str]:
     out = {"culturellm": __version__, "python": platform.python_version()}
     for pkg in ("torch", "transformers", "peft", "trl", "sentence-transformers", "openai"):
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            pass
     return out
 
 
@@ -225,7 +224,7 @@ class Pipeline:
     def _seed_rows(culture) -> list[dict[str, Any]]:
         from culturellm.wvs import seed_set
 
-        return [s.to_json() for s in seed_set(culture)]
+        return [s.to_dict() for s in seed_set(culture)]
 
     def stage_seeds(self) -> StageResult:
         outs, counts = [], {}
@@ -259,16 +258,15 @@ class Pipeline:
             AugmentConfig(**opts),
             out,
         )
-        counts = {k: manifest[k] for k in ("counts",) if k in manifest}
-        usage = {k: manifest[k] for k in ("llm_requests", "tokens", "cost_usd") if k in manifest}
-        return StageResult([out / "augmented.jsonl"], counts, usage)
+        usage = {k: manifest.get(k) for k in ("llm_requests", "tokens", "cost_usd", "cache_hits")}
+        return StageResult([out / "augmented.jsonl"], manifest.get("counts", {}), usage)
 
     def _training_sets(self) -> list[str]:
         names = [c.name for c in self.cultures]
         return [*names, ONE] if len(names) > 1 else names
 
     def stage_dataset(self) -> StageResult:
-        from culturellm.augment import build_training_set
+        from culturellm.augment import build_training_set, split_manifest_path
 
         cfg = self.config
         outs, counts = [], {}
@@ -284,8 +282,8 @@ class Pipeline:
                 holdout_variants=cfg.dataset.holdout_variants,
                 seed=cfg.seed,
             )
-            outs += [path, _split_file(path)]
-            counts[name] = manifest.get("counts", manifest.get("records"))
+            outs += [path, split_manifest_path(path)]
+            counts[name] = manifest.get("counts")
         return StageResult(outs, counts)
 
     def stage_finetune(self) -> StageResult:
@@ -352,6 +350,7 @@ class Pipeline:
         return StageResult(outs, {"result_rows": counts})
 
     def stage_align(self) -> StageResult:
+        from culturellm.augment import split_manifest_path
         from culturellm.evaluate import align
 
         outs = []
@@ -361,7 +360,7 @@ class Pipeline:
             for v in self.variants(c.name):
                 if v.label in done:
                     continue
-                split = _split_file(
+                split = split_manifest_path(
                     self.run_dir / "data" / (ONE if v.label == "culturellm-one" else c.name) / "train.jsonl"
                 )
                 res = align(v, c.name, split=split if split.exists() else None)
@@ -381,10 +380,6 @@ class Pipeline:
         report = write_report(results, self.run_dir)
         pngs = sorted(self.run_dir.glob("plots/*.png"))
         return StageResult([report, *pngs], {"plots": len(pngs)})
-
-
-def _split_file(train: Path) -> Path:
-    return train.with_name(train.name.removesuffix(".jsonl") + ".manifest.json")
 
 
 def summary_rows(run_dir: Path) -> list[dict[str, Any]]:
