@@ -75,38 +75,43 @@ def aggregate(
     Questions whose column is absent are skipped; a (country, question) pair without any valid answer
     (or whose valid answers all have weight 0) produces nothing.
     """
+    import numpy as np
     import pandas as pd
 
     questions = list(questions) if questions is not None else load_questions()
     present = [q for q in questions if q.id in df.columns]
     if use_weights and "weight" in df.columns:
-        weight = pd.to_numeric(df["weight"], errors="coerce").astype(float)
+        weight = pd.to_numeric(df["weight"], errors="coerce").to_numpy(dtype=float)
     else:
-        weight = pd.Series(1.0, index=df.index)
-    country = df["country"].astype(str)
-    by_country: dict[str, dict[str, CountryAnswers]] = {}
+        weight = np.ones(len(df))
+    country_idx, names = pd.factorize(df["country"].astype(str), sort=True)
+    n_countries = len(names)
+    out: list[CountryAnswers] = []
+    per_question: list[tuple[Question, np.ndarray, np.ndarray]] = []
     task = progress.add_task("aggregating", total=len(present)) if progress is not None else None
     for q in present:
-        codes = pd.to_numeric(df[q.id], errors="coerce")
-        valid = codes.isin(q.codes)
-        sub = pd.DataFrame({"country": country[valid], "code": codes[valid].astype(int), "w": weight[valid]})
-        grouped = sub.groupby(["country", "code"], sort=True)["w"].agg(["sum", "size"])
-        for ctry, part in grouped.groupby(level="country", sort=True):
-            sums = {int(code): float(s) for (_, code), s in part["sum"].items()}
-            counts = {c: sums.get(int(c), 0.0) for c in q.options}
-            if sum(counts.values()) <= 0:
-                continue
-            by_country.setdefault(str(ctry), {})[q.id] = CountryAnswers(
-                country=str(ctry), question_id=q.id, counts=counts, n=int(part["size"].sum())
-            )
+        codes = pd.to_numeric(df[q.id], errors="coerce").to_numpy(dtype=float)
+        # position of each answer among the question's options; -1 = missing (negative code, NaN,
+        # or a code that is not an option)
+        pos = np.full(len(codes), -1, dtype=np.int64)
+        for i, code in enumerate(q.codes):
+            pos[codes == code] = i
+        valid = pos >= 0
+        k = len(q.codes)
+        cell = country_idx[valid] * k + pos[valid]
+        sums = np.bincount(cell, weights=weight[valid], minlength=n_countries * k).reshape(n_countries, k)
+        sizes = np.bincount(cell, minlength=n_countries * k).reshape(n_countries, k)
+        per_question.append((q, sums, sizes))
         if task is not None:
             progress.advance(task)
-    order = {q.id: i for i, q in enumerate(questions)}
-    return [
-        a
-        for ctry in sorted(by_country)
-        for a in sorted(by_country[ctry].values(), key=lambda a: order[a.question_id])
-    ]
+    for ci, country in enumerate(names):
+        for q, sums, sizes in per_question:
+            n = int(sizes[ci].sum())
+            if n == 0 or sums[ci].sum() <= 0:
+                continue
+            counts = {code: float(w) for code, w in zip(q.options, sums[ci], strict=True)}
+            out.append(CountryAnswers(country=str(country), question_id=q.id, counts=counts, n=n))
+    return out
 
 
 def combine(answers: Iterable[CountryAnswers], question: Question) -> tuple[dict[str, float], int]:

@@ -102,7 +102,8 @@ def load_answers() -> AnswerTable:
     the bundled country entirely). Memoised; re-read when the user file changes."""
     user = user_answers_path()
     try:
-        stamp = user.stat().st_mtime_ns
+        st = user.stat()
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
     except FileNotFoundError:
         stamp = None
     key = (str(user), stamp)

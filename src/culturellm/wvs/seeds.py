@@ -52,12 +52,14 @@ class Seed:
             "distribution": dict(self.distribution),
             "majority": self.majority,
             "majority_label": self.majority_label,
+            "mean": self.mean,
             "n": self.n,
             "countries": list(self.countries),
         }
 
 
-_memo: dict[tuple[Culture, int], list[Seed]] = {}
+#: culture -> (the answer table the seeds were computed from, seeds)
+_memo: dict[Culture, tuple[object, list[Seed]]] = {}
 
 
 def seed_set(culture: str | Culture) -> list[Seed]:
@@ -66,9 +68,9 @@ def seed_set(culture: str | Culture) -> list[Seed]:
     countries has WVS data. Memoised per culture and loaded aggregates: do not mutate the result."""
     cult = get_culture(culture)
     table = load_answers()
-    key = (cult, id(table))
-    if key in _memo:
-        return list(_memo[key])
+    hit = _memo.get(cult)
+    if hit is not None and hit[0] is table:
+        return list(hit[1])
     missing = [c for c in cult.countries if c not in table]
     if len(missing) == len(cult.countries):
         raise DataError(
@@ -96,5 +98,5 @@ def seed_set(culture: str | Culture) -> list[Seed]:
         )
     if len(_memo) > 256:
         _memo.clear()
-    _memo[key] = seeds
+    _memo[cult] = (table, seeds)
     return list(seeds)
