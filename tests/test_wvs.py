@@ -5,6 +5,7 @@ and the reference implementation's labelling bug."""
 from __future__ import annotations
 
 import importlib.util
+import io
 import math
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pyreadstat
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from culturellm.cultures import list_cultures
 from culturellm.errors import DataError
@@ -421,3 +424,60 @@ def test_malformed_answers_file(tmp_path):
     p.write_text('{"country": "IRQ", "n": 1}\n')
     with pytest.raises(DataError, match=r"a\.jsonl:1: missing field 'question_id'"):
         read_answers(p)
+
+
+# --- property test: aggregation equals a naive per-row computation ---------------------------------
+
+ROW = st.tuples(
+    st.sampled_from(["AAA", "BBB", "CCC"]),
+    st.sampled_from([0.25, 0.5, 1.0, 2.0, 3.5]),
+    st.sampled_from([-5, -4, -2, -1, 0, 1, 2, 3, 4, 5, 11]),
+    st.sampled_from([-4, -1, 0, 1, 2, 3]),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(ROW, min_size=1, max_size=40))
+def test_aggregate_matches_naive(rows):
+    df = pd.DataFrame(rows, columns=["country", "weight", "Q27", "Q122"])
+    got = by_key(aggregate(df, [Q["Q27"], Q["Q122"]]))
+    expected = {}
+    for qi, qid in ((2, "Q27"), (3, "Q122")):
+        options = Q[qid].options
+        for country in {r[0] for r in rows}:
+            valid = [r for r in rows if r[0] == country and str(r[qi]) in options]
+            if valid:
+                counts = {c: sum(r[1] for r in valid if str(r[qi]) == c) for c in options}
+                expected[country, qid] = (counts, len(valid))
+    assert set(got) == set(expected)
+    for key, (counts, n) in expected.items():
+        assert got[key].n == n
+        assert got[key].counts == pytest.approx(counts)
+    for a in got.values():
+        dist = a.distribution
+        assert sum(dist.values()) == pytest.approx(1.0)
+        top = max(dist.values())
+        assert a.majority == str(min(int(c) for c, s in dist.items() if s >= top - 1e-9))
+
+
+def test_zip_release_and_progress(tmp_path):
+    """The official CSV download is a zip holding one CSV; progress bars track reading and aggregating."""
+    import zipfile
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    z = tmp_path / "release.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("WVS_Cross-National_Wave_7_csv_v6_0.csv", RAW.to_csv(index=False))
+    with Progress(console=Console(file=io.StringIO())) as progress:
+        answers = aggregate(read_microdata(z, progress=progress), progress=progress)
+        tasks = {t.description: t for t in progress.tasks}
+    check_expected(answers)
+    assert tasks["reading release.zip"].completed == z.stat().st_size
+    assert tasks["aggregating"].completed == tasks["aggregating"].total == 3  # Q27, Q36, Q122
+    with zipfile.ZipFile(tmp_path / "two.zip", "w") as zf:
+        zf.writestr("a.csv", "B_COUNTRY_ALPHA,Q27\nIRQ,1\n")
+        zf.writestr("b.csv", "B_COUNTRY_ALPHA,Q27\nIRQ,1\n")
+    with pytest.raises(DataError, match=r"two\.zip: a zip file must hold exactly one CSV file"):
+        read_microdata(tmp_path / "two.zip")

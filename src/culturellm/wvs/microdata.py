@@ -139,10 +139,13 @@ def _read_csv(path: Path, questions: Sequence[Question], progress: Progress | No
             elif name.endswith(".zip"):
                 compression = "zip"
             # rich.progress.open reports bytes read, a good proxy for progress through the file
-            with progress.open(path, "rb", description=f"reading {path.name}") as f:
+            size = path.stat().st_size
+            task = progress.add_task(f"reading {path.name}", total=size)
+            with progress.open(path, "rb", task_id=task) as f:
                 df = pd.read_csv(
                     f, sep=sep, usecols=usecols, dtype=dtypes, low_memory=False, compression=compression
                 )
+            progress.update(task, completed=size)  # a zip is read out of order: mark it done
     except DataError:
         raise
     except Exception as e:
