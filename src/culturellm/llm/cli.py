@@ -1,9 +1,136 @@
-"""CLI commands of culturellm.llm."""
+"""CLI commands of culturellm.llm: `chat`, `serve`, `cache stats|clear`, `models`."""
 
 from __future__ import annotations
 
+import json
+import sys
+
 import typer
+
+cache_app = typer.Typer(
+    help="The LLM response cache (SQLite): statistics and clearing.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+    app.command("chat")(chat)
+    app.command("serve")(serve)
+    app.command("models")(models)
+    app.add_typer(cache_app, name="cache")
+
+
+def chat(
+    text: str = typer.Argument(..., help="The user message ('-' reads it from stdin)."),
+    model: str = typer.Option(
+        "bundled",
+        "--model",
+        "-m",
+        help="Model spec: bundled, gemma3-270m, hf:PATH, "
+        "openai:MODEL, or a culture model directory (culturellm.json / adapter).",
+    ),
+    system: str | None = typer.Option(None, "--system", "-s", help="System prompt."),
+    max_tokens: int = typer.Option(256, "--max-tokens", min=1, help="Most tokens to generate."),
+    temperature: float = typer.Option(0.0, "--temperature", "-t", min=0.0, max=2.0, help="0 = greedy."),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed (with --temperature > 0)."),
+    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server (openai:MODEL)."),
+    api_key: str | None = typer.Option(
+        None, "--api-key", envvar="OPENAI_API_KEY", show_envvar=True, help="API key for openai:MODEL."
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Bypass the response cache."),
+    usage: bool = typer.Option(False, "--usage", help="Also print token usage and cost on stderr."),
+) -> None:
+    """Send one message to a model and print its reply."""
+    from rich.console import Console
+
+    from culturellm.llm import SamplingParams, load_model
+
+    if text == "-":
+        text = sys.stdin.read()
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": text}
+    ]
+    err = Console(stderr=True)
+    with err.status(f"loading {model}"):
+        llm = load_model(model, base_url=base_url, api_key=api_key, cache=not no_cache)
+    reply = llm.generate(
+        [messages], SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
+    )[0]
+    print(reply)
+    if usage:
+        err.print(json.dumps(llm.usage.as_dict()), highlight=False)
+
+
+def serve(
+    model: str = typer.Option(
+        "bundled", "--model", "-m", help="Local model spec or culture model directory."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0 exposes it)."),
+    port: int = typer.Option(8000, "--port", "-p", help="TCP port."),
+    name: str | None = typer.Option(None, "--name", help="Model id clients send (default: the spec)."),
+    batch_size: int = typer.Option(
+        8, "--batch-size", min=1, help="Most concurrent requests per forward pass."
+    ),
+    dtype: str | None = typer.Option(None, "--dtype", help="float32 (default) or bfloat16."),
+) -> None:
+    """Serve a local model over an OpenAI-compatible API (/v1/models, /v1/chat/completions, ...)."""
+    from culturellm.llm.server import serve as run_server
+
+    run_server(model, host=host, port=port, name=name, batch_size=batch_size, dtype=dtype)
+
+
+def models() -> None:
+    """List the model spec forms and the bundled models."""
+    from culturellm.llm.convert import BUNDLED
+    from culturellm.llm.local import SPEC_FORMS
+
+    for entry in BUNDLED.values():
+        print(f"{entry.name:14s} {entry.description}")
+    print("\nspec forms:")
+    for form in SPEC_FORMS:
+        print(f"  {form}")
+
+
+@cache_app.command("stats")
+def cache_stats(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Entries, hits, misses, tokens and cost saved."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from culturellm.llm.cache import open_cache
+
+    s = open_cache().stats()
+    if as_json:
+        print(json.dumps(s, indent=2))
+        return
+    console = Console()
+    lookups = s["hits"] + s["misses"]
+    rate = f"{100 * s['hits'] / lookups:.1f}%" if lookups else "-"
+    console.print(f"[bold]{s['path']}[/] ({s['size_bytes'] / 1e6:.1f} MB)", highlight=False)
+    console.print(
+        f"entries {s['entries']}   hits {s['hits']}   misses {s['misses']}   hit rate {rate}\n"
+        f"tokens saved {s['tokens_saved']}   cost saved ${s['cost_saved_usd']:.4f}   "
+        f"stored tokens {s['stored_tokens']}   stored cost ${s['stored_cost_usd']:.4f}",
+        highlight=False,
+    )
+    if s["by_model"]:
+        table = Table("backend", "model", "kind", "entries")
+        for row in s["by_model"]:
+            table.add_row(row["backend"], row["model"], row["kind"], str(row["entries"]))
+        console.print(table)
+
+
+@cache_app.command("clear")
+def cache_clear(
+    model: str | None = typer.Option(None, "--model", help="Only entries of this model id (see stats)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask."),
+) -> None:
+    """Delete cached responses (all of them, or one model's)."""
+    from culturellm.llm.cache import open_cache
+
+    cache = open_cache()
+    what = f"entries of model '{model}'" if model else "all cached responses and counters"
+    if not yes and not typer.confirm(f"delete {what} in {cache.path}?"):
+        raise typer.Abort()
+    n = cache.clear(model=model)
+    print(f"deleted {n} entries")

@@ -13,6 +13,7 @@ being its prefix; with `end_of_turn=False` and single-token candidates the promp
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import threading
 import time
@@ -113,6 +114,9 @@ def load_local(spec: str, *, dtype: str | None = None, merge: bool = False) -> t
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars; our own status line says what loads
 
     if spec.startswith("openai:"):
         raise CultureLLMError(f"'{spec}' is a remote model: it has no local weights")
@@ -279,12 +283,24 @@ class LocalChatModel:
         self, requests: Sequence[Chat], params: SamplingParams | None = None
     ) -> list[Completion]:
         """`generate` with per-request token counts and latency; does not touch `usage`."""
+        if not requests:
+            return []
+        done = self.generate_ids([self.prompt_ids(r) for r in requests], params)
+        return [dataclasses.replace(c, text=c.text.strip()) for c in done]
+
+    def generate_ids(
+        self,
+        prompts: Sequence[Sequence[int]],
+        params: SamplingParams | None = None,
+        *,
+        logprobs: int | None = None,
+    ) -> list[Completion]:
+        """Generate from token-id prompts (chat-formatted or raw). `logprobs=k` also returns, per
+        generated token, its log-probability under the model and the k most likely alternatives
+        (as the OpenAI API does; computed from the unmodified distribution)."""
         import torch
 
         params = params or SamplingParams()
-        if not requests:
-            return []
-        prompts = [self.prompt_ids(r) for r in requests]
         out: list[Completion] = [Completion("")] * len(prompts)
         sampling = params.temperature > 0
         gen_kw: dict[str, Any] = {
@@ -297,36 +313,62 @@ class LocalChatModel:
             gen_kw.update(temperature=float(params.temperature), top_p=float(params.top_p), top_k=0)
         else:  # override generation_config sampling defaults, so greedy stays greedy and quiet
             gen_kw.update(temperature=None, top_p=None, top_k=None)
+        if logprobs is not None:
+            gen_kw.update(return_dict_in_generate=True, output_logits=True)
         batches = self._batches([len(p) for p in prompts], self.batch_size)
         with self._lock, torch.inference_mode(), self._progress(len(prompts), "generating") as prog:
             task = prog.add_task("gen", total=len(prompts))
             for b, idx in enumerate(batches):
                 ids, mask, _ = self._left_pad([prompts[i] for i in idx])
-                gen = None
-                if sampling:
-                    gen = torch.Generator(device="cpu")
-                    gen.manual_seed((int(params.seed) * 1_000_003 + int(params.sample_index)) * 7919 + b)
-                    torch.manual_seed(int(gen.initial_seed()) % (2**63))
+                if sampling:  # reproducible: same seed, sample index and batch -> same samples
+                    torch.manual_seed((int(params.seed) * 1_000_003 + int(params.sample_index)) * 7919 + b)
                 t0 = time.perf_counter()
                 result = self.model.generate(input_ids=ids, attention_mask=mask, **gen_kw)
                 latency = (time.perf_counter() - t0) / len(idx)
-                new = result[:, ids.shape[1] :]
+                seqs = result.sequences if logprobs is not None else result
+                new = seqs[:, ids.shape[1] :]
+                step_lp = None
+                if logprobs is not None:
+                    step_lp = torch.stack([lg.float() for lg in result.logits], dim=1).log_softmax(-1)
                 for row, i in enumerate(idx):
                     toks = new[row].tolist()
-                    n = len(toks)
+                    n, finish = len(toks), "length"
                     for k, t in enumerate(toks):
                         if t in self.stop_ids:
-                            n = k
+                            n, finish = k, "stop"
                             break
                     text = self.tokenizer.decode(toks[:n], skip_special_tokens=True)
+                    cut = _apply_stop(text, params.stop)
+                    if len(cut) < len(text):
+                        finish = "stop"
+                    token_lps = None
+                    if step_lp is not None:
+                        token_lps = self._token_logprobs(step_lp[row, :n], toks[:n], logprobs or 0)
                     out[i] = Completion(
-                        _apply_stop(text, params.stop).strip(),
+                        cut,
                         prompt_tokens=len(prompts[i]),
                         completion_tokens=min(len(toks), n + 1),
                         latency_s=latency,
+                        finish_reason=finish,
+                        token_logprobs=token_lps,
                     )
                 prog.advance(task, len(idx))
         return out
+
+    def _token_logprobs(self, lp: Any, toks: Sequence[int], k: int) -> list[dict[str, Any]]:
+        entries = []
+        for step, t in enumerate(toks):
+            top = []
+            if k > 0:
+                vals, idx = lp[step].topk(k)
+                top = [
+                    {"token": self.tokenizer.decode([int(j)]), "logprob": float(v)}
+                    for v, j in zip(vals.tolist(), idx.tolist(), strict=True)
+                ]
+            entries.append(
+                {"token": self.tokenizer.decode([t]), "logprob": float(lp[step, t]), "top_logprobs": top}
+            )
+        return entries
 
     # -- score -------------------------------------------------------------------------------------
 

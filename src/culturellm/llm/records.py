@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from culturellm.llm.base import ScoreResult, Usage
 
@@ -17,6 +18,8 @@ class Completion:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     latency_s: float = 0.0
+    finish_reason: str = "stop"  # "stop" (end of turn or stop string) or "length" (max_tokens)
+    token_logprobs: list[dict[str, Any]] | None = None  # per token: token, logprob, top_logprobs
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,299 @@
+"""`culturellm serve` in a subprocess on 127.0.0.1, driven by the `openai` backend and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from culturellm.errors import CultureLLMError
+from culturellm.llm import SamplingParams, ScoreRequest, load_model
+from culturellm.llm.cache import ResponseCache
+from culturellm.llm.openai_backend import OpenAIChatModel
+
+USER = [{"role": "user", "content": "How important is family in your life? Answer 1, 2, 3 or 4."}]
+
+
+class Resp:
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status_code = status
+        self._body = body
+
+    def json(self):
+        return json.loads(self._body)
+
+
+def http(method: str, url: str, payload=None, content: bytes | None = None, timeout: float = 120) -> Resp:
+    """A plain HTTP request (urllib): status and body, errors included."""
+    import urllib.error
+    import urllib.request
+
+    data = content if content is not None else (json.dumps(payload).encode() if payload is not None else None)
+    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return Resp(r.status, r.read())
+    except urllib.error.HTTPError as e:
+        return Resp(e.code, e.read())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(spec: str, *extra: str, timeout: float = 240.0) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "culturellm.cli",
+            "serve",
+            "--model",
+            spec,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            raise RuntimeError(f"server exited with {proc.returncode}: {out[-2000:]}")
+        try:
+            if http("GET", f"{url}/models", timeout=2).status_code == 200:
+                return proc, url
+        except OSError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("server did not start in time")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=30)
+    if proc.stdout:
+        proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    proc, url = start_server("bundled")
+    yield url
+    stop(proc)
+
+
+@pytest.fixture(scope="module")
+def remote(server):
+    return load_model("openai:bundled", base_url=server, cache=False, concurrency=8, max_retries=1)
+
+
+def test_models_endpoint(server) -> None:
+    import openai
+
+    client = openai.OpenAI(base_url=server, api_key="x")
+    assert [m.id for m in client.models.list().data] == ["bundled"]
+
+
+def test_generation_matches_local(remote, bundled_model) -> None:
+    chat = [{"role": "user", "content": "What is the capital of France? One word."}]
+    p = SamplingParams(max_tokens=12)
+    assert remote.generate([chat], p) == bundled_model.generate([chat], p)
+    assert remote.usage.prompt_tokens > 0 and remote.usage.completion_tokens > 0
+    assert remote.usage.cost_usd == 0.0  # unknown model -> no price
+
+
+def test_logprob_scoring_matches_local(remote, bundled_model) -> None:
+    cands = ("1", "2", "3", "4")
+    got = remote.score([ScoreRequest(USER, cands)])[0]
+    ref = bundled_model.score([ScoreRequest(USER, cands, end_of_turn=False)])[0]
+    assert got.logprobs == pytest.approx(ref.logprobs, abs=1e-3)
+    assert got.num_tokens == (1, 1, 1, 1)
+
+
+def test_concurrent_requests_are_micro_batched(remote, server) -> None:
+    chats = [[{"role": "user", "content": f"Write the number {i} in words."}] for i in range(8)]
+    p = SamplingParams(max_tokens=6)
+    out = remote.generate(chats, p)
+    assert len(out) == 8 and all(isinstance(t, str) and t for t in out)
+    health = http("GET", server.removesuffix("/v1") + "/health").json()
+    assert health["largest_batch"] > 1
+    # sampled requests with a seed replay; different sample indices differ
+    s0 = SamplingParams(max_tokens=8, temperature=1.0, seed=5)
+    a = remote.generate([chats[0]], s0)
+    assert a == remote.generate([chats[0]], s0)
+
+
+def test_bad_requests_get_openai_errors(server, remote) -> None:
+    r = http("POST", f"{server}/chat/completions", {"model": "bundled", "messages": [], "max_tokens": 3})
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert set(err) == {"message", "type", "param", "code"} and err["param"] == "messages"
+    r = http("POST", f"{server}/chat/completions", {"model": "bundled", "messages": USER, "temperature": 9})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "temperature"
+    r = http("POST", f"{server}/chat/completions", {"model": "gpt-9", "messages": USER})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    r = http(
+        "POST",
+        f"{server}/chat/completions",
+        content=b"{not json",
+    )
+    assert r.status_code == 400
+    r = http(
+        "POST", f"{server}/completions", {"model": "bundled", "prompt": "Paris is", "max_tokens": 100000}
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"
+    with pytest.raises(CultureLLMError, match="HTTP 400"):
+        remote.generate([[{"role": "user", "content": "hi"}]], SamplingParams(max_tokens=100000))
+
+
+def test_completions_endpoint(server) -> None:
+    r = http(
+        "POST",
+        f"{server}/completions",
+        {
+            "model": "bundled",
+            "prompt": ["The capital of France is"],
+            "max_tokens": 3,
+            "temperature": 0,
+            "logprobs": 2,
+        },
+        timeout=120,
+    )
+    body = r.json()
+    assert r.status_code == 200, body
+    choice = body["choices"][0]
+    assert "Paris" in choice["text"] and len(choice["logprobs"]["tokens"]) == 3
+    assert body["usage"]["completion_tokens"] == 3
+
+
+def test_cache_hits_and_misses_over_http(server) -> None:
+    m = load_model("openai:bundled", base_url=server, cache=True)
+    chat = [{"role": "user", "content": "Say yes."}]
+    p = SamplingParams(max_tokens=4)
+    a = m.generate([chat], p)
+    b = m.generate([chat], p)
+    assert a == b and m.usage.requests == 1 and m.usage.cache_hits == 1
+    s1 = m.score([ScoreRequest(USER, ("1", "2"))])
+    s2 = m.score([ScoreRequest(USER, ("1", "2"))])
+    assert s1 == s2 and m.usage.cache_hits == 2
+
+
+def test_cli_chat_and_cache_stats(server) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "culturellm.cli",
+            "chat",
+            "--model",
+            "openai:bundled",
+            "--base-url",
+            server,
+            "--max-tokens",
+            "12",
+            "What is the capital of France?",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "Paris" in r.stdout
+    r = subprocess.run(
+        [sys.executable, "-m", "culturellm.cli", "cache", "stats", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    stats = json.loads(r.stdout)
+    assert stats["entries"] >= 1 and stats["misses"] >= 1
+    r = subprocess.run(
+        [sys.executable, "-m", "culturellm.cli", "chat", "--model", "no-such-model", "hi"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert r.returncode == 2 and "unknown model spec 'no-such-model'" in r.stderr
+    assert "openai:MODEL" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_server_dying_mid_run(tmp_path: Path) -> None:
+    """Kill the server while a request is in flight: a clear error naming the URL, nothing cached."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from culturellm.llm.cache import CachedChatModel
+    from culturellm.llm.local import resolve_local_dir
+
+    tok = AutoTokenizer.from_pretrained(resolve_local_dir("bundled"))
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8192,
+        eos_token_id=2,
+        pad_token_id=2,
+        bos_token_id=1,
+    )
+    tiny = tmp_path / "tiny"
+    LlamaForCausalLM(cfg).save_pretrained(tiny)
+    tok.save_pretrained(tiny)
+    proc, url = start_server(f"hf:{tiny}", "--name", "tiny")
+    try:
+        cache = ResponseCache(tmp_path / "responses.sqlite")
+        inner = OpenAIChatModel("tiny", base_url=url, max_retries=1, timeout=30, concurrency=2)
+        m = CachedChatModel(inner, cache)
+        assert len(m.generate([USER], SamplingParams(max_tokens=2))) == 1
+        assert cache.stats()["entries"] == 1
+        errors: list[BaseException] = []
+
+        def long_call() -> None:
+            try:
+                m.generate(
+                    [[{"role": "user", "content": f"story {i}"}] for i in range(2)],
+                    SamplingParams(max_tokens=6000),
+                )
+            except BaseException as e:
+                errors.append(e)
+
+        t = threading.Thread(target=long_call)
+        t.start()
+        time.sleep(1.5)
+        stop(proc)
+        t.join(timeout=120)
+        assert not t.is_alive()
+        assert len(errors) == 1 and isinstance(errors[0], CultureLLMError)
+        assert url in str(errors[0])
+        assert cache.stats()["entries"] == 1  # nothing from the failed call
+        with pytest.raises(CultureLLMError, match="cannot reach"):
+            m.generate([[{"role": "user", "content": "again"}]])
+    finally:
+        stop(proc)
