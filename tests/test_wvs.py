@@ -476,6 +476,13 @@ def test_zip_release_and_progress(tmp_path):
     check_expected(answers)
     assert tasks["reading release.zip"].completed == z.stat().st_size
     assert tasks["aggregating"].completed == tasks["aggregating"].total == 3  # Q27, Q36, Q122
+    sav = tmp_path / "release.sav"
+    pyreadstat.write_sav(RAW, sav)
+    with Progress(console=Console(file=io.StringIO())) as progress:
+        answers = aggregate(read_microdata(sav, progress=progress))  # read in chunks
+        task = progress.tasks[0]
+    check_expected(answers)
+    assert task.description == "reading release.sav" and task.completed == task.total == len(RAW)
     with zipfile.ZipFile(tmp_path / "two.zip", "w") as zf:
         zf.writestr("a.csv", "B_COUNTRY_ALPHA,Q27\nIRQ,1\n")
         zf.writestr("b.csv", "B_COUNTRY_ALPHA,Q27\nIRQ,1\n")
