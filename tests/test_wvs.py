@@ -410,7 +410,6 @@ def test_user_import_adds_and_overrides_countries(tmp_path, monkeypatch):
     assert after["Q27"].distribution == pytest.approx({c: (jor[c] + (c == "4")) / 2 for c in jor})
     assert after["Q27"].countries == ("IRQ", "JOR") and after["Q28"].countries == ("JOR",)
     assert before["Q28"].countries == ("IRQ", "JOR")
-    monkeypatch.delenv("CULTURELLM_HOME")
 
 
 def test_malformed_answers_file(tmp_path):

@@ -33,7 +33,7 @@ def _kind(path: Path) -> str:
         return "sav"
     if name.endswith(".dta"):
         return "dta"
-    if name.endswith((".csv", ".csv.gz", ".csv.zip", ".zip", ".txt")):
+    if name.endswith((".csv", ".csv.gz", ".csv.zip", ".zip")):
         return "csv"
     raise DataError(f"{path}: unsupported file type (expected one of {', '.join(SUFFIXES)})")
 
