@@ -487,3 +487,11 @@ def test_zip_release_and_progress(tmp_path):
         zf.writestr("b.csv", "B_COUNTRY_ALPHA,Q27\nIRQ,1\n")
     with pytest.raises(DataError, match=r"two\.zip: a zip file must hold exactly one CSV file"):
         read_microdata(tmp_path / "two.zip")
+
+
+def test_csv_with_bom_and_latin1_text_columns(tmp_path):
+    p = tmp_path / "release.csv"
+    text = RAW.drop(columns="B_COUNTRY").assign(NOTE="Año Ünïcode").to_csv(index=False)
+    assert text.startswith("B_COUNTRY_ALPHA,")
+    p.write_bytes("\ufeff".encode() + text.encode("latin-1"))  # BOM + latin-1 free text
+    check_expected(aggregate(read_microdata(p)))

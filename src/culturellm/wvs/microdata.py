@@ -93,7 +93,7 @@ def _sniff_sep(path: Path) -> str:
 def _select_columns(path: Path, names: Sequence[str], questions: Sequence[Question]) -> dict[str, str]:
     """Map canonical names (country/weight/question ids) to the file's column names; DataError when the
     country column or every question column is missing."""
-    upper = {str(n).strip().upper(): n for n in names}
+    upper = {str(n).strip().lstrip("\ufeff").strip('"').upper(): n for n in names}
     sel: dict[str, str] = {}
     if COUNTRY_ALPHA in upper:
         sel[COUNTRY_ALPHA] = upper[COUNTRY_ALPHA]
@@ -117,12 +117,17 @@ def _select_columns(path: Path, names: Sequence[str], questions: Sequence[Questi
     return sel
 
 
+# Releases carry free-text columns in national encodings; only numeric columns are used, so undecodable
+# bytes elsewhere must not fail the read.
+_CSV_OPTS = {"encoding_errors": "replace"}
+
+
 def _read_csv(path: Path, questions: Sequence[Question], progress: Progress | None) -> pd.DataFrame:
     import pandas as pd
 
     sep = _sniff_sep(path)
     try:
-        header = pd.read_csv(path, nrows=0, sep=sep)
+        header = pd.read_csv(path, nrows=0, sep=sep, encoding_errors="replace")
     except Exception as e:
         raise DataError(f"{path}: not a readable CSV file ({e})") from None
     sel = _select_columns(path, list(header.columns), questions)
@@ -130,7 +135,7 @@ def _read_csv(path: Path, questions: Sequence[Question], progress: Progress | No
     dtypes = {sel[k]: "string" for k in (COUNTRY_ALPHA,) if k in sel}
     try:
         if progress is None:
-            df = pd.read_csv(path, sep=sep, usecols=usecols, dtype=dtypes, low_memory=False)
+            df = pd.read_csv(path, sep=sep, usecols=usecols, dtype=dtypes, low_memory=False, **_CSV_OPTS)
         else:
             compression = "infer"
             name = path.name.lower()
@@ -143,7 +148,13 @@ def _read_csv(path: Path, questions: Sequence[Question], progress: Progress | No
             task = progress.add_task(f"reading {path.name}", total=size)
             with progress.open(path, "rb", task_id=task) as f:
                 df = pd.read_csv(
-                    f, sep=sep, usecols=usecols, dtype=dtypes, low_memory=False, compression=compression
+                    f,
+                    sep=sep,
+                    usecols=usecols,
+                    dtype=dtypes,
+                    low_memory=False,
+                    compression=compression,
+                    **_CSV_OPTS,
                 )
             progress.update(task, completed=size)  # a zip is read out of order: mark it done
     except DataError:
