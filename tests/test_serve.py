@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -297,3 +298,20 @@ def test_server_dying_mid_run(tmp_path: Path) -> None:
             m.generate([[{"role": "user", "content": "again"}]])
     finally:
         stop(proc)
+
+
+def test_generate_and_parse_fallback(server) -> None:
+    """Without logprobs, scoring generates a reply and parses the candidate it names."""
+    from culturellm.llm.openai_backend import parse_choice
+
+    m = load_model("openai:bundled", base_url=server, cache=False, score_mode="parse")
+    cands = ("1", "2", "3", "4")
+    res = m.score([ScoreRequest(USER, cands)])[0]
+    reply = m.generate([USER], SamplingParams(max_tokens=16))[0]
+    pick = parse_choice(reply, cands)
+    if pick is None:
+        assert res.logprobs == pytest.approx(tuple(-math.log(4) for _ in cands))
+        assert m.usage.by_kind["score_unparsed"] == 1
+    else:
+        assert res.logprobs[pick] == 0.0
+        assert all(lp == float("-inf") for i, lp in enumerate(res.logprobs) if i != pick)

@@ -32,6 +32,34 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
+# Gemma 3's chat template (the GGUF in the gemma3-270m packages carries none): system text is
+# prepended to the first user turn; the assistant role is called "model".
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{%- set first_user_prefix = messages[0]['content'] + '\\n\\n' -%}"
+    "{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}{%- set first_user_prefix = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- if message['role'] == 'assistant' -%}{%- set role = 'model' -%}"
+    "{%- else -%}{%- set role = message['role'] -%}{%- endif -%}"
+    "{{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else '') }}"
+    "{{ message['content'] | trim }}{{ '<end_of_turn>\\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}"
+)
+
+
+def ensure_chat_template(tokenizer: Any) -> None:
+    """Give a tokenizer without a chat template the one its vocabulary implies (Gemma's turn
+    markers, else ChatML), and a pad token (EOS) when it has none; both are needed for batching."""
+    if tokenizer.chat_template is None:
+        vocab = tokenizer.get_vocab()
+        tokenizer.chat_template = GEMMA_TEMPLATE if "<start_of_turn>" in vocab else CHATML_TEMPLATE
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+
 SPEC_FORMS = (
     "bundled (SmolLM2-135M-Instruct, offline)",
     "gemma3-270m (Gemma 3 270M, offline)",
@@ -144,6 +172,7 @@ def load_local(spec: str, *, dtype: str | None = None, merge: bool = False) -> t
         tokenizer = AutoTokenizer.from_pretrained(directory)
     except (OSError, ValueError) as e:
         raise CultureLLMError(f"{directory}: cannot load model: {e}") from None
+    ensure_chat_template(tokenizer)
     if adapter is not None:
         from peft import PeftModel
 
@@ -209,10 +238,7 @@ class LocalChatModel:
         self.score_rows = score_rows
         self.progress = progress
         self._lock = threading.Lock()  # one forward pass at a time (torch uses all cores anyway)
-        if tokenizer.chat_template is None:
-            tokenizer.chat_template = CHATML_TEMPLATE
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
+        ensure_chat_template(tokenizer)
         self.pad_id = int(tokenizer.pad_token_id)
         self.eot_ids = _end_of_turn_ids(tokenizer)
         stop = {self.eot_ids[0]} if len(self.eot_ids) == 1 else set()

@@ -233,16 +233,13 @@ def _logsumexp(xs: Sequence[float]) -> float:
 
 
 def parse_choice(text: str, candidates: Sequence[str]) -> int | None:
-    """Index of the candidate a free-text reply names, or None: an exact match (case-insensitive),
-    else the longest candidate that the reply starts with or contains as a whole word."""
+    """Index of the candidate a free-text reply names, or None: an exact match (case-insensitive,
+    ignoring surrounding punctuation/markdown), else the only candidate the reply contains as a whole
+    word. Replies naming several candidates ("1 or 2") are unparseable."""
     t = text.strip().strip(".!\"'`*").strip().lower()
     cands = [c.strip().lower() for c in candidates]
     for i, c in enumerate(cands):
         if t == c:
             return i
-    order = sorted(range(len(cands)), key=lambda i: -len(cands[i]))
-    for i in order:
-        if cands[i] and re.match(rf"{re.escape(cands[i])}(?![\w])", t):
-            return i
-    found = [i for i in order if cands[i] and re.search(rf"(?<![\w]){re.escape(cands[i])}(?![\w])", t)]
-    return found[0] if len(found) == 1 else None
+    found = {c for c in cands if c and re.search(rf"(?<![\w]){re.escape(c)}(?![\w])", t)}
+    return cands.index(found.pop()) if len(found) == 1 else None
