@@ -1,0 +1,87 @@
+"""Selection logic of the pipeline (re-asking, duplicate / negation / threshold rejections, quota per
+paraphrase) with a scripted in-memory ChatModel and the real MiniLM embedder. The real-LLM run is in
+test_augment_pipeline.py."""
+
+from __future__ import annotations
+
+import json
+
+from culturellm.augment import AugmentConfig, augment
+from culturellm.jsonio import read_jsonl
+from culturellm.llm.base import SamplingParams, Usage
+
+SEED = {"id": "Q28", "text": "When a mother works for pay, the children suffer",
+        "options": {"1": "Strongly agree", "2": "Agree", "3": "Disagree", "4": "Strongly disagree"}}  # fmt: skip
+FIRST = """1. When a mother works for pay, the children suffer.
+2. When a mother works for pay, the children do not suffer.
+3. My favourite colour is blue and I like the sea.
+4. Children suffer when their mother has a paid job."""
+SECOND = """1. Children suffer when their mother has a paid job.
+2. If a mother is employed, her children suffer."""
+
+
+class ScriptedLLM:
+    """Answers paraphrase requests from a script indexed by sample_index; synonyms as JSON."""
+
+    name = "scripted"
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self.calls: list[tuple[int, SamplingParams]] = []
+
+    def generate(self, requests, params=None):
+        params = params or SamplingParams()
+        self.calls.append((len(requests), params))
+        self.usage.requests += len(requests)
+        out = []
+        for r in requests:
+            user = r[-1]["content"]
+            if user.startswith("Rewrite"):
+                out.append(FIRST if params.sample_index == 0 else SECOND)
+            else:
+                words = user.split("Words: ")[1].split("\n")[0].split(", ")
+                syn = {
+                    "children": ["kids", "youngsters"],
+                    "suffer": ["struggle", "rejoice"],
+                    "mother": ["mom"],
+                }
+                out.append(json.dumps({w: syn.get(w.lower(), ["thing"]) for w in words}))
+        return out
+
+    def score(self, requests):  # pragma: no cover - not used by augment
+        raise NotImplementedError
+
+
+def test_reask_varies_sample_index_and_filters(tmp_path, embedder):
+    llm = ScriptedLLM()
+    cfg = AugmentConfig(n=2, m=3, retries=2, temperature=0.7)
+    man = augment([SEED], llm, embedder, cfg, tmp_path)
+    rows = read_jsonl(tmp_path / "augmented.jsonl")
+    para = [r["text"] for r in rows if r["step"] == "paraphrase"]
+    assert para == [
+        "Children suffer when their mother has a paid job.",
+        "If a mother is employed, her children suffer.",
+    ]
+    p_calls = [p for _, p in llm.calls if p.max_tokens == cfg.max_tokens_paraphrase]
+    assert [p.sample_index for p in p_calls] == [0, 1] and p_calls[0].seed != p_calls[1].seed
+    reasons = man["steps"]["paraphrase"]["reasons"]
+    assert reasons["duplicate"] >= 2  # the seed echoed, then the already kept paraphrase
+    assert reasons["negation_mismatch"] == 1 and reasons["below_t1"] == 1
+    syn = [r for r in rows if r["step"] == "synonym"]
+    assert 1 <= len(syn) <= 3
+    assert {r["parent"] for r in syn} <= {r["id"] for r in rows if r["step"] == "paraphrase"}
+    assert all(r["similarity"] >= cfg.t2 for r in syn)
+    # round-robin over paraphrases: the most similar variant of each before any second one
+    assert len({r["parent"] for r in syn[:2]}) == min(2, len({r["parent"] for r in syn}))
+    assert man["steps"]["synonym"]["requests"] == 2  # one request per kept paraphrase
+    assert man["llm_requests"] == 2 + 2
+
+
+def test_no_paraphrase_kept_falls_back_to_seed_for_synonyms(tmp_path, embedder):
+    llm = ScriptedLLM()
+    man = augment([SEED], llm, embedder, AugmentConfig(n=0, m=2), tmp_path)
+    rows = read_jsonl(tmp_path / "augmented.jsonl")
+    assert man["steps"]["paraphrase"]["requests"] == 0
+    assert [r["parent"] for r in rows if r["step"] == "synonym"] == [rows[0]["id"]] * 2
+    words = {tuple(s) for r in rows for s in r.get("swaps", [])}
+    assert not any(w in {"strongly", "agree", "disagree"} for w, _ in words)
