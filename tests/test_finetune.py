@@ -227,6 +227,15 @@ def test_cli_finetune_writes_adapter_modelref_card(tiny_base, train_file, tmp_pa
     tuned = PeftModel.from_pretrained(base, out)
     assert not torch.allclose(tuned(ids).logits, before)
 
+    # The model reference loads as a ChatModel (what chat/serve/evaluate do) with the adapter applied.
+    from culturellm.llm import load_model
+    from culturellm.llm.base import ScoreRequest
+
+    req = [ScoreRequest(messages=records()[0]["messages"][:-1], candidates=tuple(OPTIONS))]
+    via_ref = load_model(str(out), cache=False).score(req)[0].logprobs
+    via_base = load_model(tiny_base, cache=False).score(req)[0].logprobs
+    assert via_ref != pytest.approx(via_base, abs=1e-6)
+
     # Same data, base and options: returns at once without training.
     mtime = (out / "adapter_model.safetensors").stat().st_mtime_ns
     ref_path = finetune(train_file, tiny_base, out, fast(lr=0.01, seed=3), progress=False)
