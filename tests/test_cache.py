@@ -154,3 +154,22 @@ def test_bundled_cache_hit(tmp_path, bundled_model) -> None:
     s1 = m.score([ScoreRequest(CHAT, ("hi", "hello"))])
     s2 = m.score([ScoreRequest(CHAT, ("hi", "hello"))])
     assert s1 == s2 and m.usage.cache_hits == 2
+
+
+def test_cache_cli(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from culturellm.cli import app
+    from culturellm.llm.cache import open_cache
+
+    m = CachedChatModel(Echo(), open_cache())
+    m.generate([[{"role": "user", "content": "cli"}]])
+    m.generate([[{"role": "user", "content": "cli"}]])
+    runner = CliRunner()
+    r = runner.invoke(app, ["cache", "stats"])
+    assert r.exit_code == 0, r.output
+    assert "hits" in r.output and "echo-1" in r.output
+    r = runner.invoke(app, ["cache", "clear", "--model", "echo-1", "--yes"])
+    assert r.exit_code == 0 and "deleted 1 entries" in r.output
+    r = runner.invoke(app, ["models"])
+    assert r.exit_code == 0 and "SmolLM2" in r.output and "openai:MODEL" in r.output

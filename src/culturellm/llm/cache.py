@@ -216,6 +216,8 @@ class CachedChatModel:
         self._lock = threading.Lock()
 
     def __getattr__(self, item: str) -> Any:  # tokenizer, model, count_tokens... of the backend
+        if item == "inner" or item.startswith("__"):
+            raise AttributeError(item)
         return getattr(self.inner, item)
 
     def _hit(self, rows: Sequence[tuple]) -> None:

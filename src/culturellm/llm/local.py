@@ -346,10 +346,13 @@ class LocalChatModel:
             task = prog.add_task("gen", total=len(prompts))
             for b, idx in enumerate(batches):
                 ids, mask, _ = self._left_pad([prompts[i] for i in idx])
-                if sampling:  # reproducible: same seed, sample index and batch -> same samples
-                    torch.manual_seed((int(params.seed) * 1_000_003 + int(params.sample_index)) * 7919 + b)
                 t0 = time.perf_counter()
-                result = self.model.generate(input_ids=ids, attention_mask=mask, **gen_kw)
+                with torch.random.fork_rng(devices=[]):  # the caller's RNG state is left alone
+                    if sampling:  # reproducible: same seed, sample index and batch -> same samples
+                        torch.manual_seed(
+                            (int(params.seed) * 1_000_003 + int(params.sample_index)) * 7919 + b
+                        )
+                    result = self.model.generate(input_ids=ids, attention_mask=mask, **gen_kw)
                 latency = (time.perf_counter() - t0) / len(idx)
                 seqs = result.sequences if logprobs is not None else result
                 new = seqs[:, ids.shape[1] :]
