@@ -255,3 +255,12 @@ def test_adapter_dirs_load_on_base(tmp_path, smol_tokenizer) -> None:
     assert c.logprobs == pytest.approx(a.logprobs, abs=1e-5)
     # the cache key of an adapter differs from its base's
     assert merged.model_id != plain_base.model_id
+
+
+def test_long_prompts_score_in_smaller_chunks(tiny: LocalChatModel) -> None:
+    small = LocalChatModel(tiny.model, tiny.tokenizer, name="tiny", batch_size=2, score_tokens=10)
+    assert small._rows_per_pass(40) == 1
+    reqs = _requests()
+    for mode in ("kv", "full"):
+        for a, b in zip(small.score(reqs, mode=mode), tiny.score(reqs), strict=True):
+            assert a.logprobs == pytest.approx(b.logprobs, abs=2e-4)

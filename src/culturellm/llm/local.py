@@ -227,6 +227,7 @@ class LocalChatModel:
         *,
         batch_size: int = 16,
         score_rows: int = 64,
+        score_tokens: int = 8192,
         progress: bool = False,
     ) -> None:
         self.model = model
@@ -236,6 +237,7 @@ class LocalChatModel:
         self.usage = Usage()
         self.batch_size = batch_size
         self.score_rows = score_rows
+        self.score_tokens = score_tokens
         self.progress = progress
         self._lock = threading.Lock()  # one forward pass at a time (torch uses all cores anyway)
         ensure_chat_template(tokenizer)
@@ -453,6 +455,10 @@ class LocalChatModel:
             for s, p, cs in zip(sums, prompts, cands, strict=True)
         ]
 
+    def _rows_per_pass(self, width: int) -> int:
+        """Candidate rows per forward pass: `score_rows`, fewer for long prompts (memory bound)."""
+        return max(1, min(self.score_rows, self.score_tokens // max(width, 1)))
+
     def _score_kv(
         self,
         idx: list[int],
@@ -475,8 +481,10 @@ class LocalChatModel:
             return
         cache = out.past_key_values
         width = ids.shape[1]
-        for start in range(0, len(rows), self.score_rows):
-            chunk = [r for r in rows[start : start + self.score_rows] if len(cands[r[1]][r[2]]) > 1]
+        step = self._rows_per_pass(width)  # each row holds a copy of its prompt's KV cache
+        rows = [r for r in rows if len(cands[r[1]][r[2]]) > 1]
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
             if not chunk:
                 continue
             # candidate tokens after the first, right-padded; they attend to their own prompt's cache
@@ -517,8 +525,10 @@ class LocalChatModel:
         import torch
 
         rows = [(i, j) for i in idx for j in range(len(cands[i]))]
-        for start in range(0, len(rows), self.score_rows):
-            chunk = rows[start : start + self.score_rows]
+        width = max(len(prompts[i]) for i in idx)
+        step = self._rows_per_pass(width)
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
             seqs = [prompts[i] + cands[i][j] for i, j in chunk]
             ids, mask, pos = self._left_pad(seqs)
             keep = max(len(cands[i][j]) for i, j in chunk) + 1
