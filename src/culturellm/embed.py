@@ -51,11 +51,12 @@ class EmbeddingStore:
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():  # never share across fork
             conn = sqlite3.connect(self.path, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
+            self._local.pid = os.getpid()
         return conn
 
     def get_many(self, model: str, keys: Sequence[str]) -> dict[str, np.ndarray]:

@@ -158,7 +158,7 @@ def _convert(gguf: Path, out: Path, description: str) -> None:
 
     console = Console(stderr=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    with console.status(f"converting {description} to safetensors (once; ~20-60 s)"):
+    with console.status(f"converting {description} to safetensors (once; 20 s to a few minutes)"):
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         forget_gguf_quantization(model)
