@@ -264,3 +264,28 @@ def test_long_prompts_score_in_smaller_chunks(tiny: LocalChatModel) -> None:
     for mode in ("kv", "full"):
         for a, b in zip(small.score(reqs, mode=mode), tiny.score(reqs), strict=True):
             assert a.logprobs == pytest.approx(b.logprobs, abs=2e-4)
+
+
+def test_gemma_style_tokenizer_gets_gemma_template(smol_tokenizer) -> None:
+    import copy
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from culturellm.llm.local import GEMMA_TEMPLATE
+
+    tok = copy.deepcopy(smol_tokenizer)
+    tok.add_special_tokens({"additional_special_tokens": ["<start_of_turn>", "<end_of_turn>"]})
+    tok.chat_template = None
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+    )
+    chat = LocalChatModel(LlamaForCausalLM(cfg), tok, name="g")
+    assert tok.chat_template == GEMMA_TEMPLATE
+    assert tok.convert_ids_to_tokens(chat.eot_ids) == ["<end_of_turn>"]
+    text = tok.decode(chat.prompt_ids([{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]))
+    assert text.endswith("<start_of_turn>user\nS\n\nU<end_of_turn>\n<start_of_turn>model\n")
