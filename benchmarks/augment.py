@@ -172,6 +172,34 @@ def requests_benchmark(llm_spec: str, n_seeds: int, n: int, m: int) -> dict:
     return {"ours": ours, "reference": ref, "ratio": ratio, "seconds": {"ours": t_ours, "reference": t_ref}}
 
 
+def requests_from_run(run_dir: Path) -> dict:
+    """Count-only comparison on a finished `culturellm augment` run: the reference's pattern on the
+    same seeds and the same kept paraphrases needs 1 request per seed + 1 per content word per
+    paraphrase (all content words, no limit). Assumes it would accept as many samples as ours (same
+    filters), which favours the reference: it has no re-asks to make up for rejected paraphrases."""
+    from culturellm.augment.words import content_words, option_words
+    from culturellm.jsonio import read_jsonl
+    from culturellm.wvs import load_questions
+
+    man = json.loads((run_dir / "manifest.json").read_text())
+    rows = read_jsonl(run_dir / "augmented.jsonl")
+    opts = {q.id: q.options for q in load_questions()}
+    seeds = [r for r in rows if r["step"] == "seed"]
+    paras = [r for r in rows if r["step"] == "paraphrase"]
+    ref = len(seeds) + sum(
+        len(content_words(r["text"], option_words(opts[r["question_id"]].values()))) for r in paras
+    )
+    accepted = man["counts"]["accepted"]
+    ours = man["llm_requests"]
+    print(f"\n== requests on {run_dir} ({len(seeds)} seeds, {man['llm']}): accepted {accepted}")
+    print(f"ours: {ours} requests ({ours / max(accepted, 1):.3f} per accepted sample)")
+    print(
+        f"reference pattern, same seeds/paraphrases: {ref} requests ({ref / max(accepted, 1):.3f} per sample)"
+    )
+    print(f"ratio: {ref / max(ours, 1):.1f}x")
+    return {"ours": ours, "reference": ref, "accepted": accepted, "ratio": ref / max(ours, 1)}
+
+
 def throughput(pairs_n: int = 400) -> dict:
     """Similarity filter: N (candidate, seed) pairs embedded one pair at a time (as the reference
     recomputed BERT embeddings per comparison) vs in one batched call. No embedding cache."""
@@ -211,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--n", type=int, default=5)
     ap.add_argument("--m", type=int, default=10)
+    ap.add_argument("--from-run", type=Path, help="count-only request comparison on a finished run dir")
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
     results = {}
@@ -220,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         results["calibrate"] = calibrate(load_embedder(disk_cache=False))
     if args.only in (None, "throughput"):
         results["throughput"] = throughput()
-    if args.only in (None, "requests"):
+    if args.from_run:
+        results["requests_from_run"] = requests_from_run(args.from_run)
+    elif args.only in (None, "requests"):
         results["requests"] = requests_benchmark(args.llm, args.seeds, args.n, args.m)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=float))

@@ -10,8 +10,11 @@ from culturellm.augment import AugmentConfig, augment
 from culturellm.jsonio import read_jsonl
 from culturellm.llm.base import SamplingParams, Usage
 
-SEED = {"id": "Q28", "text": "When a mother works for pay, the children suffer",
-        "options": {"1": "Strongly agree", "2": "Agree", "3": "Disagree", "4": "Strongly disagree"}}  # fmt: skip
+SEED = {
+    "id": "Q28",
+    "text": "When a mother works for pay, the children suffer",
+    "options": {"1": "Strongly agree", "2": "Agree", "3": "Disagree", "4": "Strongly disagree"},
+}
 FIRST = """1. When a mother works for pay, the children suffer.
 2. When a mother works for pay, the children do not suffer.
 3. My favourite colour is blue and I like the sea.
@@ -85,3 +88,14 @@ def test_no_paraphrase_kept_falls_back_to_seed_for_synonyms(tmp_path, embedder):
     assert [r["parent"] for r in rows if r["step"] == "synonym"] == [rows[0]["id"]] * 2
     words = {tuple(s) for r in rows for s in r.get("swaps", [])}
     assert not any(w in {"strongly", "agree", "disagree"} for w, _ in words)
+
+
+def test_one_synonym_request_per_seed(tmp_path, embedder):
+    llm = ScriptedLLM()
+    cfg = AugmentConfig(n=2, m=4, retries=1, synonym_requests="seed")
+    man = augment([SEED], llm, embedder, cfg, tmp_path)
+    rows = read_jsonl(tmp_path / "augmented.jsonl")
+    assert man["steps"]["synonym"]["requests"] == 1
+    syn = [r for r in rows if r["step"] == "synonym"]
+    assert syn and {r["parent"] for r in syn} <= {r["id"] for r in rows if r["step"] == "paraphrase"}
+    assert all(r["similarity"] >= cfg.t2 for r in syn)

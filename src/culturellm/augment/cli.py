@@ -25,9 +25,18 @@ def augment_command(
     embedder: str = typer.Option("bundled", "--embedder", help="sentence embedder spec"),
     t1: float | None = typer.Option(None, "--t1", help="min cosine(paraphrase, seed)"),
     t2: float | None = typer.Option(None, "--t2", help="min cosine(synonym variant, seed)"),
+    k: int | None = typer.Option(None, "--k", min=1, help="rewrites asked per paraphrase request (n + 2)"),
+    max_words: int | None = typer.Option(
+        None, "--max-words", min=1, help="content words per synonym request (6)"
+    ),
     retries: int | None = typer.Option(None, "--retries", min=0, help="re-asks for seeds short of n"),
     temperature: float | None = typer.Option(None, "--temperature", min=0.0, help="sampling temperature"),
     translate: str | None = typer.Option(None, "--translate", help="also translate into this language"),
+    synonym_requests: str | None = typer.Option(
+        None,
+        "--synonym-requests",
+        help="sentence (one request per paraphrase, default) or seed (one per seed)",
+    ),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="seeds per LLM batch"),
     seed: int = typer.Option(0, "--seed", help="random seed"),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="use the LLM response cache"),
@@ -44,12 +53,13 @@ def augment_command(
     from culturellm.wvs import load_questions
 
     opts = {"n": n, "m": m, "seed": seed}
-    for k, v in {
+    for key, v in {
         "t1": t1, "t2": t2, "retries": retries, "temperature": temperature,
-        "translate": translate, "batch_size": batch_size,
+        "translate": translate, "batch_size": batch_size, "synonym_requests": synonym_requests,
+        "k": k, "max_words": max_words,
     }.items():  # fmt: skip
         if v is not None:
-            opts[k] = v
+            opts[key] = v
     try:
         config = AugmentConfig(**opts)
     except ValueError as e:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Default thresholds, chosen by measurement (benchmarks/augment.py --only calibrate; numbers in
@@ -35,6 +37,11 @@ class AugmentConfig(BaseModel):
     check_negation: bool = Field(
         True, description="reject variants whose count of negation words differs from the seed's"
     )
+    synonym_requests: Literal["sentence", "seed"] = Field(
+        "sentence",
+        description="one synonym request per kept paraphrase (sentence), or one per seed covering the "
+        "content words of the seed and all its paraphrases (seed: fewer requests)",
+    )
     synonyms_per_word: int = Field(3, ge=1, description="synonyms asked for per content word")
     max_words: int = Field(6, ge=1, description="content words per sentence sent to the synonym request")
     max_combined: int = Field(2, ge=1, description="largest number of words swapped in one variant")
@@ -43,8 +50,12 @@ class AugmentConfig(BaseModel):
     )
     temperature: float = Field(0.8, ge=0.0, description="sampling temperature of the LLM")
     top_p: float = Field(0.95, gt=0.0, le=1.0)
-    max_tokens_paraphrase: int = Field(256, ge=16)
-    max_tokens_synonyms: int = Field(192, ge=16)
+    max_tokens_paraphrase: int | None = Field(
+        None, ge=16, description="token budget of a paraphrase answer (default 16 + 28 per rewrite asked)"
+    )
+    max_tokens_synonyms: int | None = Field(
+        None, ge=16, description="token budget of a synonym answer (default 16 + 18 per word asked)"
+    )
     max_tokens_translate: int = Field(160, ge=16)
     batch_size: int = Field(8, ge=1, description="seeds processed together (one LLM batch per step)")
     translate: str | None = Field(None, description="also translate into this language (step 3)")
@@ -57,6 +68,8 @@ class AugmentConfig(BaseModel):
     def _check(self) -> AugmentConfig:
         if self.k is None:
             self.k = max(self.n + 2, 3)
+        if self.max_tokens_paraphrase is None:
+            self.max_tokens_paraphrase = 16 + 28 * self.k
         return self
 
     @property

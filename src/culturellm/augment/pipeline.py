@@ -152,7 +152,7 @@ class Augmenter:
             if not pending:
                 return
             reqs = [paraphrase_messages(s.item.text, cfg.rewrites_per_request) for s in pending]
-            outs = self.llm.generate(reqs, self._params(cfg.max_tokens_paraphrase, attempt))
+            outs = self.llm.generate(reqs, self._params(int(cfg.max_tokens_paraphrase or 256), attempt))
             st.requests += len(reqs)
             cands: list[tuple[_SeedState, str]] = []
             for s, out in zip(pending, outs, strict=True):
@@ -209,33 +209,49 @@ class Augmenter:
         cfg, st = self.cfg, self.stats["synonym"]
         if cfg.m == 0:
             return
-        jobs: list[tuple[_SeedState, _Kept | None, str, list[str]]] = []
+        # a job: (seed state, the sentences it serves, context sentence, words)
+        jobs: list[tuple[_SeedState, list[_Kept | None], str, list[str]]] = []
         for s in states:
             protected = option_words(s.item.options.values())
             sources: list[_Kept | None] = list(s.para) or [None]  # no paraphrase kept: the seed itself
+            if cfg.synonym_requests == "seed":
+                words: list[str] = []
+                for src in [None, *s.para]:
+                    for w in content_words(src.text if src else s.item.text, protected):
+                        if w.lower() not in {x.lower() for x in words}:
+                            words.append(w)
+                words = words[: 2 * cfg.max_words]
+                if words:
+                    jobs.append((s, sources, s.item.text, words))
+                else:
+                    st.rejected["no_content_words"] += 1
+                continue
             for src in sources:
                 text = src.text if src else s.item.text
                 words = content_words(text, protected, limit=cfg.max_words)
                 if words:
-                    jobs.append((s, src, text, words))
+                    jobs.append((s, [src], text, words))
                 else:
                     st.rejected["no_content_words"] += 1
         if not jobs:
             return
         reqs = [synonym_messages(text, words, cfg.synonyms_per_word) for _, _, text, words in jobs]
-        outs = self.llm.generate(reqs, self._params(cfg.max_tokens_synonyms))
+        budget = cfg.max_tokens_synonyms or 16 + 18 * max(len(w) for _, _, _, w in jobs)
+        outs = self.llm.generate(reqs, self._params(budget))
         st.requests += len(reqs)
         cands: list[tuple[_SeedState, _Kept | None, str, tuple]] = []
-        for (s, src, text, words), out in zip(jobs, outs, strict=True):
+        for (s, srcs, _ctx, words), out in zip(jobs, outs, strict=True):
             p = parse_synonyms(out, words, per_word=cfg.synonyms_per_word)
             self.parse_formats[f"synonym:{p.format}"] += 1
             if p.rejected:
                 st.rejected[f"unparseable_answer:{p.rejected}"] += 1
                 continue
-            for v in build_variants(
-                text, p.synonyms, max_combined=cfg.max_combined, max_candidates=cfg.max_candidates
-            ):
-                cands.append((s, src, v.text, v.swaps))
+            for src in srcs:
+                text = src.text if src else s.item.text
+                for v in build_variants(
+                    text, p.synonyms, max_combined=cfg.max_combined, max_candidates=cfg.max_candidates
+                ):
+                    cands.append((s, src, v.text, v.swaps))
         st.candidates += len(cands)
         if not cands:
             return
@@ -441,7 +457,9 @@ def augment(
     prev: dict[str, Any] = {}
     if state_path.exists():
         prev = json.loads(state_path.read_text(encoding="utf-8"))
-        if prev.get("fingerprint") != fingerprint and path.exists():
+        if prev.get("fingerprint") != fingerprint and not path.exists():
+            prev = {}  # records deleted: start afresh
+        elif prev.get("fingerprint") != fingerprint:
             raise CultureLLMError(
                 f"{out_dir}: holds records made with another configuration or model "
                 f"({prev.get('fingerprint', {}).get('llm')}); use a new --out directory or delete it"
