@@ -80,3 +80,65 @@ def test_unreachable_server_is_a_clear_error() -> None:
     m = OpenAIChatModel("x", base_url="http://127.0.0.1:9/v1", max_retries=0, timeout=5)
     with pytest.raises(CultureLLMError, match=r"cannot reach http://127\.0\.0\.1:9/v1"):
         m.generate([[{"role": "user", "content": "hi"}]], SamplingParams(max_tokens=2))
+
+
+def test_retries_on_429_and_5xx_then_succeeds() -> None:
+    """A stdlib HTTP server on 127.0.0.1 that answers 429, then 503, then a completion."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from culturellm.llm import SamplingParams
+
+    statuses = [429, 503]
+    seen: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            status = statuses.pop(0) if statuses else 200
+            seen.append(status)
+            body = {"error": {"message": "busy", "type": "server_error", "param": None, "code": None}}
+            if status == 200:
+                body = {
+                    "id": "x",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": "m",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": " ok "},
+                            "finish_reason": "stop",
+                            "logprobs": None,
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 7, "completion_tokens": 1, "total_tokens": 8},
+                }
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            if status == 429:
+                self.send_header("retry-after-ms", "50")
+            self.end_headers()
+            self.wfile.write(data)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        m = OpenAIChatModel("gpt-4o-mini", base_url=url, max_retries=3, timeout=10)
+        assert m.generate([[{"role": "user", "content": "hi"}]], SamplingParams(max_tokens=2)) == ["ok"]
+        assert seen == [429, 503, 200]
+        assert m.usage.prompt_tokens == 7 and m.usage.completion_tokens == 1
+        assert m.usage.cost_usd == pytest.approx((7 * 0.15 + 1 * 0.60) / 1e6)
+        statuses.extend([503, 503])
+        few = OpenAIChatModel("gpt-4o-mini", base_url=url, max_retries=1, timeout=10)
+        with pytest.raises(CultureLLMError, match="HTTP 503"):
+            few.generate([[{"role": "user", "content": "hi"}]])
+    finally:
+        httpd.shutdown()
