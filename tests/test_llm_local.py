@@ -289,3 +289,17 @@ def test_gemma_style_tokenizer_gets_gemma_template(smol_tokenizer) -> None:
     assert tok.convert_ids_to_tokens(chat.eot_ids) == ["<end_of_turn>"]
     text = tok.decode(chat.prompt_ids([{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]))
     assert text.endswith("<start_of_turn>user\nS\n\nU<end_of_turn>\n<start_of_turn>model\n")
+
+
+def test_converted_bundled_cache_is_keyed_by_the_gguf() -> None:
+    import json
+
+    from culturellm.llm.convert import BUNDLED, CONVERTER_VERSION, file_sha256
+
+    d = resolve_local_dir("bundled")
+    gguf = BUNDLED["bundled"].locate()
+    source = json.loads((d / "culturellm-source.json").read_text())
+    assert source["sha256"] == file_sha256(gguf) and source["converter"] == CONVERTER_VERSION
+    assert d.name == f"smollm2-135m-instruct-{source['sha256'][:12]}-c{CONVERTER_VERSION}"
+    assert (d / "model.safetensors").is_file() and (d / "tokenizer.json").is_file()
+    assert resolve_local_dir("bundled") == d  # no second conversion

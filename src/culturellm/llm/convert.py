@@ -153,23 +153,27 @@ def converted_dir(name: str) -> Path:
 
 
 def _convert(gguf: Path, out: Path, description: str) -> None:
-    from rich.console import Console
+    import sys
+    import time
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    console = Console(stderr=True)
+    # a plain line, not a rich live display: callers may have their own progress bar running
+    print(f"culturellm: converting {description} to safetensors in {out.parent} (once)", file=sys.stderr)
+    t0 = time.perf_counter()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    with console.status(f"converting {description} to safetensors (once; 20 s to a few minutes)"):
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        forget_gguf_quantization(model)
-        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-        try:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            (tmp / "culturellm-source.json").write_text(
-                json.dumps({"gguf": gguf.name, "sha256": file_sha256(gguf), "converter": CONVERTER_VERSION})
-            )
-            os.replace(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    forget_gguf_quantization(model)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "culturellm-source.json").write_text(
+            json.dumps({"gguf": gguf.name, "sha256": file_sha256(gguf), "converter": CONVERTER_VERSION})
+        )
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print(f"culturellm: converted in {time.perf_counter() - t0:.0f} s -> {out}", file=sys.stderr)
