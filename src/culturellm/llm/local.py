@@ -144,8 +144,6 @@ def load_local(spec: str, *, dtype: str | None = None, merge: bool = False) -> t
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # "Loading weights" bars; our own status line says what loads
-
     if spec.startswith("openai:"):
         raise CultureLLMError(f"'{spec}' is a remote model: it has no local weights")
     adapter: Path | None = None
@@ -167,11 +165,16 @@ def load_local(spec: str, *, dtype: str | None = None, merge: bool = False) -> t
         elif _is_adapter_dir(Path(spec)):
             adapter, base = Path(spec), _adapter_base(Path(spec))
     directory = resolve_local_dir(base)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar for a 3 s load; restored below
     try:
         model = AutoModelForCausalLM.from_pretrained(directory, dtype=_dtype(dtype))
         tokenizer = AutoTokenizer.from_pretrained(directory)
     except (OSError, ValueError) as e:
         raise CultureLLMError(f"{directory}: cannot load model: {e}") from None
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     ensure_chat_template(tokenizer)
     if adapter is not None:
         from peft import PeftModel
