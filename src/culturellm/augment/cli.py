@@ -60,10 +60,15 @@ def augment_command(
     }.items():  # fmt: skip
         if v is not None:
             opts[key] = v
+    from pydantic import ValidationError
+
     try:
         config = AugmentConfig(**opts)
-    except ValueError as e:
-        raise CultureLLMError(f"invalid option: {e}") from None
+    except ValidationError as e:
+        why = "; ".join(
+            f"--{'-'.join(str(x) for x in err['loc']).replace('_', '-')}: {err['msg']}" for err in e.errors()
+        )
+        raise CultureLLMError(f"invalid option: {why}") from None
     seeds = load_questions()
     if questions:
         known = {q.id for q in seeds}
