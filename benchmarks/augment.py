@@ -197,7 +197,19 @@ def requests_from_run(run_dir: Path) -> dict:
         f"reference pattern, same seeds/paraphrases: {ref} requests ({ref / max(accepted, 1):.3f} per sample)"
     )
     print(f"ratio: {ref / max(ours, 1):.1f}x")
-    return {"ours": ours, "reference": ref, "accepted": accepted, "ratio": ref / max(ours, 1)}
+    per_seed = man["steps"]["paraphrase"]["requests"] + len(seeds)
+    if man["config"].get("synonym_requests", "sentence") == "sentence":
+        print(
+            f"with --synonym-requests seed (estimate: same paraphrase requests + 1 per seed): "
+            f"{per_seed} requests, {ref / max(per_seed, 1):.1f}x"
+        )
+    return {
+        "ours": ours,
+        "reference": ref,
+        "accepted": accepted,
+        "ratio": ref / max(ours, 1),
+        "seed_scope": per_seed,
+    }
 
 
 def throughput(pairs_n: int = 400) -> dict:
