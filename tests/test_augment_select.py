@@ -82,7 +82,7 @@ def test_reask_varies_sample_index_and_filters(tmp_path, embedder):
 
 def test_no_paraphrase_kept_falls_back_to_seed_for_synonyms(tmp_path, embedder):
     llm = ScriptedLLM()
-    man = augment([SEED], llm, embedder, AugmentConfig(n=0, m=2), tmp_path)
+    man = augment([SEED], llm, embedder, AugmentConfig(n=0, m=2), tmp_path, progress=True)
     rows = read_jsonl(tmp_path / "augmented.jsonl")
     assert man["steps"]["paraphrase"]["requests"] == 0
     assert [r["parent"] for r in rows if r["step"] == "synonym"] == [rows[0]["id"]] * 2
