@@ -77,6 +77,9 @@ def test_reask_varies_sample_index_and_filters(tmp_path, embedder):
     # round-robin over paraphrases: the most similar variant of each before any second one
     assert len({r["parent"] for r in syn[:2]}) == min(2, len({r["parent"] for r in syn}))
     assert man["steps"]["synonym"]["requests"] == 2  # one request per kept paraphrase
+    # "rejoice" for "suffer" and "thing" for anything: dropped by the word-level similarity check
+    assert not any("rejoice" in r["text"] or "thing" in r["text"] for r in syn)
+    assert man["steps"]["synonym"]["synonyms_dropped_below_t_word"] >= 2
     assert man["llm_requests"] == 2 + 2
 
 

@@ -31,6 +31,12 @@ class AugmentConfig(BaseModel):
     retries: int = Field(3, ge=0, description="re-asks (R) for seeds with fewer than n paraphrases kept")
     t1: float = Field(DEFAULT_T1, ge=-1.0, le=1.0, description="min cosine(paraphrase, seed)")
     t2: float = Field(DEFAULT_T2, ge=-1.0, le=1.0, description="min cosine(synonym variant, seed)")
+    t_word: float | None = Field(
+        0.45,
+        ge=-1.0,
+        le=1.0,
+        description="min cosine(word, proposed synonym) (None: off); drops unrelated 'synonyms'",
+    )
     dup_threshold: float = Field(
         0.97, gt=0.0, le=1.0, description="a paraphrase this close to an already kept text is a duplicate"
     )

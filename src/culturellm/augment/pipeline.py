@@ -72,10 +72,12 @@ class StepStats:
     candidates: int = 0
     accepted: int = 0
     rejected: Counter = field(default_factory=Counter)
+    extra: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
         rej = sum(self.rejected.values())
         return {
+            **dict(sorted(self.extra.items())),
             "requests": self.requests,
             "candidates": self.candidates,
             "accepted": self.accepted,
@@ -89,6 +91,7 @@ class StepStats:
         self.candidates += int(d.get("candidates", 0))
         self.accepted += int(d.get("accepted", 0))
         self.rejected.update(d.get("reasons", {}))
+        self.extra.update({k: int(v) for k, v in d.items() if k.startswith("synonyms_")})
 
 
 @dataclass
@@ -239,17 +242,21 @@ class Augmenter:
         budget = cfg.max_tokens_synonyms or 16 + 18 * max(len(w) for _, _, _, w in jobs)
         outs = self.llm.generate(reqs, self._params(budget))
         st.requests += len(reqs)
-        cands: list[tuple[_SeedState, _Kept | None, str, tuple]] = []
+        parsed = []
         for (s, srcs, _ctx, words), out in zip(jobs, outs, strict=True):
             p = parse_synonyms(out, words, per_word=cfg.synonyms_per_word)
             self.parse_formats[f"synonym:{p.format}"] += 1
             if p.rejected:
                 st.rejected[f"unparseable_answer:{p.rejected}"] += 1
                 continue
+            parsed.append((s, srcs, p.synonyms))
+        self._word_filter([syn for _, _, syn in parsed])
+        cands: list[tuple[_SeedState, _Kept | None, str, tuple]] = []
+        for s, srcs, synonyms in parsed:
             for src in srcs:
                 text = src.text if src else s.item.text
                 for v in build_variants(
-                    text, p.synonyms, max_combined=cfg.max_combined, max_candidates=cfg.max_candidates
+                    text, synonyms, max_combined=cfg.max_combined, max_candidates=cfg.max_candidates
                 ):
                     cands.append((s, src, v.text, v.swaps))
         st.candidates += len(cands)
@@ -297,6 +304,24 @@ class Augmenter:
                 rank += 1
             leftover = sum(max(0, len(r) - rank) for r in ranked)
             st.rejected["surplus"] += leftover
+
+    def _word_filter(self, maps: list[dict[str, list[str]]]) -> None:
+        """Drop (in place) proposed synonyms whose embedding cosine with the word is below t_word:
+        one batched encode of all distinct words and synonyms of the batch."""
+        st, t = self.stats["synonym"], self.cfg.t_word
+        pairs = sorted({(w.lower(), x) for mp in maps for w, xs in mp.items() for x in xs})
+        st.extra["synonyms_proposed"] += len(pairs)
+        if t is None or not pairs:
+            return
+        vocab = sorted({w for w, _ in pairs} | {x for _, x in pairs})
+        emb = dict(zip(vocab, self._encode(vocab), strict=True))
+        bad = {(w, x) for w, x in pairs if float(emb[w] @ emb[x]) < t}
+        st.extra["synonyms_dropped_below_t_word"] += len(bad)
+        for mp in maps:
+            for w in list(mp):
+                mp[w] = [x for x in mp[w] if (w.lower(), x) not in bad]
+                if not mp[w]:
+                    del mp[w]
 
     # --- step 3 -------------------------------------------------------------------------------
     def translate(self, states: list[_SeedState]) -> None:
