@@ -77,7 +77,8 @@ def test_records_and_manifest(run, seeds):
     assert manifest["tokens"] > 0
     for s in ("paraphrase", "synonym"):
         d = steps[s]
-        assert d["accepted"] + d["rejected"] >= d["candidates"] or d["candidates"] == 0
+        assert d["accepted"] + d["rejected"] == d["candidates"]
+        assert d["rejection_rate"] is None or 0.0 <= d["rejection_rate"] <= 1.0
     m = manifest["metrics"]
     assert 0.0 <= m["diversity_gain"] <= 1.0 and 0.0 < m["distinct_2_seeds"] <= 1.0
     assert manifest["config"]["n"] == 1 and manifest["elapsed_s"] > 0

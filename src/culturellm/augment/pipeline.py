@@ -75,7 +75,9 @@ class StepStats:
     extra: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
-        rej = sum(self.rejected.values())
+        # candidates parsed and not kept; answer-level reasons (unparseable_answer:*,
+        # no_content_words) count requests/sentences and are listed in `reasons` only
+        rej = max(self.candidates - self.accepted, 0)
         return {
             **dict(sorted(self.extra.items())),
             "requests": self.requests,
