@@ -29,9 +29,14 @@ class ModelsConfig(_Section):
 
 
 class AugmentSection(_Section):
-    n: int = Field(2, ge=1, description="paraphrases kept per seed (step 1)")
-    m: int = Field(4, ge=0, description="synonym variants kept per seed (step 2), spread over paraphrases")
-    limit_seeds: int | None = Field(None, ge=1, description="augment only the first N seed questions")
+    """Defaults keep the embedded demo within minutes on a laptop CPU; raise them for real runs."""
+
+    n: int = Field(1, ge=1, description="paraphrases kept per seed (step 1)")
+    m: int = Field(2, ge=0, description="synonym variants kept per seed (step 2), spread over paraphrases")
+    limit_seeds: int | None = Field(
+        16, ge=1, description="augment only the first N seed questions (None: all)"
+    )
+    retries: int | None = Field(1, ge=0, description="re-asks for seeds short of n (None: module default)")
     t1: float | None = Field(None, description="paraphrase similarity threshold (None: the module default)")
     t2: float | None = Field(None, description="synonym-variant similarity threshold (None: default)")
 
@@ -56,7 +61,7 @@ class EvaluateSection(_Section):
     data_dir: Path | None = Field(
         None, description="the release's data/ folder (None: bundled 30-row sample)"
     )
-    limit: int | None = Field(20, ge=1, description="examples per task (stratified, seeded); None = all")
+    limit: int | None = Field(10, ge=1, description="examples per task (stratified, seeded); None = all")
     mode: Literal["score", "generate"] = "score"
     baselines: bool = Field(True, description="also evaluate base + culture system prompt")
     tasks: list[str] | None = Field(None, description="only these task names (None: all of the culture's)")

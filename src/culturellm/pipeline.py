@@ -250,6 +250,8 @@ class Pipeline:
             opts["t1"] = cfg.augment.t1
         if cfg.augment.t2 is not None:
             opts["t2"] = cfg.augment.t2
+        if cfg.augment.retries is not None:
+            opts["retries"] = cfg.augment.retries
         out = self.run_dir / "augment"
         manifest = augment(
             questions,
@@ -363,9 +365,12 @@ class Pipeline:
                 split = split_manifest_path(
                     self.run_dir / "data" / (ONE if v.label == "culturellm-one" else c.name) / "train.jsonl"
                 )
-                res = align(v, c.name, split=split if split.exists() else None)
+                use_split = _has_heldout(split)
+                res = align(v, c.name, split=split if use_split else None)
                 row = {k: val for k, val in res.items() if k != "questions"}
-                row.update(model=v.label, culture=c.name)
+                row.update(
+                    model=v.label, culture=c.name, items="held-out" if use_split else "all seeds (trained)"
+                )
                 append_jsonl(path, [row])
             # rewrite cleanly in variant order (drops a torn tail left by a kill)
             rows = {r["model"]: r for r in read_jsonl(path, tolerate_torn_tail=True)}
@@ -380,6 +385,14 @@ class Pipeline:
         report = write_report(results, self.run_dir)
         pngs = sorted(self.run_dir.glob("plots/*.png"))
         return StageResult([report, *pngs], {"plots": len(pngs)})
+
+
+def _has_heldout(split: Path) -> bool:
+    """Whether a training-set manifest holds out anything (else alignment uses every seed)."""
+    if not split.exists():
+        return False
+    counts = json.loads(split.read_text()).get("counts", {})
+    return bool(counts.get("heldout_questions") or counts.get("heldout_variants"))
 
 
 def summary_rows(run_dir: Path) -> list[dict[str, Any]]:
