@@ -178,3 +178,19 @@ def test_build_variants_singles_then_combinations_and_cap():
     assert len({v.text for v in vs}) == len(vs) and t not in {v.text for v in vs}
     assert len(build_variants(t, syn, max_candidates=3)) == 3
     assert build_variants(t, {}) == []
+
+
+def test_synonyms_broken_json_of_small_models_is_repaired():
+    text = '{"duty": ["responsibility", "obligation"], "protect", ["guard", "shield"], "care", ["look after"'
+    p = parse_synonyms(text, ["duty", "protect", "care"])
+    assert p.format == "json_repaired"
+    assert p.synonyms == {
+        "duty": ["responsibility", "obligation"],
+        "protect": ["guard", "shield"],
+        "care": ["look after"],
+    }
+    truncated = '{"child": ["kid"], "duties": ["responsibility", "obligation", "respons'
+    assert parse_synonyms(truncated, ["child", "duties"]).synonyms == {
+        "child": ["kid"],
+        "duties": ["responsibility", "obligation"],  # the cut-off last word is not used
+    }

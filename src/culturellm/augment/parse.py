@@ -209,6 +209,15 @@ def _parse_synonyms_raw(text: str) -> tuple[list[tuple[str, list[str]]], str]:
                         pairs.append((k, _split_values(v)))
             if any(vals for _, vals in pairs):
                 return pairs, "json"
+    # broken JSON as small models write it: `"word", [...]`, unclosed lists, truncated objects
+    pairs = [
+        (m.group(1), re.findall(r'"([^"]*)"', m.group(2)))
+        for m in re.finditer(
+            r'"([^"\[\]{}]{1,30})"\s*[:,]\s*\[([^\[\]]*?)(?:\]|(?="[^"]*"\s*[:,]\s*\[)|$)', text
+        )
+    ]
+    if any(vals for _, vals in pairs):
+        return pairs, "json_repaired"
     pairs = []
     for ln in text.splitlines():
         ln = _MARKER.sub("", ln.strip(), count=1)
