@@ -1,9 +1,196 @@
-"""CLI commands of culturellm.evaluate."""
+"""CLI commands of culturellm.evaluate: tasks, evaluate, align, report."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+
+from culturellm.errors import CultureLLMError
+
+
+def _variants(
+    models: list[str], labels: list[str] | None, baselines: bool, context: Path | None, culture_prompt: bool
+):
+    from culturellm.evaluate.runner import ModelVariant
+
+    if not models:
+        raise CultureLLMError("give at least one --model SPEC (e.g. --model bundled)")
+    labels = labels or []
+    if len(labels) > len(models):
+        raise CultureLLMError(f"{len(labels)} --label for {len(models)} --model")
+    out = []
+    for i, spec in enumerate(models):
+        label = labels[i] if i < len(labels) else spec
+        out.append(ModelVariant(label, spec, "culture" if culture_prompt else None))
+        if baselines and not culture_prompt:
+            out.append(ModelVariant(f"{label}+culture-prompt", spec, "culture"))
+        if context is not None:
+            out.append(ModelVariant(f"{label}+context", spec, context))
+    return out
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
+
+    @app.command("tasks")
+    def tasks_cmd(
+        culture: str | None = typer.Option(None, "--culture", "-c", help="Only this culture's tasks."),
+        type_: str | None = typer.Option(
+            None, "--type", "-t", help="Only this task type (offensive, hate...)."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    ) -> None:
+        """List the evaluation tasks (bundled registry + the user's tasks.toml)."""
+        from culturellm.evaluate.tasks import list_tasks
+
+        if culture is not None:
+            from culturellm.cultures import get_culture
+
+            culture = get_culture(culture).name
+        tasks = list_tasks(culture=culture, type=type_)
+        if as_json:
+            for t in tasks:
+                d = t.to_dict()
+                d["labels"] = list(t.labels)
+                d["verbalizations"] = dict(t.labels)
+                print(json.dumps(d, ensure_ascii=False))
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("name", "type", "language", "labels", "path", title=f"{len(tasks)} tasks")
+        for t in tasks:
+            table.add_row(t.name, t.type, t.language, ", ".join(t.verbalizations), t.path)
+        Console().print(table)
+
+    @app.command("evaluate")
+    def evaluate_cmd(
+        model: list[str] = typer.Option([], "--model", "-m", help="Model spec (repeatable)."),
+        label: list[str] = typer.Option([], "--label", help="Name of the matching --model in reports."),
+        culture: list[str] = typer.Option([], "--culture", "-c", help="Culture (repeatable)."),
+        task: list[str] = typer.Option([], "--task", help="Only these tasks (full or short name)."),
+        data_dir: Path | None = typer.Option(
+            None, "--data-dir", help="The release's data/ folder (default: bundled 30-row sample)."
+        ),
+        limit: int | None = typer.Option(
+            None, "--limit", min=1, help="Stratified, seeded examples per task."
+        ),
+        out: Path = typer.Option(Path("eval-out"), "--out", "-o", help="Output directory."),
+        seed: int = typer.Option(0, "--seed"),
+        mode: str = typer.Option(
+            "score", "--mode", help="score (label log-probs) or generate (parse replies)."
+        ),
+        baselines: bool = typer.Option(False, "--baselines", help="Also each model + culture system prompt."),
+        culture_prompt: bool = typer.Option(
+            False, "--culture-prompt", help="Give every model the culture prompt."
+        ),
+        context: Path | None = typer.Option(
+            None, "--context", help="Also each model + this context as system."
+        ),
+        progress: bool = typer.Option(True, "--progress/--no-progress"),
+    ) -> None:
+        """Evaluate models on the culture datasets: OUT/results.jsonl, OUT/report.md, OUT/plots/*.png."""
+        from culturellm.evaluate.runner import evaluate
+
+        if not culture:
+            raise CultureLLMError("give at least one --culture (see `culturellm cultures`)")
+        variants = _variants(model, label, baselines, context, culture_prompt)
+        rows = evaluate(
+            variants,
+            culture,
+            data_dir,
+            limit,
+            out,
+            seed=seed,
+            mode=mode,
+            progress=progress,
+            tasks=task or None,
+        )
+        from rich.console import Console
+        from rich.table import Table
+
+        from culturellm.evaluate.report import summarize
+
+        s = summarize(rows)
+        models = list(dict.fromkeys(r["model"] for r in rows))
+        table = Table("culture", *models, "random", title="mean macro-F1")
+        for c, d in sorted(s["culture"].items()):
+            rnd = [x for x in s["random"][c].values() if x is not None]
+            table.add_row(
+                c,
+                *(f"{d.get(m, float('nan')):.3f}" for m in models),
+                f"{sum(rnd) / len(rnd):.3f}" if rnd else "–",
+            )
+        con = Console()
+        con.print(table)
+        con.print(f"wrote {out / 'results.jsonl'}, {out / 'report.md'}, {out / 'plots'}/")
+
+    @app.command("align")
+    def align_cmd(
+        model: str = typer.Option(..., "--model", "-m", help="Model spec."),
+        culture: str = typer.Option(..., "--culture", "-c"),
+        split: Path | None = typer.Option(
+            None, "--split", help="A <train>.manifest.json: held-out items only."
+        ),
+        culture_prompt: bool = typer.Option(
+            False, "--culture-prompt", help="Ask with the culture system prompt."
+        ),
+        context: Path | None = typer.Option(
+            None, "--context", help="A file whose text is the system message."
+        ),
+        label: str | None = typer.Option(None, "--label"),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+        out: Path | None = typer.Option(None, "--out", help="Append the summary row to OUT/align.jsonl."),
+    ) -> None:
+        """WVS alignment: majority agreement and 1 - Jensen-Shannon distance to the culture's answers."""
+        from culturellm.evaluate.align import align
+        from culturellm.evaluate.runner import ModelVariant
+
+        if culture_prompt and context:
+            raise CultureLLMError("give --culture-prompt or --context, not both")
+        system = "culture" if culture_prompt else context
+        res = align(ModelVariant(label or model, model, system), culture, split=split)
+        if out is not None:
+            from culturellm.jsonio import append_jsonl
+
+            append_jsonl(out / "align.jsonl", [{k: v for k, v in res.items() if k != "questions"}])
+        if as_json:
+            print(json.dumps(res, ensure_ascii=False))
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(
+            "question", "kind", "model", "majority", "1-JSD", title=f"{res['model']} · {res['culture']}"
+        )
+        for q in res["questions"]:
+            table.add_row(
+                q["question_id"], q["kind"], q["model_answer"], q["majority"], f"{q['one_minus_jsd']:.3f}"
+            )
+        con = Console()
+        con.print(table)
+        con.print(
+            f"majority agreement {res['majority_agreement']:.3f} (chance {res['chance_agreement']:.3f}) · "
+            f"1-JSD {res['one_minus_jsd']:.3f} (uniform {res['uniform_one_minus_jsd']:.3f}) · "
+            f"{res['n_questions']} items"
+        )
+
+    @app.command("report")
+    def report_cmd(
+        results: list[Path] = typer.Argument(..., help="results.jsonl files or directories holding one."),
+        out: Path = typer.Option(
+            ..., "--out", "-o", help="Where report.md, plots/ and the merged results go."
+        ),
+    ) -> None:
+        """Merge evaluation runs into one report (later files win for the same model x task)."""
+        from culturellm.evaluate.report import load_rows, write_report
+        from culturellm.jsonio import write_jsonl
+
+        rows, _ = load_rows(results)
+        merged = out / "results.jsonl"
+        if not any(Path(p).resolve() in (merged.resolve(), out.resolve()) for p in results):
+            write_jsonl(merged, rows)
+        path = write_report(results, out)
+        print(path)

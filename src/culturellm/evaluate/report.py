@@ -1,0 +1,336 @@
+"""report.md and plots from one or more results.jsonl files (and the align.jsonl files beside them)."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from culturellm.errors import DataError
+from culturellm.jsonio import atomic_write_text, iter_jsonl
+
+NEAR_CHANCE = 0.05  # a model whose mean macro-F1 is within this of the random baseline is "near chance"
+REPORT = "report.md"
+PLOTS = "plots"
+
+
+def load_rows(results: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Result rows (later files win for the same model x task) and alignment rows (align.jsonl next to
+    each results file; later win for the same model x culture)."""
+    res: dict[tuple[str, str], dict[str, Any]] = {}
+    al: dict[tuple[str, str], dict[str, Any]] = {}
+    for p in results:
+        p = Path(p)
+        if p.is_dir():
+            p = p / "results.jsonl"
+        if not p.exists():
+            raise DataError(f"{p}: results file not found")
+        for i, r in enumerate(iter_jsonl(p, tolerate_torn_tail=True), 1):
+            for key in ("task", "model", "macro_f1"):
+                if key not in r:
+                    raise DataError(f"{p}:{i}: result row without '{key}'")
+            res[(r["model"], r["task"])] = r
+        a = p.parent / "align.jsonl"
+        if a.exists():
+            for r in iter_jsonl(a, tolerate_torn_tail=True):
+                if "model" in r and "majority_agreement" in r:
+                    al[(r["model"], r.get("culture", ""))] = r
+    return list(res.values()), list(al.values())
+
+
+def _f(x: Any, nd: int = 3) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
+
+
+def _mean(xs: list[float]) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+def _models(rows: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(r["model"] for r in rows))
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Means per culture x model and per type x model, with the baselines' means on the same tasks."""
+    by_culture: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    by_type: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    base_c: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        by_culture[r.get("culture", "?")][r["model"]].append(r["macro_f1"])
+        by_type[r.get("type", "?")][r["model"]].append(r["macro_f1"])
+        b = r.get("baselines") or {}
+        base_c[r.get("culture", "?")][r["model"]].append(b.get("random"))
+    return {
+        "culture": {c: {m: _mean(v) for m, v in d.items()} for c, d in by_culture.items()},
+        "type": {t: {m: _mean(v) for m, v in d.items()} for t, d in by_type.items()},
+        "random": {c: {m: _mean(v) for m, v in d.items()} for c, d in base_c.items()},
+    }
+
+
+def _table(header: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def render_markdown(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]], plots: list[Path]) -> str:
+    models = _models(rows)
+    summary = summarize(rows)
+    modes = sorted({r.get("mode", "score") for r in rows})
+    limits = sorted({str(r.get("limit")) for r in rows})
+    seeds = sorted({str(r.get("seed")) for r in rows})
+    data_dirs = sorted({str(r.get("data_dir")) for r in rows})
+    out = ["# CultureLLM evaluation report", ""]
+    out += [
+        f"Models: {', '.join(models) or 'none'}. Tasks: {len({r['task'] for r in rows})}. "
+        f"Mode: {', '.join(modes)} (score = each label's verbalization scored by log-probability; "
+        "generate = greedy reply parsed to a label). "
+        f"Examples per task: limit {', '.join(limits)} (stratified, seed {', '.join(seeds)}).",
+        "",
+        "Metric: macro-F1 over each task's full label set (scikit-learn, zero_division=0) with a 95% "
+        "bootstrap CI (1000 resamples of the examples). Baselines: *majority* = always the most frequent "
+        "label of these examples; *random* = expected macro-F1 of uniform guessing (exact). Every model "
+        "ran once under the same protocol; no best-of-n.",
+        "",
+        f"Data: {', '.join(data_dirs)}.",
+    ]
+    if any(r.get("bundled_sample") for r in rows):
+        out += [
+            "",
+            "> **Note:** these numbers come from the bundled *release sample* (at most 30 rows per dataset, "
+            "class-balanced), not the benchmark. They exercise the pipeline; CIs are wide. Point "
+            "`--data-dir` at the release's `data/` folder for real numbers.",
+        ]
+    # honest chance notes
+    notes = []
+    for m in models:
+        mr = [r for r in rows if r["model"] == m]
+        f1 = _mean([r["macro_f1"] for r in mr])
+        rnd = _mean([(r.get("baselines") or {}).get("random") for r in mr])
+        maj = _mean([(r.get("baselines") or {}).get("majority") for r in mr])
+        if f1 is not None and rnd is not None and f1 - rnd < NEAR_CHANCE:
+            notes.append(
+                f"- **{m}** is near chance: mean macro-F1 {_f(f1)} vs. {_f(rnd)} for random guessing "
+                f"and {_f(maj)} for the majority class. Differences between such models are noise."
+            )
+        up = _mean([r.get("unparseable_rate") for r in mr])
+        if up:
+            notes.append(
+                f"- **{m}**: {100 * up:.1f}% of replies could not be mapped to a label (counted wrong)."
+            )
+    if notes:
+        out += ["", "## Read this first", "", *notes]
+
+    # overall
+    out += ["", "## Mean macro-F1 per culture", ""]
+    body = []
+    for c in sorted(summary["culture"]):
+        d = summary["culture"][c]
+        rnd = _mean(list(summary["random"][c].values()))
+        body.append(
+            [c, str(len({r["task"] for r in rows if r.get("culture") == c}))]
+            + [_f(d.get(m)) for m in models]
+            + [_f(rnd)]
+        )
+    out.append(_table(["culture", "tasks", *models, "random"], body))
+
+    out += ["", "## Mean macro-F1 per task type", ""]
+    body = [[t, *(_f(summary["type"][t].get(m)) for m in models)] for t in sorted(summary["type"])]
+    out.append(_table(["type", *models], body))
+
+    for c in sorted(summary["culture"]):
+        out += ["", f"## {c}", ""]
+        crow = [r for r in rows if r.get("culture") == c]
+        tasks = list(dict.fromkeys(r["task"] for r in crow))
+        idx = {(r["model"], r["task"]): r for r in crow}
+        body = []
+        for t in tasks:
+            any_row = next(r for r in crow if r["task"] == t)
+            cells = []
+            for m in models:
+                r = idx.get((m, t))
+                if r is None:
+                    cells.append("–")
+                    continue
+                ci = r.get("macro_f1_ci") or [None, None]
+                cells.append(f"{_f(r['macro_f1'])} [{_f(ci[0], 2)}, {_f(ci[1], 2)}]")
+            b = any_row.get("baselines") or {}
+            extra = ""
+            present = [k for k, v in (any_row.get("label_counts") or {}).items() if v]
+            if len(present) < len(any_row.get("labels") or present):
+                extra = " (one class)" if len(present) == 1 else " (classes missing)"
+            body.append(
+                [t.split("/", 1)[-1] + extra, any_row.get("type", ""), str(any_row.get("n"))]
+                + cells
+                + [_f(b.get("majority")), _f(b.get("random"))]
+            )
+        out.append(_table(["task", "type", "n", *models, "majority", "random"], body))
+        skipped = sum(r.get("skipped_empty", 0) for r in crow if r["model"] == models[0])
+        if skipped:
+            out += ["", f"Rows with an empty label skipped: {skipped}."]
+
+    if align_rows:
+        out += ["", "## WVS alignment", ""]
+        out += [
+            "Each seed question asked with the training wording; answer distribution = softmax over the "
+            "option codes' log-probabilities. *agreement* = most likely code is the survey majority; "
+            "*1−JSD* = 1 − Jensen–Shannon distance (base 2) to the survey distribution. Chance = uniform "
+            "answer distribution.",
+            "",
+        ]
+        body = []
+        for r in sorted(align_rows, key=lambda r: (r.get("culture", ""), r["model"])):
+            body.append(
+                [
+                    r.get("culture", ""),
+                    r["model"],
+                    str(r.get("n_questions", "")),
+                    _f(r.get("majority_agreement")),
+                    _f(r.get("chance_agreement")),
+                    _f(r.get("one_minus_jsd")),
+                    _f(r.get("uniform_one_minus_jsd")),
+                    "held-out" if r.get("split") else "all seeds",
+                ]
+            )
+        out.append(
+            _table(
+                ["culture", "model", "questions", "agreement", "chance", "1−JSD", "uniform 1−JSD", "items"],
+                body,
+            )
+        )
+    if plots:
+        out += ["", "## Plots", ""]
+        out += [f"![{p.stem}]({PLOTS}/{p.name})" for p in plots]
+    return "\n".join(out) + "\n"
+
+
+def make_plots(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]], plot_dir: Path) -> list[Path]:
+    """Per-culture grouped bars (models side by side, 95% CI error bars, random baseline marked), a radar
+    of mean macro-F1 per task type, and an alignment bar chart when alignment rows exist."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    made: list[Path] = []
+    models = _models(rows)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    cultures = sorted({r.get("culture", "?") for r in rows})
+    for c in cultures:
+        crow = [r for r in rows if r.get("culture", "?") == c]
+        tasks = list(dict.fromkeys(r["task"] for r in crow))
+        idx = {(r["model"], r["task"]): r for r in crow}
+        width = 0.8 / max(len(models), 1)
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(tasks) + 2), 4.2))
+        x = np.arange(len(tasks))
+        for j, m in enumerate(models):
+            vals, lo, hi = [], [], []
+            for t in tasks:
+                r = idx.get((m, t))
+                v = r["macro_f1"] if r and r["macro_f1"] is not None else np.nan
+                ci = (r.get("macro_f1_ci") if r else None) or [v, v]
+                vals.append(v)
+                lo.append(max(v - ci[0], 0) if not np.isnan(v) else 0)
+                hi.append(max(ci[1] - v, 0) if not np.isnan(v) else 0)
+            ax.bar(
+                x + (j - (len(models) - 1) / 2) * width,
+                vals,
+                width,
+                yerr=[lo, hi],
+                capsize=2,
+                label=m,
+                color=colors[j % len(colors)],
+            )
+        for i, t in enumerate(tasks):
+            b = (next(r for r in crow if r["task"] == t).get("baselines") or {}).get("random")
+            if b is not None:
+                ax.hlines(
+                    b,
+                    i - 0.45,
+                    i + 0.45,
+                    colors="black",
+                    linestyles="dashed",
+                    linewidth=1,
+                    label="random" if i == 0 else None,
+                )
+        ax.set_xticks(x)
+        ax.set_xticklabels([t.split("/", 1)[-1] for t in tasks], rotation=40, ha="right", fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("macro-F1 (95% CI)")
+        ax.set_title(f"{c}: macro-F1 per task")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = plot_dir / f"f1_{c}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        made.append(path)
+
+    summary = summarize(rows)["type"]
+    types = sorted(summary)
+    if types:
+        path = plot_dir / "task_types.png"
+        if len(types) >= 3:
+            ang = np.linspace(0, 2 * np.pi, len(types), endpoint=False).tolist()
+            fig = plt.figure(figsize=(5.5, 5.5))
+            ax = fig.add_subplot(111, polar=True)
+            for j, m in enumerate(models):
+                vals = [summary[t].get(m) or 0.0 for t in types]
+                ax.plot(ang + ang[:1], vals + vals[:1], label=m, color=colors[j % len(colors)])
+                ax.fill(ang + ang[:1], vals + vals[:1], alpha=0.1, color=colors[j % len(colors)])
+            ax.set_xticks(ang)
+            ax.set_xticklabels(types)
+            ax.set_ylim(0, 1)
+            ax.set_title("mean macro-F1 per task type")
+            ax.legend(loc="lower right", bbox_to_anchor=(1.25, -0.05), fontsize=8)
+        else:  # a radar needs three axes: bars instead
+            fig, ax = plt.subplots(figsize=(5, 4))
+            width = 0.8 / max(len(models), 1)
+            for j, m in enumerate(models):
+                ax.bar(
+                    np.arange(len(types)) + j * width,
+                    [summary[t].get(m) or 0.0 for t in types],
+                    width,
+                    label=m,
+                )
+            ax.set_xticks(np.arange(len(types)) + 0.4 - width / 2)
+            ax.set_xticklabels(types)
+            ax.set_ylim(0, 1)
+            ax.set_title("mean macro-F1 per task type")
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        made.append(path)
+
+    if align_rows:
+        labels = [f"{r.get('culture', '')}\n{r['model']}" for r in align_rows]
+        fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(align_rows) + 2), 4))
+        x = np.arange(len(align_rows))
+        ax.bar(x - 0.2, [r["majority_agreement"] for r in align_rows], 0.4, label="majority agreement")
+        ax.bar(x + 0.2, [r["one_minus_jsd"] for r in align_rows], 0.4, label="1 − JSD")
+        ax.set_xticks(x)
+        ax.set_xticklabels(labels, fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_title("WVS alignment")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = plot_dir / "alignment.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        made.append(path)
+    return made
+
+
+def write_report(results: list[Path], out: Path) -> Path:
+    """Merge result files (later files win for the same model x task), read align.jsonl beside each,
+    write out/report.md and out/plots/*.png; returns the report path."""
+    rows, align_rows = load_rows([Path(p) for p in results])
+    out = Path(out)
+    plots = make_plots(rows, align_rows, out / PLOTS) if rows or align_rows else []
+    path = out / REPORT
+    atomic_write_text(path, render_markdown(rows, align_rows, plots))
+    return path

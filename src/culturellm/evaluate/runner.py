@@ -1,0 +1,264 @@
+"""`evaluate`: every model variant on every task of the chosen cultures, one protocol for all.
+
+Results are appended to OUT/results.jsonl one row per model x task as soon as a task is done, so an
+interrupted evaluation resumes where it stopped (a row whose protocol key matches is not recomputed);
+at the end results.jsonl is rewritten cleanly and OUT/report.md and OUT/plots/*.png are written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from culturellm.errors import CultureLLMError, DataError, UnknownNameError
+from culturellm.jsonio import append_jsonl, iter_jsonl, write_jsonl
+
+RESULTS = "results.jsonl"
+PREDICTIONS = "predictions"  # OUT/predictions/<model>/<culture>/<task>.jsonl, one row per example
+MODES = ("score", "generate")
+
+
+@dataclass(frozen=True)
+class ModelVariant:
+    """A model as compared in a report: `label` (its name in tables), `spec` (a `load_model` spec) and
+    `system`: None (no system message), "culture" (culturellm.prompts.culture_system_prompt of the
+    evaluated culture) or a Path to a text file whose content is the system message (a culture
+    context paragraph)."""
+
+    label: str
+    spec: str
+    system: Literal["culture"] | Path | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.system, str) and self.system != "culture":
+            object.__setattr__(self, "system", Path(self.system))
+
+    def system_prompt(self, culture: str) -> str | None:
+        """The system message for `culture` (None: none)."""
+        if self.system is None:
+            return None
+        if self.system == "culture":
+            from culturellm.cultures import get_culture
+            from culturellm.prompts import culture_system_prompt
+
+            return culture_system_prompt(get_culture(culture).display)
+        path = Path(self.system)
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise DataError(f"{path}: context file not found (model {self.label})") from None
+        if not text:
+            raise DataError(f"{path}: context file is empty (model {self.label})")
+        return text
+
+    def describe_system(self) -> str:
+        if self.system is None:
+            return "none"
+        if self.system == "culture":
+            return "culture"
+        return f"context:{self.system}"
+
+
+def variant_from(spec_or_variant: ModelVariant | str, system: Any = None) -> ModelVariant:
+    if isinstance(spec_or_variant, ModelVariant):
+        return spec_or_variant
+    return ModelVariant(label=str(spec_or_variant), spec=str(spec_or_variant), system=system)
+
+
+def _protocol_key(
+    v: ModelVariant, system_text: str | None, task: Any, n: int, limit: Any, seed: int, mode: str, data: Path
+) -> str:
+    obj = {
+        "spec": v.spec,
+        "system": system_text,
+        "task": task.to_dict() | {"source": None},
+        "n": n,
+        "limit": limit,
+        "seed": seed,
+        "mode": mode,
+        "data": str(data.resolve()),
+    }
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _progress(enabled: bool) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=True,
+    )
+
+
+def evaluate(
+    models: list[ModelVariant],
+    cultures: list[str],
+    data_dir: Path | None,
+    limit: int | None,
+    out: Path,
+    seed: int = 0,
+    mode: str = "score",
+    progress: bool = True,
+    tasks: list[str] | None = None,
+    n_boot: int = 1000,
+) -> list[dict[str, Any]]:
+    """Evaluate each model variant on every task of `cultures` (optionally only `tasks`, full or short
+    names) and return one result row per model x task (also in out/results.jsonl, with report.md and
+    plots). data_dir: the release's data/ folder (None: the bundled 30-row sample). limit: a stratified,
+    seeded subsample of at most `limit` examples per task. mode: "score" (label scoring) or "generate"
+    (greedy generation + parser, for comparison with the paper's protocol)."""
+    from culturellm.cultures import get_culture
+    from culturellm.evaluate.data import is_bundled_sample, load_task, resolve_data_dir, stratified_sample
+    from culturellm.evaluate.metrics import classification_metrics, majority_baseline, random_baseline
+    from culturellm.evaluate.report import write_report
+    from culturellm.evaluate.scoring import predict_generate, predict_score
+    from culturellm.evaluate.tasks import list_tasks
+    from culturellm.llm import load_model
+
+    if mode not in MODES:
+        raise CultureLLMError(f"unknown mode '{mode}' (choose score or generate)")
+    if not models:
+        raise CultureLLMError("no model to evaluate (give --model)")
+    labels_seen = [m.label for m in models]
+    if len(set(labels_seen)) != len(labels_seen):
+        raise CultureLLMError(f"two models have the same label: {labels_seen} (use --label)")
+    if limit is not None and limit < 1:
+        raise CultureLLMError(f"--limit must be at least 1, got {limit}")
+    out = Path(out)
+    root = resolve_data_dir(data_dir)
+    names = [get_culture(c).name for c in cultures]
+    if not names:
+        raise CultureLLMError("no culture given (use --culture)")
+    selected = []
+    for c in names:
+        ts = list_tasks(culture=c, names=tasks) if tasks else list_tasks(culture=c)
+        if not ts and not tasks:
+            raise UnknownNameError(
+                f"no evaluation task for culture '{c}' (see `culturellm tasks`; add one to "
+                "tasks.toml in the data directory)"
+            )
+        selected += ts
+    if not selected:
+        raise UnknownNameError(f"none of the tasks {tasks} belongs to {', '.join(names)}")
+
+    # Load (and validate) every dataset before any model runs: a data error costs no model time.
+    loaded = []
+    for t in selected:
+        td = load_task(t, root)
+        loaded.append((td, stratified_sample(td.examples, limit, seed)))
+
+    res_path = out / RESULTS
+    previous = list(iter_jsonl(res_path, tolerate_torn_tail=True)) if res_path.exists() else []
+    done = {r.get("key"): r for r in previous if r.get("key")}
+    rows: list[dict[str, Any]] = []
+    plan = []
+    for v in models:
+        for td, exs in loaded:
+            system = v.system_prompt(td.task.culture)
+            key = _protocol_key(v, system, td.task, len(exs), limit, seed, mode, root)
+            plan.append((v, td, exs, system, key))
+    todo = sum(len(exs) for v, td, exs, system, key in plan if key not in done)
+    bundled = is_bundled_sample(root)
+
+    with _progress(progress) as prog:
+        bar = prog.add_task("evaluating", total=max(todo, 1))
+        for v, td, exs, system, key in plan:
+            task = td.task
+            if key in done:
+                rows.append(done[key] | {"resumed": True})
+                continue
+            prog.update(bar, description=f"{v.label} · {task.name}")
+            model = load_model(v.spec)
+            texts = [e.text for e in exs]
+            y_true = [e.label for e in exs]
+            usage0 = model.usage.as_dict()
+            t0 = time.perf_counter()
+            replies: list[str] | None = None
+            if mode == "score":
+                preds, _ = predict_score(model, task, texts, system, lambda k: prog.advance(bar, k))
+            else:
+                preds, replies = predict_generate(model, task, texts, system, lambda k: prog.advance(bar, k))
+            seconds = time.perf_counter() - t0
+            m = classification_metrics(y_true, preds, task.label_names, n_boot=n_boot, seed=seed)
+            unparseable = sum(p is None for p in preds)
+            usage1 = model.usage.as_dict()
+            row: dict[str, Any] = {
+                "task": task.name,
+                "model": v.label,
+                "spec": v.spec,
+                "system": v.describe_system(),
+                "culture": task.culture,
+                "language": task.language,
+                "type": task.type,
+                "mode": mode,
+                **m,
+                "skipped_empty": td.skipped_empty,
+                "truncated": sum(e.truncated for e in exs),
+                "unparseable_rate": unparseable / len(exs) if exs else 0.0,
+                "labels": task.label_names,
+                "label_counts": {lab: y_true.count(lab) for lab in task.label_names},
+                "pred_counts": {lab: preds.count(lab) for lab in task.label_names} | {"<none>": unparseable},
+                "baselines": {
+                    "majority": majority_baseline(y_true, task.label_names),
+                    "random": random_baseline(y_true, task.label_names),
+                },
+                "total_available": td.total,
+                "limit": limit,
+                "seed": seed,
+                "data_dir": str(root),
+                "bundled_sample": bundled,
+                "seconds": round(seconds, 3),
+                "requests": int(usage1["requests"]) - int(usage0["requests"]),
+                "cache_hits": int(usage1["cache_hits"]) - int(usage0["cache_hits"]),
+                "key": key,
+            }
+            pred_rows = [
+                {
+                    "model": v.label,
+                    "task": task.name,
+                    "line": e.line,
+                    "label": e.label,
+                    "pred": p,
+                    **({"reply": replies[i]} if replies is not None else {}),
+                }
+                for i, (e, p) in enumerate(zip(exs, preds, strict=True))
+            ]
+            write_jsonl(
+                out
+                / PREDICTIONS
+                / _safe(v.label)
+                / f"{'/'.join(_safe(x) for x in task.name.split('/'))}.jsonl",
+                pred_rows,
+            )
+            append_jsonl(res_path, [row])  # the row last: a task counts as done only once it is on disk
+            rows.append(row)
+
+    # Rewrite cleanly: this call's rows, then earlier rows for other model x task pairs.
+    mine = {(r["model"], r["task"]) for r in rows}
+    kept = [r for r in previous if (r.get("model"), r.get("task")) not in mine]
+    clean = [{k: val for k, val in r.items() if k != "resumed"} for r in kept + rows]
+    write_jsonl(res_path, clean)
+    write_report([res_path], out)
+    return rows
+
+
+def _safe(label: str) -> str:
+    """A model label as a directory name."""
+    return re.sub(r"[^\w.+-]+", "_", label).strip("_") or "model"
