@@ -42,8 +42,8 @@ def _norm(s: str) -> str:
 def parse_answer(task: Task, reply: str) -> str | None:
     """Map a free-text reply to a canonical label, or None when it is unparseable.
 
-    Every spelling of every label (verbalization, canonical name, raw data spelling of 2+ characters) is
-    searched as a whole phrase; a match inside a longer match ("offensive" inside "not offensive") is
+    A reply that is exactly a label spelling (verbalization, canonical name, raw data code) maps to it;
+    otherwise verbalizations and canonical names are searched as whole phrases; a match inside a longer match ("offensive" inside "not offensive") is
     ignored. One label found: that label. Several: the reply's first match wins only when the reply
     starts with it ("Not offensive. It is not offensive..."), otherwise the reply is ambiguous (None).
     Never a bare substring test: "not" alone does not mean the negative class."""
@@ -56,11 +56,11 @@ def parse_answer(task: Task, reply: str) -> str | None:
     for canon, verb in task.labels.items():
         aliases[_norm(verb)] = canon
         aliases.setdefault(_norm(canon), canon)
-    for raw, canon in task.label_map.items():
-        if len(raw.strip()) >= 2:
-            aliases.setdefault(_norm(raw), canon)
+    raw_codes = {_norm(raw): canon for raw, canon in task.label_map.items()}
     if text in aliases:
         return aliases[text]
+    if text in raw_codes:  # a bare data code ("OFF"); never searched inside a sentence ("do NOT know")
+        return raw_codes[text]
     spans: list[tuple[int, int, str]] = []
     for alias, canon in aliases.items():
         for m in re.finditer(rf"(?<!\w){re.escape(alias)}(?!\w)", text):

@@ -1,0 +1,105 @@
+"""Evaluation: registry, data loading, metrics (hand-computed), report/plots, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from culturellm.errors import DataError
+from culturellm.evaluate.data import load_task, stratified_sample
+from culturellm.evaluate.metrics import classification_metrics, majority_baseline, random_baseline
+from culturellm.evaluate.report import write_report
+from culturellm.evaluate.scoring import parse_answer
+from culturellm.evaluate.tasks import get_task, list_tasks
+from culturellm.paths import package_data
+
+
+def test_registry_covers_tasks_csv_and_every_fixture_loads(release_fixtures: Path) -> None:
+    rows = list(csv.DictReader(open(package_data("culturellm-tasks.csv"), encoding="utf-8")))
+    tasks = {t.name: t for t in list_tasks()}
+    assert len(tasks) == len(rows) == 60
+    for r in rows:
+        t = tasks[f"{r['culture']}/{r['task']}"]
+        assert t.path == r["path"]
+        td = load_task(t, release_fixtures)
+        assert td.examples, t.name
+        assert {e.label for e in td.examples} <= set(t.labels)
+    assert load_task(get_task("korean/hate_detect_6"), release_fixtures).skipped_empty == 10
+
+
+def test_metrics_hand_computed() -> None:
+    y = ["a", "a", "b", "b"]
+    p = ["a", "b", "b", "b"]
+    m = classification_metrics(y, p, ["a", "b"], n_boot=200)
+    # a: P=1 R=.5 F1=2/3; b: P=2/3 R=1 F1=.8
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+    assert m["accuracy"] == 0.75
+    lo, hi = m["macro_f1_ci"]
+    assert lo <= m["macro_f1"] <= hi
+    assert majority_baseline(y, ["a", "b"]) == pytest.approx((2 / 3) / 2)
+    # n=1, one class "a" of labels a,b: guess a w.p. 1/2 -> F1_a=1, F1_b=0; guess b -> 0
+    assert random_baseline(["a"], ["a", "b"]) == pytest.approx(0.25)
+    assert classification_metrics(y, [None] * 4, ["a", "b"])["macro_f1"] == 0.0
+
+
+def test_parser_is_not_substring_not() -> None:
+    t = get_task("arabic/offensive_detect")
+    assert parse_answer(t, "Not offensive.") == "not_offensive"
+    assert parse_answer(t, "offensive") == "offensive"
+    assert parse_answer(t, "I do not know") is None
+
+
+def test_stratified_limit(release_fixtures: Path) -> None:
+    td = load_task(get_task("english/hate_offens_detect"), release_fixtures)
+    s = stratified_sample(td.examples, 9, seed=1)
+    assert len(s) == 9 and {e.label for e in s} == {"hate", "offensive", "neither"}
+    assert s == stratified_sample(td.examples, 9, seed=1)
+
+
+def test_bad_label_and_missing_file(tmp_path: Path) -> None:
+    t = get_task("arabic/offensive_detect")
+    with pytest.raises(DataError, match="file not found"):
+        load_task(t, tmp_path)
+    p = tmp_path / t.path
+    p.parent.mkdir(parents=True)
+    p.write_text(
+        json.dumps({"tweet": "x", "label": "OFF"}) + "\n" + json.dumps({"tweet": "y", "label": "??"}) + "\n"
+    )
+    with pytest.raises(DataError, match=r":2: label"):
+        load_task(t, tmp_path)
+
+
+def test_report_and_plots(tmp_path: Path) -> None:
+    rows = [
+        {
+            "task": f"arabic/t{i}",
+            "model": m,
+            "culture": "arabic",
+            "type": ty,
+            "macro_f1": f,
+            "macro_f1_ci": [0.1, 0.9],
+            "n": 10,
+            "labels": ["a", "b"],
+            "label_counts": {"a": 5, "b": 5},
+            "baselines": {"majority": 0.33, "random": 0.5},
+        }
+        for i, ty in enumerate(["hate", "offensive", "spam"])
+        for m, f in (("base", 0.5), ("tuned", 0.7))
+    ]
+    res = tmp_path / "results.jsonl"
+    res.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "align.jsonl").write_text(
+        json.dumps({"model": "base", "culture": "arabic", "majority_agreement": 0.4, "one_minus_jsd": 0.6})
+        + "\n"
+    )
+    rep = write_report([res], tmp_path / "out")
+    text = rep.read_text()
+    assert "near chance" in text and "WVS alignment" in text
+    assert {p.name for p in (tmp_path / "out" / "plots").glob("*.png")} == {
+        "f1_arabic.png",
+        "task_types.png",
+        "alignment.png",
+    }
