@@ -18,7 +18,8 @@ from culturellm.paths import package_data
 
 
 def test_registry_covers_tasks_csv_and_every_fixture_loads(release_fixtures: Path) -> None:
-    rows = list(csv.DictReader(open(package_data("culturellm-tasks.csv"), encoding="utf-8")))
+    with open(package_data("culturellm-tasks.csv"), encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
     tasks = {t.name: t for t in list_tasks()}
     assert len(tasks) == len(rows) == 60
     for r in rows:

@@ -162,9 +162,14 @@ def render_markdown(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]]
             if len(present) < len(any_row.get("labels") or present):
                 extra = " (one class)" if len(present) == 1 else " (classes missing)"
             body.append(
-                [t.split("/", 1)[-1] + extra, any_row.get("type", ""), str(any_row.get("n"))]
-                + cells
-                + [_f(b.get("majority")), _f(b.get("random"))]
+                [
+                    t.split("/", 1)[-1] + extra,
+                    any_row.get("type", ""),
+                    str(any_row.get("n")),
+                    *cells,
+                    _f(b.get("majority")),
+                    _f(b.get("random")),
+                ]
             )
         out.append(_table(["task", "type", "n", *models, "majority", "random"], body))
         skipped = sum(r.get("skipped_empty", 0) for r in crow if r["model"] == models[0])

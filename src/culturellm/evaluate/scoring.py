@@ -43,9 +43,10 @@ def parse_answer(task: Task, reply: str) -> str | None:
     """Map a free-text reply to a canonical label, or None when it is unparseable.
 
     A reply that is exactly a label spelling (verbalization, canonical name, raw data code) maps to it;
-    otherwise verbalizations and canonical names are searched as whole phrases; a match inside a longer match ("offensive" inside "not offensive") is
-    ignored. One label found: that label. Several: the reply's first match wins only when the reply
-    starts with it ("Not offensive. It is not offensive..."), otherwise the reply is ambiguous (None).
+    otherwise verbalizations and canonical names are searched as whole phrases; a match inside a
+    longer match ("offensive" inside "not offensive") is ignored. One label found: that label.
+    Several: the reply's first match wins only when the reply starts with it
+    ("Not offensive. It is not offensive..."); otherwise the reply is ambiguous (None).
     Never a bare substring test: "not" alone does not mean the negative class."""
     text = _norm(reply)
     text = re.sub(r"^(answer|label|the answer is|classification)\s*[:\-]?\s*", "", text)
