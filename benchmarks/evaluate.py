@@ -36,7 +36,8 @@ def main() -> None:
             )
         dt = time.perf_counter() - t0
         print(
-            f"{mode:9s} {n} examples in {dt:.1f} s = {n / dt:.2f} examples/s, mean macro-F1 {sum(f1s) / len(f1s):.3f}"
+            f"{mode:9s} {n} examples in {dt:.1f} s = {n / dt:.2f} examples/s, "
+            f"mean macro-F1 {sum(f1s) / len(f1s):.3f}"
         )
 
 
