@@ -1,0 +1,186 @@
+"""Evaluation with the real bundled model: both scoring modes, resume per task, WVS alignment (all
+seeds and a held-out split), the acceptance CLI commands and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from culturellm.evaluate import ModelVariant, align, evaluate
+from culturellm.jsonio import read_jsonl, write_json
+
+TASKS = ["arabic/offensive_detect_mp", "arabic/spam_detect"]
+
+
+def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "culturellm.cli", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory, release_fixtures, bundled_model):
+    out = tmp_path_factory.mktemp("eval") / "score"
+    rows = evaluate(
+        [ModelVariant("base", "bundled"), ModelVariant("base+culture", "bundled", "culture")],
+        ["arabic"],
+        release_fixtures,
+        6,
+        out,
+        tasks=TASKS,
+        progress=False,
+        n_boot=200,
+    )
+    return out, rows
+
+
+def test_score_mode_rows_and_files(scored):
+    out, rows = scored
+    assert {(r["model"], r["task"].split("/")[-1]) for r in rows} == {
+        (m, t.split("/")[-1]) for m in ("base", "base+culture") for t in TASKS
+    }
+    for r in rows:
+        assert r["n"] == 6 and 0.0 <= r["macro_f1"] <= 1.0
+        lo, hi = r["macro_f1_ci"]
+        assert lo <= r["macro_f1"] + 1e-9 and r["macro_f1"] <= hi + 1e-9
+    assert len(read_jsonl(out / "results.jsonl")) == 4
+    assert (out / "report.md").exists() and list((out / "plots").glob("*.png"))
+
+
+def test_rerun_resumes_per_task(scored, release_fixtures):
+    out, rows = scored
+    before = (out / "results.jsonl").read_text()
+    again = evaluate(
+        [ModelVariant("base", "bundled"), ModelVariant("base+culture", "bundled", "culture")],
+        ["arabic"],
+        release_fixtures,
+        6,
+        out,
+        tasks=TASKS,
+        progress=False,
+        n_boot=200,
+    )
+    assert (out / "results.jsonl").read_text() == before  # nothing recomputed, nothing duplicated
+    assert sorted(r["macro_f1"] for r in again) == sorted(r["macro_f1"] for r in rows)
+
+
+def test_generate_mode_reports_unparseable_rate(tmp_path, release_fixtures, bundled_model):
+    rows = evaluate(
+        [ModelVariant("base", "bundled")],
+        ["arabic"],
+        release_fixtures,
+        4,
+        tmp_path,
+        tasks=TASKS[:1],
+        mode="generate",
+        progress=False,
+        n_boot=100,
+    )
+    (row,) = rows
+    assert row["n"] == 4 and 0.0 <= row["unparseable_rate"] <= 1.0 and 0.0 <= row["macro_f1"] <= 1.0
+
+
+def test_align_all_seeds_and_heldout_split(tmp_path, bundled_model):
+    res = align("bundled", "arabic")
+    assert res["n_questions"] == 48  # Q36 and Q226 were not asked in Iraq or Jordan
+    assert 0.0 <= res["majority_agreement"] <= 1.0 and 0.0 <= res["one_minus_jsd"] <= 1.0
+    assert math.isclose(
+        res["chance_agreement"],
+        sum(
+            1 / len(q["distribution"]) if "distribution" in q else 1 / q["n_options"]
+            for q in res["questions"]
+        )
+        / 48,
+    )
+    split = tmp_path / "train.manifest.json"
+    write_json(
+        split,
+        {
+            "split": {
+                "heldout_questions": ["Q27", "Q28"],
+                "heldout_variants": [
+                    {
+                        "question_id": "Q29",
+                        "id": "Q29-p1",
+                        "step": "paraphrase",
+                        "text": "Men are, on the whole, better political leaders than women.",
+                    }
+                ],
+            }
+        },
+    )
+    part = align(ModelVariant("base+culture", "bundled", "culture"), "arabic", split=split)
+    assert part["n_questions"] == 3
+
+
+def test_cli_tasks_json_and_evaluate(tmp_path, release_fixtures, bundled_model):
+    res = _cli("tasks", "--json")
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(x) for x in res.stdout.splitlines()]
+    assert len(rows) == 60 and all({"name", "culture", "path"} <= r.keys() for r in rows)
+    out = tmp_path / "cli"
+    res = _cli(
+        "evaluate",
+        "--model",
+        "bundled",
+        "--culture",
+        "arabic",
+        "--data-dir",
+        str(release_fixtures),
+        "--limit",
+        "4",
+        "--task",
+        TASKS[1],
+        "--out",
+        str(out),
+        "--no-progress",
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    (row,) = read_jsonl(out / "results.jsonl")
+    assert {"task", "model", "macro_f1", "n"} <= row.keys() and row["n"] == 4
+    assert (out / "report.md").exists() and list(out.glob("plots/*.png"))
+
+
+def test_cli_align_json(bundled_model):
+    res = _cli("align", "--model", "bundled", "--culture", "korean", "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    obj = json.loads(res.stdout)
+    assert {"majority_agreement", "one_minus_jsd"} <= obj.keys()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["evaluate", "--model", "bundled", "--culture", "atlantean", "--out", "OUT"], "atlantean"),
+        (
+            [
+                "evaluate",
+                "--model",
+                "bundled",
+                "--culture",
+                "arabic",
+                "--data-dir",
+                "MISSING",
+                "--out",
+                "OUT",
+            ],
+            "MISSING",
+        ),
+        (["align", "--model", "no-such-model-spec", "--culture", "arabic"], "no-such-model-spec"),
+    ],
+)
+def test_cli_errors_are_one_line(tmp_path, args, needle):
+    args = [a.replace("OUT", str(tmp_path / "o")).replace("MISSING", str(tmp_path / "missing")) for a in args]
+    needle = needle.replace("MISSING", "missing")
+    res = _cli(*args, timeout=300)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert needle in res.stderr and "Traceback" not in res.stderr
