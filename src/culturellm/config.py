@@ -45,7 +45,7 @@ class DatasetSection(_Section):
     target: Literal["majority", "distribution"] = "majority"
     holdout_questions: int = Field(0, ge=0, description="whole seed questions held out of training")
     holdout_variants: float = Field(
-        0.25, ge=0.0, lt=1.0, description="fraction of each question's variants held out for alignment"
+        0.5, ge=0.0, lt=1.0, description="fraction of each question's variants held out for alignment"
     )
 
 
@@ -65,6 +65,11 @@ class EvaluateSection(_Section):
     mode: Literal["score", "generate"] = "score"
     baselines: bool = Field(True, description="also evaluate base + culture system prompt")
     tasks: list[str] | None = Field(None, description="only these task names (None: all of the culture's)")
+    align_min_heldout: int = Field(
+        5,
+        ge=1,
+        description="align on held-out items when the split has at least this many, else on all seeds",
+    )
 
 
 class RunConfig(_Section):

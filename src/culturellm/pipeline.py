@@ -187,6 +187,7 @@ class Pipeline:
                 "models": self.manifest.output_digest("finetune"),
                 "data": self.manifest.output_digest("dataset"),
                 "baselines": cfg.evaluate.baselines,
+                "min_heldout": cfg.evaluate.align_min_heldout,
             },
             self.stage_align,
         )
@@ -365,7 +366,7 @@ class Pipeline:
                 split = split_manifest_path(
                     self.run_dir / "data" / (ONE if v.label == "culturellm-one" else c.name) / "train.jsonl"
                 )
-                use_split = _has_heldout(split)
+                use_split = _heldout_items(split) >= self.config.evaluate.align_min_heldout
                 res = align(v, c.name, split=split if use_split else None)
                 row = {k: val for k, val in res.items() if k != "questions"}
                 row.update(
@@ -387,12 +388,12 @@ class Pipeline:
         return StageResult([report, *pngs], {"plots": len(pngs)})
 
 
-def _has_heldout(split: Path) -> bool:
-    """Whether a training-set manifest holds out anything (else alignment uses every seed)."""
+def _heldout_items(split: Path) -> int:
+    """How many items a training-set manifest holds out (held-out questions + held-out variants)."""
     if not split.exists():
-        return False
+        return 0
     counts = json.loads(split.read_text()).get("counts", {})
-    return bool(counts.get("heldout_questions") or counts.get("heldout_variants"))
+    return int(counts.get("heldout_questions") or 0) + int(counts.get("heldout_variants") or 0)
 
 
 def summary_rows(run_dir: Path) -> list[dict[str, Any]]:
