@@ -2,12 +2,27 @@
 training-set building. See docs/augmentation.md.
 
     from culturellm.augment import AugmentConfig, augment, build_training_set
+
+Names are imported lazily, so `culturellm --help` and other commands do not pay for scikit-learn.
 """
 
 from __future__ import annotations
 
-from culturellm.augment.config import AugmentConfig
-from culturellm.augment.dataset import build_training_set, split_manifest_path
-from culturellm.augment.pipeline import augment, read_complete
+import importlib
+from typing import Any
 
-__all__ = ["AugmentConfig", "augment", "build_training_set", "read_complete", "split_manifest_path"]
+_EXPORTS = {
+    "AugmentConfig": "culturellm.augment.config",
+    "augment": "culturellm.augment.pipeline",
+    "read_complete": "culturellm.augment.pipeline",
+    "build_training_set": "culturellm.augment.dataset",
+    "split_manifest_path": "culturellm.augment.dataset",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'culturellm.augment' has no attribute {name!r}")
