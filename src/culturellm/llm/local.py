@@ -17,6 +17,7 @@ import dataclasses
 import os
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -504,14 +505,16 @@ class LocalChatModel:
             start_pos = mask.index_select(0, sel).sum(-1, keepdim=True)
             c_pos = start_pos + torch.arange(c_width, device=ids.device)[None, :]
             cache_pos = torch.arange(width, width + c_width, device=ids.device)
-            o = self.model(
-                input_ids=c_ids.to(ids.device),
-                attention_mask=full_mask,
-                position_ids=c_pos,
-                past_key_values=sub,
-                cache_position=cache_pos,
-                use_cache=True,
-            )
+            with warnings.catch_warnings():  # transformers 5.x renames past_key_values; both work
+                warnings.filterwarnings("ignore", message=".*past_key_values.*", category=FutureWarning)
+                o = self.model(
+                    input_ids=c_ids.to(ids.device),
+                    attention_mask=full_mask,
+                    position_ids=c_pos,
+                    past_key_values=sub,
+                    cache_position=cache_pos,
+                    use_cache=True,
+                )
             lp = torch.log_softmax(o.logits.float(), dim=-1)
             for r, (_, i, j) in enumerate(chunk):
                 target = cands[i][j][1:]
