@@ -303,3 +303,29 @@ def test_converted_bundled_cache_is_keyed_by_the_gguf() -> None:
     assert d.name == f"smollm2-135m-instruct-{source['sha256'][:12]}-c{CONVERTER_VERSION}"
     assert (d / "model.safetensors").is_file() and (d / "tokenizer.json").is_file()
     assert resolve_local_dir("bundled") == d  # no second conversion
+
+
+def test_shared_prefix_and_length_batching_stay_exact(tiny: LocalChatModel) -> None:
+    """Prompts sharing a long system prompt + instruction (the prefix is computed once and reused) and
+    of very different lengths (batches closed by score_max_pad) score as one full pass each."""
+    system = {"role": "system", "content": "You are a person from the Arabic culture. " * 4}
+    texts = ["ok", "this is a much longer text " * 12, "short one", "medium sized text " * 4, "x"]
+    reqs = [
+        ScoreRequest(
+            [system, {"role": "user", "content": f"Is the following text offensive?\n\nText: {t}"}],
+            ("offensive", "not offensive"),
+        )
+        for t in texts
+    ]
+    chat = LocalChatModel(tiny.model, tiny.tokenizer, name="tiny", batch_size=4, score_rows=3)
+    plen, cache = chat._prefix_cache([chat.prompt_ids(r.messages) for r in reqs])
+    assert plen >= 40 and cache is not None
+    lengths = [len(chat.prompt_ids(r.messages)) - plen for r in reqs]
+    assert len(chat._batches(lengths, 4, chat.score_max_pad)) > len(chat._batches(lengths, 4))
+    off = LocalChatModel(
+        tiny.model, tiny.tokenizer, name="tiny", batch_size=4, score_min_prefix=0, score_max_pad=None
+    )
+    for req, a, b in zip(reqs, chat.score(reqs), off.score(reqs), strict=True):
+        for cand, lp in zip(req.candidates, a.logprobs, strict=True):
+            assert lp == pytest.approx(manual_logprob(tiny, req.messages, cand, True), abs=2e-4)
+        assert a.logprobs == pytest.approx(b.logprobs, abs=2e-4)
