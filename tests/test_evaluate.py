@@ -53,6 +53,28 @@ def test_parser_is_not_substring_not() -> None:
     assert parse_answer(t, "I do not know") is None
 
 
+def test_contextual_calibration_hand_computed() -> None:
+    import math
+
+    from culturellm.evaluate.scoring import calibrate, log_prior, pick_label
+
+    # content-free rows: softmax over labels gives (0.8, 0.2) and (0.6, 0.4) -> prior (0.7, 0.3)
+    cf = [[math.log(0.8), math.log(0.2)], [math.log(0.6) - 3.0, math.log(0.4) - 3.0]]
+    prior = log_prior(cf)
+    assert [math.exp(p) for p in prior] == pytest.approx([0.7, 0.3])
+    # p(a)=0.6 beats p(b)=0.4 raw, but 0.6/0.7 < 0.4/0.3 once the prior is divided out
+    x = [math.log(0.6), math.log(0.4)]
+    assert pick_label(["a", "b"], x) == "a"
+    assert pick_label(["a", "b"], calibrate(x, prior)) == "b"
+    # a tie (a backend that could not decide) stays no decision; no prior: unchanged
+    assert pick_label(["a", "b"], calibrate([-0.69, -0.69], prior)) is None
+    assert calibrate(x, None) == x
+    # unusable content-free scores: parse-fallback rows (0 / -inf) or a label with ~no mass
+    assert log_prior([[0.0, float("-inf")]]) is None
+    assert log_prior([[0.0, -20.0]]) is None
+    assert log_prior([]) is None
+
+
 def test_stratified_limit(release_fixtures: Path) -> None:
     td = load_task(get_task("english/hate_offens_detect"), release_fixtures)
     s = stratified_sample(td.examples, 9, seed=1)

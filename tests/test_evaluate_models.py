@@ -56,6 +56,35 @@ def test_score_mode_rows_and_files(scored):
     assert (out / "report.md").exists() and list((out / "plots").glob("*.png"))
 
 
+def test_score_mode_is_calibrated_by_default(scored, release_fixtures):
+    out, rows = scored
+    for r in rows:
+        cal = r["calibration"]
+        assert cal["method"] == "contextual" and cal["content_free"] == ["N/A", "", "[MASK]"]
+        assert set(cal["prior"]) == set(r["labels"])
+        assert sum(cal["prior"].values()) == pytest.approx(1, abs=1e-3)
+        assert 0.0 <= r["macro_f1_uncalibrated"] <= 1.0
+    preds = read_jsonl(out / "predictions" / "base" / "arabic" / "spam_detect.jsonl")
+    assert len(preds) == 6 and all("pred_uncalibrated" in p for p in preds)
+    assert "contextually calibrated" in (out / "report.md").read_text()
+    # the uncalibrated protocol is another protocol: its rows are computed, not resumed
+    raw = evaluate(
+        [ModelVariant("base", "bundled")],
+        ["arabic"],
+        release_fixtures,
+        6,
+        out.parent / "raw",
+        tasks=TASKS,
+        progress=False,
+        n_boot=0,
+        calibration="none",
+    )
+    by_task = {r["task"]: r for r in rows if r["model"] == "base"}
+    for r in raw:
+        assert "calibration" not in r and r["key"] != by_task[r["task"]]["key"]
+        assert r["macro_f1"] == pytest.approx(by_task[r["task"]]["macro_f1_uncalibrated"])
+
+
 def test_rerun_resumes_per_task(scored, release_fixtures):
     out, rows = scored
     before = (out / "results.jsonl").read_text()
@@ -87,6 +116,39 @@ def test_generate_mode_reports_unparseable_rate(tmp_path, release_fixtures, bund
     )
     (row,) = rows
     assert row["n"] == 4 and 0.0 <= row["unparseable_rate"] <= 1.0 and 0.0 <= row["macro_f1"] <= 1.0
+    # the paper's sampling by default; replies are kept with the predictions
+    assert row["generation"] == {"temperature": 0.7, "top_p": 0.9, "max_tokens": 200}
+    assert "calibration" not in row
+    preds = read_jsonl(next((tmp_path / "predictions").rglob("*.jsonl")))
+    assert len(preds) == 4 and all(isinstance(p["reply"], str) for p in preds)
+    # greedy with a short budget is another protocol (its own key); seeded sampling replays exactly
+    greedy = evaluate(
+        [ModelVariant("base", "bundled")],
+        ["arabic"],
+        release_fixtures,
+        4,
+        tmp_path / "greedy",
+        tasks=TASKS[:1],
+        mode="generate",
+        progress=False,
+        n_boot=0,
+        temperature=0.0,
+        max_tokens=16,
+    )
+    assert greedy[0]["generation"] == {"temperature": 0.0, "top_p": 1.0, "max_tokens": 16}
+    assert greedy[0]["key"] != row["key"]
+    again = evaluate(
+        [ModelVariant("base", "bundled")],
+        ["arabic"],
+        release_fixtures,
+        4,
+        tmp_path / "again",
+        tasks=TASKS[:1],
+        mode="generate",
+        progress=False,
+        n_boot=100,
+    )
+    assert again[0]["macro_f1"] == row["macro_f1"] and again[0]["pred_counts"] == row["pred_counts"]
 
 
 def test_align_all_seeds_and_heldout_split(tmp_path, bundled_model):
@@ -176,6 +238,14 @@ def test_cli_align_json(bundled_model):
             "MISSING",
         ),
         (["align", "--model", "no-such-model-spec", "--culture", "arabic"], "no-such-model-spec"),
+        (
+            ["evaluate", "--model", "bundled", "--culture", "arabic", "--temperature", "0", "--out", "OUT"],
+            "--mode generate",
+        ),
+        (
+            ["evaluate", "--model", "bundled", "--culture", "arabic", "--calibration", "x", "--out", "OUT"],
+            "calibration",
+        ),
     ],
 )
 def test_cli_errors_are_one_line(tmp_path, args, needle):

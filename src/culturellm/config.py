@@ -63,6 +63,13 @@ class EvaluateSection(_Section):
     )
     limit: int | None = Field(10, ge=1, description="examples per task (stratified, seeded); None = all")
     mode: Literal["score", "generate"] = "score"
+    calibration: Literal["contextual", "none"] = Field(
+        "contextual", description="score mode: divide out the label prior on content-free texts"
+    )
+    temperature: float | None = Field(
+        None, ge=0.0, description="generate mode: temperature (None: 0.7, the paper's; 0 = greedy)"
+    )
+    max_tokens: int | None = Field(None, ge=1, description="generate mode: new tokens (None: 200)")
     baselines: bool = Field(True, description="also evaluate base + culture system prompt")
     tasks: list[str] | None = Field(None, description="only these task names (None: all of the culture's)")
     align_min_heldout: int = Field(

@@ -347,6 +347,9 @@ class Pipeline:
                 mode=ev.mode,
                 progress=self.progress,
                 tasks=ev.tasks,
+                temperature=ev.temperature,
+                max_tokens=ev.max_tokens,
+                calibration=ev.calibration,
             )
             outs.append(out / "results.jsonl")
             counts[c.name] = len(rows)

@@ -82,6 +82,17 @@ def register(app: typer.Typer) -> None:
         mode: str = typer.Option(
             "score", "--mode", help="score (label log-probs) or generate (parse replies)."
         ),
+        calibration: str = typer.Option(
+            "contextual",
+            "--calibration",
+            help="score mode: contextual (divide out the label prior on content-free texts) or none.",
+        ),
+        temperature: float | None = typer.Option(
+            None, "--temperature", help="generate mode: temperature (default 0.7, the paper's; 0 = greedy)."
+        ),
+        max_tokens: int | None = typer.Option(
+            None, "--max-tokens", min=1, help="generate mode: new tokens per reply (default 200)."
+        ),
         baselines: bool = typer.Option(False, "--baselines", help="Also each model + culture system prompt."),
         culture_prompt: bool = typer.Option(
             False, "--culture-prompt", help="Give every model the culture prompt."
@@ -96,6 +107,8 @@ def register(app: typer.Typer) -> None:
 
         if not culture:
             raise CultureLLMError("give at least one --culture (see `culturellm cultures`)")
+        if mode != "generate" and (temperature is not None or max_tokens is not None):
+            raise CultureLLMError("--temperature and --max-tokens apply to --mode generate only")
         variants = _variants(model, label, baselines, context, culture_prompt)
         rows = evaluate(
             variants,
@@ -107,6 +120,9 @@ def register(app: typer.Typer) -> None:
             mode=mode,
             progress=progress,
             tasks=task or None,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            calibration=calibration,
         )
         from rich.console import Console
         from rich.table import Table

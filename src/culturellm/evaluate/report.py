@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -79,14 +80,24 @@ def render_markdown(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]]
     models = _models(rows)
     summary = summarize(rows)
     modes = sorted({r.get("mode", "score") for r in rows})
+    calibrated = any((r.get("calibration") or {}).get("method") == "contextual" for r in rows)
+    gens = sorted({json.dumps(r["generation"], sort_keys=True) for r in rows if r.get("generation")})
     limits = sorted({str(r.get("limit")) for r in rows})
     seeds = sorted({str(r.get("seed")) for r in rows})
     data_dirs = sorted({str(r.get("data_dir")) for r in rows})
     out = ["# CultureLLM evaluation report", ""]
     out += [
         f"Models: {', '.join(models) or 'none'}. Tasks: {len({r['task'] for r in rows})}. "
-        f"Mode: {', '.join(modes)} (score = each label's verbalization scored by log-probability; "
-        "generate = greedy reply parsed to a label). "
+        f"Mode: {', '.join(modes)} (score = each label's verbalization scored by log-probability"
+        + (
+            ", contextually calibrated: the label prior the model shows on content-free texts "
+            "(N/A, empty, [MASK]) is divided out, Zhao et al. 2021"
+            if calibrated
+            else ""
+        )
+        + "; generate = a reply parsed to a label"
+        + (f", sampling {', '.join(gens)}" if gens else "")
+        + "). "
         f"Examples per task: limit {', '.join(limits)} (stratified, seed {', '.join(seeds)}).",
         "",
         "Metric: macro-F1 over each task's full label set (scikit-learn, zero_division=0) with a 95% "
@@ -114,6 +125,12 @@ def render_markdown(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]]
             notes.append(
                 f"- **{m}** is near chance: mean macro-F1 {_f(f1)} vs. {_f(rnd)} for random guessing "
                 f"and {_f(maj)} for the majority class. Differences between such models are noise."
+            )
+        raw = _mean([r.get("macro_f1_uncalibrated") for r in mr])
+        if raw is not None:
+            notes.append(
+                f"- **{m}**: mean macro-F1 {_f(f1)} with contextual calibration, {_f(raw)} without "
+                "(the uncalibrated label with the highest log-probability)."
             )
         up = _mean([r.get("unparseable_rate") for r in mr])
         if up:

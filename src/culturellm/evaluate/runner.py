@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -71,9 +72,18 @@ def variant_from(spec_or_variant: ModelVariant | str, system: Any = None) -> Mod
 
 
 def _protocol_key(
-    v: ModelVariant, system_text: str | None, task: Any, n: int, limit: Any, seed: int, mode: str, data: Path
+    v: ModelVariant,
+    system_text: str | None,
+    task: Any,
+    n: int,
+    limit: Any,
+    seed: int,
+    mode: str,
+    data: Path,
+    generation: dict[str, Any] | None = None,
+    calibration: str = "none",
 ) -> str:
-    obj = {
+    obj: dict[str, Any] = {
         "spec": v.spec,
         "system": system_text,
         "task": task.to_dict() | {"source": None},
@@ -83,6 +93,10 @@ def _protocol_key(
         "mode": mode,
         "data": str(data.resolve()),
     }
+    if generation is not None:  # generate mode only, so score-mode keys stay as they were
+        obj["generation"] = generation
+    if calibration != "none":  # uncalibrated score-mode keys stay as they were
+        obj["calibration"] = calibration
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -118,22 +132,43 @@ def evaluate(
     progress: bool = True,
     tasks: list[str] | None = None,
     n_boot: int = 1000,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    calibration: str = "contextual",
 ) -> list[dict[str, Any]]:
     """Evaluate each model variant on every task of `cultures` (optionally only `tasks`, full or short
     names) and return one result row per model x task (also in out/results.jsonl, with report.md and
     plots). data_dir: the release's data/ folder (None: the bundled 30-row sample). limit: a stratified,
     seeded subsample of at most `limit` examples per task. mode: "score" (label scoring) or "generate"
-    (greedy generation + parser, for comparison with the paper's protocol)."""
+    (generation + parser, for comparison with the paper's protocol: by default sampled as the paper did,
+    temperature 0.7 and up to 200 new tokens; `temperature`/`max_tokens` change that, 0 = greedy).
+    calibration (score mode): "contextual" divides out the label prior the model shows on content-free
+    texts before taking the most likely label (rows also carry the uncalibrated macro-F1); "none"."""
     from culturellm.cultures import get_culture
     from culturellm.evaluate.data import is_bundled_sample, load_task, resolve_data_dir, stratified_sample
     from culturellm.evaluate.metrics import classification_metrics, majority_baseline, random_baseline
     from culturellm.evaluate.report import write_report
-    from culturellm.evaluate.scoring import predict_generate, predict_score
+    from culturellm.evaluate.scoring import (
+        CALIBRATIONS,
+        CONTENT_FREE,
+        PAPER_MAX_TOKENS,
+        PAPER_TEMPERATURE,
+        calibrate,
+        content_free_prior,
+        generation_params,
+        pick_label,
+        predict_generate,
+        predict_score,
+    )
     from culturellm.evaluate.tasks import list_tasks
     from culturellm.llm import load_model
 
     if mode not in MODES:
         raise CultureLLMError(f"unknown mode '{mode}' (choose score or generate)")
+    if calibration not in CALIBRATIONS:
+        raise CultureLLMError(f"unknown calibration '{calibration}' (choose contextual or none)")
+    if mode != "score":
+        calibration = "none"  # generated replies have no label scores to calibrate
     if not models:
         raise CultureLLMError("no model to evaluate (give --model)")
     labels_seen = [m.label for m in models]
@@ -141,6 +176,20 @@ def evaluate(
         raise CultureLLMError(f"two models have the same label: {labels_seen} (use --label)")
     if limit is not None and limit < 1:
         raise CultureLLMError(f"--limit must be at least 1, got {limit}")
+    gen_params = generation = None
+    if mode == "generate":
+        gen_params = generation_params(
+            PAPER_TEMPERATURE if temperature is None else temperature,
+            PAPER_MAX_TOKENS if max_tokens is None else max_tokens,
+            seed,
+        )
+        if gen_params.temperature < 0 or gen_params.max_tokens < 1:
+            raise CultureLLMError("--temperature must be >= 0 and --max-tokens >= 1")
+        generation = {
+            "temperature": gen_params.temperature,
+            "top_p": gen_params.top_p,
+            "max_tokens": gen_params.max_tokens,
+        }
     out = Path(out)
     root = resolve_data_dir(data_dir)
     names = [get_culture(c).name for c in cultures]
@@ -172,7 +221,9 @@ def evaluate(
     for v in models:
         for td, exs in loaded:
             system = v.system_prompt(td.task.culture)
-            key = _protocol_key(v, system, td.task, len(exs), limit, seed, mode, root)
+            key = _protocol_key(
+                v, system, td.task, len(exs), limit, seed, mode, root, generation, calibration
+            )
             plan.append((v, td, exs, system, key))
     todo = sum(len(exs) for v, td, exs, system, key in plan if key not in done)
     bundled = is_bundled_sample(root)
@@ -191,12 +242,29 @@ def evaluate(
             usage0 = model.usage.as_dict()
             t0 = time.perf_counter()
             replies: list[str] | None = None
+            raw_preds: list[str | None] | None = None
+            calib: dict[str, Any] | None = None
             if mode == "score":
-                preds, _ = predict_score(model, task, texts, system, lambda k: prog.advance(bar, k))
+                preds, scores = predict_score(model, task, texts, system, lambda k: prog.advance(bar, k))
+                if calibration == "contextual":
+                    prior = content_free_prior(model, task, system)
+                    raw_preds = preds
+                    labels = task.label_names
+                    preds = [pick_label(labels, calibrate(s, prior)) for s in scores]
+                    calib = {"method": "none (unusable content-free scores)", "prior": None}
+                    if prior is not None:
+                        probs = {lab: round(math.exp(p), 4) for lab, p in zip(labels, prior, strict=True)}
+                        calib = {"method": "contextual", "prior": probs}
+                    calib["content_free"] = list(CONTENT_FREE)
             else:
-                preds, replies = predict_generate(model, task, texts, system, lambda k: prog.advance(bar, k))
+                preds, replies = predict_generate(
+                    model, task, texts, system, lambda k: prog.advance(bar, k), gen_params
+                )
             seconds = time.perf_counter() - t0
             m = classification_metrics(y_true, preds, task.label_names, n_boot=n_boot, seed=seed)
+            if raw_preds is not None:
+                raw = classification_metrics(y_true, raw_preds, task.label_names, n_boot=0)
+                m["macro_f1_uncalibrated"] = raw["macro_f1"]
             unparseable = sum(p is None for p in preds)
             usage1 = model.usage.as_dict()
             row: dict[str, Any] = {
@@ -208,6 +276,8 @@ def evaluate(
                 "language": task.language,
                 "type": task.type,
                 "mode": mode,
+                **({"generation": generation} if generation else {}),
+                **({"calibration": calib} if calib else {}),
                 **m,
                 "skipped_empty": td.skipped_empty,
                 "truncated": sum(e.truncated for e in exs),
@@ -236,6 +306,7 @@ def evaluate(
                     "line": e.line,
                     "label": e.label,
                     "pred": p,
+                    **({"pred_uncalibrated": raw_preds[i]} if raw_preds is not None else {}),
                     **({"reply": replies[i]} if replies is not None else {}),
                 }
                 for i, (e, p) in enumerate(zip(exs, preds, strict=True))

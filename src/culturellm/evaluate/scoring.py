@@ -2,12 +2,14 @@
 
 score mode: one ScoreRequest per example, candidates = the task's label verbalizations, scored as the
 whole assistant reply (end_of_turn=True); the prediction is the candidate with the highest summed
-log-probability. generate mode: greedy generation, then `parse_answer` maps the reply to a label (or to
-nothing: counted as unparseable and as wrong).
+log-probability. generate mode: the paper's protocol by default (sampling at temperature 0.7, top-p 0.9,
+up to 200 new tokens, as the reference's `getResponse` does; seeded, so a rerun replays), then
+`parse_answer` maps the reply to a label (or to nothing: counted as unparseable and as wrong).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -15,8 +17,24 @@ from collections.abc import Callable, Sequence
 from culturellm.evaluate.tasks import Task
 from culturellm.llm.base import Chat, ChatModel, SamplingParams, ScoreRequest
 
-CHUNK = 128  # examples per ChatModel call: bounds memory and drives the progress bar
-GENERATE_MAX_TOKENS = 16
+CHUNK = 32  # examples per ChatModel call: bounds memory and drives the progress bar
+# The reference's generate-and-parse (llm_response.getResponse, local Llama path): sampled at
+# temperature 0.7 (top-p 0.9 from Llama-2-chat's generation config), up to 200 new tokens.
+PAPER_TEMPERATURE = 0.7
+PAPER_TOP_P = 0.9
+PAPER_MAX_TOKENS = 200
+
+
+def generation_params(
+    temperature: float = PAPER_TEMPERATURE, max_tokens: int = PAPER_MAX_TOKENS, seed: int = 0
+) -> SamplingParams:
+    """Sampling parameters of generate mode (defaults: the paper's); temperature 0 = greedy."""
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=PAPER_TOP_P if temperature > 0 else 1.0,
+        seed=seed,
+    )
 
 
 def user_message(task: Task, text: str) -> str:
@@ -92,6 +110,48 @@ def pick_label(labels: Sequence[str], logprobs: Sequence[float]) -> str | None:
     return labels[top[0]] if len(top) == 1 else None
 
 
+# Contextual calibration (Zhao et al., "Calibrate Before Use", ICML 2021): the label scores a model gives
+# to content-free texts estimate its prior over the labels (a small model gives the shorter or more
+# frequent verbalization most of the mass whatever the text), and dividing it out makes the label
+# decision depend on the text.
+CONTENT_FREE = ("N/A", "", "[MASK]")
+CALIBRATIONS = ("contextual", "none")
+MIN_PRIOR = 1e-4  # a content-free prior this small (e.g. parse-fallback scores of 0 / -inf) is unusable
+
+
+def content_free_prior(model: ChatModel, task: Task, system: str | None) -> list[float] | None:
+    """Per-label log prior: the mean over CONTENT_FREE texts of the label distribution (scores
+    softmax-normalised over the task's labels). None when it is unusable (a label with probability
+    below MIN_PRIOR, or non-finite scores: a backend that scored by parsing one reply)."""
+    return log_prior(predict_score(model, task, list(CONTENT_FREE), system)[1])
+
+
+def log_prior(scores: Sequence[Sequence[float]]) -> list[float] | None:
+    """Mean label distribution (log) of rows of label log-probabilities; None when unusable."""
+    if not scores:
+        return None
+    probs = [0.0] * len(scores[0])
+    for lps in scores:
+        if not all(math.isfinite(x) for x in lps):
+            return None
+        top = max(lps)
+        z = sum(math.exp(x - top) for x in lps)
+        for i, x in enumerate(lps):
+            probs[i] += math.exp(x - top) / z / len(scores)
+    if min(probs) < MIN_PRIOR:
+        return None
+    return [math.log(p) for p in probs]
+
+
+def calibrate(logprobs: Sequence[float], prior: Sequence[float] | None) -> list[float]:
+    """Label scores with the content-free prior divided out (log p - log prior). Scores that are all
+    equal (a backend that could not decide) stay a tie: calibration never turns no decision into one."""
+    lps = list(logprobs)
+    if prior is None or len(set(lps)) == 1:
+        return lps
+    return [x - p for x, p in zip(lps, prior, strict=True)]
+
+
 def predict_score(
     model: ChatModel,
     task: Task,
@@ -122,11 +182,11 @@ def predict_generate(
     texts: Sequence[str],
     system: str | None,
     advance: Callable[[int], None] | None = None,
-    max_tokens: int = GENERATE_MAX_TOKENS,
+    params: SamplingParams | None = None,
 ) -> tuple[list[str | None], list[str]]:
-    """Generate-and-parse: greedy replies (temperature 0, so reruns are identical and cached) and their
-    parsed labels (None = unparseable)."""
-    params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
+    """Generate-and-parse: replies sampled with `params` (default `generation_params()`, the paper's
+    settings; seeded, so reruns replay and hit the cache) and their parsed labels (None = unparseable)."""
+    params = params or generation_params()
     preds: list[str | None] = []
     replies: list[str] = []
     for start in range(0, len(texts), CHUNK):
