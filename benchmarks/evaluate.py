@@ -4,8 +4,9 @@
 
 Protocols, all on the same stratified examples (no response cache, so every example is computed):
   score            label scoring as `culturellm evaluate` does it (shared prefix computed once,
-                   length-bucketed batches)
-  score (plain)    the same scores with fixed batches of 16 and no prefix reuse (the earlier engine)
+                   length-bucketed batches, contextual calibration: 3 content-free texts per task)
+  score (uncalibrated) the same label scores, the highest log-probability taken as it is
+  score (plain)    uncalibrated, fixed batches of 16 and no prefix reuse (the earlier engine)
   generate (paper) the paper's generate-and-parse: sampled at temperature 0.7, top-p 0.9, up to 200
                    new tokens (the reference's getResponse), parsed by `parse_answer`
   generate (greedy-16) greedy, at most 16 new tokens: the cheapest generate-and-parse
@@ -26,7 +27,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def main() -> None:
     from culturellm.evaluate.data import load_task, stratified_sample
     from culturellm.evaluate.metrics import classification_metrics
-    from culturellm.evaluate.scoring import generation_params, predict_generate, predict_score
+    from culturellm.evaluate.scoring import (
+        calibrate,
+        content_free_prior,
+        generation_params,
+        pick_label,
+        predict_generate,
+        predict_score,
+    )
     from culturellm.evaluate.tasks import list_tasks
     from culturellm.llm import load_model
 
@@ -43,10 +51,14 @@ def main() -> None:
     n = sum(len(ex) for _, ex in data)
     print(f"{n} examples: {len(data)} {a.culture} tasks x <= {a.limit}, bundled SmolLM2-135M, CPU")
 
-    def scored(max_pad, min_prefix):
+    def scored(max_pad, min_prefix, calibrated=False):
         def run(t, texts):
             model.score_max_pad, model.score_min_prefix = max_pad, min_prefix
-            return predict_score(model, t, texts, None)[0], None
+            preds, scores = predict_score(model, t, texts, None)
+            if calibrated:
+                prior = content_free_prior(model, t, None)
+                preds = [pick_label(t.label_names, calibrate(s, prior)) for s in scores]
+            return preds, None
 
         return run
 
@@ -56,13 +68,14 @@ def main() -> None:
 
     default_pad, default_prefix = model.score_max_pad, model.score_min_prefix
     protocols = {
-        "score": scored(default_pad, default_prefix),
+        "score": scored(default_pad, default_prefix, calibrated=True),
+        "score (uncalibrated)": scored(default_pad, default_prefix),
         "score (plain)": scored(None, 0),
         "generate (paper)": generated(0.7, 200),
         "generate (greedy-16)": generated(0.0, 16),
     }
     results = {}
-    print(f"{'protocol':<21} {'seconds':>8} {'ex/s':>7} {'macro-F1':>9} {'unparsed':>9} {'reply tokens':>13}")
+    print(f"{'protocol':<22} {'seconds':>8} {'ex/s':>7} {'macro-F1':>9} {'unparsed':>9} {'reply tokens':>13}")
     for name, fn in protocols.items():
         t0 = time.perf_counter()
         f1s, unparsed, tokens = [], 0, []
@@ -84,7 +97,7 @@ def main() -> None:
         results[name] = r
         rt = f"{r['mean_reply_tokens']:.1f}" if tokens else "-"
         print(
-            f"{name:<21} {dt:8.1f} {r['examples_per_s']:7.2f} {r['macro_f1']:9.3f} "
+            f"{name:<22} {dt:8.1f} {r['examples_per_s']:7.2f} {r['macro_f1']:9.3f} "
             f"{r['unparseable_rate']:9.2f} {rt:>13}"
         )
     s = results["score"]["examples_per_s"]

@@ -141,3 +141,34 @@ def test_cli_augment_acceptance_interface(run, tmp_path, monkeypatch):
     ours = [r for r in read_jsonl(run[0] / "augmented.jsonl") if r["question_id"] == SEEDS[0]]
     assert read_jsonl(out / "augmented.jsonl") == ours  # same requests, answered by the shared cache
     assert manifest["usage"]["requests"] == 0 and manifest["cache_hits"] == manifest["llm_requests"]
+
+
+def test_translation_step_records_and_counts(tmp_path, cached_model, embedder, seeds):
+    """Step 3 with the real bundled model: every seed and kept paraphrase is translated, every
+    non-empty translation back-translated, and a translation is kept only when its back-translation
+    is close enough to its source (t3) and it is not an untranslated echo. t3 = -1 keeps every real
+    translation, so the record format is exercised whatever the 135M model writes; t3 = 1.01 keeps none."""
+    cfg = AugmentConfig(**{**FAST, "m": 0, "translate": "German", "t3": -1.0, "max_tokens_translate": 48})
+    manifest = augment(seeds[:1], cached_model, embedder, cfg, tmp_path / "t")
+    rows = read_jsonl(tmp_path / "t" / "augmented.jsonl")
+    by_id = {r["id"]: r for r in rows}
+    sources = [r for r in rows if r["step"] in ("seed", "paraphrase")]
+    st = manifest["steps"]["translation"]
+    assert st["candidates"] == len(sources)
+    empty = st["reasons"].get("unparseable_answer:empty", 0)
+    assert st["requests"] == 2 * len(sources) - empty  # translate all, back-translate the non-empty
+    trans = [r for r in rows if r["step"] == "translation"]
+    assert len(trans) == st["accepted"] == manifest["counts"]["translation"]
+    assert st["accepted"] + sum(v for k, v in st["reasons"].items() if k != "unparseable_answer:empty") == (
+        len(sources) - empty
+    )
+    for r in trans:
+        src = by_id[r["parent"]]
+        assert src["step"] in ("seed", "paraphrase") and r["text"] != src["text"]
+        assert r["language"] == "German" and r["back_translation"]
+        assert -1.0 <= r["back_similarity"] <= 1.0 and -1.0 <= r["similarity"] <= 1.0
+    strict = augment(
+        seeds[:1], cached_model, embedder, cfg.model_copy(update={"t3": 1.01}), tmp_path / "strict"
+    )
+    assert strict["counts"]["translation"] == 0
+    assert strict["steps"]["translation"]["reasons"].get("below_t3", 0) == len(sources) - empty
