@@ -28,10 +28,8 @@ def main() -> None:
     from culturellm.evaluate.data import load_task, stratified_sample
     from culturellm.evaluate.metrics import classification_metrics
     from culturellm.evaluate.scoring import (
-        calibrate,
-        content_free_prior,
+        calibrated_predictions,
         generation_params,
-        pick_label,
         predict_generate,
         predict_score,
     )
@@ -56,8 +54,7 @@ def main() -> None:
             model.score_max_pad, model.score_min_prefix = max_pad, min_prefix
             preds, scores = predict_score(model, t, texts, None)
             if calibrated:
-                prior = content_free_prior(model, t, None)
-                preds = [pick_label(t.label_names, calibrate(s, prior)) for s in scores]
+                preds, _ = calibrated_predictions(model, t, scores, None)
             return preds, None
 
         return run

@@ -153,10 +153,8 @@ def evaluate(
         CONTENT_FREE,
         PAPER_MAX_TOKENS,
         PAPER_TEMPERATURE,
-        calibrate,
-        content_free_prior,
+        calibrated_predictions,
         generation_params,
-        pick_label,
         predict_generate,
         predict_score,
     )
@@ -247,14 +245,15 @@ def evaluate(
             if mode == "score":
                 preds, scores = predict_score(model, task, texts, system, lambda k: prog.advance(bar, k))
                 if calibration == "contextual":
-                    prior = content_free_prior(model, task, system)
                     raw_preds = preds
-                    labels = task.label_names
-                    preds = [pick_label(labels, calibrate(s, prior)) for s in scores]
+                    preds, prior = calibrated_predictions(model, task, scores, system)
                     calib = {"method": "none (unusable content-free scores)", "prior": None}
                     if prior is not None:
-                        probs = {lab: round(math.exp(p), 4) for lab, p in zip(labels, prior, strict=True)}
-                        calib = {"method": "contextual", "prior": probs}
+                        probs = [round(math.exp(p), 4) for p in prior]
+                        calib = {
+                            "method": "contextual",
+                            "prior": dict(zip(task.label_names, probs, strict=True)),
+                        }
                     calib["content_free"] = list(CONTENT_FREE)
             else:
                 preds, replies = predict_generate(

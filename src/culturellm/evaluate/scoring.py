@@ -126,6 +126,15 @@ def content_free_prior(model: ChatModel, task: Task, system: str | None) -> list
     return log_prior(predict_score(model, task, list(CONTENT_FREE), system)[1])
 
 
+def calibrated_predictions(
+    model: ChatModel, task: Task, scores: Sequence[Sequence[float]], system: str | None
+) -> tuple[list[str | None], list[float] | None]:
+    """Predictions from label scores with the model's content-free prior divided out, and that prior
+    (None: unusable, the scores were taken as they are)."""
+    prior = content_free_prior(model, task, system)
+    return [pick_label(task.label_names, calibrate(s, prior)) for s in scores], prior
+
+
 def log_prior(scores: Sequence[Sequence[float]]) -> list[float] | None:
     """Mean label distribution (log) of rows of label log-probabilities; None when unusable."""
     if not scores:
