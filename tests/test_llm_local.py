@@ -329,3 +329,36 @@ def test_shared_prefix_and_length_batching_stay_exact(tiny: LocalChatModel) -> N
         for cand, lp in zip(req.candidates, a.logprobs, strict=True):
             assert lp == pytest.approx(manual_logprob(tiny, req.messages, cand, True), abs=2e-4)
         assert a.logprobs == pytest.approx(b.logprobs, abs=2e-4)
+
+
+def test_shared_prefix_with_a_sliding_window_model_stays_exact(smol_tokenizer) -> None:
+    """Gemma 3 has sliding-window layers: pads between a shared prefix and a short suffix would count as
+    distance there, so batches longer than the window run whole prompts (left-padded) instead."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    cfg = Gemma3TextConfig(
+        vocab_size=len(smol_tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        sliding_window=48,
+        layer_types=["sliding_attention", "full_attention"],
+        max_position_embeddings=1024,
+        pad_token_id=2,
+        eos_token_id=2,
+        bos_token_id=1,
+    )
+    chat = LocalChatModel(Gemma3ForCausalLM(cfg), smol_tokenizer, name="g", batch_size=4, score_max_pad=2.0)
+    assert chat.sliding_window == 48
+    system = {"role": "system", "content": "You answer as a person from Jordan would. " * 2}
+    reqs = [
+        ScoreRequest([system, {"role": "user", "content": f"Text: {t}"}], ("yes", "no way"))
+        for t in ("a", "b c d e f g", "word " * 30, "word " * 45, "x y")
+    ]
+    for req, res in zip(reqs, chat.score(reqs), strict=True):
+        for cand, lp in zip(req.candidates, res.logprobs, strict=True):
+            assert lp == pytest.approx(manual_logprob(chat, req.messages, cand, True), abs=2e-4), cand

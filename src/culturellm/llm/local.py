@@ -253,6 +253,7 @@ class LocalChatModel:
         self.score_tokens = score_tokens
         self.score_max_pad = score_max_pad
         self.score_min_prefix = score_min_prefix
+        self.sliding_window = _sliding_window(model)
         self.progress = progress
         self._lock = threading.Lock()  # one forward pass at a time (torch uses all cores anyway)
         ensure_chat_template(tokenizer)
@@ -520,6 +521,11 @@ class LocalChatModel:
         import torch
 
         plen, pcache = prefix
+        width = max(len(prompts[i]) - plen for i in idx)
+        if plen and self.sliding_window is not None and plen + width > self.sliding_window:
+            # pads between prefix and suffix would count as distance in a sliding-window layer and push
+            # the prefix out of the window: this batch runs whole prompts, left-padded
+            plen, pcache = 0, None
         ids, mask, pos = self._left_pad([prompts[i][plen:] for i in idx])
         multi = any(len(c) > 1 for i in idx for c in cands[i])
         kw: dict[str, Any] = {}
@@ -600,6 +606,14 @@ class LocalChatModel:
                 k0 = keep - 1 - n
                 t = torch.tensor(c, device=lp.device)
                 sums[i][j] = float(lp[r, torch.arange(k0, k0 + n, device=lp.device), t].sum())
+
+
+def _sliding_window(model: Any) -> int | None:
+    """The attention window of a model with sliding-window layers (Gemma 3, Mistral...), else None."""
+    cfg = getattr(model, "config", None)
+    cfg = getattr(cfg, "text_config", None) or cfg
+    window = getattr(cfg, "sliding_window", None)
+    return int(window) if isinstance(window, int) and window > 0 else None
 
 
 @functools.cache
