@@ -103,18 +103,22 @@ def test_rerun_resumes_per_task(scored, release_fixtures):
 
 
 def test_generate_mode_reports_unparseable_rate(tmp_path, release_fixtures, bundled_model):
-    rows = evaluate(
-        [ModelVariant("base", "bundled")],
-        ["arabic"],
-        release_fixtures,
-        4,
-        tmp_path,
-        tasks=TASKS[:1],
-        mode="generate",
-        progress=False,
-        n_boot=100,
-    )
-    (row,) = rows
+    def generate(out, **kw):
+        (row,) = evaluate(
+            [ModelVariant("base", "bundled")],
+            ["arabic"],
+            release_fixtures,
+            4,
+            out,
+            tasks=TASKS[:1],
+            mode="generate",
+            progress=False,
+            n_boot=100,
+            **kw,
+        )
+        return row
+
+    row = generate(tmp_path)
     assert row["n"] == 4 and 0.0 <= row["unparseable_rate"] <= 1.0 and 0.0 <= row["macro_f1"] <= 1.0
     # the paper's sampling by default; replies are kept with the predictions
     assert row["generation"] == {"temperature": 0.7, "top_p": 0.9, "max_tokens": 200}
@@ -122,33 +126,11 @@ def test_generate_mode_reports_unparseable_rate(tmp_path, release_fixtures, bund
     preds = read_jsonl(next((tmp_path / "predictions").rglob("*.jsonl")))
     assert len(preds) == 4 and all(isinstance(p["reply"], str) for p in preds)
     # greedy with a short budget is another protocol (its own key); seeded sampling replays exactly
-    greedy = evaluate(
-        [ModelVariant("base", "bundled")],
-        ["arabic"],
-        release_fixtures,
-        4,
-        tmp_path / "greedy",
-        tasks=TASKS[:1],
-        mode="generate",
-        progress=False,
-        n_boot=0,
-        temperature=0.0,
-        max_tokens=16,
-    )
-    assert greedy[0]["generation"] == {"temperature": 0.0, "top_p": 1.0, "max_tokens": 16}
-    assert greedy[0]["key"] != row["key"]
-    again = evaluate(
-        [ModelVariant("base", "bundled")],
-        ["arabic"],
-        release_fixtures,
-        4,
-        tmp_path / "again",
-        tasks=TASKS[:1],
-        mode="generate",
-        progress=False,
-        n_boot=100,
-    )
-    assert again[0]["macro_f1"] == row["macro_f1"] and again[0]["pred_counts"] == row["pred_counts"]
+    greedy = generate(tmp_path / "greedy", temperature=0.0, max_tokens=16)
+    assert greedy["generation"] == {"temperature": 0.0, "top_p": 1.0, "max_tokens": 16}
+    assert greedy["key"] != row["key"]
+    again = generate(tmp_path / "again")
+    assert again["macro_f1"] == row["macro_f1"] and again["pred_counts"] == row["pred_counts"]
 
 
 def test_align_all_seeds_and_heldout_split(tmp_path, bundled_model):
