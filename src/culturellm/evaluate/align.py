@@ -10,21 +10,11 @@ measure of GlobalOpinionQA (Durmus et al. 2023); both are averaged over question
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from culturellm.errors import CultureLLMError, DataError
-
-
-def _softmax(lps: list[float]) -> list[float]:
-    finite = [x for x in lps if math.isfinite(x)]
-    if not finite:
-        return [1.0 / len(lps)] * len(lps)
-    m = max(finite)
-    ex = [math.exp(x - m) if math.isfinite(x) else 0.0 for x in lps]
-    z = sum(ex)
-    return [e / z for e in ex]
+from culturellm.evaluate.scoring import softmax
 
 
 def _read_split(split: Path) -> tuple[set[str], list[dict[str, Any]]]:
@@ -106,7 +96,7 @@ def align(
     for (qid, kind, text), res in zip(items, results, strict=True):
         s = seeds[qid]
         codes = list(s.options)
-        p_model = _softmax(list(res.logprobs))
+        p_model = softmax(list(res.logprobs))
         p_survey = [float(s.distribution.get(code, 0.0)) for code in codes]
         answer = codes[max(range(len(codes)), key=lambda i: p_model[i])]
         jsd = float(jensenshannon(p_model, p_survey, base=2))

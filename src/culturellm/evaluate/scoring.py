@@ -135,6 +135,17 @@ def calibrated_predictions(
     return [pick_label(task.label_names, calibrate(s, prior)) for s in scores], prior
 
 
+def softmax(lps: Sequence[float]) -> list[float]:
+    """Probabilities from log-probabilities (-inf gives 0; all non-finite: uniform)."""
+    finite = [x for x in lps if math.isfinite(x)]
+    if not finite:
+        return [1.0 / len(lps)] * len(lps)
+    m = max(finite)
+    ex = [math.exp(x - m) if math.isfinite(x) else 0.0 for x in lps]
+    z = sum(ex)
+    return [e / z for e in ex]
+
+
 def log_prior(scores: Sequence[Sequence[float]]) -> list[float] | None:
     """Mean label distribution (log) of rows of label log-probabilities; None when unusable."""
     if not scores:
@@ -143,10 +154,8 @@ def log_prior(scores: Sequence[Sequence[float]]) -> list[float] | None:
     for lps in scores:
         if not all(math.isfinite(x) for x in lps):
             return None
-        top = max(lps)
-        z = sum(math.exp(x - top) for x in lps)
-        for i, x in enumerate(lps):
-            probs[i] += math.exp(x - top) / z / len(scores)
+        for i, p in enumerate(softmax(lps)):
+            probs[i] += p / len(scores)
     if min(probs) < MIN_PRIOR:
         return None
     return [math.log(p) for p in probs]
