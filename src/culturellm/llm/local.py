@@ -498,6 +498,8 @@ class LocalChatModel:
         the prompts share fewer than `score_min_prefix` tokens."""
         if len(prompts) < 2 or not self.score_min_prefix:
             return 0, None
+        if self.sliding_window is not None and min(len(p) for p in prompts) > self.sliding_window:
+            return 0, None  # every batch would run whole prompts (see _score_kv)
         first, n = prompts[0], min(len(p) for p in prompts) - 1  # keep >= 1 token per suffix
         k = 0
         while k < n and all(p[k] == first[k] for p in prompts):
