@@ -1,5 +1,6 @@
 """Shared test set-up: an isolated CULTURELLM_HOME per test session, shared converted-model cache,
-paths to the shared fixtures, and the bundled model loaded once per session."""
+the bundled release sample, the optional full WVS microdata (CULTURELLM_WVS_DIR), and the bundled model
+loaded once per session. Nothing outside the repository is needed."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import platformdirs
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -28,21 +28,29 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.fail(f"shared data not found at {SHARED} (tests expect ../shared beside the repo)")
-    return SHARED
+def wvs_dir() -> Path:
+    """Full WVS wave-7 microdata (one `<ISO3>.csv` per bundled country), only for the checks that the
+    bundled aggregates are reproducible from it. Tests never read data from outside the repository
+    unless CULTURELLM_WVS_DIR points at it (.ci/run sets it); otherwise they are skipped, with this
+    reason in the summary."""
+    value = os.environ.get("CULTURELLM_WVS_DIR")
+    if not value:
+        pytest.skip(
+            "CULTURELLM_WVS_DIR is not set: the check that the bundled WVS aggregates are reproducible "
+            "needs the full wave-7 microdata (CI sets it in .ci/run)"
+        )
+    path = Path(value).expanduser().resolve()
+    if not path.is_dir():
+        pytest.fail(f"CULTURELLM_WVS_DIR={value}: not a directory")
+    return path
 
 
 @pytest.fixture(scope="session")
-def wvs_dir(shared_dir: Path) -> Path:
-    return shared_dir / "data" / "wvs" / "wave7"
+def release_fixtures() -> Path:
+    """The bundled 30-row samples of the 60 CultureLLM evaluation files (the release's layout)."""
+    from culturellm.evaluate.data import bundled_data_dir
 
-
-@pytest.fixture(scope="session")
-def release_fixtures(shared_dir: Path) -> Path:
-    """Stratified 30-row samples of the 60 CultureLLM evaluation files (same relative paths)."""
-    return shared_dir / "fixtures" / "culturellm-data"
+    return bundled_data_dir()
 
 
 @pytest.fixture(scope="session")

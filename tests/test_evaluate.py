@@ -126,3 +126,10 @@ def test_report_and_plots(tmp_path: Path) -> None:
         "task_types.png",
         "alignment.png",
     }
+
+
+def test_tests_use_data_inside_the_repository(release_fixtures: Path) -> None:
+    """A user's clone has nothing beside it: the evaluation fixtures are the bundled release sample."""
+    repo = Path(__file__).resolve().parents[1]
+    assert release_fixtures.resolve().is_relative_to(repo / "src")
+    assert len(list(release_fixtures.glob("*/*/*.jsonl"))) == 60

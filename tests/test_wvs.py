@@ -1,5 +1,6 @@
 """WVS seed layer: questions, microdata readers (CSV/SPSS/Stata), aggregation against hand-computed
-counts, the bundled aggregates (reproducible, and recomputed independently from the shared microdata),
+counts, the bundled aggregates (reproducible, and recomputed independently from the full microdata when
+CULTURELLM_WVS_DIR points at it), synthetic microdata with known answers,
 and the reference implementation's labelling bug."""
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from culturellm.wvs import (
     seed_set,
 )
 from culturellm.wvs.answers import answers_to_lines, bundled_answers_path, merge_user_answers
+from wvs_synth import synthetic_microdata
 
 REPO = Path(__file__).resolve().parents[1]
 Q = {q.id: q for q in load_questions()}
@@ -225,12 +227,21 @@ def test_read_stata_dta_with_value_labels(tmp_path):
     check_expected(aggregate(read_microdata(p)))
 
 
-def test_sav_and_csv_agree_on_shared_microdata(tmp_path, wvs_dir):
-    df = pd.read_csv(wvs_dir / "JOR.csv")
-    pyreadstat.write_sav(df, tmp_path / "JOR.sav")
-    a = answers_to_lines(aggregate(read_microdata(wvs_dir / "JOR.csv")))
-    b = answers_to_lines(aggregate(read_microdata(tmp_path / "JOR.sav")))
-    assert a == b
+def test_synthetic_microdata_aggregates_to_its_known_answers(tmp_path):
+    """Synthetic microdata (tests/wvs_synth.py) with counts known by construction: CSV, SPSS and a
+    directory of per-country files all aggregate to them; a question never asked has no aggregate."""
+    synth = synthetic_microdata(("IRQ", "JOR", "KOR"))
+    d = synth.write_csv_dir(tmp_path / "csv")
+    pyreadstat.write_sav(synth.combined(), tmp_path / "all.sav")
+    from_csv = aggregate(read_microdata(d))
+    from_sav = aggregate(read_microdata(tmp_path / "all.sav"))
+    got = {k: (a.counts, a.n) for k, a in by_key(from_csv).items()}
+    assert set(got) == set(synth.expected)
+    for key, (counts, n) in synth.expected.items():
+        assert got[key][1] == n and got[key][0] == pytest.approx(counts), key
+    for country, qid in synth.not_asked.items():
+        assert (country, qid) not in got
+    assert answers_to_lines(from_csv) == answers_to_lines(from_sav)
 
 
 @pytest.mark.parametrize(
@@ -274,7 +285,22 @@ def load_build_script():
     return mod
 
 
+def test_build_script_is_deterministic_on_synthetic_microdata(tmp_path):
+    synth = synthetic_microdata(("ARG", "BGD"), seed=3)
+    d = synth.write_csv_dir(tmp_path / "wave7")
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    n = load_build_script().build([d], a)
+    assert n == len(synth.expected) == 2 * 50 - 2  # one question never asked per country
+    load_build_script().build([d / "BGD.csv", d / "ARG.csv"], b)  # another order, same bytes
+    assert a.read_bytes() == b.read_bytes()
+    table = read_answers(a)
+    for (country, qid), (counts, n) in synth.expected.items():
+        assert table[country][qid].n == n
+        assert table[country][qid].counts == pytest.approx(counts, abs=1e-6)
+
+
 def test_bundled_answers_equal_a_fresh_build(tmp_path, wvs_dir):
+    """Needs the full microdata (CULTURELLM_WVS_DIR, set by .ci/run); skipped with a reason otherwise."""
     out = tmp_path / "wvs_answers.jsonl"
     n = load_build_script().build([wvs_dir], out)
     assert n == 578  # 12 countries x 50 questions - 18 (CHN) - 2 (IRQ) - 2 (JOR) never asked
@@ -323,12 +349,11 @@ def independent_seeds(wvs_dir: Path, countries: tuple[str, ...]) -> dict[str, tu
     return out
 
 
-@pytest.mark.parametrize("culture", [c.name for c in list_cultures()])
-def test_seed_majorities_match_independent_recompute(culture, wvs_dir):
+def check_seeds_against_independent(culture: str, microdata_dir: Path) -> None:
     from culturellm.cultures import get_culture
 
     c = get_culture(culture)
-    expected = independent_seeds(wvs_dir, c.countries)
+    expected = independent_seeds(microdata_dir, c.countries)
     seeds = seed_set(c)
     assert [s.question_id for s in seeds] == list(expected)
     for s in seeds:
@@ -338,6 +363,24 @@ def test_seed_majorities_match_independent_recompute(culture, wvs_dir):
         assert s.distribution == pytest.approx(dist, abs=1e-12)
         assert list(s.distribution) == list(s.options)
         assert sum(s.distribution.values()) == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("culture", [c.name for c in list_cultures()])
+def test_seed_majorities_match_independent_recompute(culture, wvs_dir):
+    """Bundled aggregates vs the full microdata (CULTURELLM_WVS_DIR; skipped with a reason otherwise)."""
+    check_seeds_against_independent(culture, wvs_dir)
+
+
+def test_seed_majorities_match_independent_recompute_synthetic(tmp_path, monkeypatch):
+    """Same check on synthetic unweighted microdata imported as the user's aggregates for IRQ and JOR
+    (they override the bundled countries), so it runs without any data from outside the repository."""
+    monkeypatch.setenv("CULTURELLM_HOME", str(tmp_path / "home"))
+    synth = synthetic_microdata(("IRQ", "JOR"), rows=30, seed=7)
+    for country, df in synth.frames.items():
+        synth.frames[country] = df.drop(columns="W_WEIGHT")  # the independent recompute is unweighted
+    d = synth.write_csv_dir(tmp_path / "wave7")
+    assert merge_user_answers(aggregate(read_microdata(d))) == ["IRQ", "JOR"]
+    check_seeds_against_independent("arabic", d)
 
 
 def test_seed_counts_per_culture():
@@ -362,9 +405,10 @@ def test_seed_fields_and_memoisation():
 
 
 def test_reference_label_bug_quantified(wvs_dir, capsys):
-    """The public CultureLLM code labels a question with trunc(mean of raw codes), the raw codes
-    including negative missing-value codes. Count how often that differs from the true majority,
-    and how many labels it invents for questions the country was never asked."""
+    """Needs the full microdata (CULTURELLM_WVS_DIR). The public CultureLLM code labels a question with
+    trunc(mean of raw codes), the raw codes including negative missing-value codes. Count how often that
+    differs from the true majority, and how many labels it invents for questions the country was never
+    asked."""
     table = load_answers()
     report = {}
     for path in sorted(wvs_dir.glob("*.csv")):
