@@ -4,13 +4,11 @@ commands parse arguments, call the Python API and print with rich."""
 from __future__ import annotations
 
 import importlib
-import sys
 
 import typer
-from rich.console import Console
 
 from culturellm import __version__
-from culturellm.errors import CultureLLMError
+from culturellm.cli_errors import err_console, fail, run_app
 
 app = typer.Typer(
     name="culturellm",
@@ -19,7 +17,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err_console = Console(stderr=True)
 
 # Each module defines `register(app: typer.Typer) -> None`.
 COMMAND_MODULES = (
@@ -49,20 +46,12 @@ for _mod in COMMAND_MODULES:
     importlib.import_module(_mod).register(app)
 
 
-def fail(message: str) -> None:
-    """Print one clear line on stderr and exit with code 2."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise SystemExit(2)
+__all__ = ["app", "err_console", "fail", "main"]
 
 
 def main() -> None:
-    try:
-        app(standalone_mode=True)
-    except CultureLLMError as e:
-        fail(str(e))
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+    """Entry point: one error printer for every command (see culturellm.cli_errors)."""
+    run_app(app)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Where culturellm keeps user data and caches.
 
-`CULTURELLM_HOME` overrides both (tests point it at a temporary directory); otherwise platformdirs'
+`CULTURELLM_HOME` overrides all of them (tests point it at a temporary directory); otherwise platformdirs'
 per-user data and cache directories are used.
 """
 
@@ -37,6 +37,15 @@ def model_cache_dir() -> Path:
     it at the user's real cache so the conversion is shared between test runs."""
     env = os.environ.get("CULTURELLM_MODEL_CACHE")
     path = Path(env) if env else cache_dir() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def log_dir() -> Path:
+    """Where unexpected errors' tracebacks go (platformdirs' per-user log directory, or
+    `CULTURELLM_HOME/logs`)."""
+    home = os.environ.get("CULTURELLM_HOME")
+    path = Path(home) / "logs" if home else Path(platformdirs.user_log_dir(APP))
     path.mkdir(parents=True, exist_ok=True)
     return path
 

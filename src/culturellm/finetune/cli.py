@@ -117,17 +117,8 @@ def register(app: typer.Typer) -> None:
 
 def main() -> None:
     """`python -m culturellm.finetune` (under accelerate launch / torchrun): the finetune command alone."""
-    import sys
-
-    from culturellm.cli import fail
-    from culturellm.errors import CultureLLMError
+    from culturellm.cli_errors import run_app
 
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command(help=HELP)(finetune_command)
-    try:
-        app(standalone_mode=True)
-    except CultureLLMError as e:
-        fail(str(e))
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_app(app)
