@@ -10,13 +10,13 @@ Besides the registered names, any ISO3 country code with WVS data is a culture b
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from culturellm.errors import DataError, UnknownNameError
-from culturellm.jsonio import atomic_write_text
+from culturellm.jsonio import atomic_write_text, read_toml
+from culturellm.names import is_safe_name
 from culturellm.paths import data_dir, package_data
 
 CULTURES_FILE = "cultures.toml"
@@ -47,14 +47,14 @@ class Culture:
 
 def _validate(path: Path | str, name: str, display: str | None, language: str, countries: object) -> Culture:
     where = f"{path}: [{name}]"
-    if not _NAME.match(name):
-        raise DataError(f"{where}: culture name must be lower-case letters, digits, '-' or '_'")
+    if not _NAME.fullmatch(name) or not is_safe_name(name):
+        raise DataError(f"{where}: culture name must be lower-case letters, digits, '-' or '_' (at most 64)")
     if not isinstance(language, str) or not _LANG.match(language):
         raise DataError(f"{where}: field 'language' must be a two-letter ISO 639-1 code, got {language!r}")
     if (
         not isinstance(countries, list | tuple)
         or not countries
-        or not all(isinstance(c, str) and _ISO3.match(c.upper()) for c in countries)
+        or not all(isinstance(c, str) and _ISO3.fullmatch(c.upper()) for c in countries)
     ):
         raise DataError(f"{where}: field 'countries' must be a non-empty list of ISO3 codes like \"IRQ\"")
     if display is not None and (not isinstance(display, str) or not display.strip()):
@@ -66,13 +66,7 @@ def _validate(path: Path | str, name: str, display: str | None, language: str, c
 def read_cultures(path: str | Path) -> dict[str, Culture]:
     """Parse a cultures TOML file; DataError names the file and the bad field."""
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise DataError(f"{path}: not valid TOML ({e})") from None
+    raw = read_toml(path)
     out: dict[str, Culture] = {}
     for name, entry in raw.items():
         if not isinstance(entry, dict):

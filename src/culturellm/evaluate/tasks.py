@@ -7,12 +7,13 @@ ones by name. See docs/evaluation.md for the format.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from culturellm.errors import DataError, UnknownNameError
+from culturellm.jsonio import read_toml
+from culturellm.names import check_name, check_relative
 from culturellm.paths import data_dir, package_data
 
 TASKS_FILE = "tasks.toml"
@@ -125,13 +126,7 @@ def _scheme(where: str, raw: Any) -> tuple[str, dict[str, str], dict[str, str]]:
 def read_tasks(path: str | Path) -> dict[str, Task]:
     """Parse a tasks TOML file; DataError names the file, the task and the bad field."""
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise DataError(f"{path}: not valid TOML ({e})") from None
+    raw = read_toml(path)
     unknown = set(raw) - {"schemes", "tasks"}
     if unknown:
         raise DataError(f"{path}: unknown top-level key '{sorted(unknown)[0]}' (expected schemes, tasks)")
@@ -168,12 +163,16 @@ def read_tasks(path: str | Path) -> dict[str, Task]:
         else:
             instruction, labels, mapping = _scheme(f"{where}: labels", t["labels"])
         instruction = str(t.get("instruction") or instruction or "Classify the following text.")
-        name = str(t["name"]).strip()
+        name = check_name(str(t["name"]).strip(), "task name", where, parts=True)
+        culture = check_name(str(t["culture"]).strip().lower(), "field 'culture'", where)
+        if not isinstance(t["path"], str):
+            raise DataError(f"{where}: field 'path' must be a string")
+        check_relative(t["path"], "field 'path'", where)
         if name in out:
             raise DataError(f"{where}: duplicate task name '{name}'")
         out[name] = Task(
             name=name,
-            culture=str(t["culture"]).strip().lower(),
+            culture=culture,
             language=str(t.get("language", "")),
             type=str(t["type"]),
             path=str(t["path"]),

@@ -13,6 +13,8 @@ derived from `counts` and written for readers of the file.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -74,15 +76,19 @@ def read_answers(path: str | Path) -> AnswerTable:
             raise DataError(f"{where}: field 'counts' must be an object code -> count")
         try:
             full = {c: float(counts.get(c, 0)) for c in q.options}
-        except (TypeError, ValueError):
-            raise DataError(f"{where}: field 'counts' must hold numbers") from None
-        if set(counts) - set(q.options) or any(v < 0 for v in full.values()) or sum(full.values()) <= 0:
+            n = int(row["n"])
+        except (TypeError, ValueError, OverflowError):
+            raise DataError(f"{where}: fields 'counts' and 'n' must hold numbers") from None
+        total = sum(full.values())
+        if set(counts) - set(q.options) or any(v < 0 for v in full.values()) or not 0 < total < math.inf:
             raise DataError(
-                f"{where}: field 'counts' must hold non-negative counts for codes {list(q.options)}, "
-                "not all zero"
+                f"{where}: field 'counts' must hold non-negative finite counts for codes "
+                f"{list(q.options)}, not all zero"
             )
         country = str(row["country"]).upper()
-        table.setdefault(country, {})[qid] = CountryAnswers(country, qid, full, int(row["n"]))
+        if not re.fullmatch(r"[A-Z]{3}", country):
+            raise DataError(f"{where}: field 'country' must be an ISO 3166 alpha-3 code, got {country!r}")
+        table.setdefault(country, {})[qid] = CountryAnswers(country, qid, full, n)
     return table
 
 

@@ -25,6 +25,18 @@ COUNTRY_NUMERIC = "B_COUNTRY"
 WEIGHT = "W_WEIGHT"
 SUFFIXES = (".csv", ".csv.gz", ".csv.zip", ".zip", ".sav", ".zsav", ".dta")
 CHUNK_ROWS = 20_000
+#: Survey weights are design weights around 1; anything this large is a broken file (and a sum of such
+#: weights would overflow the aggregates).
+MAX_WEIGHT = 1e6
+#: Leading bytes of binary files that are sometimes renamed .csv by mistake.
+_MAGIC = (
+    (b"$FL2", "an SPSS .sav file: name it .sav"),
+    (b"$FL3", "an SPSS .zsav file: name it .zsav"),
+    (b"<stata_dta>", "a Stata .dta file: name it .dta"),
+    (b"\x1f\x8b", "a gzip file: name it .csv.gz"),
+    (b"PK\x03\x04", "a zip file (an Excel .xlsx is one too): name it .zip if it holds one CSV"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel/OLE file: export it as CSV"),
+)
 
 
 def _kind(path: Path) -> str:
@@ -90,10 +102,36 @@ def _sniff_sep(path: Path) -> str:
     return max(counts, key=lambda s: counts[s]) if max(counts.values()) > 0 else ","
 
 
+def _check_not_binary(path: Path) -> None:
+    """A plain .csv that is really an SPSS/Stata/zip/gzip/Excel file: say so instead of failing later
+    on a 'missing column'."""
+    if path.name.lower().endswith((".gz", ".zip")):
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            raise DataError(f"{path}: not a CSV file, it looks like {what}")
+
+
+def _raw_header(path: Path, sep: str) -> list[str]:
+    import csv
+
+    return next(csv.reader([_first_line(path)], delimiter=sep), [])
+
+
 def _select_columns(path: Path, names: Sequence[str], questions: Sequence[Question]) -> dict[str, str]:
     """Map canonical names (country/weight/question ids) to the file's column names; DataError when the
     country column or every question column is missing."""
-    upper = {str(n).strip().lstrip("\ufeff").strip('"').upper(): n for n in names}
+    upper: dict[str, str] = {}
+    for n in names:
+        key = str(n).strip().lstrip("\ufeff").strip('"').upper()
+        if key in upper:
+            raise DataError(f"{path}: column {key} appears twice: which one holds the answers is ambiguous")
+        upper[key] = n
     sel: dict[str, str] = {}
     if COUNTRY_ALPHA in upper:
         sel[COUNTRY_ALPHA] = upper[COUNTRY_ALPHA]
@@ -125,11 +163,13 @@ _CSV_OPTS = {"encoding_errors": "replace"}
 def _read_csv(path: Path, questions: Sequence[Question], progress: Progress | None) -> pd.DataFrame:
     import pandas as pd
 
+    _check_not_binary(path)
     sep = _sniff_sep(path)
     try:
         header = pd.read_csv(path, nrows=0, sep=sep, encoding_errors="replace")
     except Exception as e:
         raise DataError(f"{path}: not a readable CSV file ({e})") from None
+    _select_columns(path, _raw_header(path, sep), questions)  # duplicates, before pandas renames them
     sel = _select_columns(path, list(header.columns), questions)
     usecols = list(sel.values())
     dtypes = {sel[k]: "string" for k in (COUNTRY_ALPHA,) if k in sel}
@@ -199,6 +239,7 @@ def _read_stat(
 def _normalise(path: Path, df: pd.DataFrame, sel: dict[str, str]) -> pd.DataFrame:
     """Canonical frame: `country` (ISO3 str), `weight` (float, 1.0 without W_WEIGHT), question columns
     as numeric codes (NaN = empty)."""
+    import numpy as np
     import pandas as pd
 
     out = pd.DataFrame(index=df.index)
@@ -208,6 +249,13 @@ def _normalise(path: Path, df: pd.DataFrame, sel: dict[str, str]) -> pd.DataFram
         if bad.any():
             row = int(bad.to_numpy().nonzero()[0][0])
             raise DataError(f"{path}: column {COUNTRY_ALPHA} is empty in data row {row + 1}")
+        bad = ~col.str.fullmatch(r"[A-Z]{3}").fillna(False).astype(bool)
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            raise DataError(
+                f"{path}: column {COUNTRY_ALPHA} must hold ISO 3166 alpha-3 codes (3 letters); data row "
+                f"{row + 1} has {df[sel[COUNTRY_ALPHA]].iloc[row]!r}"
+            )
         out["country"] = col.astype(str)
     else:
         num = pd.to_numeric(df[sel[COUNTRY_NUMERIC]], errors="coerce")
@@ -227,12 +275,13 @@ def _normalise(path: Path, df: pd.DataFrame, sel: dict[str, str]) -> pd.DataFram
             )
         out["country"] = num.map(mapping).astype(str)
     if WEIGHT in sel:
-        w = pd.to_numeric(df[sel[WEIGHT]], errors="coerce")
-        bad = w.isna() | (w < 0)
+        w = pd.to_numeric(df[sel[WEIGHT]], errors="coerce").astype(float)
+        bad = w.isna() | (w < 0) | ~np.isfinite(w) | (w > MAX_WEIGHT)
         if bad.any():
             row = int(bad.to_numpy().nonzero()[0][0])
             raise DataError(
-                f"{path}: column {WEIGHT} must hold non-negative numbers; data row {row + 1} has "
+                f"{path}: column {WEIGHT} must hold non-negative finite numbers up to {MAX_WEIGHT:g}; data "
+                f"row {row + 1} has "
                 f"{df[sel[WEIGHT]].iloc[row]!r}"
             )
         out["weight"] = w.astype(float)
