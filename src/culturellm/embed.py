@@ -13,14 +13,17 @@ import importlib.util
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from culturellm import paths
 from culturellm.errors import CultureLLMError, UnknownNameError
+from culturellm.sqlitecache import guarded
+
+T = TypeVar("T")
 
 BUNDLED_EMBEDDER = "all-MiniLM-L6-v2"
 
@@ -43,11 +46,34 @@ class EmbeddingStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._guard(self._create)
+
+    def _create(self) -> None:
         with self._conn() as c:
             c.execute(
                 "CREATE TABLE IF NOT EXISTS embeddings (model TEXT NOT NULL, key TEXT NOT NULL, "
                 "dim INTEGER NOT NULL, vec BLOB NOT NULL, PRIMARY KEY (model, key))"
             )
+            c.execute("SELECT model, key, dim, vec FROM embeddings LIMIT 1").fetchall()
+
+    def _reset(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+        self._local.conn = None
+
+    def _guard(self, op: Callable[[], T]) -> T:
+        """Run a database operation; a damaged file is moved aside (warning) and a fresh one made."""
+
+        def reset_and_create() -> None:
+            self._reset()
+
+        def again() -> T:
+            if getattr(self._local, "conn", None) is None:
+                self._create()
+            return op()
+
+        return guarded(self.path, again, reset_and_create)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -60,24 +86,31 @@ class EmbeddingStore:
         return conn
 
     def get_many(self, model: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
-        conn = self._conn()
-        for start in range(0, len(keys), 500):
-            part = list(keys[start : start + 500])
-            marks = ",".join("?" * len(part))
-            rows = conn.execute(
-                f"SELECT key, vec FROM embeddings WHERE model=? AND key IN ({marks})", [model, *part]
-            ).fetchall()
-            for key, blob in rows:
-                found[key] = np.frombuffer(blob, dtype=np.float32).copy()
-        return found
+        def op() -> dict[str, np.ndarray]:
+            found: dict[str, np.ndarray] = {}
+            conn = self._conn()
+            for start in range(0, len(keys), 500):
+                part = list(keys[start : start + 500])
+                marks = ",".join("?" * len(part))
+                rows = conn.execute(
+                    f"SELECT key, dim, vec FROM embeddings WHERE model=? AND key IN ({marks})", [model, *part]
+                ).fetchall()
+                for key, dim, blob in rows:
+                    if isinstance(blob, bytes) and isinstance(dim, int) and dim > 0 and len(blob) == 4 * dim:
+                        found[key] = np.frombuffer(blob, dtype=np.float32).copy()  # else: recomputed
+            return found
+
+        return self._guard(op)
 
     def put_many(self, model: str, items: dict[str, np.ndarray]) -> None:
-        with self._conn() as c:
-            c.executemany(
-                "INSERT OR REPLACE INTO embeddings (model, key, dim, vec) VALUES (?, ?, ?, ?)",
-                [(model, k, int(v.shape[0]), v.astype(np.float32).tobytes()) for k, v in items.items()],
-            )
+        def op() -> None:
+            with self._conn() as c:
+                c.executemany(
+                    "INSERT OR REPLACE INTO embeddings (model, key, dim, vec) VALUES (?, ?, ?, ?)",
+                    [(model, k, int(v.shape[0]), v.astype(np.float32).tobytes()) for k, v in items.items()],
+                )
+
+        self._guard(op)
 
 
 def text_key(text: str) -> str:

@@ -16,13 +16,16 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from culturellm import paths
 from culturellm.llm.base import Chat, SamplingParams, ScoreRequest, ScoreResult, Usage
 from culturellm.llm.records import Scored, account
+from culturellm.sqlitecache import guarded
+
+T = TypeVar("T")
 
 KEY_VERSION = 1
 CACHE_FILE = "responses.sqlite"
@@ -66,6 +69,9 @@ class ResponseCache:
         self.path = Path(path) if path else default_cache_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._guard(lambda: None)
+
+    def _create(self) -> None:
         with self._conn() as c:
             c.execute(
                 "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, kind TEXT NOT NULL, "
@@ -74,6 +80,24 @@ class ResponseCache:
                 "cost_usd REAL NOT NULL DEFAULT 0, latency_s REAL NOT NULL DEFAULT 0, created REAL NOT NULL)"
             )
             c.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value REAL NOT NULL)")
+            c.execute("SELECT key, response FROM responses LIMIT 1").fetchall()
+            c.execute("SELECT name, value FROM counters LIMIT 1").fetchall()
+        self._local.ready = True
+
+    def _reset(self) -> None:
+        self.close()
+        self._local.ready = False
+
+    def _guard(self, op: Callable[[], T]) -> T:
+        """Run a database operation; a damaged cache file is moved aside (with a warning on stderr) and
+        an empty cache created in its place, so every command (`cache clear` too) keeps working."""
+
+        def run() -> T:
+            if not getattr(self._local, "ready", False):
+                self._create()
+            return op()
+
+        return guarded(self.path, run, self._reset)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -87,6 +111,9 @@ class ResponseCache:
         return conn
 
     def get_many(self, keys: Sequence[str]) -> dict[str, sqlite3.Row | tuple]:
+        return self._guard(lambda: self._get_many(keys))
+
+    def _get_many(self, keys: Sequence[str]) -> dict[str, sqlite3.Row | tuple]:
         conn = self._conn()
         found: dict[str, tuple] = {}
         uniq = list(dict.fromkeys(keys))
@@ -103,8 +130,10 @@ class ResponseCache:
 
     def put_many(self, kind: str, backend: str, model: str, items: Sequence[tuple[str, str, Any]]) -> None:
         """items: (key, response JSON, Completion|Scored)."""
-        if not items:
-            return
+        if items:
+            self._guard(lambda: self._put_many(kind, backend, model, items))
+
+    def _put_many(self, kind: str, backend: str, model: str, items: Sequence[tuple[str, str, Any]]) -> None:
         now = time.time()
         conn = self._conn()
         with conn:
@@ -131,8 +160,10 @@ class ResponseCache:
 
     def bump(self, **deltas: float) -> None:
         deltas = {k: v for k, v in deltas.items() if v}
-        if not deltas:
-            return
+        if deltas:
+            self._guard(lambda: self._bump(deltas))
+
+    def _bump(self, deltas: dict[str, float]) -> None:
         conn = self._conn()
         with conn:
             conn.execute("BEGIN IMMEDIATE")
@@ -143,6 +174,9 @@ class ResponseCache:
             )
 
     def stats(self) -> dict[str, Any]:
+        return self._guard(self._stats)
+
+    def _stats(self) -> dict[str, Any]:
         conn = self._conn()
         entries, ptoks, ctoks, cost = conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0), "
@@ -169,6 +203,9 @@ class ResponseCache:
 
     def clear(self, model: str | None = None) -> int:
         """Delete entries (all, or those of one model) and, when clearing all, reset the counters."""
+        return self._guard(lambda: self._clear(model))
+
+    def _clear(self, model: str | None) -> int:
         conn = self._conn()
         with conn:
             conn.execute("BEGIN IMMEDIATE")
