@@ -28,6 +28,73 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         raise
 
 
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+
+
+def read_text(path: str | Path) -> str:
+    """A text file's content: UTF-8, or UTF-8/16/32 with a byte-order mark (the mark is dropped).
+    Anything else (Latin-1, UTF-16 without a mark, binary) is a DataError naming the file and the line
+    of the first bad byte; a missing or unreadable file is a DataError too."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, expected a file") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    encoding = "utf-8"
+    for bom, enc in _BOMS:
+        if data.startswith(bom):
+            data, encoding = data[len(bom) :], enc
+            break
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        hint = " (it looks like UTF-16 without a byte-order mark)" if b"\x00" in data[:200] else ""
+        raise DataError(
+            f"{path}:{line}: not {encoding.upper()} text (byte 0x{data[e.start]:02x}){hint}; save it as UTF-8"
+        ) from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise DataError(f"{path}:{line}: holds NUL characters: not a text file (save it as UTF-8 text)")
+    return text
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file; DataError names the file for a missing file, bad encoding or bad TOML."""
+    import tomllib
+
+    text = read_text(path)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise DataError(f"{path}: not valid TOML ({e})") from None
+
+
+def read_json(path: str | Path, *, what: str = "JSON file") -> dict[str, Any]:
+    """Parse a file holding one JSON object; DataError (naming the file) when it is torn, not JSON, or
+    not an object."""
+    text = read_text(path)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: damaged {what}, not valid JSON ({e.msg} at line {e.lineno})") from None
+    except RecursionError:
+        raise DataError(f"{path}: damaged {what}, nested too deeply") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{path}: damaged {what}, expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
@@ -54,19 +121,18 @@ def iter_jsonl(path: str | Path, *, tolerate_torn_tail: bool = False) -> Iterato
     append) is ignored instead; resumable stages use this and then rewrite the file cleanly.
     """
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    with open(path, encoding="utf-8") as f:
-        lines = f.readlines()
+    parts = read_text(path).split("\n")  # not splitlines(): U+2028 inside a JSON string is no newline
+    lines = [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, RecursionError) as e:
+            msg = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deeply"
             if tolerate_torn_tail and i == len(lines) and not line.endswith("\n"):
                 return
-            raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+            raise DataError(f"{path}:{i}: not valid JSON ({msg})") from None
         if not isinstance(obj, dict):
             raise DataError(f"{path}:{i}: expected a JSON object, got {type(obj).__name__}")
         yield obj

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from culturellm.errors import DataError
 from culturellm.evaluate.tasks import Task
+from culturellm.jsonio import read_text
 from culturellm.paths import package_data
 
 MAX_TEXT_CHARS = 2000  # longer texts are cut (a documented bound on prompt length and memory)
@@ -75,40 +76,49 @@ def _text(task: Task, row: dict, path: Path, line: int) -> str | None:
 
 def load_task(task: Task, data_dir: str | Path | None, max_chars: int = MAX_TEXT_CHARS) -> TaskData:
     """Read every labelled example of a task. Missing file, bad JSON, a missing text field or a label
-    outside the task's label set raise DataError naming the file and line; empty labels are skipped and
-    counted."""
+    outside the task's label set raise DataError naming the file and line; rows with an empty label or
+    a null/empty text are skipped and counted. The file must be UTF-8 (or carry a UTF-16/32 byte-order
+    mark); Latin-1 and other encodings are a DataError naming the file and line."""
     root = resolve_data_dir(data_dir)
     path = root / task.path
     if not path.is_file():
         raise DataError(f"{path}: file not found for task {task.name} (data dir {root})")
     examples: list[Example] = []
     skipped = truncated = 0
-    with open(path, encoding="utf-8") as f:
-        for i, raw_line in enumerate(f, 1):
-            if not raw_line.strip():
-                continue
-            try:
-                row = json.loads(raw_line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{i}: expected a JSON object")
-            raw = row.get(task.label_field)
-            if raw is None or (isinstance(raw, str) and not raw.strip()):
-                skipped += 1
-                continue
-            label = task.canonical_label(raw)
-            if label is None:
-                raise DataError(
-                    f"{path}:{i}: label {raw!r} is not in the label set of task {task.name} "
-                    f"(known spellings: {', '.join(task.label_map)}); add it to the task's map"
-                )
-            text = _text(task, row, path, i) or ""
-            cut = len(text) > max_chars
-            if cut:
-                text = text[:max_chars]
-                truncated += 1
-            examples.append(Example(text=text, label=label, line=i, truncated=cut))
+    for i, raw_line in enumerate(read_text(path).split("\n"), 1):
+        if not raw_line.strip():
+            continue
+        try:
+            row = json.loads(raw_line)
+        except (json.JSONDecodeError, RecursionError) as e:
+            why = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deeply"
+            raise DataError(f"{path}:{i}: not valid JSON ({why})") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{i}: expected a JSON object")
+        raw = row.get(task.label_field)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            skipped += 1
+            continue
+        label = task.canonical_label(raw)
+        if label is None:
+            raise DataError(
+                f"{path}:{i}: label {raw!r} is not in the label set of task {task.name} "
+                f"(known spellings: {', '.join(task.label_map)}); add it to the task's map"
+            )
+        text = _text(task, row, path, i)
+        if not text:  # "tweet": null or "": nothing to classify (skipped and counted, not scored as "")
+            skipped += 1
+            continue
+        cut = len(text) > max_chars
+        if cut:
+            text = text[:max_chars]
+            truncated += 1
+        examples.append(Example(text=text, label=label, line=i, truncated=cut))
+    if not examples:
+        raise DataError(
+            f"{path}: no labelled example for task {task.name} ({skipped} rows with an empty label or "
+            "text skipped)"
+        )
     return TaskData(task, path, examples, skipped, truncated, len(examples))
 
 

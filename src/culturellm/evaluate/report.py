@@ -191,7 +191,7 @@ def render_markdown(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]]
         out.append(_table(["task", "type", "n", *models, "majority", "random"], body))
         skipped = sum(r.get("skipped_empty", 0) for r in crow if r["model"] == models[0])
         if skipped:
-            out += ["", f"Rows with an empty label skipped: {skipped}."]
+            out += ["", f"Rows with an empty label or text skipped: {skipped}."]
 
     if align_rows:
         out += ["", "## WVS alignment", ""]

@@ -66,7 +66,7 @@ def serve(
         "bundled", "--model", "-m", help="Local model spec or culture model directory."
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0 exposes it)."),
-    port: int = typer.Option(8000, "--port", "-p", help="TCP port."),
+    port: int = typer.Option(8000, "--port", "-p", min=1, max=65535, help="TCP port (1-65535)."),
     name: str | None = typer.Option(None, "--name", help="Model id clients send (default: the spec)."),
     batch_size: int = typer.Option(
         8, "--batch-size", min=1, help="Most concurrent requests per forward pass."

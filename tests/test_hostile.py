@@ -1,0 +1,269 @@
+"""Hostile and careless input (issue #14): one clear line and exit 2 (never a traceback), nothing written
+outside the intended directories, no user file replaced, damaged caches and state detected.
+
+Each test names the issue's problem group it covers."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pyreadstat
+import pytest
+import tomli_w
+from hostile import assert_clear_error, changes, run_cli, snapshot
+
+from culturellm.errors import CultureLLMError, DataError
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys, tmp_path):
+    """`culturellm ARGS` in-process with a fresh CULTURELLM_HOME (user data, caches, logs)."""
+    monkeypatch.setenv("CULTURELLM_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CULTURELLM_CACHE_DIR", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def run(*args: str):
+        return run_cli(monkeypatch, capsys, *args)
+
+    return run
+
+
+def _raise(exc: BaseException):
+    def boom(*a, **k):
+        raise exc
+
+    return boom
+
+
+# --- 7. the error printer prints text, never markup; unexpected errors are bugs -------------------
+
+
+def test_error_printer_prints_names_as_text(cli):
+    """[7] A culture name holding Rich markup and an emoji code is printed as written."""
+    line = assert_clear_error(cli("seeds", "--culture", "[/x]:100:[bold]"), "unknown culture")
+    assert "'[/x]:100:[bold]'" in line and "\U0001f4af" not in line
+
+
+def _validation_error() -> Exception:
+    from pydantic import BaseModel, Field, ValidationError
+
+    class M(BaseModel):
+        limit: int = Field(gt=0)
+
+    try:
+        M(limit=-1)
+    except ValidationError as e:
+        return e
+    raise AssertionError("no error")
+
+
+@pytest.mark.parametrize(
+    ("exc", "needle"),
+    [
+        (CultureLLMError("two\nlines [/x] :100:"), "two lines [/x] :100:"),
+        (PermissionError(13, "Permission denied", "/data/[/x].csv"), "/data/[/x].csv: Permission denied"),
+        (UnicodeDecodeError("utf-8", b"\xe9", 0, 1, "invalid continuation byte"), "not valid utf-8"),
+        (sqlite3.DatabaseError("database disk image is malformed"), "malformed"),
+        (None, "field 'limit': Input should be greater than 0 (got -1)"),
+    ],
+)
+def test_user_errors_become_one_line_and_exit_2(cli, monkeypatch, exc, needle):
+    """[7] CultureLLMError, OSError, UnicodeDecodeError, sqlite3 and pydantic errors reaching the CLI."""
+    import culturellm.wvs.questions as questions
+
+    monkeypatch.setattr(questions, "load_questions", _raise(exc or _validation_error()))
+    assert_clear_error(cli("wvs", "questions"), needle)
+
+
+def test_unexpected_error_is_a_bug_with_a_logged_traceback(cli, monkeypatch, tmp_path):
+    """[7] Anything else: exit 1, a 'please report' line, the traceback in a log file, not on screen."""
+    import culturellm.wvs.questions as questions
+
+    monkeypatch.setattr(questions, "load_questions", _raise(ZeroDivisionError("[/x] boom")))
+    res = cli("wvs", "questions")
+    assert res.code == 1 and "Traceback" not in res.err
+    (line,) = res.err_lines
+    assert "ZeroDivisionError: [/x] boom" in line and "please report" in line
+    (log,) = (tmp_path / "home" / "logs").glob("crash-*.log")
+    assert str(log) in line
+    text = log.read_text()
+    assert "Traceback" in text and "ZeroDivisionError" in text and "command: wvs" in text
+
+
+# --- 1. names that become paths, data paths that leave their directory --------------------------
+
+
+def _user_tasks(home: Path, **fields: str) -> Path:
+    entry = {
+        "name": "arabic/mine",
+        "culture": "arabic",
+        "type": "offensive",
+        "path": "Arabic/mine.jsonl",
+        "text_fields": ["tweet"],
+        "labels": {"labels": {"OFF": "offensive", "NOT": "not offensive"}},
+    } | fields
+    path = home / "data" / "tasks.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(tomli_w.dumps({"tasks": [entry]}), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("name", "arabic/../../../../tmp/x", "is not a safe name"),
+        ("name", "/abs", "is not a safe name"),
+        ("culture", "../x", "is not a safe name"),
+        ("path", "/etc/passwd", "must be a path relative to the data directory"),
+        ("path", "Arabic/../../../secret.jsonl", "must not contain '..'"),
+    ],
+)
+def test_task_registry_refuses_names_and_paths_that_leave_their_directory(cli, tmp_path, field, value, needle):
+    """[1] A user tasks.toml entry whose name or data path would escape --out / --data-dir."""
+    tasks = _user_tasks(tmp_path / "home", **{field: value})
+    assert_clear_error(cli("tasks"), str(tasks), needle)
+
+
+def _wvs_csv(path: Path, rows: list[dict]) -> Path:
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_wvs_import_refuses_a_country_code_that_is_a_path(cli, tmp_path):
+    """[1] A WVS country code `../../X` would become a culture whose run files leave the run directory."""
+    f = _wvs_csv(tmp_path / "evil.csv", [{"B_COUNTRY_ALPHA": "../../X", "Q27": 1}])
+    assert_clear_error(cli("wvs", "import", str(f), "--no-progress"), "evil.csv", "alpha-3", "../../X")
+    assert not (tmp_path / "home" / "data" / "wvs_answers.jsonl").exists()
+
+
+def test_safe_name_rule():
+    from culturellm.names import check_inside, is_safe_name
+
+    assert is_safe_name("arabic") and is_safe_name("gpt-4o.mini_2") and is_safe_name("NGA")
+    for bad in ("", ".", "..", ".hidden", "a/b", "a\\b", "/x", "a b", "x" * 65, "é", "a\n", None, 3):
+        assert not is_safe_name(bad), bad
+    assert is_safe_name("arabic/offensive_detect", parts=True)
+    assert not is_safe_name("arabic/../x", parts=True) and not is_safe_name("arabic/", parts=True)
+    with pytest.raises(DataError, match="outside"):
+        check_inside("/tmp/out/../elsewhere", "/tmp/out")
+
+
+# --- 6. tracebacks from damaged or odd files ----------------------------------------------------
+
+
+def test_corrupted_response_cache_is_moved_aside_and_rebuilt(cli, tmp_path):
+    """[6] A damaged responses.sqlite: every cached command, `cache clear` included, keeps working."""
+    cache = tmp_path / "home" / "cache"
+    cache.mkdir(parents=True)
+    (cache / "responses.sqlite").write_bytes(b"this is not a database" * 100)
+    res = cli("cache", "stats", "--json")
+    assert res.code == 0, res.err
+    assert "damaged cache database" in res.err and "Traceback" not in res.err
+    assert json.loads(res.out)["entries"] == 0
+    assert len(list(cache.glob("responses.sqlite.corrupt-*"))) == 1
+    (cache / "responses.sqlite").write_bytes(b"\0" * 4096)
+    res = cli("cache", "clear", "--yes")
+    assert res.code == 0 and "deleted 0 entries" in res.out, res.err
+
+
+def test_corrupted_embedding_cache_is_moved_aside_and_rebuilt(tmp_path, capsys):
+    """[6] A damaged embeddings.sqlite (truncated mid-write here) is replaced by an empty store."""
+    import numpy as np
+
+    from culturellm.embed import EmbeddingStore
+
+    path = tmp_path / "embeddings.sqlite"
+    store = EmbeddingStore(path)
+    store.put_many("m", {"k": np.ones(4, dtype=np.float32)})
+    store._reset()
+    path.write_bytes(path.read_bytes()[:100] + b"garbage" * 500)
+    fresh = EmbeddingStore(path)
+    assert fresh.get_many("m", ["k"]) == {}
+    fresh.put_many("m", {"k": np.ones(4, dtype=np.float32)})
+    assert list(fresh.get_many("m", ["k"])) == ["k"]
+    assert "damaged cache database" in capsys.readouterr().err
+
+
+def _task_dir(tmp_path: Path, content: bytes) -> tuple[Path, object]:
+    from culturellm.evaluate.tasks import read_tasks
+
+    data = tmp_path / "data"
+    (data / "Arabic").mkdir(parents=True)
+    (data / "Arabic" / "mine.jsonl").write_bytes(content)
+    toml = _user_tasks(tmp_path / "reg")
+    return data, read_tasks(toml)["arabic/mine"]
+
+
+def test_task_files_in_latin1_utf16_and_empty(tmp_path):
+    """[6] Latin-1 is a clear error naming file and line; UTF-16 with a byte-order mark is read; an empty
+    file is a clear error instead of a null macro-F1."""
+    from culturellm.evaluate.data import load_task
+
+    rows = [{"tweet": "café offensant", "label": "OFF"}, {"tweet": "bonjour", "label": "NOT"}]
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    data, task = _task_dir(tmp_path / "a", text.encode("latin-1"))
+    with pytest.raises(DataError, match=r"mine\.jsonl:1: not UTF-8 text \(byte 0xe9\)"):
+        load_task(task, data)
+    data, task = _task_dir(tmp_path / "b", text.encode("utf-16"))
+    assert [e.text for e in load_task(task, data).examples] == ["café offensant", "bonjour"]
+    data, task = _task_dir(tmp_path / "c", b"")
+    with pytest.raises(DataError, match="no labelled example"):
+        load_task(task, data)
+
+
+def test_wvs_import_refuses_infinite_weights(cli, tmp_path):
+    """[6] Weights of 1e309 (inf) made an OverflowError while writing the aggregates."""
+    f = tmp_path / "w.csv"
+    f.write_text("B_COUNTRY_ALPHA,W_WEIGHT,Q27\nNGA,1e309,1\nNGA,1,2\n")
+    assert_clear_error(cli("wvs", "import", str(f), "--no-progress"), "w.csv", "W_WEIGHT", "row 1")
+
+
+def test_serve_port_out_of_range(cli):
+    """[6] `serve --port -1 / 99999`: a usage error (exit 2) before any model is loaded."""
+    for port in ("-1", "99999"):
+        res = cli("serve", "--port", port)
+        assert res.code == 2 and "Traceback" not in res.err and "--port" in res.err
+
+
+# --- 8. silently wrong results ------------------------------------------------------------------
+
+
+def test_duplicate_question_column_is_refused(cli, tmp_path):
+    """[8] A second Q27 column was silently ignored (pandas renamed it Q27.1)."""
+    f = tmp_path / "dup.csv"
+    f.write_text("B_COUNTRY_ALPHA,Q27,Q27\nNGA,1,4\nNGA,1,4\n")
+    assert_clear_error(cli("wvs", "import", str(f), "--no-progress"), "dup.csv", "Q27 appears twice")
+
+
+def test_sav_renamed_csv_is_named_for_what_it_is(cli, tmp_path):
+    """[8] A .sav renamed .csv was reported as 'missing column B_COUNTRY_ALPHA'."""
+    sav = tmp_path / "x.sav"
+    pyreadstat.write_sav(pd.DataFrame({"B_COUNTRY_ALPHA": ["NGA"], "Q27": [1.0]}), sav)
+    f = tmp_path / "release.csv"
+    f.write_bytes(sav.read_bytes())
+    assert_clear_error(cli("wvs", "import", str(f), "--no-progress"), "release.csv", "SPSS .sav file")
+
+
+def test_null_text_is_skipped_not_scored_as_empty(tmp_path):
+    """[8] `"tweet": null` was scored as an empty text; now it is skipped and counted."""
+    from culturellm.evaluate.data import load_task
+
+    rows = [{"tweet": None, "label": "OFF"}, {"tweet": "", "label": "OFF"}, {"tweet": "hi", "label": "NOT"}]
+    data, task = _task_dir(tmp_path, "".join(json.dumps(r) + "\n" for r in rows).encode())
+    td = load_task(task, data)
+    assert [e.text for e in td.examples] == ["hi"] and td.skipped_empty == 2
+
+
+def test_wvs_import_writes_nothing_on_error(cli, tmp_path):
+    """No partial import: a bad second file leaves the user's aggregates as they were."""
+    good = _wvs_csv(tmp_path / "good.csv", [{"B_COUNTRY_ALPHA": "NGA", "Q27": 1}])
+    assert cli("wvs", "import", str(good), "--no-progress").code == 0
+    home = tmp_path / "home"
+    before = snapshot(home)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("B_COUNTRY_ALPHA,Q27\nNGA,Agree\n")
+    assert_clear_error(cli("wvs", "import", str(good), str(bad), "--no-progress"), "bad.csv")
+    assert changes(before, snapshot(home)) == {"created_outside": [], "changed": []}
