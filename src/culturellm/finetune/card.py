@@ -41,6 +41,9 @@ def model_card(summary: dict[str, Any], kind: str = "peft-adapter") -> str:
         f"{summary.get('total_params')} |",
         f"| first / final logged loss (answer tokens) | {_f(summary.get('first_loss'))} / "
         f"{_f(summary.get('final_loss'))} |",
+        f"| base weights while training | {summary.get('quantization', 'none')} |",
+        f"| precision / device / processes | {summary.get('precision')} / {summary.get('device')} / "
+        f"{summary.get('world_size')} |",
         f"| training time | {summary.get('runtime_s')} s |",
         "",
         "## Use",

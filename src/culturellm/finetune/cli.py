@@ -6,6 +6,7 @@ Also the entry point of `python -m culturellm.finetune` (same options), which is
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -27,7 +28,7 @@ def finetune_command(
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="output directory (required unless --dry-run)"),
     preset: str = typer.Option(
-        "cpu-small", "--preset", help="cpu-small (bundled model on CPU), paper, smoke"
+        "cpu-small", "--preset", help="cpu-small (bundled model on CPU), paper, paper-qlora (4-bit), smoke"
     ),
     backend: str = typer.Option("local", "--backend", help="local (TRL+PEFT LoRA) or openai"),
     culture: list[str] | None = typer.Option(
@@ -40,8 +41,17 @@ def finetune_command(
     lora_r: int | None = typer.Option(None, "--lora-r", help="LoRA rank"),
     lora_alpha: int | None = typer.Option(None, "--lora-alpha", help="LoRA alpha"),
     seed: int | None = typer.Option(None, "--seed", help="random seed"),
+    quantize: str | None = typer.Option(
+        None, "--quantize", help="none|4bit|8bit: train LoRA on a bitsandbytes-quantised base (QLoRA)"
+    ),
+    report_to: str | None = typer.Option(
+        None, "--report-to", help="none|tensorboard|wandb: training tracker (TensorBoard files in DIR/logs)"
+    ),
     save_steps: int | None = typer.Option(None, "--save-steps", help="checkpoint every N steps"),
     merge: bool = typer.Option(False, "--merge", help="also write a merged full model to DIR/merged"),
+    keep_checkpoints: bool = typer.Option(
+        False, "--keep-checkpoints", help="keep DIR/checkpoints after a finished run (for a later --resume)"
+    ),
     resume: bool = typer.Option(
         False, "--resume", help="continue from DIR's last checkpoint even if options changed"
     ),
@@ -74,8 +84,11 @@ def finetune_command(
         lora_r=lora_r,
         lora_alpha=lora_alpha,
         seed=seed,
+        quantize=quantize,
+        report_to=report_to,
         save_steps=save_steps,
         merge=merge or None,
+        keep_checkpoints=keep_checkpoints or None,
         resume=resume or None,
         base_url=base_url,
         price_per_mtok=price,
@@ -93,7 +106,8 @@ def finetune_command(
     from culturellm.finetune.api import finetune
 
     ref = finetune(data, base, out, config, progress=progress, cultures=cultures, console=console)
-    print(ref)
+    if int(os.environ.get("RANK", "0")) == 0:  # once, not once per process under accelerate/torchrun
+        print(ref)
 
 
 def _cultures(names: list[str] | None) -> list[str] | None:

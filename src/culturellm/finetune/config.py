@@ -6,8 +6,11 @@ Presets:
   model only learns survey answers with a high learning rate (2e-3 and above; at 5e-4 the answer
   loss stays at chance, ln 4, for three epochs), so this preset uses lr 3e-3, 3 epochs, r 16 on all
   linear projections, batch 8. See docs/finetuning.md for the measurements.
-- ``paper``: the CultureLLM paper's settings for large models (LoRA r 64, alpha 16, lr 2e-4,
-  6 epochs).
+- ``paper``: the CultureLLM paper's settings for large models, as in its reference fine-tuning
+  script for Llama-2-70B (LoRA r 64, alpha 16, dropout 0.1, lr 2e-4 constant after 3 % warm-up,
+  6 epochs, batch 4, weight decay 0.001, gradient clipping 0.3, paged AdamW).
+- ``paper-qlora``: ``paper`` on a 4-bit NF4 base (double quantisation, bf16 compute): QLoRA, how
+  the paper trained Llama-2-70B.
 - ``smoke``: a few steps, for checking that a set-up works end to end.
 """
 
@@ -37,8 +40,12 @@ RUN_CONTROL_FIELDS: frozenset[str] = frozenset(
         "price_per_mtok",
         "gradient_checkpointing",
         "resume",
+        "report_to",
     }
 )
+
+Quantize = Literal["none", "4bit", "8bit"]
+ReportTo = Literal["none", "tensorboard", "wandb"]
 
 
 class FinetuneConfig(BaseModel):
@@ -62,7 +69,19 @@ class FinetuneConfig(BaseModel):
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     max_length: int = Field(512, ge=8, description="longer examples are truncated (prompt end kept)")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping (global L2 norm)")
+    lr_scheduler: Literal["linear", "constant_with_warmup", "cosine"] = Field(
+        "linear", description="learning-rate schedule after warm-up"
+    )
+    optim: str = Field(
+        "adamw_torch", description="optimizer name of transformers' Trainer (e.g. paged_adamw_32bit)"
+    )
     seed: int = 0
+
+    # --- quantised base (QLoRA; needs bitsandbytes: pip install 'culturellm[qlora]') -------------
+    quantize: Quantize = Field("none", description="load the frozen base in 4-bit or 8-bit (bitsandbytes)")
+    quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type")
+    double_quant: bool = Field(True, description="4-bit: also quantise the quantisation constants")
 
     # --- LoRA -------------------------------------------------------------------------------------
     lora_r: int = Field(16, ge=1)
@@ -81,6 +100,9 @@ class FinetuneConfig(BaseModel):
         "auto", description="training dtype; auto = bf16 on a GPU that supports it, else fp32"
     )
     gradient_checkpointing: bool = False
+    report_to: ReportTo = Field(
+        "none", description="training tracker: tensorboard (event files in DIR/logs) or wandb"
+    )
     keep_checkpoints: bool = Field(False, description="keep DIR/checkpoints after a finished run")
     resume: bool = Field(
         False,
@@ -117,6 +139,21 @@ class FinetuneConfig(BaseModel):
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
+PAPER: dict[str, Any] = {
+    "epochs": 6.0,
+    "lr": 2e-4,
+    "batch_size": 4,
+    "lora_r": 64,
+    "lora_alpha": 16,
+    "lora_dropout": 0.1,
+    "target_modules": ["q_proj", "v_proj"],
+    "warmup_ratio": 0.03,
+    "lr_scheduler": "constant_with_warmup",
+    "weight_decay": 0.001,
+    "max_grad_norm": 0.3,
+    "optim": "adamw_torch",  # the script's paged AdamW needs bitsandbytes: paper-qlora uses it
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Bundled SmolLM2-135M on a laptop CPU: high lr is required (see module docstring).
     "cpu-small": {
@@ -128,15 +165,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lora_dropout": 0.0,
         "warmup_ratio": 0.03,
     },
-    # The CultureLLM paper (Li et al., 2024) for 7B+ models.
-    "paper": {
-        "epochs": 6.0,
-        "lr": 2e-4,
-        "batch_size": 8,
-        "lora_r": 64,
-        "lora_alpha": 16,
-        "lora_dropout": 0.05,
-        "warmup_ratio": 0.03,
+    # The CultureLLM paper (Li et al., 2024) for 7B+ models: the settings of its reference
+    # fine-tuning script (llama_finetune.py, Llama-2-70B; LoRA on PEFT's default Llama targets).
+    "paper": PAPER,
+    # The same on a 4-bit NF4 base with double quantisation and bf16 compute (QLoRA).
+    "paper-qlora": {
+        **PAPER,
+        "quantize": "4bit",
+        "quant_type": "nf4",
+        "double_quant": True,
+        "dtype": "bfloat16",
+        "optim": "paged_adamw_32bit",
     },
     # A handful of steps: checks the whole path (load, train, save, model reference).
     "smoke": {

@@ -26,10 +26,12 @@ from culturellm.finetune.config import FinetuneConfig
 from culturellm.finetune.data import TrainingRecord, to_prompt_completion
 
 CHECKPOINTS = "checkpoints"
+TB_LOGS = "logs"
 
 
-def load_base(spec: str) -> tuple[Any, Any]:
-    """The base model and tokenizer for a model spec, as raw HF objects (fp32 on CPU).
+def load_base(spec: str, config: FinetuneConfig | None = None) -> tuple[Any, Any]:
+    """The base model and tokenizer for a model spec, as raw HF objects (fp32 on CPU; with
+    `config.quantize` 4bit/8bit: bitsandbytes-quantised on the accelerator of this process, or CPU).
 
     A culturellm.json of kind "merged" is accepted as a base; a PEFT adapter or a remote model
     is not (one clear error line).
@@ -55,7 +57,11 @@ def load_base(spec: str) -> tuple[Any, Any]:
                 raise CultureLLMError(f"base '{spec}' is a remote {ref.kind} model; use --backend openai")
     from culturellm.llm.local import load_local
 
-    model, tokenizer = load_local(spec)  # fp32 weights; mixed precision comes from the training args
+    quant = quantization_config(config) if config is not None else None
+    if quant is None:
+        model, tokenizer = load_local(spec)  # fp32 weights; mixed precision comes from the training args
+    else:
+        model, tokenizer = load_local(spec, quantization_config=quant, device_map={"": _process_device()})
     if hasattr(model, "peft_config"):  # a plain PEFT adapter directory
         raise CultureLLMError(
             f"base '{spec}' is a LoRA adapter: fine-tune its base model instead, or merge it first (--merge)"
@@ -77,6 +83,66 @@ def _forget_gguf_quantization(model: Any) -> None:
             del model.config.quantization_config
 
 
+def _require_bitsandbytes(quantize: str) -> None:
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise CultureLLMError(
+            f"--quantize {quantize} needs bitsandbytes: pip install 'culturellm[qlora]'"
+        ) from None
+
+
+def compute_dtype(config: FinetuneConfig) -> Any:
+    """The dtype mixed-precision training computes in (and a 4-bit base de-quantises to)."""
+    import torch
+
+    p = _precision(config)
+    return torch.bfloat16 if p["bf16"] else torch.float16 if p["fp16"] else torch.float32
+
+
+def quantization_config(config: FinetuneConfig) -> Any | None:
+    """transformers' BitsAndBytesConfig for `config.quantize` (None for "none").
+
+    4bit: NF4 (or FP4) weights, double quantisation by default, computing in the training dtype;
+    the quantised weights are stored in that dtype too when it is 16-bit, so that FSDP can shard them.
+    """
+    if config.quantize == "none":
+        return None
+    _require_bitsandbytes(config.quantize)
+    from transformers import BitsAndBytesConfig
+
+    if config.quantize == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    dtype = compute_dtype(config)
+    import torch
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=config.quant_type,
+        bnb_4bit_use_double_quant=config.double_quant,
+        bnb_4bit_compute_dtype=dtype,
+        bnb_4bit_quant_storage=dtype if dtype != torch.float32 else torch.uint8,
+    )
+
+
+def _process_device() -> Any:
+    """Where this process's copy of a quantised model lives: its own GPU under accelerate/torchrun."""
+    import torch
+
+    if torch.cuda.is_available():
+        return int(os.environ.get("LOCAL_RANK", "0"))
+    return "cpu"
+
+
+def quantization_of(model: Any) -> str:
+    """ "4bit", "8bit" or "none": how the base weights of a loaded model are stored."""
+    if getattr(model, "is_loaded_in_4bit", False):
+        return "4bit"
+    if getattr(model, "is_loaded_in_8bit", False):
+        return "8bit"
+    return "none"
+
+
 def latest_checkpoint(out: Path) -> Path | None:
     """The newest complete DIR/checkpoints/checkpoint-N (one holding trainer_state.json)."""
     d = out / CHECKPOINTS
@@ -91,15 +157,20 @@ def latest_checkpoint(out: Path) -> Path | None:
 
 
 def _precision(config: FinetuneConfig) -> dict[str, bool]:
-    import torch
+    """Device and mixed-precision flags of the training arguments.
 
-    if config.dtype == "bfloat16":
-        return {"bf16": True, "fp16": False}
-    if config.dtype == "float16":
-        return {"bf16": False, "fp16": True}
-    if config.dtype == "auto" and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return {"bf16": True, "fp16": False}
-    return {"bf16": False, "fp16": False}
+    No CUDA or MPS device: the CPU (`use_cpu`, so that several processes under `accelerate launch` /
+    `torchrun` train together over gloo instead of each on its own). bf16 works on both (torch's CPU
+    autocast); "auto" is bf16 on a GPU that supports it, else fp32.
+    """
+    from transformers.utils import is_torch_bf16_gpu_available
+
+    cpu = _precision_cpu()
+    gpu_bf16 = not cpu and is_torch_bf16_gpu_available()
+    bf16 = config.dtype == "bfloat16" or (config.dtype == "auto" and gpu_bf16)
+    if bf16 and not cpu and not gpu_bf16:
+        raise CultureLLMError("dtype bfloat16: this GPU does not support bf16 training; use float16")
+    return {"bf16": bf16, "fp16": config.dtype == "float16", "use_cpu": cpu}
 
 
 def build_trainer(
@@ -117,6 +188,13 @@ def build_trainer(
 
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # labels are padded with -100 by TRL's collator
+    if quantization_of(model) != "none" and not hasattr(model, "peft_config"):
+        from peft import prepare_model_for_kbit_training
+
+        # norms and head to fp32, input gradients on, (optional) activation checkpointing: QLoRA
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=config.gradient_checkpointing
+        )
     rows = to_prompt_completion(records, tokenizer)
     dataset = Dataset.from_list(rows)
     args = SFTConfig(
@@ -126,9 +204,11 @@ def build_trainer(
         per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum,
         learning_rate=config.lr,
-        lr_scheduler_type="linear",
+        lr_scheduler_type=config.lr_scheduler,
         warmup_steps=config.warmup_ratio,
         weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        optim=config.optim,
         seed=config.seed,
         data_seed=config.seed,
         logging_steps=config.logging_steps,
@@ -136,12 +216,14 @@ def build_trainer(
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=config.save_total_limit,
-        report_to="none",
+        report_to=config.report_to,
+        run_name=out.name or None,
         disable_tqdm=True,
         max_length=config.max_length,
         completion_only_loss=True,
         activation_checkpointing=config.gradient_checkpointing,
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # every LoRA parameter is used in every step
         dataloader_pin_memory=_has_accelerator(),
         **_precision(config),
     )
@@ -166,7 +248,18 @@ def build_trainer(
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
+    _tensorboard_into(trainer, out / TB_LOGS)
     return trainer
+
+
+def _tensorboard_into(trainer: Any, logs: Path) -> None:
+    """TensorBoard event files go to DIR/logs (not DIR/checkpoints/runs, which is removed at the end),
+    unless TENSORBOARD_LOGGING_DIR says otherwise."""
+    from transformers.integrations import TensorBoardCallback
+
+    for cb in trainer.callback_handler.callbacks:
+        if isinstance(cb, TensorBoardCallback) and cb.logging_dir is None:
+            cb.logging_dir = str(logs)
 
 
 def _has_accelerator() -> bool:
@@ -201,7 +294,7 @@ def train_local(
     checkpoint directory to continue from.
     """
     console = console or Console(stderr=True)
-    model, tokenizer = model_and_tokenizer or load_base(base)
+    model, tokenizer = model_and_tokenizer or load_base(base, config)
     nan_guard = NanGuardCallback()
     callbacks: list[Any] = [LossLogCallback(out / "loss.jsonl"), nan_guard]
     if progress:
@@ -238,6 +331,10 @@ def train_local(
         "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "total_params": sum(p.numel() for p in trainer.model.parameters()),
         "world_size": trainer.args.world_size,
+        "quantization": _quantization_summary(config, model),
+        "precision": _precision_name(trainer.args),
+        "device": str(trainer.args.device),
+        "report_to": config.report_to,
     }
     if trainer.is_world_process_zero():
         trainer.model.save_pretrained(out)
@@ -249,16 +346,34 @@ def train_local(
             summary["merged"] = "merged"
         if not config.keep_checkpoints:
             shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
-    _wait_for_everyone()
+    wait_for_everyone()
     return summary
 
 
-def _wait_for_everyone() -> None:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        import torch.distributed as dist
+def _quantization_summary(config: FinetuneConfig, model: Any) -> str:
+    q = quantization_of(model)
+    if q == "4bit":
+        return f"4bit {config.quant_type}" + (" double-quant" if config.double_quant else "")
+    return q
 
-        if dist.is_available() and dist.is_initialized():
-            dist.barrier()
+
+def _precision_name(args: Any) -> str:
+    return "bf16 mixed" if args.bf16 else "fp16 mixed" if args.fp16 else "fp32"
+
+
+def wait_for_everyone() -> None:
+    """A barrier across the processes of an `accelerate launch` / `torchrun` run (no-op alone)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import PartialState
+
+        # the same device choice as the training arguments, so the Trainer reuses this process group
+        PartialState(cpu=_precision_cpu()).wait_for_everyone()
+
+
+def _precision_cpu() -> bool:
+    import torch
+
+    return not torch.cuda.is_available() and not torch.backends.mps.is_available()
 
 
 def _first_line(e: BaseException) -> str:

@@ -136,13 +136,21 @@ def _dtype(dtype: str | None) -> Any:
     raise CultureLLMError(f"unknown dtype '{dtype}': use float32, bfloat16 or float16")
 
 
-def load_local(spec: str, *, dtype: str | None = None, merge: bool = False) -> tuple[Any, Any]:
+def load_local(
+    spec: str,
+    *,
+    dtype: str | None = None,
+    merge: bool = False,
+    quantization_config: Any = None,
+    device_map: Any = None,
+) -> tuple[Any, Any]:
     """Load raw HF objects `(model, tokenizer)` for a local model spec.
 
     Specs: `bundled`, `gemma3-270m`, `hf:PATH`, a HF model directory, a PEFT adapter directory, or a
     directory/file holding culturellm.json (kind peft-adapter or merged). Adapters are loaded on top of
     their base as a `peft.PeftModel` (merged into the base weights when `merge=True`). Weights are fp32
-    unless `dtype` says otherwise. Nothing is downloaded.
+    unless `dtype` says otherwise. `quantization_config` (a transformers BitsAndBytesConfig) loads the
+    weights quantised, placed by `device_map`. Nothing is downloaded.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -172,7 +180,12 @@ def load_local(spec: str, *, dtype: str | None = None, merge: bool = False) -> t
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # no "Loading weights" bar for a 3 s load; restored below
     try:
-        model = AutoModelForCausalLM.from_pretrained(directory, dtype=_dtype(dtype))
+        extra: dict[str, Any] = {}
+        if quantization_config is not None:
+            extra["quantization_config"] = quantization_config
+        if device_map is not None:
+            extra["device_map"] = device_map
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=_dtype(dtype), **extra)
         tokenizer = AutoTokenizer.from_pretrained(directory)
     except (OSError, ValueError) as e:
         raise CultureLLMError(f"{directory}: cannot load model: {e}") from None
