@@ -2,10 +2,15 @@
 
     python benchmarks/finetune.py                 # speed: trainer vs raw loop (examples/s, tokens/s, memory)
     python benchmarks/finetune.py --sweep 1e-3,3e-3 --epochs 3   # quality: does LoRA learn survey answers?
+    python benchmarks/finetune.py --precision     # bf16 vs fp32 training throughput, side by side
 
 Speed: the same LoRA model, batch and examples are trained (a) by culturellm's TRL SFTTrainer
 path and (b) by a raw PyTorch loop (forward + backward + AdamW step on the same collated batches).
 The ratio (a)/(b) shows the trainer's overhead (goal >= 0.8). Peak memory is the process's peak RSS.
+
+Precision: the same LoRA run (same batches, steps and seed) trained in fp32 and in bf16 mixed
+precision (torch autocast on the CPU, fp32 master weights), alternating fp32/bf16 for --rounds
+rounds so that both see the same machine load; prints examples/s of each and the ratio bf16 / fp32.
 
 Quality: real WVS wave-7 majority answers of one country (from ../shared or --wvs-dir), each
 question asked in four wordings; three wordings are trained, the fourth is held out. Reports the
@@ -175,6 +180,47 @@ def speed(args: argparse.Namespace) -> None:
     print(f"peak RSS: {rss_trainer:.0f} MiB after the trainer run, {peak_rss_mb():.0f} MiB overall")
 
 
+def precision(args: argparse.Namespace) -> None:
+    import statistics
+
+    import torch
+
+    from culturellm.finetune import FinetuneConfig
+    from culturellm.finetune.data import load_records
+    from culturellm.finetune.local import build_trainer, load_base
+
+    rows = survey_records(args.country, args.wvs_dir, WORDINGS[:2], args.display)[: args.examples]
+    tmp = Path(tempfile.mkdtemp(prefix="ft-prec-"))
+    records = load_records(write_records(rows, tmp / "train.jsonl"))
+    base, tok = load_base(args.base)
+    threads = torch.get_num_threads()
+    print(f"{args.base}: batch {args.batch_size}, {args.steps} steps per run, torch threads {threads}")
+    speeds: dict[str, list[float]] = {"float32": [], "bfloat16": []}
+    for r in range(args.rounds):
+        for dtype in speeds:
+            torch.manual_seed(0)
+            cfg = FinetuneConfig.from_preset(
+                "cpu-small", dtype=dtype, batch_size=args.batch_size, max_steps=args.steps, save_steps=10_000
+            )
+            trainer = build_trainer(copy.deepcopy(base), tok, records, tmp / f"{dtype}-{r}", cfg)
+            t = time.perf_counter()
+            trainer.train()
+            el = time.perf_counter() - t
+            eps = trainer.state.global_step * args.batch_size / el
+            loss = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+            speeds[dtype].append(eps)
+            print(
+                f"round {r + 1} {dtype:8s}: {eps:5.2f} examples/s ({el:5.1f} s), "
+                f"loss {loss[0]:.3f} -> {loss[-1]:.3f}"
+            )
+            del trainer
+            gc.collect()
+    fp32, bf16 = (statistics.median(speeds[k]) for k in ("float32", "bfloat16"))
+    print(f"median fp32 {fp32:.2f} examples/s, bf16 {bf16:.2f} examples/s")
+    print(f"ratio bf16 / fp32: {bf16 / fp32:.2f}")
+    print(f"peak RSS: {peak_rss_mb():.0f} MiB")
+
+
 def sweep(args: argparse.Namespace) -> None:
     import torch
 
@@ -233,10 +279,14 @@ def main() -> None:
     p.add_argument("--examples", type=int, default=96, help="speed: distinct examples")
     p.add_argument("--sweep", default=None, help="quality: comma-separated learning rates")
     p.add_argument("--epochs", type=float, default=3.0, help="quality: epochs per learning rate")
+    p.add_argument("--precision", action="store_true", help="bf16 vs fp32 training throughput")
+    p.add_argument("--rounds", type=int, default=2, help="precision: alternating fp32/bf16 rounds")
     args = p.parse_args()
     if not (args.wvs_dir / f"{args.country}.csv").is_file():
         sys.exit(f"WVS microdata not found: {args.wvs_dir / (args.country + '.csv')} (use --wvs-dir)")
-    if args.sweep:
+    if args.precision:
+        precision(args)
+    elif args.sweep:
         sweep(args)
     else:
         speed(args)

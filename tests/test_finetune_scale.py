@@ -116,7 +116,9 @@ def test_quantised_base_trains_an_adapter_that_loads_and_scores(quantize, tiny_b
     from culturellm.finetune.local import load_base
 
     preset = "paper-qlora" if quantize == "4bit" else "cpu-small"
-    cfg = FinetuneConfig.from_preset(preset, quantize=quantize, max_steps=3, batch_size=4, lr=0.01)
+    cfg = FinetuneConfig.from_preset(
+        preset, quantize=quantize, max_steps=3, batch_size=4, lr=0.01, merge=quantize == "4bit" or None
+    )
     model, tok = load_base(tiny_base, cfg)
     q_proj = model.model.layers[0].self_attn.q_proj
     assert type(q_proj).__name__ == ("Linear4bit" if quantize == "4bit" else "Linear8bitLt")
@@ -136,6 +138,33 @@ def test_quantised_base_trains_an_adapter_that_loads_and_scores(quantize, tiny_b
         assert {k.split(".")[-3] for k in shapes} == {"q_proj", "v_proj"}
         assert all(64 in s for s in shapes.values())
     assert _score(str(out)) != pytest.approx(_score(tiny_base), abs=1e-6)
+    if quantize == "4bit":  # merged into the unquantised base: a plain fp32 model, same outputs
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        assert "quantization_config" not in json.loads((out / "merged" / "config.json").read_text())
+        merged = AutoModelForCausalLM.from_pretrained(out / "merged")
+        tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_base[3:]), out)
+        ids = torch.tensor([[5, 6, 7, 8, 9]])
+        torch.testing.assert_close(merged(ids).logits, tuned(ids).logits, atol=1e-4, rtol=1e-4)
+
+
+def test_accelerate_configs_parse():
+    """The shipped multi-GPU / multi-node / FSDP / DeepSpeed configs are valid accelerate configs."""
+    from accelerate.commands.config.config_args import ClusterConfig
+
+    d = Path(__file__).resolve().parents[1] / "configs" / "accelerate"
+    kinds = {p.name: ClusterConfig.from_yaml_file(p).distributed_type for p in d.glob("*.yaml")}
+    assert {k: str(v).split(".")[-1] for k, v in kinds.items()} == {
+        "multi-gpu.yaml": "MULTI_GPU",
+        "multi-node.yaml": "MULTI_GPU",
+        "fsdp-70b.yaml": "FSDP",
+        "deepspeed-zero3-70b.yaml": "DEEPSPEED",
+    }
+    fsdp = ClusterConfig.from_yaml_file(d / "fsdp-70b.yaml").fsdp_config
+    assert fsdp["fsdp_sharding_strategy"] == "FULL_SHARD" and fsdp["fsdp_cpu_ram_efficient_loading"]
+    assert ClusterConfig.from_yaml_file(d / "deepspeed-zero3-70b.yaml").deepspeed_config["zero_stage"] == 3
 
 
 # --- trackers -----------------------------------------------------------------------------------------

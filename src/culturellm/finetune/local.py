@@ -61,7 +61,9 @@ def load_base(spec: str, config: FinetuneConfig | None = None) -> tuple[Any, Any
     if quant is None:
         model, tokenizer = load_local(spec)  # fp32 weights; mixed precision comes from the training args
     else:
-        model, tokenizer = load_local(spec, quantization_config=quant, device_map={"": _process_device()})
+        device = _process_device()
+        device_map = None if device is None else {"": device}
+        model, tokenizer = load_local(spec, quantization_config=quant, device_map=device_map)
     if hasattr(model, "peft_config"):  # a plain PEFT adapter directory
         raise CultureLLMError(
             f"base '{spec}' is a LoRA adapter: fine-tune its base model instead, or merge it first (--merge)"
@@ -126,9 +128,13 @@ def quantization_config(config: FinetuneConfig) -> Any | None:
 
 
 def _process_device() -> Any:
-    """Where this process's copy of a quantised model lives: its own GPU under accelerate/torchrun."""
+    """Where this process's copy of a quantised model lives: its own GPU under accelerate/torchrun;
+    None under FSDP or DeepSpeed, which place (and shard) the weights themselves."""
     import torch
 
+    sharded = ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED")
+    if any(os.environ.get(v, "").lower() == "true" for v in sharded):
+        return None
     if torch.cuda.is_available():
         return int(os.environ.get("LOCAL_RANK", "0"))
     return "cpu"
@@ -336,18 +342,43 @@ def train_local(
         "device": str(trainer.args.device),
         "report_to": config.report_to,
     }
+    _save_adapter(trainer, out)
     if trainer.is_world_process_zero():
-        trainer.model.save_pretrained(out)
         tokenizer.save_pretrained(out)
         if config.merge:
-            merged = trainer.model.merge_and_unload()
-            merged.save_pretrained(out / "merged")
-            tokenizer.save_pretrained(out / "merged")
+            _merge(trainer.model, base, out, tokenizer, quantized=quantization_of(model) != "none")
             summary["merged"] = "merged"
         if not config.keep_checkpoints:
             shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     wait_for_everyone()
     return summary
+
+
+def _save_adapter(trainer: Any, out: Path) -> None:
+    """The adapter into `out`, by the main process. Under FSDP or DeepSpeed ZeRO-3 the weights are
+    sharded, so every process takes part in gathering them (the Trainer's save_model does that)."""
+    if getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False):
+        if getattr(trainer, "is_fsdp_enabled", False):
+            trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+        trainer.save_model(str(out))
+        if trainer.is_world_process_zero():
+            (out / "training_args.bin").unlink(missing_ok=True)
+    elif trainer.is_world_process_zero():
+        trainer.model.save_pretrained(out)
+
+
+def _merge(model: Any, base: str, out: Path, tokenizer: Any, *, quantized: bool) -> None:
+    """DIR/merged: the adapter merged into the base. An adapter trained on a 4-bit or 8-bit base is
+    merged into the unquantised base weights (merging into quantised weights would round them again)."""
+    if quantized:
+        from peft import PeftModel
+
+        full, _ = load_base(base)
+        merged = PeftModel.from_pretrained(full, str(out)).merge_and_unload()
+    else:
+        merged = model.merge_and_unload()
+    merged.save_pretrained(out / "merged")
+    tokenizer.save_pretrained(out / "merged")
 
 
 def _quantization_summary(config: FinetuneConfig, model: Any) -> str:
