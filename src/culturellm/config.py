@@ -3,7 +3,6 @@ every default filled in (runs/<name>/config.toml), so a run is reproducible from
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tomllib
 from pathlib import Path
@@ -13,6 +12,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from culturellm.errors import DataError
+from culturellm.hashing import stable_hash
 from culturellm.jsonio import atomic_write_text
 
 
@@ -96,8 +96,7 @@ class RunConfig(_Section):
     def section_hash(self, *sections: str) -> str:
         """A stable hash of some sections (a stage's inputs), to decide whether it must rerun."""
         dump = self.model_dump(mode="json")
-        payload = json.dumps({s: dump[s] for s in sections}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return stable_hash({s: dump[s] for s in sections})
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -10,7 +10,6 @@ duplicates nothing.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.metadata
 import json
 import platform
@@ -26,17 +25,10 @@ from rich.console import Console
 from culturellm import __version__
 from culturellm.config import RunConfig, save_config
 from culturellm.errors import CultureLLMError
+from culturellm.hashing import sha256_file, stable_hash
 from culturellm.jsonio import append_jsonl, read_jsonl, write_json, write_jsonl
 
 ONE = "one"  # name of the CultureLLM-One training set / model
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _versions() -> dict[str, str]:
@@ -79,7 +71,7 @@ class Manifest:
     def output_digest(self, name: str) -> str:
         """One hash of a finished stage's outputs: the input key of the stages that read them."""
         outs = self.data["stages"][name]["outputs"]
-        return hashlib.sha256(json.dumps(outs, sort_keys=True).encode()).hexdigest()[:16]
+        return stable_hash(outs)
 
 
 class Pipeline:
@@ -100,7 +92,7 @@ class Pipeline:
         return load_model(spec, base_url=self.config.models.base_url, cache=self.config.models.cache)
 
     def _stage(self, name: str, key_parts: dict[str, Any], fn: Callable[[], StageResult]) -> None:
-        key = hashlib.sha256(json.dumps(key_parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        key = stable_hash(key_parts)
         if self.manifest.stage_is_current(name, key):
             self.console.print(f"[dim]• {name}: up to date, skipped[/]")
             return
@@ -216,9 +208,7 @@ class Pipeline:
 
         return {
             "questions": sha256_file(package_data("wvs_questions.jsonl"))[:16],
-            "seeds": hashlib.sha256(
-                json.dumps([self._seed_rows(c) for c in self.cultures], sort_keys=True).encode()
-            ).hexdigest()[:16],
+            "seeds": stable_hash([self._seed_rows(c) for c in self.cultures]),
         }
 
     @staticmethod

@@ -7,8 +7,6 @@ at the end results.jsonl is rewritten cleanly and OUT/report.md and OUT/plots/*.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
 import time
@@ -17,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from culturellm.errors import CultureLLMError, DataError, UnknownNameError
+from culturellm.hashing import stable_hash
 from culturellm.jsonio import append_jsonl, iter_jsonl, write_jsonl
 
 RESULTS = "results.jsonl"
@@ -97,7 +96,7 @@ def _protocol_key(
         obj["generation"] = generation
     if calibration != "none":  # uncalibrated score-mode keys stay as they were
         obj["calibration"] = calibration
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return stable_hash(obj)
 
 
 def _progress(enabled: bool) -> Any:

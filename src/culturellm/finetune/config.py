@@ -16,13 +16,12 @@ Presets:
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from culturellm.errors import CultureLLMError, UnknownNameError
+from culturellm.hashing import stable_hash
 
 Backend = Literal["local", "openai"]
 
@@ -136,7 +135,7 @@ class FinetuneConfig(BaseModel):
     def fingerprint(self) -> str:
         """Hash of the fields that change the trained weights."""
         d = {k: v for k, v in self.model_dump(mode="json").items() if k not in RUN_CONTROL_FIELDS}
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        return stable_hash(d)
 
 
 PAPER: dict[str, Any] = {

@@ -168,9 +168,9 @@ def finetune_openai(
 
 def _fp(config: FinetuneConfig) -> str:
     # What the API is sent: epochs and seed (LoRA/lr options do not apply to this backend).
-    import hashlib
+    from culturellm.hashing import stable_hash
 
-    return hashlib.sha256(f"{openai_epochs(config)}:{config.seed}:{config.suffix}".encode()).hexdigest()[:16]
+    return stable_hash(f"{openai_epochs(config)}:{config.seed}:{config.suffix}")
 
 
 def _poll(
