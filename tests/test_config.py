@@ -5,9 +5,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tomllib
 from pathlib import Path
 
+import pytest
+
+from culturellm.augment.config import AugmentConfig, DatasetConfig
+from culturellm.config import RunConfig, load_config, save_config
+from culturellm.errors import DataError
+from culturellm.evaluate.config import AlignConfig, EvaluateConfig
+from culturellm.finetune.config import FinetuneConfig
 from culturellm.hashing import sha256_file, stable_hash
+from culturellm.settings import flags, load_toml, resolve
 
 
 def test_stable_hash_is_the_recorded_form():
@@ -25,3 +34,169 @@ def test_sha256_file(tmp_path):
     p = tmp_path / "f"
     p.write_bytes(b"x" * (3 << 20))
     assert sha256_file(p) == hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+# --- stage configs composed by the run config, one precedence rule --------------------------------
+
+
+STAGES = {
+    "augment": AugmentConfig,
+    "dataset": DatasetConfig,
+    "finetune": FinetuneConfig,
+    "evaluate": EvaluateConfig,
+    "align": AlignConfig,
+}
+
+
+def test_run_config_composes_each_stage_config():
+    cfg = RunConfig()
+    for name, cls in STAGES.items():
+        assert type(getattr(cfg, name)) is cls  # the stage's own class, no second copy
+
+
+def test_run_toml_sets_any_stage_field(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text(
+        "[finetune]\nmax_length = 256\ngrad_accum = 4\nlora_dropout = 0.1\n"
+        'target_modules = ["q_proj", "v_proj"]\ndtype = "bfloat16"\n'
+        '[augment]\nt1 = 0.7\nsynonym_requests = "seed"\n'
+        '[evaluate]\ncalibration = "none"\n[dataset]\ntarget = "distribution"\n[align]\nmin_heldout = 2\n'
+    )
+    cfg = load_config(path)
+    assert (cfg.finetune.max_length, cfg.finetune.grad_accum, cfg.finetune.lora_dropout) == (256, 4, 0.1)
+    assert cfg.finetune.target_modules == ["q_proj", "v_proj"] and cfg.finetune.dtype == "bfloat16"
+    assert (cfg.augment.t1, cfg.augment.synonym_requests) == (0.7, "seed")
+    assert cfg.evaluate.calibration == "none" and cfg.dataset.target == "distribution"
+    assert cfg.align.min_heldout == 2
+
+
+def test_config_toml_shows_every_field_and_round_trips(tmp_path):
+    cfg = RunConfig(finetune={"max_steps": 3})
+    save_config(cfg, tmp_path / "config.toml")
+    text = (tmp_path / "config.toml").read_text()
+    data = tomllib.loads(text)
+    for name, cls in STAGES.items():
+        for field in cls.model_fields:
+            set_here = field in data[name]
+            commented = f"# {field} = (unset)" in text.split(f"[{name}]")[1].split("\n[")[0]
+            assert set_here or commented, f"{name}.{field} missing from config.toml"
+    assert data["finetune"]["max_steps"] == 3
+    assert load_config(tmp_path / "config.toml") == cfg
+
+
+def test_demo_preset_is_the_default_and_full_is_each_stages_defaults():
+    demo, full = RunConfig(), RunConfig(preset="full")
+    assert (demo.augment.n, demo.augment.m, demo.augment.limit_seeds) == (1, 2, 16)
+    assert demo.dataset.holdout_variants == 0.5 and demo.evaluate.limit == 10
+    assert full.augment == AugmentConfig() and full.dataset == DatasetConfig()
+    assert full.evaluate.limit is None and full.evaluate.baselines
+    # a value in the file beats the preset
+    assert RunConfig(augment={"n": 3}).augment.n == 3
+
+
+def test_precedence_defaults_preset_toml_flags(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('seed = 7\n[finetune]\npreset = "paper"\nlr = 1e-3\n[evaluate]\nlimit = 4\n')
+    cfg = resolve(RunConfig, load_toml(path), flags({"evaluate": {"limit": 2, "mode": None}}))
+    assert cfg.evaluate.limit == 2  # flag > TOML
+    assert cfg.finetune.lr == 1e-3 and cfg.finetune.lora_r == 64  # TOML > preset > defaults
+    assert cfg.evaluate.mode == "score"  # an unset flag is not a value
+    assert cfg.augment.seed == cfg.finetune.seed == cfg.evaluate.seed == 7  # the run's seed
+    cfg = resolve(RunConfig, load_toml(path), flags({"seed": 1, "augment": {"seed": 5}}))
+    assert cfg.augment.seed == 5 and cfg.dataset.seed == 1
+    # a stage CLI reads its table of the run TOML the same way
+    ev = resolve(EvaluateConfig, load_toml(path, "evaluate"), flags({"calibration": "none"}))
+    assert (ev.limit, ev.calibration) == (4, "none")
+
+
+def test_earlier_run_toml_still_loads(tmp_path):
+    path = tmp_path / "old.toml"
+    path.write_text(
+        "[augment]\nn = 1\nm = 1\nlimit_seeds = 3\n[finetune]\nmax_steps = 4\nbatch_size = 4\n"
+        "[evaluate]\nlimit = 6\nalign_min_heldout = 1\n"
+    )
+    cfg = load_config(path)
+    assert cfg.align.min_heldout == 1 and cfg.augment.limit_seeds == 3 and cfg.finetune.batch_size == 4
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        ("[augment]\nn = 'many'\n", "field 'augment.n': Input should be a valid integer"),
+        ("[evaluate]\nlimt = 3\n", "field 'evaluate.limt': Extra inputs are not permitted"),
+        ("[evaluate]\ncalibration = 'x'\n", "field 'evaluate.calibration': Input should be 'contextual'"),
+        ("[finetune]\npreset = 'huge'\n", "field 'finetune.preset': Input should be 'cpu-small'"),
+        ("preset = 'huge'\n", "field 'preset': Input should be 'demo' or 'full'"),
+        ("[finetune]\nmax_length = 0\n", "field 'finetune.max_length'"),
+        ("[augment\n", "not valid TOML"),
+    ],
+)
+def test_bad_fields_are_one_line_naming_file_and_field(tmp_path, toml, needle):
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(DataError) as e:
+        load_config(path)
+    assert str(e.value).startswith(f"{path}: ") and needle in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_bad_flag_is_named_as_the_flag(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text("[augment]\nlimit_seeds = 4\n")
+    names = {"augment.limit_seeds": "--limit-seeds"}
+    with pytest.raises(DataError, match=r"^invalid option --limit-seeds: Input should be greater"):
+        resolve(RunConfig, load_toml(path), flags({"augment": {"limit_seeds": 0}}, names))
+    with pytest.raises(DataError, match=r"^invalid option --t1: "):
+        resolve(AugmentConfig, flags({"t1": 3.0}))
+    with pytest.raises(DataError, match="config file not found"):
+        load_toml(tmp_path / "missing.toml")
+
+
+# --- run directory layout, split reader -----------------------------------------------------------
+
+
+def test_run_layout_names_every_path(tmp_path):
+    from culturellm.runlayout import ONE, RunLayout
+
+    lay = RunLayout(tmp_path)
+    assert lay.config == tmp_path / "config.toml" and lay.manifest == tmp_path / "manifest.json"
+    assert lay.seeds("arabic") == tmp_path / "seeds/arabic.jsonl"
+    assert lay.augmented == tmp_path / "augment/augmented.jsonl"
+    assert lay.train(ONE) == tmp_path / "data/one/train.jsonl"
+    assert lay.split("arabic") == tmp_path / "data/arabic/train.manifest.json"
+    assert lay.adapter("arabic") == tmp_path / "models/arabic/adapter_model.safetensors"
+    assert lay.results("arabic") == tmp_path / "eval/arabic/results.jsonl"
+    assert lay.align("arabic") == tmp_path / "eval/arabic/align.jsonl"
+    assert lay.report == tmp_path / "report.md" and lay.plots_dir == tmp_path / "plots"
+    lay.results("korean").parent.mkdir(parents=True)
+    lay.results("korean").write_text("")
+    assert (
+        lay.evaluated_cultures() == ["korean"]
+        and lay.rel(lay.results("korean")) == "eval/korean/results.jsonl"
+    )
+
+
+def test_split_reader(tmp_path):
+    from culturellm.augment.dataset import read_split
+
+    p = tmp_path / "train.manifest.json"
+    p.write_text(
+        json.dumps(
+            {
+                "split": {
+                    "heldout_questions": ["Q1", "Q2"],
+                    "heldout_variants": [{"question_id": "Q3", "text": "t"}],
+                }
+            }
+        )
+    )
+    split = read_split(p)
+    assert split.questions == {"Q1", "Q2"} and split.n_heldout == 3
+    p.write_text('{"heldout_questions": "Q1"}')
+    with pytest.raises(DataError, match="must be lists"):
+        read_split(p)
+    p.write_text("{")
+    with pytest.raises(DataError, match=r"train\.manifest\.json: not valid JSON"):
+        read_split(p)
+    with pytest.raises(DataError, match="split file not found"):
+        read_split(tmp_path / "nope.json")

@@ -342,7 +342,7 @@ def test_bad_inputs_are_one_line_exit_2(tiny_base, train_file, tmp_path):
         (["--data", str(empty)], "no training examples"),
         (["--data", str(train_file), "--base", "no-such-model"], "no-such-model"),
         (["--data", str(train_file), "--base", str(adapter)], "is a LoRA adapter"),
-        (["--data", str(train_file), "--preset", "huge"], "unknown fine-tuning preset"),
+        (["--data", str(train_file), "--preset", "huge"], "'huge' is not one of 'cpu-small'"),
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     for args, message in cases:

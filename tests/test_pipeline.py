@@ -35,8 +35,10 @@ batch_size = 4
 
 [evaluate]
 limit = 6
-align_min_heldout = 1
 tasks = ["offensive_detect_mp", "spam_detect"]
+
+[align]
+min_heldout = 1
 """
 
 

@@ -12,8 +12,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.text import Text
@@ -53,18 +52,38 @@ def report_bug(exc: BaseException) -> NoReturn:
     )
 
 
-def run_app(app: Callable[..., object]) -> NoReturn:
-    """Run a typer app, turning every exception into one printed line and an exit code."""
+def run_app(app: Any) -> NoReturn:
+    """Run a typer app, turning every exception into one printed line and an exit code. Click's usage
+    errors (unknown option, a value outside a choice, a missing option) are one line too, exit 2."""
+    import typer
+
     try:
-        app(standalone_mode=True)
+        code = typer.main.get_command(app).main(standalone_mode=False)
     except SystemExit:
         raise
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(1)
+    except typer.TyperException as e:  # click's exceptions (Typer vendors click)
+        usage_error(e)
     except Exception as e:
         message = describe_error(e)
         if message is None:
             report_bug(e)
         fail(message)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_error(e: Exception) -> NoReturn:
+    """A click usage error as one line naming the option, with where to read the help."""
+    if type(e).__name__ == "NoArgsIsHelpError":  # a group run without a command: print its help
+        e.show()  # type: ignore[attr-defined]
+        sys.exit(0)
+    message = e.format_message() if hasattr(e, "format_message") else str(e)
+    message = message.replace("Value error, ", "")
+    ctx = getattr(e, "ctx", None)
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    fail(message + hint, code=int(getattr(e, "exit_code", 2) or 2))

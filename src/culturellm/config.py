@@ -1,26 +1,26 @@
-"""Run configuration for `culturellm run`: one pydantic model, loaded from TOML, written back with
-every default filled in (runs/<name>/config.toml), so a run is reproducible from its directory."""
+"""Run configuration for `culturellm run`: the models and one section per stage, each section that
+stage's own config class (AugmentConfig, DatasetConfig, FinetuneConfig, EvaluateConfig, AlignConfig),
+so a run TOML can set any option a stage has. Loaded with the one precedence rule of
+culturellm.settings (defaults < preset < TOML < flags) and written back with every field shown
+(runs/<name>/config.toml), so a run is reproducible from its directory."""
 
 from __future__ import annotations
 
-import json
-import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, model_validator
 
-from culturellm.errors import DataError
+from culturellm.augment.config import AugmentConfig, DatasetConfig
+from culturellm.evaluate.config import AlignConfig, EvaluateConfig
+from culturellm.finetune.config import FinetuneConfig
 from culturellm.hashing import stable_hash
 from culturellm.jsonio import atomic_write_text
+from culturellm.settings import Layer, StageConfig, load_toml, resolve
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ModelsConfig(_Section):
+class ModelsConfig(StageConfig):
     base: str = Field("bundled", description="model to fine-tune and evaluate (spec)")
     augmenter: str = Field("bundled", description="LLM that writes paraphrases and synonyms (spec)")
     embedder: str = Field("bundled", description="sentence embedder for the similarity filters")
@@ -28,70 +28,62 @@ class ModelsConfig(_Section):
     cache: bool = Field(True, description="use the response cache for every LLM call")
 
 
-class AugmentSection(_Section):
-    """Defaults keep the embedded demo within minutes on a laptop CPU; raise them for real runs."""
+# Stage sections that take the run's seed unless the TOML sets their own.
+SEEDED = ("augment", "dataset", "finetune", "evaluate")
 
-    n: int = Field(1, ge=1, description="paraphrases kept per seed (step 1)")
-    m: int = Field(2, ge=0, description="synonym variants kept per seed (step 2), spread over paraphrases")
-    limit_seeds: int | None = Field(
-        16, ge=1, description="augment only the first N seed questions (None: all)"
-    )
-    retries: int | None = Field(1, ge=0, description="re-asks for seeds short of n (None: module default)")
-    t1: float | None = Field(None, description="paraphrase similarity threshold (None: the module default)")
-    t2: float | None = Field(None, description="synonym-variant similarity threshold (None: default)")
-
-
-class DatasetSection(_Section):
-    target: Literal["majority", "distribution"] = "majority"
-    holdout_questions: int = Field(0, ge=0, description="whole seed questions held out of training")
-    holdout_variants: float = Field(
-        0.5, ge=0.0, lt=1.0, description="fraction of each question's variants held out for alignment"
-    )
+# The run presets: values beneath the TOML's. `demo` (the default) keeps the embedded demo within
+# minutes on a laptop CPU; `full` is each stage's own defaults, for real runs.
+RUN_PRESETS: dict[str, dict[str, Any]] = {
+    "demo": {
+        "augment": {"n": 1, "m": 2, "limit_seeds": 16, "retries": 1},
+        "dataset": {"holdout_variants": 0.5},
+        "evaluate": {"limit": 10, "baselines": True},
+    },
+    "full": {"evaluate": {"baselines": True}},
+}
 
 
-class FinetuneSection(_Section):
-    preset: str = "cpu-small"
-    epochs: float | None = None
-    lr: float | None = None
-    max_steps: int | None = None
-    batch_size: int | None = None
+RunPreset = Literal["demo", "full"]
 
 
-class EvaluateSection(_Section):
-    data_dir: Path | None = Field(
-        None, description="the release's data/ folder (None: bundled 30-row sample)"
-    )
-    limit: int | None = Field(10, ge=1, description="examples per task (stratified, seeded); None = all")
-    mode: Literal["score", "generate"] = "score"
-    calibration: Literal["contextual", "none"] = Field(
-        "contextual", description="score mode: divide out the label prior on content-free texts"
-    )
-    temperature: float | None = Field(
-        None, ge=0.0, description="generate mode: temperature (None: 0.7, the paper's; 0 = greedy)"
-    )
-    max_tokens: int | None = Field(None, ge=1, description="generate mode: new tokens (None: 200)")
-    baselines: bool = Field(True, description="also evaluate base + culture system prompt")
-    tasks: list[str] | None = Field(None, description="only these task names (None: all of the culture's)")
-    align_min_heldout: int = Field(
-        5,
-        ge=1,
-        description="align on held-out items when the split has at least this many, else on all seeds",
-    )
+class RunConfig(StageConfig):
+    """`culturellm run`: the models, and one section per stage holding that stage's own config."""
 
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = RUN_PRESETS
 
-class RunConfig(_Section):
     name: str = "run"
+    preset: RunPreset = Field(
+        "demo", description="demo: small sizes for a laptop CPU; full: every stage's own defaults"
+    )
     cultures: list[str] = Field(default_factory=lambda: ["arabic"])
-    seed: int = 0
+    seed: int = Field(0, description="random seed of every stage (unless a stage sets its own)")
     models: ModelsConfig = Field(default_factory=ModelsConfig)
-    augment: AugmentSection = Field(default_factory=AugmentSection)
-    dataset: DatasetSection = Field(default_factory=DatasetSection)
-    finetune: FinetuneSection = Field(default_factory=FinetuneSection)
-    evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    align: AlignConfig = Field(default_factory=AlignConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _compose(cls, data: Any) -> Any:
+        """Earlier layouts still load; each stage gets the run's seed unless it sets its own."""
+        if not isinstance(data, dict):
+            return data
+        data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+        ev = data.get("evaluate")
+        if isinstance(ev, dict) and "align_min_heldout" in ev:  # before [align] existed
+            data["align"] = {"min_heldout": ev.pop("align_min_heldout"), **(data.get("align") or {})}
+        seed = data.get("seed", 0)
+        for name in SEEDED:
+            section = data.setdefault(name, {})
+            if isinstance(section, dict):
+                section.setdefault("seed", seed)
+        return data
 
     def to_toml(self) -> str:
-        data = json.loads(self.model_dump_json(exclude_none=True))
-        return tomli_w.dumps(data)
+        """Every field of every section: set values as TOML, unset (None) ones as comments."""
+        return render_toml(self)
 
     def section_hash(self, *sections: str) -> str:
         """A stable hash of some sections (a stage's inputs), to decide whether it must rerun."""
@@ -99,21 +91,35 @@ class RunConfig(_Section):
         return stable_hash({s: dump[s] for s in sections})
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Read a run configuration from TOML; a bad field is a DataError naming the file and the field."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: config file not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise DataError(f"{path}: not valid TOML ({e})") from None
-    try:
-        return RunConfig.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        field = ".".join(str(x) for x in err["loc"]) or "(root)"
-        raise DataError(f"{path}: field '{field}': {err['msg']}") from None
+def render_toml(config: BaseModel) -> str:
+    """TOML of a config with every field shown: unset (None) fields, which TOML cannot hold, are
+    written as comments with their description, so the file lists every option of every stage."""
+    dump = config.model_dump(mode="json")
+    top = {k: v for k, v in dump.items() if not isinstance(v, dict)}
+    text = _toml_table(top, type(config))
+    for key, value in dump.items():
+        if isinstance(value, dict):
+            sub = type(getattr(config, key))
+            text += f"\n[{key}]\n" + _toml_table(value, sub)
+    return text
+
+
+def _toml_table(values: dict[str, Any], cls: type[BaseModel]) -> str:
+    lines = []
+    for key, value in values.items():
+        if value is None:
+            info = cls.model_fields.get(key)
+            why = f"  ({info.description})" if info is not None and info.description else ""
+            lines.append(f"# {key} = (unset){why}")
+        else:
+            lines.append(tomli_w.dumps({key: value}).rstrip("\n"))
+    return "\n".join(lines) + "\n"
+
+
+def load_config(path: str | Path, overrides: Layer | None = None) -> RunConfig:
+    """A run configuration: defaults < preset < the TOML file < `overrides` (command-line flags).
+    A bad field is a DataError naming the file (or flag) and the field."""
+    return resolve(RunConfig, load_toml(path), overrides)
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:

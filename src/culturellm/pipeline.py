@@ -27,8 +27,7 @@ from culturellm.config import RunConfig, save_config
 from culturellm.errors import CultureLLMError
 from culturellm.hashing import sha256_file, stable_hash
 from culturellm.jsonio import append_jsonl, read_jsonl, write_json, write_jsonl
-
-ONE = "one"  # name of the CultureLLM-One training set / model
+from culturellm.runlayout import ONE, RunLayout
 
 
 def _versions() -> dict[str, str]:
@@ -49,9 +48,9 @@ class StageResult:
 class Manifest:
     """runs/<name>/manifest.json, rewritten atomically after every stage."""
 
-    def __init__(self, run_dir: Path):
-        self.run_dir = run_dir
-        self.path = run_dir / "manifest.json"
+    def __init__(self, layout: RunLayout):
+        self.layout = layout
+        self.path = layout.manifest
         self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
         self.data.setdefault("stages", {})
 
@@ -63,15 +62,14 @@ class Manifest:
         if not rec or rec.get("status") != "done" or rec.get("key") != key:
             return False
         for rel, digest in rec.get("outputs", {}).items():
-            p = self.run_dir / rel
+            p = self.layout.root / rel
             if not p.is_file() or sha256_file(p) != digest:
                 return False
         return True
 
     def output_digest(self, name: str) -> str:
         """One hash of a finished stage's outputs: the input key of the stages that read them."""
-        outs = self.data["stages"][name]["outputs"]
-        return stable_hash(outs)
+        return stable_hash(self.data["stages"][name]["outputs"])
 
 
 class Pipeline:
@@ -80,9 +78,10 @@ class Pipeline:
     ):
         self.config = config
         self.run_dir = run_dir
+        self.layout = RunLayout(run_dir)
         self.console = console or Console(stderr=True)
         self.progress = progress
-        self.manifest = Manifest(run_dir)
+        self.manifest = Manifest(self.layout)
         self._t0 = time.monotonic()
 
     # -- helpers -----------------------------------------------------------------------------
@@ -107,7 +106,7 @@ class Pipeline:
             "key": key,
             "started_at": started,
             "elapsed_s": round(time.monotonic() - t, 2),
-            "outputs": {str(p.relative_to(self.run_dir)): sha256_file(p) for p in result.outputs},
+            "outputs": {self.layout.rel(p): sha256_file(p) for p in result.outputs},
             "counts": result.counts,
             "usage": result.usage,
         }
@@ -119,7 +118,7 @@ class Pipeline:
 
         cfg = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, self.run_dir / "config.toml")
+        save_config(cfg, self.layout.config)
         cultures = self._expand_cultures(cfg.cultures)
         self.cultures = [get_culture(c) for c in cultures]  # unknown culture: clear error before any work
         m = self.manifest.data
@@ -129,69 +128,66 @@ class Pipeline:
         m["cultures"] = [c.name for c in self.cultures]
         m["inputs"] = self._input_hashes()
         self.manifest.save()
-
-        self._stage("seeds", {"cultures": cultures, "inputs": m["inputs"]}, self.stage_seeds)
-        self._stage(
-            "augment",
-            {
-                "cfg": cfg.section_hash("augment"),
-                "llm": cfg.models.augmenter,
-                "emb": cfg.models.embedder,
-                "seed": cfg.seed,
-                "inputs": m["inputs"]["questions"],
-            },
-            self.stage_augment,
-        )
-        self._stage(
-            "dataset",
-            {
-                "cfg": cfg.section_hash("dataset"),
-                "seed": cfg.seed,
-                "aug": self.manifest.output_digest("augment"),
-                "seeds": self.manifest.output_digest("seeds"),
-            },
-            self.stage_dataset,
-        )
-        self._stage(
-            "finetune",
-            {
-                "cfg": cfg.section_hash("finetune"),
-                "base": cfg.models.base,
-                "seed": cfg.seed,
-                "data": self.manifest.output_digest("dataset"),
-            },
-            self.stage_finetune,
-        )
-        self._stage(
-            "evaluate",
-            {
-                "cfg": cfg.section_hash("evaluate"),
-                "base": cfg.models.base,
-                "seed": cfg.seed,
-                "models": self.manifest.output_digest("finetune"),
-            },
-            self.stage_evaluate,
-        )
-        self._stage(
-            "align",
-            {
-                "base": cfg.models.base,
-                "models": self.manifest.output_digest("finetune"),
-                "data": self.manifest.output_digest("dataset"),
-                "baselines": cfg.evaluate.baselines,
-                "min_heldout": cfg.evaluate.align_min_heldout,
-            },
-            self.stage_align,
-        )
-        self._stage(
-            "report",
-            {"eval": self.manifest.output_digest("evaluate"), "align": self.manifest.output_digest("align")},
-            self.stage_report,
-        )
+        for name, key_parts, fn in self._stages(cultures):
+            self._stage(name, key_parts(), fn)
         m["total_elapsed_s"] = round(sum(s.get("elapsed_s", 0.0) for s in m["stages"].values()), 2)
         m["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         self.manifest.save()
         return m
+
+    def _stages(self, cultures: list[str]) -> list[tuple[str, Callable[[], dict[str, Any]], Callable]]:
+        """(name, its key parts, its function) in order. A stage's key: its own config section and
+        the digests of the outputs it reads (computed when the stage is reached)."""
+        cfg, digest, inputs = self.config, self.manifest.output_digest, self.manifest.data["inputs"]
+        models = cfg.models
+        return [
+            ("seeds", lambda: {"cultures": cultures, "inputs": inputs}, self.stage_seeds),
+            (
+                "augment",
+                lambda: {
+                    "cfg": cfg.section_hash("augment"),
+                    "llm": models.augmenter,
+                    "emb": models.embedder,
+                    "inputs": inputs["questions"],
+                },
+                self.stage_augment,
+            ),
+            (
+                "dataset",
+                lambda: {
+                    "cfg": cfg.section_hash("dataset"),
+                    "aug": digest("augment"),
+                    "seeds": digest("seeds"),
+                },
+                self.stage_dataset,
+            ),
+            (
+                "finetune",
+                lambda: {"cfg": cfg.section_hash("finetune"), "base": models.base, "data": digest("dataset")},
+                self.stage_finetune,
+            ),
+            (
+                "evaluate",
+                lambda: {
+                    "cfg": cfg.section_hash("evaluate"),
+                    "base": models.base,
+                    "models": digest("finetune"),
+                },
+                self.stage_evaluate,
+            ),
+            (
+                "align",
+                lambda: {
+                    "cfg": cfg.section_hash("align"),
+                    "base": models.base,
+                    "models": digest("finetune"),
+                    "data": digest("dataset"),
+                    "baselines": cfg.evaluate.baselines,
+                },
+                self.stage_align,
+            ),
+            ("report", lambda: {"eval": digest("evaluate"), "align": digest("align")}, self.stage_report),
+        ]
 
     @staticmethod
     def _expand_cultures(names: list[str]) -> list[str]:
@@ -221,84 +217,58 @@ class Pipeline:
         outs, counts = [], {}
         for c in self.cultures:
             rows = self._seed_rows(c)
-            path = self.run_dir / "seeds" / f"{c.name}.jsonl"
+            path = self.layout.seeds(c.name)
             write_jsonl(path, rows)
             outs.append(path)
             counts[c.name] = len(rows)
         return StageResult(outs, {"questions": counts})
 
     def stage_augment(self) -> StageResult:
-        from culturellm.augment import AugmentConfig, augment
+        from culturellm.augment import augment
         from culturellm.embed import load_embedder
         from culturellm.wvs import load_questions
 
         cfg = self.config
-        questions = load_questions()
-        if cfg.augment.limit_seeds:
-            questions = questions[: cfg.augment.limit_seeds]
-        opts: dict[str, Any] = {"n": cfg.augment.n, "m": cfg.augment.m, "seed": cfg.seed}
-        if cfg.augment.t1 is not None:
-            opts["t1"] = cfg.augment.t1
-        if cfg.augment.t2 is not None:
-            opts["t2"] = cfg.augment.t2
-        if cfg.augment.retries is not None:
-            opts["retries"] = cfg.augment.retries
-        out = self.run_dir / "augment"
         manifest = augment(
-            questions,
+            cfg.augment.select(load_questions()),
             self._model(cfg.models.augmenter),
             load_embedder(cfg.models.embedder),
-            AugmentConfig(**opts),
-            out,
+            cfg.augment,
+            self.layout.augment_dir,
         )
         usage = {k: manifest.get(k) for k in ("llm_requests", "tokens", "cost_usd", "cache_hits")}
-        return StageResult([out / "augmented.jsonl"], manifest.get("counts", {}), usage)
+        return StageResult([self.layout.augmented], manifest.get("counts", {}), usage)
 
     def _training_sets(self) -> list[str]:
         names = [c.name for c in self.cultures]
         return [*names, ONE] if len(names) > 1 else names
 
     def stage_dataset(self) -> StageResult:
-        from culturellm.augment import build_training_set, split_manifest_path
+        from culturellm.augment import build_training_set
 
-        cfg = self.config
         outs, counts = [], {}
         for name in self._training_sets():
             cultures = [c.name for c in self.cultures] if name == ONE else [name]
-            path = self.run_dir / "data" / name / "train.jsonl"
+            path = self.layout.train(name)
             manifest = build_training_set(
-                cultures,
-                self.run_dir / "augment" / "augmented.jsonl",
-                path,
-                target=cfg.dataset.target,
-                holdout_questions=cfg.dataset.holdout_questions,
-                holdout_variants=cfg.dataset.holdout_variants,
-                seed=cfg.seed,
+                cultures, self.layout.augmented, path, **self.config.dataset.model_dump()
             )
-            outs += [path, split_manifest_path(path)]
+            outs += [path, self.layout.split(name)]
             counts[name] = manifest.get("counts")
         return StageResult(outs, counts)
 
     def stage_finetune(self) -> StageResult:
-        from culturellm.finetune import FinetuneConfig, finetune
+        from culturellm.finetune import finetune
 
-        cfg = self.config
-        overrides = {k: v for k, v in cfg.finetune.model_dump().items() if v is not None and k != "preset"}
-        ft_cfg = FinetuneConfig.from_preset(cfg.finetune.preset, seed=cfg.seed, **overrides)
+        cfg, lay = self.config, self.layout
         outs, counts = [], {}
         for name in self._training_sets():
-            model_dir = self.run_dir / "models" / name
             ref = finetune(
-                self.run_dir / "data" / name / "train.jsonl",
-                cfg.models.base,
-                model_dir,
-                ft_cfg,
-                progress=self.progress,
+                lay.train(name), cfg.models.base, lay.model_dir(name), cfg.finetune, progress=self.progress
             )
-            outs += [ref, model_dir / "adapter_model.safetensors"]
-            log = model_dir / "train_summary.json"
-            if log.exists():
-                counts[name] = json.loads(log.read_text())
+            outs += [ref, lay.adapter(name)]
+            if lay.train_summary(name).exists():
+                counts[name] = json.loads(lay.train_summary(name).read_text())
         return StageResult(outs, counts)
 
     def variants(self, culture: str):
@@ -310,13 +280,11 @@ class Pipeline:
         if self.config.evaluate.baselines:
             out.append(ModelVariant(label="base+culture-prompt", spec=base, system="culture"))
         out.append(
-            ModelVariant(label="culturellm", spec=str(self.run_dir / "models" / culture), system="culture")
+            ModelVariant(label="culturellm", spec=str(self.layout.model_dir(culture)), system="culture")
         )
         if len(self.cultures) > 1:
             out.append(
-                ModelVariant(
-                    label="culturellm-one", spec=str(self.run_dir / "models" / ONE), system="culture"
-                )
+                ModelVariant(label="culturellm-one", spec=str(self.layout.model_dir(ONE)), system="culture")
             )
         return out
 
@@ -326,14 +294,13 @@ class Pipeline:
         ev = self.config.evaluate
         outs, counts = [], {}
         for c in self.cultures:
-            out = self.run_dir / "eval" / c.name
             rows = evaluate(
                 self.variants(c.name),
                 [c.name],
                 ev.data_dir,
                 ev.limit,
-                out,
-                seed=self.config.seed,
+                self.layout.eval_dir(c.name),
+                seed=ev.seed,
                 mode=ev.mode,
                 progress=self.progress,
                 tasks=ev.tasks,
@@ -341,25 +308,22 @@ class Pipeline:
                 max_tokens=ev.max_tokens,
                 calibration=ev.calibration,
             )
-            outs.append(out / "results.jsonl")
+            outs.append(self.layout.results(c.name))
             counts[c.name] = len(rows)
         return StageResult(outs, {"result_rows": counts})
 
     def stage_align(self) -> StageResult:
-        from culturellm.augment import split_manifest_path
         from culturellm.evaluate import align
 
         outs = []
         for c in self.cultures:
-            path = self.run_dir / "eval" / c.name / "align.jsonl"
+            path = self.layout.align(c.name)
             done = {r["model"] for r in read_jsonl(path, tolerate_torn_tail=True)} if path.exists() else set()
             for v in self.variants(c.name):
                 if v.label in done:
                     continue
-                split = split_manifest_path(
-                    self.run_dir / "data" / (ONE if v.label == "culturellm-one" else c.name) / "train.jsonl"
-                )
-                use_split = _heldout_items(split) >= self.config.evaluate.align_min_heldout
+                split = self.layout.split(ONE if v.label == "culturellm-one" else c.name)
+                use_split = _heldout_items(split) >= self.config.align.min_heldout
                 res = align(v, c.name, split=split if use_split else None)
                 row = {k: val for k, val in res.items() if k != "questions"}
                 row.update(
@@ -375,29 +339,27 @@ class Pipeline:
     def stage_report(self) -> StageResult:
         from culturellm.evaluate import write_report
 
-        results = [self.run_dir / "eval" / c.name / "results.jsonl" for c in self.cultures]
-        report = write_report(results, self.run_dir)
-        pngs = sorted(self.run_dir.glob("plots/*.png"))
+        report = write_report([self.layout.results(c.name) for c in self.cultures], self.run_dir)
+        pngs = self.layout.plots()
         return StageResult([report, *pngs], {"plots": len(pngs)})
 
 
 def _heldout_items(split: Path) -> int:
     """How many items a training-set manifest holds out (held-out questions + held-out variants)."""
-    if not split.exists():
-        return 0
-    counts = json.loads(split.read_text()).get("counts", {})
-    return int(counts.get("heldout_questions") or 0) + int(counts.get("heldout_variants") or 0)
+    from culturellm.augment import read_split
+
+    return read_split(split).n_heldout if split.exists() else 0
 
 
 def summary_rows(run_dir: Path) -> list[dict[str, Any]]:
     """Per culture and model: mean macro-F1 over tasks, and WVS alignment (for the closing table)."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for res in sorted(run_dir.glob("eval/*/results.jsonl")):
-        culture = res.parent.name
-        for r in read_jsonl(res):
+    layout = RunLayout(run_dir)
+    for culture in layout.evaluated_cultures():
+        for r in read_jsonl(layout.results(culture)):
             d = rows.setdefault((culture, r["model"]), {"culture": culture, "model": r["model"], "f1": []})
             d["f1"].append(r["macro_f1"])
-        al = res.parent / "align.jsonl"
+        al = layout.align(culture)
         if al.exists():
             for r in read_jsonl(al):
                 d = rows.setdefault(

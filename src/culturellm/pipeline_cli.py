@@ -3,83 +3,99 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
+
+from culturellm.config import RunPreset
+
+RUN_HELP = """Seeds -> augment -> fine-tune -> evaluate -> align -> report, resumable, in one command.
+
+Settings: each stage's defaults < the --preset (demo: minutes on a laptop CPU, the default; full:
+every stage's own defaults) < CONFIG_FILE (any field of [models], [augment], [dataset], [finetune],
+[evaluate], [align]) < these flags. The run directory's config.toml shows every field."""
 
 
 def register(app: typer.Typer) -> None:
     """Add `run` to the root app."""
 
-    @app.command("run")
+    @app.command("run", help=RUN_HELP)
     def run_cmd(
         config_file: Path | None = typer.Argument(None, help="run configuration (TOML); flags override it"),
         culture: list[str] = typer.Option(
             None, "--culture", "-c", help="culture(s) to model; 'all' = every one"
         ),
         out: Path | None = typer.Option(None, "--out", "-o", help="run directory (default: runs/<name>)"),
-        name: str | None = typer.Option(None, help="run name"),
-        base: str | None = typer.Option(None, help="model to fine-tune and evaluate (spec)"),
+        name: str | None = typer.Option(None, "--name", help="run name"),
+        preset: RunPreset | None = typer.Option(None, "--preset", help="demo (default) or full sizes"),
+        base: str | None = typer.Option(None, "--base", "-b", help="model to fine-tune and evaluate"),
         llm: str | None = typer.Option(None, "--llm", help="augmentation LLM (spec)"),
-        base_url: str | None = typer.Option(None, help="base URL for openai:MODEL specs"),
-        data_dir: Path | None = typer.Option(None, help="the CultureLLM release's data/ folder"),
-        limit: int | None = typer.Option(None, help="evaluation examples per task"),
-        limit_seeds: int | None = typer.Option(None, help="augment only the first N seed questions"),
-        max_steps: int | None = typer.Option(None, help="fine-tuning steps (overrides epochs)"),
-        seed: int | None = typer.Option(None, help="random seed"),
-        no_cache: bool = typer.Option(False, "--no-cache", help="bypass the response cache"),
+        base_url: str | None = typer.Option(None, "--base-url", help="base URL for openai:MODEL specs"),
+        data_dir: Path | None = typer.Option(None, "--data-dir", help="the release's data/ folder"),
+        limit: int | None = typer.Option(None, "--limit", min=1, help="evaluation examples per task"),
+        limit_seeds: int | None = typer.Option(
+            None, "--limit-seeds", min=1, help="augment only the first N seed questions"
+        ),
+        max_steps: int | None = typer.Option(
+            None, "--max-steps", min=1, help="fine-tuning steps (overrides epochs)"
+        ),
+        seed: int | None = typer.Option(None, "--seed", help="random seed of every stage"),
+        cache: bool | None = typer.Option(None, "--cache/--no-cache", help="use the response cache"),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
     ) -> None:
-        """Seeds -> augment -> fine-tune -> evaluate -> report, resumable, in one command."""
         from rich.console import Console
-        from rich.table import Table
 
-        from culturellm.config import RunConfig, load_config
-        from culturellm.pipeline import Pipeline, summary_rows
+        from culturellm.config import RunConfig
+        from culturellm.pipeline import Pipeline
+        from culturellm.settings import flags, load_toml, resolve
 
-        cfg = load_config(config_file) if config_file else RunConfig()
-        upd = cfg.model_dump()
-        if culture:
-            upd["cultures"] = culture
-            if name is None and not config_file:
-                upd["name"] = "-".join(c.lower() for c in culture)
-        for key, val in {"name": name, "seed": seed}.items():
-            if val is not None:
-                upd[key] = val
-        for section, key, val in [
-            ("models", "base", base),
-            ("models", "augmenter", llm),
-            ("models", "base_url", base_url),
-            ("evaluate", "data_dir", data_dir),
-            ("evaluate", "limit", limit),
-            ("augment", "limit_seeds", limit_seeds),
-            ("finetune", "max_steps", max_steps),
-        ]:
-            if val is not None:
-                upd[section][key] = val
-        if no_cache:
-            upd["models"]["cache"] = False
-        cfg = RunConfig.model_validate(upd)
+        if culture and name is None and not config_file:
+            name = "-".join(c.lower() for c in culture)
+        given = {
+            "name": name,
+            "preset": preset,
+            "cultures": culture or None,
+            "seed": seed,
+            "models": {"base": base, "augmenter": llm, "base_url": base_url, "cache": cache},
+            "augment": {"limit_seeds": limit_seeds},
+            "finetune": {"max_steps": max_steps},
+            "evaluate": {"data_dir": data_dir, "limit": limit},
+        }
+        names = {"models.augmenter": "--llm", "cultures": "--culture"}
+        toml = load_toml(config_file) if config_file else None
+        cfg = resolve(RunConfig, toml, flags(given, names))
         run_dir = out or Path("runs") / cfg.name
-        console = Console(stderr=True)
-        manifest = Pipeline(cfg, run_dir, console=console).run()
+        manifest = Pipeline(cfg, run_dir, console=Console(stderr=True), progress=progress).run()
+        _print_summary(run_dir, manifest)
 
-        table = Table(title=f"culturellm run: {run_dir}")
-        for col in ("culture", "model", "tasks", "mean macro-F1", "WVS majority agreement", "WVS 1-JSD"):
-            table.add_column(col, justify="left" if col in ("culture", "model") else "right")
 
-        def fmt(x: float | None) -> str:
-            return "-" if x is None else f"{x:.3f}"
+def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
+    """The closing table: per culture and model, macro-F1 and WVS alignment; where the outputs are."""
+    from rich.console import Console
+    from rich.table import Table
 
-        for r in summary_rows(run_dir):
-            table.add_row(
-                r["culture"],
-                r["model"],
-                str(r["tasks"]),
-                fmt(r["mean_macro_f1"]),
-                fmt(r.get("majority_agreement")),
-                fmt(r.get("one_minus_jsd")),
-            )
-        out_console = Console()
-        out_console.print(table)
-        out_console.print(f"report:   {run_dir / 'report.md'}")
-        out_console.print(f"plots:    {run_dir / 'plots'}")
-        out_console.print(f"manifest: {run_dir / 'manifest.json'}  ({manifest.get('total_elapsed_s')} s)")
+    from culturellm.pipeline import summary_rows
+    from culturellm.runlayout import RunLayout
+
+    table = Table(title=f"culturellm run: {run_dir}")
+    for col in ("culture", "model", "tasks", "mean macro-F1", "WVS majority agreement", "WVS 1-JSD"):
+        table.add_column(col, justify="left" if col in ("culture", "model") else "right")
+
+    def fmt(x: float | None) -> str:
+        return "-" if x is None else f"{x:.3f}"
+
+    for r in summary_rows(run_dir):
+        table.add_row(
+            r["culture"],
+            r["model"],
+            str(r["tasks"]),
+            fmt(r["mean_macro_f1"]),
+            fmt(r.get("majority_agreement")),
+            fmt(r.get("one_minus_jsd")),
+        )
+    layout = RunLayout(run_dir)
+    con = Console()
+    con.print(table)
+    con.print(f"report:   {layout.report}")
+    con.print(f"plots:    {layout.plots_dir}")
+    con.print(f"manifest: {layout.manifest}  ({manifest.get('total_elapsed_s')} s)")

@@ -17,6 +17,9 @@ _EXPORTS = {
     "read_complete": "culturellm.augment.pipeline",
     "build_training_set": "culturellm.augment.dataset",
     "split_manifest_path": "culturellm.augment.dataset",
+    "read_split": "culturellm.augment.dataset",
+    "Split": "culturellm.augment.dataset",
+    "DatasetConfig": "culturellm.augment.config",
 }
 
 __all__ = sorted(_EXPORTS)

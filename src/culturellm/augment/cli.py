@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
+
+from culturellm.augment.config import AugmentConfig, DatasetConfig, SynonymScope, Target
+from culturellm.settings import field_help, flags, load_toml, pick, resolve
 
 AUGMENT_HELP = """Augment the WVS seed questions with any LLM: paraphrase -> similarity filter ->
 synonym swap -> similarity filter (-> translation). Writes OUT/augmented.jsonl (one record per
@@ -17,74 +21,55 @@ cultures (several / 'all' = CultureLLM-One). Writes OUT and OUT's .manifest.json
 
 def augment_command(
     llm: str = typer.Option("bundled", "--llm", help="LLM spec: bundled, gemma3-270m, hf:DIR, openai:MODEL"),
-    n: int = typer.Option(5, "--n", min=0, help="paraphrases kept per seed (step 1)"),
-    m: int = typer.Option(10, "--m", min=0, help="synonym variants kept per seed (step 2)"),
     out: Path = typer.Option(..., "--out", "-o", help="output directory"),
-    limit_seeds: int | None = typer.Option(None, "--limit-seeds", min=1, help="only the first N seeds"),
+    config_file: Path | None = typer.Option(
+        None, "--config", help="a run TOML: its [augment] table (flags override it)"
+    ),
+    n: int | None = typer.Option(None, "--n", help=field_help(AugmentConfig, "n")),
+    m: int | None = typer.Option(None, "--m", help=field_help(AugmentConfig, "m")),
+    limit_seeds: int | None = typer.Option(None, "--limit-seeds", help="only the first N seeds"),
     questions: list[str] | None = typer.Option(None, "--question", "-q", help="only these question ids"),
     embedder: str = typer.Option("bundled", "--embedder", help="sentence embedder spec"),
-    t1: float | None = typer.Option(None, "--t1", help="min cosine(paraphrase, seed)"),
-    t2: float | None = typer.Option(None, "--t2", help="min cosine(synonym variant, seed)"),
-    k: int | None = typer.Option(None, "--k", min=1, help="rewrites asked per paraphrase request (n + 2)"),
-    max_words: int | None = typer.Option(
-        None, "--max-words", min=1, help="content words per synonym request (6)"
+    t1: float | None = typer.Option(None, "--t1", help=field_help(AugmentConfig, "t1")),
+    t2: float | None = typer.Option(None, "--t2", help=field_help(AugmentConfig, "t2")),
+    k: int | None = typer.Option(None, "--k", help="rewrites asked per paraphrase request (default: n + 2)"),
+    max_words: int | None = typer.Option(None, "--max-words", help=field_help(AugmentConfig, "max_words")),
+    retries: int | None = typer.Option(None, "--retries", help=field_help(AugmentConfig, "retries")),
+    temperature: float | None = typer.Option(
+        None, "--temperature", help=field_help(AugmentConfig, "temperature")
     ),
-    retries: int | None = typer.Option(None, "--retries", min=0, help="re-asks for seeds short of n"),
-    temperature: float | None = typer.Option(None, "--temperature", min=0.0, help="sampling temperature"),
-    translate: str | None = typer.Option(None, "--translate", help="also translate into this language"),
-    synonym_requests: str | None = typer.Option(
-        None,
-        "--synonym-requests",
-        help="sentence (one request per paraphrase, default) or seed (one per seed)",
+    translate: str | None = typer.Option(None, "--translate", help=field_help(AugmentConfig, "translate")),
+    synonym_requests: SynonymScope | None = typer.Option(
+        None, "--synonym-requests", help="sentence: one request per paraphrase; seed: one per seed"
     ),
-    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="seeds per LLM batch"),
-    seed: int = typer.Option(0, "--seed", help="random seed"),
+    batch_size: int | None = typer.Option(None, "--batch-size", help=field_help(AugmentConfig, "batch_size")),
+    seed: int | None = typer.Option(None, "--seed", help="random seed (default: 0)"),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="use the LLM response cache"),
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible base URL"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
 ) -> None:
     from rich.console import Console
-    from rich.table import Table
 
-    from culturellm.augment import AugmentConfig, augment
+    from culturellm.augment import augment
     from culturellm.embed import load_embedder
-    from culturellm.errors import CultureLLMError
     from culturellm.llm import load_model
     from culturellm.wvs import load_questions
 
-    opts = {"n": n, "m": m, "seed": seed}
-    for key, v in {
-        "t1": t1, "t2": t2, "retries": retries, "temperature": temperature,
-        "translate": translate, "batch_size": batch_size, "synonym_requests": synonym_requests,
-        "k": k, "max_words": max_words,
-    }.items():  # fmt: skip
-        if v is not None:
-            opts[key] = v
-    from pydantic import ValidationError
-
-    try:
-        config = AugmentConfig(**opts)
-    except ValidationError as e:
-        why = "; ".join(
-            f"--{'-'.join(str(x) for x in err['loc']).replace('_', '-')}: {err['msg']}" for err in e.errors()
-        )
-        raise CultureLLMError(f"invalid option: {why}") from None
-    seeds = load_questions()
-    if questions:
-        known = {q.id for q in seeds}
-        bad = [q for q in questions if q not in known]
-        if bad:
-            raise CultureLLMError(
-                f"unknown question id(s) {', '.join(bad)}; known: {', '.join(sorted(known))}"
-            )
-        seeds = [q for q in seeds if q.id in set(questions)]
-    if limit_seeds:
-        seeds = seeds[:limit_seeds]
+    given = pick(AugmentConfig, locals())
+    toml = load_toml(config_file, "augment") if config_file else None
+    config = resolve(AugmentConfig, toml, flags(given, {"questions": "--question"}))
+    seeds = config.select(load_questions())
     console = Console(stderr=True)
     console.print(f"loading {llm} and the {embedder} embedder ...")
     model = load_model(llm, base_url=base_url, cache=cache)
     emb = load_embedder(embedder)
     manifest = augment(seeds, model, emb, config, out, progress=progress)
+    _print_augment_summary(out, manifest)
+
+
+def _print_augment_summary(out: Path, manifest: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
 
     table = Table(title=f"augmentation: {out}")
     for col in ("step", "requests", "candidates", "accepted", "rejection rate", "top rejection reasons"):
@@ -122,30 +107,29 @@ def dataset_command(
         ..., "--augmented", "-a", help="augmented.jsonl from `culturellm augment`"
     ),
     out: Path = typer.Option(..., "--out", "-o", help="output training JSONL"),
-    target: str = typer.Option("majority", "--target", help="majority or distribution"),
-    holdout_questions: int = typer.Option(0, "--holdout-questions", min=0, help="hold out K whole questions"),
-    holdout_fraction: float = typer.Option(
-        0.0, "--holdout-fraction", help="hold out this fraction of questions"
+    config_file: Path | None = typer.Option(
+        None, "--config", help="a run TOML: its [dataset] table (flags override it)"
     ),
-    holdout_variants: float = typer.Option(
-        0.0, "--holdout-variants", help="hold out this fraction of each question's variants"
+    target: Target | None = typer.Option(None, "--target", help=field_help(DatasetConfig, "target")),
+    holdout_questions: int | None = typer.Option(
+        None, "--holdout-questions", help=field_help(DatasetConfig, "holdout_questions")
     ),
-    seed: int = typer.Option(0, "--seed", help="random seed of the split and of distribution targets"),
+    holdout_fraction: float | None = typer.Option(
+        None, "--holdout-fraction", help=field_help(DatasetConfig, "holdout_fraction")
+    ),
+    holdout_variants: float | None = typer.Option(
+        None, "--holdout-variants", help=field_help(DatasetConfig, "holdout_variants")
+    ),
+    seed: int | None = typer.Option(None, "--seed", help=field_help(DatasetConfig, "seed")),
 ) -> None:
     from rich.console import Console
 
     from culturellm.augment import build_training_set, split_manifest_path
 
-    manifest = build_training_set(
-        culture,
-        augmented,
-        out,
-        target=target,  # type: ignore[arg-type]
-        holdout_questions=holdout_questions,
-        holdout_fraction=holdout_fraction,
-        seed=seed,
-        holdout_variants=holdout_variants,
-    )
+    given = pick(DatasetConfig, locals())
+    toml = load_toml(config_file, "dataset") if config_file else None
+    config = resolve(DatasetConfig, toml, flags(given))
+    manifest = build_training_set(culture, augmented, out, **config.model_dump())
     c = manifest["counts"]
     per = ", ".join(f"{k} {v}" for k, v in c["per_culture"].items())
     Console().print(

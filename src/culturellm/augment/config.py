@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from culturellm.errors import UnknownNameError
+from culturellm.settings import StageConfig
 
 # Default thresholds, chosen by measurement (benchmarks/augment.py --only calibrate; numbers in
 # docs/augmentation.md) on 80 hand-written pairs of WVS-style statements with the bundled
@@ -18,11 +22,19 @@ DEFAULT_T1 = 0.80
 DEFAULT_T2 = 0.80
 
 
-class AugmentConfig(BaseModel):
+SynonymScope = Literal["sentence", "seed"]
+Target = Literal["majority", "distribution"]
+
+# Which seeds are augmented: not part of the records' fingerprint (a run that augments more seeds
+# later resumes the same records).
+SELECTION_FIELDS = frozenset({"limit_seeds", "questions"})
+
+
+class AugmentConfig(StageConfig):
     """Configuration of `augment()`. Part of the manifest, so a run says how it was made."""
 
-    model_config = ConfigDict(extra="forbid")
-
+    limit_seeds: int | None = Field(None, ge=1, description="augment only the first N seed questions")
+    questions: list[str] | None = Field(None, description="augment only these seed question ids")
     n: int = Field(5, ge=0, description="paraphrases kept per seed (step 1)")
     m: int = Field(10, ge=0, description="synonym variants kept per seed (step 2), spread over paraphrases")
     k: int | None = Field(
@@ -43,7 +55,7 @@ class AugmentConfig(BaseModel):
     check_negation: bool = Field(
         True, description="reject variants whose count of negation words differs from the seed's"
     )
-    synonym_requests: Literal["sentence", "seed"] = Field(
+    synonym_requests: SynonymScope = Field(
         "sentence",
         description="one synonym request per kept paraphrase (sentence), or one per seed covering the "
         "content words of the seed and all its paraphrases (seed: fewer requests)",
@@ -78,6 +90,39 @@ class AugmentConfig(BaseModel):
             self.max_tokens_paraphrase = 16 + 28 * self.k
         return self
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What decides the records (the seed selection does not): stored beside them for resuming."""
+        return self.model_dump(mode="json", exclude=set(SELECTION_FIELDS))
+
+    def select(self, seeds: Sequence[Any]) -> list[Any]:
+        """The seeds to augment: `questions` (in seed order), then the first `limit_seeds`."""
+        out = list(seeds)
+        if self.questions:
+            known = {q.id for q in out}
+            bad = [q for q in self.questions if q not in known]
+            if bad:
+                raise UnknownNameError(
+                    f"unknown question id(s) {', '.join(bad)}; known: {', '.join(sorted(known))}"
+                )
+            out = [q for q in out if q.id in set(self.questions)]
+        return out[: self.limit_seeds] if self.limit_seeds else out
+
     @property
     def rewrites_per_request(self) -> int:
         return int(self.k or max(self.n + 2, 3))
+
+
+class DatasetConfig(StageConfig):
+    """Configuration of `build_training_set()`: answer targets and the held-out split."""
+
+    target: Target = Field(
+        "majority", description="train on the majority answer, or sample answers from the distribution"
+    )
+    holdout_questions: int = Field(0, ge=0, description="whole seed questions held out of training")
+    holdout_fraction: float = Field(
+        0.0, ge=0.0, lt=1.0, description="fraction of seed questions held out (with holdout_questions)"
+    )
+    holdout_variants: float = Field(
+        0.0, ge=0.0, lt=1.0, description="fraction of each question's variants held out for alignment"
+    )
+    seed: int = Field(0, description="random seed of the split and of distribution targets")

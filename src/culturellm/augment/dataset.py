@@ -10,17 +10,19 @@ variant texts) is written to `<out>.manifest.json` with counts and the data's sh
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from culturellm.augment.config import Target
 from culturellm.errors import CultureLLMError, DataError
 from culturellm.jsonio import iter_jsonl, write_json, write_jsonl
 from culturellm.prompts import culture_system_prompt, survey_messages
 
-Target = Literal["majority", "distribution"]
 TARGETS = ("majority", "distribution")
 
 
@@ -28,6 +30,41 @@ def split_manifest_path(out: Path | str) -> Path:
     """`train.jsonl` -> `train.manifest.json` (where the split and counts are written)."""
     out = Path(out)
     return out.with_name(out.name.removesuffix(".jsonl") + ".manifest.json")
+
+
+@dataclass(frozen=True)
+class Split:
+    """The held-out part of a training set, read from its `<train>.manifest.json`."""
+
+    questions: set[str]  # whole seed questions held out
+    variants: list[dict[str, Any]]  # held-out variants: {question_id, text, ...}
+
+    @property
+    def n_heldout(self) -> int:
+        return len(self.questions) + len(self.variants)
+
+
+def read_split(path: Path | str) -> Split:
+    """The one reader of a training-set manifest's split (written by `build_training_set`). Tolerant
+    of where the keys sit: under "split" or at the top level; a bad file is a DataError naming it."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: split file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object (a training-set manifest)")
+    src = data.get("split") if isinstance(data.get("split"), dict) else data
+    qids = src.get("heldout_questions", src.get("held_out_questions", [])) or []
+    variants = src.get("heldout_variants", src.get("held_out_variants", [])) or []
+    if not isinstance(qids, list) or not isinstance(variants, list):
+        raise DataError(f"{path}: heldout_questions and heldout_variants must be lists")
+    for i, v in enumerate(variants):
+        if not isinstance(v, dict) or not v.get("question_id") or not v.get("text"):
+            raise DataError(f"{path}: heldout_variants[{i}] needs question_id and text")
+    return Split({str(q) for q in qids}, list(variants))
 
 
 def largest_remainder(shares: Mapping[str, float], total: int) -> dict[str, int]:

@@ -480,7 +480,7 @@ def augment(
     if dup:
         raise DataError(f"seed questions: duplicate question ids {dup}")
     path, state_path = out_dir / RECORDS, out_dir / STATE
-    fingerprint = {"config": cfg.model_dump(mode="json"), "llm": llm.name, "embedder": embedder.name}
+    fingerprint = {"config": cfg.fingerprint(), "llm": llm.name, "embedder": embedder.name}
     prev: dict[str, Any] = {}
     if state_path.exists():
         prev = json.loads(state_path.read_text(encoding="utf-8"))

@@ -9,38 +9,12 @@ measure of GlobalOpinionQA (Durmus et al. 2023); both are averaged over question
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from culturellm.augment.dataset import read_split
 from culturellm.errors import CultureLLMError, DataError
 from culturellm.evaluate.scoring import softmax
-
-
-def _read_split(split: Path) -> tuple[set[str], list[dict[str, Any]]]:
-    """Held-out question ids and held-out variants ({question_id, text}) from a training-set manifest
-    (`<train>.manifest.json` of culturellm.augment.build_training_set). Tolerant of where the keys sit:
-    under "split" or at the top level."""
-    split = Path(split)
-    try:
-        data = json.loads(split.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{split}: split file not found") from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"{split}: not valid JSON ({e.msg})") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{split}: expected a JSON object (a training-set manifest)")
-    src = data.get("split") if isinstance(data.get("split"), dict) else data
-    qids = src.get("heldout_questions", src.get("held_out_questions", [])) or []
-    variants = src.get("heldout_variants", src.get("held_out_variants", [])) or []
-    if not isinstance(qids, list) or not isinstance(variants, list):
-        raise DataError(f"{split}: heldout_questions and heldout_variants must be lists")
-    good = []
-    for i, v in enumerate(variants):
-        if not isinstance(v, dict) or not v.get("question_id") or not v.get("text"):
-            raise DataError(f"{split}: heldout_variants[{i}] needs question_id and text")
-        good.append(v)
-    return {str(q) for q in qids}, good
 
 
 def align(
@@ -74,7 +48,8 @@ def align(
     if split is None:
         items = [(q, "seed", s.text) for q, s in seeds.items()]
     else:
-        qids, variants = _read_split(Path(split))
+        held = read_split(split)
+        qids, variants = held.questions, held.variants
         items += [(q, "heldout_question", seeds[q].text) for q in sorted(qids) if q in seeds]
         items += [(str(x["question_id"]), "heldout_variant", str(x["text"])) for x in variants]
         items = [it for it in items if it[0] in seeds]

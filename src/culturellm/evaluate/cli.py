@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 
 from culturellm.errors import CultureLLMError
+from culturellm.evaluate.config import Calibration, EvaluateConfig, Mode
+from culturellm.settings import field_help, flags, load_toml, pick, resolve
 
 
 def _variants(
@@ -74,26 +76,27 @@ def register(app: typer.Typer) -> None:
         data_dir: Path | None = typer.Option(
             None, "--data-dir", help="The release's data/ folder (default: bundled 30-row sample)."
         ),
-        limit: int | None = typer.Option(
-            None, "--limit", min=1, help="Stratified, seeded examples per task."
-        ),
+        limit: int | None = typer.Option(None, "--limit", help="Stratified, seeded examples per task."),
         out: Path = typer.Option(Path("eval-out"), "--out", "-o", help="Output directory."),
-        seed: int = typer.Option(0, "--seed"),
-        mode: str = typer.Option(
-            "score", "--mode", help="score (label log-probs) or generate (parse replies)."
+        config_file: Path | None = typer.Option(
+            None, "--config", help="A run TOML: its [evaluate] table (flags override it)."
         ),
-        calibration: str = typer.Option(
-            "contextual",
-            "--calibration",
-            help="score mode: contextual (divide out the label prior on content-free texts) or none.",
+        seed: int | None = typer.Option(None, "--seed", help="Sample seed (default: 0)."),
+        mode: Mode | None = typer.Option(
+            None, "--mode", help="score (label log-probs, default) or generate (parse replies)."
+        ),
+        calibration: Calibration | None = typer.Option(
+            None, "--calibration", help=field_help(EvaluateConfig, "calibration")
         ),
         temperature: float | None = typer.Option(
-            None, "--temperature", help="generate mode: temperature (default 0.7, the paper's; 0 = greedy)."
+            None, "--temperature", help=field_help(EvaluateConfig, "temperature")
         ),
         max_tokens: int | None = typer.Option(
-            None, "--max-tokens", min=1, help="generate mode: new tokens per reply (default 200)."
+            None, "--max-tokens", help=field_help(EvaluateConfig, "max_tokens")
         ),
-        baselines: bool = typer.Option(False, "--baselines", help="Also each model + culture system prompt."),
+        baselines: bool | None = typer.Option(
+            None, "--baselines/--no-baselines", help="Also each model + culture system prompt."
+        ),
         culture_prompt: bool = typer.Option(
             False, "--culture-prompt", help="Give every model the culture prompt."
         ),
@@ -107,22 +110,25 @@ def register(app: typer.Typer) -> None:
 
         if not culture:
             raise CultureLLMError("give at least one --culture (see `culturellm cultures`)")
-        if mode != "generate" and (temperature is not None or max_tokens is not None):
+        given = pick(EvaluateConfig, locals()) | {"tasks": task or None}
+        toml = load_toml(config_file, "evaluate") if config_file else None
+        cfg = resolve(EvaluateConfig, toml, flags(given, {"tasks": "--task"}))
+        if cfg.mode != "generate" and (cfg.temperature is not None or cfg.max_tokens is not None):
             raise CultureLLMError("--temperature and --max-tokens apply to --mode generate only")
-        variants = _variants(model, label, baselines, context, culture_prompt)
+        variants = _variants(model, label, cfg.baselines, context, culture_prompt)
         rows = evaluate(
             variants,
             culture,
-            data_dir,
-            limit,
+            cfg.data_dir,
+            cfg.limit,
             out,
-            seed=seed,
-            mode=mode,
+            seed=cfg.seed,
+            mode=cfg.mode,
             progress=progress,
-            tasks=task or None,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            calibration=calibration,
+            tasks=cfg.tasks,
+            temperature=cfg.temperature,
+            max_tokens=cfg.max_tokens,
+            calibration=cfg.calibration,
         )
         from rich.console import Console
         from rich.table import Table

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import typer
 
+from culturellm.finetune.config import Backend, FinetuneConfig, FinetuneDtype, Preset, Quantize, ReportTo
+from culturellm.settings import field_help, flags, load_toml, pick, resolve
+
 HELP = """Fine-tune a model on culture training data (OpenAI chat JSONL from `culturellm dataset`).
 
 Local (default): LoRA with PEFT through TRL's SFTTrainer, loss on the assistant answer only; writes a
@@ -27,36 +30,52 @@ def finetune_command(
         "bundled", "--base", "-b", help="base model spec (bundled, gemma3-270m, hf:DIR; OpenAI model name)"
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="output directory (required unless --dry-run)"),
-    preset: str = typer.Option(
-        "cpu-small", "--preset", help="cpu-small (bundled model on CPU), paper, paper-qlora (4-bit), smoke"
+    config_file: Path | None = typer.Option(
+        None, "--config", help="a run TOML: its [finetune] table (flags override it)"
     ),
-    backend: str = typer.Option("local", "--backend", help="local (TRL+PEFT LoRA) or openai"),
+    preset: Preset | None = typer.Option(
+        None, "--preset", help="cpu-small (bundled model on CPU, default), paper, paper-qlora (4-bit), smoke"
+    ),
+    backend: Backend | None = typer.Option(
+        None, "--backend", help="local (TRL+PEFT LoRA, default) or openai"
+    ),
     culture: list[str] | None = typer.Option(
-        None, "--culture", help="culture name(s) for the model card (default: parsed from system prompts)"
+        None, "--culture", "-c", help="culture(s) for the model card (default: read from system prompts)"
     ),
-    epochs: float | None = typer.Option(None, "--epochs", help="passes over the data"),
-    lr: float | None = typer.Option(None, "--lr", help="peak learning rate"),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="examples per optimiser step"),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="stop after N optimiser steps"),
+    epochs: float | None = typer.Option(None, "--epochs", help=field_help(FinetuneConfig, "epochs")),
+    lr: float | None = typer.Option(None, "--lr", help=field_help(FinetuneConfig, "lr")),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help=field_help(FinetuneConfig, "batch_size")
+    ),
+    grad_accum: int | None = typer.Option(
+        None, "--grad-accum", help=field_help(FinetuneConfig, "grad_accum")
+    ),
+    max_steps: int | None = typer.Option(None, "--max-steps", help=field_help(FinetuneConfig, "max_steps")),
+    max_length: int | None = typer.Option(
+        None, "--max-length", help=field_help(FinetuneConfig, "max_length")
+    ),
     lora_r: int | None = typer.Option(None, "--lora-r", help="LoRA rank"),
     lora_alpha: int | None = typer.Option(None, "--lora-alpha", help="LoRA alpha"),
-    seed: int | None = typer.Option(None, "--seed", help="random seed"),
-    quantize: str | None = typer.Option(
-        None, "--quantize", help="none|4bit|8bit: train LoRA on a bitsandbytes-quantised base (QLoRA)"
+    dtype: FinetuneDtype | None = typer.Option(None, "--dtype", help=field_help(FinetuneConfig, "dtype")),
+    seed: int | None = typer.Option(None, "--seed", help="random seed (default: 0)"),
+    quantize: Quantize | None = typer.Option(
+        None, "--quantize", help="train LoRA on a bitsandbytes-quantised base (QLoRA)"
     ),
-    report_to: str | None = typer.Option(
-        None, "--report-to", help="none|tensorboard|wandb: training tracker (TensorBoard files in DIR/logs)"
+    report_to: ReportTo | None = typer.Option(
+        None, "--report-to", help="training tracker (TensorBoard files in DIR/logs)"
     ),
-    save_steps: int | None = typer.Option(None, "--save-steps", help="checkpoint every N steps"),
-    merge: bool = typer.Option(False, "--merge", help="also write a merged full model to DIR/merged"),
-    keep_checkpoints: bool = typer.Option(
-        False, "--keep-checkpoints", help="keep DIR/checkpoints after a finished run (for a later --resume)"
+    save_steps: int | None = typer.Option(
+        None, "--save-steps", help=field_help(FinetuneConfig, "save_steps")
     ),
-    resume: bool = typer.Option(
-        False, "--resume", help="continue from DIR's last checkpoint even if options changed"
+    merge: bool | None = typer.Option(None, "--merge/--no-merge", help=field_help(FinetuneConfig, "merge")),
+    keep_checkpoints: bool | None = typer.Option(
+        None, "--keep-checkpoints/--no-keep-checkpoints", help="keep DIR/checkpoints (for a later --resume)"
+    ),
+    resume: bool | None = typer.Option(
+        None, "--resume/--no-resume", help="continue from DIR's last checkpoint even if options changed"
     ),
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible URL (openai backend)"),
-    price: float | None = typer.Option(
+    price_per_mtok: float | None = typer.Option(
         None, "--price-per-mtok", help="training price, USD per 1M tokens (openai backend)"
     ),
     poll_interval: float | None = typer.Option(
@@ -70,30 +89,12 @@ def finetune_command(
     from rich.console import Console
 
     from culturellm.errors import CultureLLMError
-    from culturellm.finetune.config import FinetuneConfig
 
     console = Console(stderr=True)
     cultures = _cultures(culture)
-    config = FinetuneConfig.from_preset(
-        preset,
-        backend=backend,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        max_steps=max_steps,
-        lora_r=lora_r,
-        lora_alpha=lora_alpha,
-        seed=seed,
-        quantize=quantize,
-        report_to=report_to,
-        save_steps=save_steps,
-        merge=merge or None,
-        keep_checkpoints=keep_checkpoints or None,
-        resume=resume or None,
-        base_url=base_url,
-        price_per_mtok=price,
-        poll_interval=poll_interval,
-    )
+    given = pick(FinetuneConfig, locals())
+    toml = load_toml(config_file, "finetune") if config_file else None
+    config = resolve(FinetuneConfig, toml, flags(given))
     if dry_run:
         from culturellm.finetune.data import load_records
         from culturellm.finetune.estimate import estimate, print_estimate

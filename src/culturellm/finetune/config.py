@@ -16,12 +16,13 @@ Presets:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field
 
-from culturellm.errors import CultureLLMError, UnknownNameError
+from culturellm.errors import UnknownNameError
 from culturellm.hashing import stable_hash
+from culturellm.settings import StageConfig, flags, resolve
 
 Backend = Literal["local", "openai"]
 
@@ -45,97 +46,6 @@ RUN_CONTROL_FIELDS: frozenset[str] = frozenset(
 
 Quantize = Literal["none", "4bit", "8bit"]
 ReportTo = Literal["none", "tensorboard", "wandb"]
-
-
-class FinetuneConfig(BaseModel):
-    """Everything that decides what a fine-tuning run produces (and a few things that do not).
-
-    Fields that change the trained weights are part of `fingerprint()`; a directory that already
-    holds a finished adapter with the same data hash, base and fingerprint is not trained again.
-    """
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    preset: str = Field("cpu-small", description="name of the preset the other defaults came from")
-    backend: Backend = Field("local", description="local LoRA (TRL+PEFT) or the OpenAI fine-tuning API")
-
-    # --- optimisation -------------------------------------------------------------------------
-    epochs: float = Field(3.0, gt=0, description="passes over the training set")
-    lr: float = Field(3e-3, gt=0, description="peak learning rate (linear decay after warm-up)")
-    batch_size: int = Field(8, ge=1, description="examples per optimiser step (per device)")
-    grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
-    max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps")
-    warmup_ratio: float = Field(0.03, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
-    max_length: int = Field(512, ge=8, description="longer examples are truncated (prompt end kept)")
-    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping (global L2 norm)")
-    lr_scheduler: Literal["linear", "constant_with_warmup", "cosine"] = Field(
-        "linear", description="learning-rate schedule after warm-up"
-    )
-    optim: str = Field(
-        "adamw_torch", description="optimizer name of transformers' Trainer (e.g. paged_adamw_32bit)"
-    )
-    seed: int = 0
-
-    # --- quantised base (QLoRA; needs bitsandbytes: pip install 'culturellm[qlora]') -------------
-    quantize: Quantize = Field("none", description="load the frozen base in 4-bit or 8-bit (bitsandbytes)")
-    quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type")
-    double_quant: bool = Field(True, description="4-bit: also quantise the quantisation constants")
-
-    # --- LoRA -------------------------------------------------------------------------------------
-    lora_r: int = Field(16, ge=1)
-    lora_alpha: int = Field(32, ge=1)
-    lora_dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: str | list[str] = Field(
-        "all-linear", description="PEFT target modules; 'all-linear' = every linear layer but the head"
-    )
-
-    # --- run control (not part of the fingerprint) --------------------------------------------
-    save_steps: int = Field(50, ge=1, description="checkpoint every N steps (kept for --resume)")
-    save_total_limit: int = Field(2, ge=1)
-    logging_steps: int = Field(1, ge=1)
-    merge: bool = Field(False, description="also write a merged full model to DIR/merged")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="training dtype; auto = bf16 on a GPU that supports it, else fp32"
-    )
-    gradient_checkpointing: bool = False
-    report_to: ReportTo = Field(
-        "none", description="training tracker: tensorboard (event files in DIR/logs) or wandb"
-    )
-    keep_checkpoints: bool = Field(False, description="keep DIR/checkpoints after a finished run")
-    resume: bool = Field(
-        False,
-        description="continue from DIR's last checkpoint even if training options changed "
-        "(data and base must match); a run with unchanged options resumes without it",
-    )
-
-    # --- OpenAI backend ---------------------------------------------------------------------------
-    base_url: str | None = Field(None, description="OpenAI-compatible base URL (else OPENAI_BASE_URL)")
-    price_per_mtok: float | None = Field(
-        None, ge=0, description="training price in USD per 1M tokens (overrides the built-in table)"
-    )
-    poll_interval: float = Field(10.0, gt=0, description="seconds between job status polls")
-    suffix: str | None = Field(None, description="suffix for the fine-tuned model name (OpenAI)")
-
-    @classmethod
-    def from_preset(cls, name: str = "cpu-small", **overrides: Any) -> FinetuneConfig:
-        """A preset with some fields overridden (None values are ignored)."""
-        key = name.lower()
-        if key not in PRESETS:
-            raise UnknownNameError(f"unknown fine-tuning preset '{name}'; known: {', '.join(PRESETS)}")
-        values: dict[str, Any] = {**PRESETS[key], "preset": key}
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            return cls(**values)
-        except ValidationError as e:
-            first = e.errors()[0]
-            field = ".".join(str(x) for x in first["loc"]) or "(root)"
-            raise CultureLLMError(f"invalid fine-tuning option '{field}': {first['msg']}") from None
-
-    def fingerprint(self) -> str:
-        """Hash of the fields that change the trained weights."""
-        d = {k: v for k, v in self.model_dump(mode="json").items() if k not in RUN_CONTROL_FIELDS}
-        return stable_hash(d)
 
 
 PAPER: dict[str, Any] = {
@@ -186,3 +96,91 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lora_alpha": 16,
     },
 }
+
+Preset = Literal["cpu-small", "paper", "paper-qlora", "smoke"]
+FinetuneDtype = Literal["auto", "float32", "bfloat16", "float16"]
+
+
+class FinetuneConfig(StageConfig):
+    """Everything that decides what a fine-tuning run produces (and a few things that do not).
+
+    Fields that change the trained weights are part of `fingerprint()`; a directory that already
+    holds a finished adapter with the same data hash, base and fingerprint is not trained again.
+    """
+
+    model_config = ConfigDict(validate_assignment=True)
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = PRESETS
+
+    preset: Preset = Field("cpu-small", description="the preset the other defaults come from")
+    backend: Backend = Field("local", description="local LoRA (TRL+PEFT) or the OpenAI fine-tuning API")
+
+    # --- optimisation -------------------------------------------------------------------------
+    epochs: float = Field(3.0, gt=0, description="passes over the training set")
+    lr: float = Field(3e-3, gt=0, description="peak learning rate (linear decay after warm-up)")
+    batch_size: int = Field(8, ge=1, description="examples per optimiser step (per device)")
+    grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_length: int = Field(512, ge=8, description="longer examples are truncated (prompt end kept)")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping (global L2 norm)")
+    lr_scheduler: Literal["linear", "constant_with_warmup", "cosine"] = Field(
+        "linear", description="learning-rate schedule after warm-up"
+    )
+    optim: str = Field(
+        "adamw_torch", description="optimizer name of transformers' Trainer (e.g. paged_adamw_32bit)"
+    )
+    seed: int = 0
+
+    # --- quantised base (QLoRA; needs bitsandbytes: pip install 'culturellm[qlora]') -------------
+    quantize: Quantize = Field("none", description="load the frozen base in 4-bit or 8-bit (bitsandbytes)")
+    quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type")
+    double_quant: bool = Field(True, description="4-bit: also quantise the quantisation constants")
+
+    # --- LoRA -------------------------------------------------------------------------------------
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: str | list[str] = Field(
+        "all-linear", description="PEFT target modules; 'all-linear' = every linear layer but the head"
+    )
+
+    # --- run control (not part of the fingerprint) --------------------------------------------
+    save_steps: int = Field(50, ge=1, description="checkpoint every N steps (kept for --resume)")
+    save_total_limit: int = Field(2, ge=1)
+    logging_steps: int = Field(1, ge=1)
+    merge: bool = Field(False, description="also write a merged full model to DIR/merged")
+    dtype: FinetuneDtype = Field(
+        "auto", description="training dtype; auto = bf16 on a GPU that supports it, else fp32"
+    )
+    gradient_checkpointing: bool = False
+    report_to: ReportTo = Field(
+        "none", description="training tracker: tensorboard (event files in DIR/logs) or wandb"
+    )
+    keep_checkpoints: bool = Field(False, description="keep DIR/checkpoints after a finished run")
+    resume: bool = Field(
+        False,
+        description="continue from DIR's last checkpoint even if training options changed "
+        "(data and base must match); a run with unchanged options resumes without it",
+    )
+
+    # --- OpenAI backend ---------------------------------------------------------------------------
+    base_url: str | None = Field(None, description="OpenAI-compatible base URL (else OPENAI_BASE_URL)")
+    price_per_mtok: float | None = Field(
+        None, ge=0, description="training price in USD per 1M tokens (overrides the built-in table)"
+    )
+    poll_interval: float = Field(10.0, gt=0, description="seconds between job status polls")
+    suffix: str | None = Field(None, description="suffix for the fine-tuned model name (OpenAI)")
+
+    @classmethod
+    def from_preset(cls, name: str = "cpu-small", **overrides: Any) -> FinetuneConfig:
+        """A preset with some fields overridden (None values are ignored)."""
+        key = name.lower()
+        if key not in PRESETS:
+            raise UnknownNameError(f"unknown fine-tuning preset '{name}'; known: {', '.join(PRESETS)}")
+        return resolve(cls, flags({**overrides, "preset": key}))
+
+    def fingerprint(self) -> str:
+        """Hash of the fields that change the trained weights."""
+        d = {k: v for k, v in self.model_dump(mode="json").items() if k not in RUN_CONTROL_FIELDS}
+        return stable_hash(d)

@@ -1,0 +1,43 @@
+"""EvaluateConfig and AlignConfig: the options of the evaluation and alignment stages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from culturellm.settings import StageConfig
+
+Mode = Literal["score", "generate"]
+Calibration = Literal["contextual", "none"]
+
+
+class EvaluateConfig(StageConfig):
+    """How models are evaluated on the culture tasks (`culturellm evaluate`, the run's evaluate stage)."""
+
+    data_dir: Path | None = Field(
+        None, description="the release's data/ folder (None: bundled 30-row sample)"
+    )
+    limit: int | None = Field(None, ge=1, description="examples per task (stratified, seeded); None = all")
+    tasks: list[str] | None = Field(None, description="only these task names (None: all of the culture's)")
+    mode: Mode = Field("score", description="score (label log-probs) or generate (parse replies)")
+    calibration: Calibration = Field(
+        "contextual", description="score mode: divide out the label prior on content-free texts, or none"
+    )
+    temperature: float | None = Field(
+        None, ge=0.0, description="generate mode: temperature (None: 0.7, the paper's; 0 = greedy)"
+    )
+    max_tokens: int | None = Field(None, ge=1, description="generate mode: new tokens (None: 200)")
+    baselines: bool = Field(False, description="also evaluate each model with the culture system prompt")
+    seed: int = Field(0, description="seed of the stratified sample and of sampling")
+
+
+class AlignConfig(StageConfig):
+    """WVS alignment of a run's models: on held-out items when the split holds enough."""
+
+    min_heldout: int = Field(
+        5,
+        ge=1,
+        description="align on held-out items when the split has at least this many, else on all seeds",
+    )

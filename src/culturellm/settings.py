@@ -1,0 +1,167 @@
+"""The one configuration mechanism of culturellm.
+
+- `StageConfig`: base class of every stage's config (augment, dataset, finetune, evaluate, align) and
+  of the run config that composes them. Unknown fields are errors; a class with `PRESETS` fills the
+  values of its `preset` field beneath the values given (a preset replaces the defaults, never a
+  value set in a file or a flag).
+- One precedence rule, defaults < preset < TOML < flags, applied by `resolve(cls, *layers)`: each
+  `Layer` is one source (a TOML file, the command-line flags); later layers win, nested tables merge,
+  a flag left unset (None) is not a value.
+- One place turns a pydantic error into a one-line message naming the file or flag and the field
+  (`resolve`, `load_toml` and `validation_message`), raised as a DataError (the CLI prints it, exit 2).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from culturellm.errors import DataError
+
+FLAGS = "flags"  # Layer.source of command-line flags
+
+
+class StageConfig(BaseModel):
+    """Base of every stage config: strict fields, optional named presets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # preset name -> field values (nested tables for a composed config); empty: no `preset` field
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if not cls.PRESETS or not isinstance(data, Mapping):
+            return data
+        name = data.get("preset", cls.model_fields["preset"].default)
+        preset = cls.PRESETS.get(str(name).lower()) if isinstance(name, str) else None
+        if preset is None:
+            return data  # unknown name: the `preset` field's own validation reports it
+        return deep_merge(preset, {**data, "preset": str(name).lower()})
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One source of configuration values: `source` is a file path or FLAGS; `names` maps a dotted
+    field to the flag that set it (for messages), e.g. {"augment.limit_seeds": "--limit-seeds"}."""
+
+    source: str
+    values: Mapping[str, Any]
+    names: Mapping[str, str] = field(default_factory=dict)
+
+
+def flags(values: Mapping[str, Any], names: Mapping[str, str] | None = None) -> Layer:
+    """The layer of command-line flags: nested {section: {field: value}} or flat; None = not given."""
+    return Layer(FLAGS, _drop_none(values), names or {})
+
+
+def load_toml(path: str | Path, section: str | None = None) -> Layer:
+    """The layer of a TOML file (or one `[section]` of it); a missing or invalid file is a DataError."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not a config file") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise DataError(f"{path}: not valid TOML ({e})") from None
+    if section is not None:
+        data = data.get(section, {})
+        if not isinstance(data, dict):
+            raise DataError(f"{path}: '{section}' must be a table ([{section}])")
+    return Layer(str(path), data)
+
+
+def resolve(cls: type[M], *layers: Layer | None) -> M:
+    """Build `cls` from its defaults and the layers, later layers winning (defaults < TOML < flags).
+    A bad value is a DataError naming its source (file or flag) and the field."""
+    given = [layer for layer in layers if layer is not None]
+    merged: dict[str, Any] = {}
+    for layer in given:
+        merged = deep_merge(merged, layer.values)
+    try:
+        return cls.model_validate(merged)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(str(x) for x in err["loc"])
+        raise DataError(_where(loc, given) + err["msg"]) from None
+
+
+def validation_message(e: ValidationError, source: str) -> str:
+    """One line for a validation error of data read from `source` (a file): file, field, reason."""
+    err = e.errors()[0]
+    return f"{source}: field '{_dotted(err['loc'])}': {err['msg']}"
+
+
+def _where(loc: tuple[str, ...], layers: list[Layer]) -> str:
+    """'--flag: ' or 'FILE: field 'a.b': ' for the last layer that set `loc` (or the first file)."""
+    for layer in reversed(layers):
+        if _has(layer.values, loc):
+            if layer.source == FLAGS:
+                name = layer.names.get(".".join(loc)) or "--" + loc[-1].replace("_", "-")
+                return f"invalid option {name}: "
+            return f"{layer.source}: field '{_dotted(loc)}': "
+    files = [layer.source for layer in layers if layer.source != FLAGS]
+    return f"{files[-1]}: field '{_dotted(loc)}': " if files else f"field '{_dotted(loc)}': "
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(x) for x in loc) or "(root)"
+
+
+def _has(values: Any, loc: tuple[str, ...]) -> bool:
+    for key in loc:
+        if not isinstance(values, Mapping) or key not in values:
+            return False
+        values = values[key]
+    return True
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`; tables (dicts) merge key by key, anything else is replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            value = _drop_none(value)
+            if not value:
+                continue
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def pick(cls: type[BaseModel], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of `values` (e.g. a CLI function's parameters) that are fields of `cls`."""
+    return {k: v for k, v in values.items() if k in cls.model_fields}
+
+
+def field_help(cls: type[BaseModel], name: str, extra: str = "") -> str:
+    """A flag's help: the config field's description and its default (one source for both)."""
+    info = cls.model_fields[name]
+    text = info.description or name.replace("_", " ")
+    default = info.get_default(call_default_factory=True)
+    if default is not None and not isinstance(default, bool):
+        text += f" (default: {default})"
+    return text + (f" {extra}" if extra else "")
