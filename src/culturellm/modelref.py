@@ -13,7 +13,6 @@ from pydantic import BaseModel, Field, ValidationError
 
 from culturellm.errors import DataError
 from culturellm.jsonio import write_json
-from culturellm.settings import validation_message
 
 MODELREF_FILE = "culturellm.json"
 
@@ -50,7 +49,9 @@ def read_modelref(path: str | Path) -> ModelRef:
     except FileNotFoundError:
         raise DataError(f"{path}: model reference not found") from None
     except ValidationError as e:
-        raise DataError(validation_message(e, f"{path}: invalid model reference")) from None
+        first = e.errors()[0]
+        field = ".".join(str(x) for x in first["loc"]) or "(root)"
+        raise DataError(f"{path}: invalid model reference, field '{field}': {first['msg']}") from None
 
 
 def write_modelref(directory: str | Path, ref: ModelRef) -> Path:

@@ -7,8 +7,8 @@
 - One precedence rule, defaults < preset < TOML < flags, applied by `resolve(cls, *layers)`: each
   `Layer` is one source (a TOML file, the command-line flags); later layers win, nested tables merge,
   a flag left unset (None) is not a value.
-- One place turns a pydantic error into a one-line message naming the file or flag and the field
-  (`resolve`, `load_toml` and `validation_message`), raised as a DataError (the CLI prints it, exit 2).
+- A bad value is one line naming the file (through culturellm.errors.validation_message, the one
+  pydantic-error formatter) or the flag, and the field: a DataError (the CLI prints it, exit 2).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from culturellm.errors import DataError
+from culturellm.errors import DataError, one_line, validation_message
 
 FLAGS = "flags"  # Layer.source of command-line flags
 
@@ -94,27 +94,21 @@ def resolve(cls: type[M], *layers: Layer | None) -> M:
     try:
         return cls.model_validate(merged)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = tuple(str(x) for x in err["loc"])
-        raise DataError(_where(loc, given) + err["msg"]) from None
+        raise DataError(_message(e, given)) from None
 
 
-def validation_message(e: ValidationError, source: str) -> str:
-    """One line for a validation error of data read from `source` (a file): file, field, reason."""
+def _message(e: ValidationError, layers: list[Layer]) -> str:
+    """The first error, named by the layer that set the field: the flag, or the file and field."""
     err = e.errors()[0]
-    return f"{source}: field '{_dotted(err['loc'])}': {err['msg']}"
-
-
-def _where(loc: tuple[str, ...], layers: list[Layer]) -> str:
-    """'--flag: ' or 'FILE: field 'a.b': ' for the last layer that set `loc` (or the first file)."""
+    loc = tuple(str(x) for x in err["loc"])
     for layer in reversed(layers):
         if _has(layer.values, loc):
             if layer.source == FLAGS:
                 name = layer.names.get(".".join(loc)) or "--" + loc[-1].replace("_", "-")
-                return f"invalid option {name}: "
-            return f"{layer.source}: field '{_dotted(loc)}': "
+                return one_line(f"invalid option {name}: {err['msg']} (got {err.get('input')!r})")
+            return validation_message(e, layer.source)
     files = [layer.source for layer in layers if layer.source != FLAGS]
-    return f"{files[-1]}: field '{_dotted(loc)}': " if files else f"field '{_dotted(loc)}': "
+    return validation_message(e, files[-1] if files else None)
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:
