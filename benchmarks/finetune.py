@@ -195,6 +195,7 @@ def precision(args: argparse.Namespace) -> None:
     base, tok = load_base(args.base)
     threads = torch.get_num_threads()
     print(f"{args.base}: batch {args.batch_size}, {args.steps} steps per run, torch threads {threads}")
+    print(f"load average before: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
     speeds: dict[str, list[float]] = {"float32": [], "bfloat16": []}
     for r in range(args.rounds):
         for dtype in speeds:
@@ -217,7 +218,7 @@ def precision(args: argparse.Namespace) -> None:
             gc.collect()
     fp32, bf16 = (statistics.median(speeds[k]) for k in ("float32", "bfloat16"))
     print(f"median fp32 {fp32:.2f} examples/s, bf16 {bf16:.2f} examples/s")
-    print(f"ratio bf16 / fp32: {bf16 / fp32:.2f}")
+    print(f"ratio bf16 / fp32: {bf16 / fp32:.2f}; load average after: {os.getloadavg()[0]:.1f}")
     print(f"peak RSS: {peak_rss_mb():.0f} MiB")
 
 

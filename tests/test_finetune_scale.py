@@ -167,6 +167,26 @@ def test_accelerate_configs_parse():
     assert ClusterConfig.from_yaml_file(d / "deepspeed-zero3-70b.yaml").deepspeed_config["zero_stage"] == 3
 
 
+def test_device_and_dtype_options(tiny_base, train_file, tmp_path):
+    """--device cuda without CUDA is one line before anything is loaded or written; bad values are
+    refused by the config; cpu and bf16 are what the training arguments get."""
+    import torch
+
+    from culturellm.finetune.local import _precision
+
+    if not torch.cuda.is_available():
+        with pytest.raises(CultureLLMError, match=r"^device cuda: no CUDA device is available"):
+            finetune(train_file, tiny_base, tmp_path / "o", fast(device="cuda"), progress=False)
+        assert not (tmp_path / "o").exists()
+    with pytest.raises(CultureLLMError, match="device"):
+        fast(device="tpu")
+    with pytest.raises(CultureLLMError, match="dtype"):
+        fast(dtype="fp8")
+    assert _precision(fast(device="cpu", dtype="bfloat16")) == {"bf16": True, "fp16": False, "use_cpu": True}
+    assert _precision(fast(device="cpu"))["bf16"] is False  # auto on a CPU: fp32
+    assert fast().fingerprint() == fast(device="cpu").fingerprint() != fast(dtype="bfloat16").fingerprint()
+
+
 # --- trackers -----------------------------------------------------------------------------------------
 
 

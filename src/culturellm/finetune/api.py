@@ -88,7 +88,15 @@ def finetune(
             records, base, out, config, data_sha=sha, cultures=names, progress=progress, console=console
         )
 
-    from culturellm.finetune.local import latest_checkpoint, load_base, train_local, wait_for_everyone
+    from culturellm.finetune.local import (
+        check_device,
+        latest_checkpoint,
+        load_base,
+        train_local,
+        wait_for_everyone,
+    )
+
+    check_device(config.device)  # a named accelerator that is absent: one line, before anything else
 
     key = {"data_sha256": sha, "base": base, "fingerprint": config.fingerprint()}
     state = _read_state(out)
@@ -122,7 +130,8 @@ def finetune(
 
     # an unknown or unusable base fails before anything is written
     model_and_tokenizer = load_base(base, config)
-    wait_for_everyone()  # several processes: all have read DIR before the main process changes it
+    # several processes: all have read DIR before the main process changes it
+    wait_for_everyone(config.device)
     if resume_from is not None:
         console.print(f"resuming from {resume_from}")
     if restart and _is_main_process():
@@ -131,7 +140,7 @@ def finetune(
     if _is_main_process():
         out.mkdir(parents=True, exist_ok=True)
         _write_state(out, {**key, "status": "running", "backend": "local", "config": _config_dict(config)})
-    wait_for_everyone()
+    wait_for_everyone(config.device)
 
     summary = train_local(
         records,

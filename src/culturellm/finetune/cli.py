@@ -11,7 +11,15 @@ from pathlib import Path
 
 import typer
 
-from culturellm.finetune.config import Backend, FinetuneConfig, FinetuneDtype, Preset, Quantize, ReportTo
+from culturellm.finetune.config import (
+    Backend,
+    FinetuneConfig,
+    FinetuneDevice,
+    FinetuneDtype,
+    Preset,
+    Quantize,
+    ReportTo,
+)
 from culturellm.settings import field_help, flags, load_toml, pick, resolve
 
 HELP = """Fine-tune a model on culture training data (OpenAI chat JSONL from `culturellm dataset`).
@@ -57,6 +65,7 @@ def finetune_command(
     lora_r: int | None = typer.Option(None, "--lora-r", help="LoRA rank"),
     lora_alpha: int | None = typer.Option(None, "--lora-alpha", help="LoRA alpha"),
     dtype: FinetuneDtype | None = typer.Option(None, "--dtype", help=field_help(FinetuneConfig, "dtype")),
+    device: FinetuneDevice | None = typer.Option(None, "--device", help=field_help(FinetuneConfig, "device")),
     seed: int | None = typer.Option(None, "--seed", help="random seed (default: 0)"),
     quantize: Quantize | None = typer.Option(
         None, "--quantize", help="train LoRA on a bitsandbytes-quantised base (QLoRA)"

@@ -41,6 +41,7 @@ RUN_CONTROL_FIELDS: frozenset[str] = frozenset(
         "gradient_checkpointing",
         "resume",
         "report_to",
+        "device",
     }
 )
 
@@ -99,6 +100,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 Preset = Literal["cpu-small", "paper", "paper-qlora", "smoke"]
 FinetuneDtype = Literal["auto", "float32", "bfloat16", "float16"]
+FinetuneDevice = Literal["auto", "cpu", "cuda", "mps"]
 
 
 class FinetuneConfig(StageConfig):
@@ -152,6 +154,9 @@ class FinetuneConfig(StageConfig):
     merge: bool = Field(False, description="also write a merged full model to DIR/merged")
     dtype: FinetuneDtype = Field(
         "auto", description="training dtype; auto = bf16 on a GPU that supports it, else fp32"
+    )
+    device: FinetuneDevice = Field(
+        "auto", description="where to train; auto = the accelerator when there is one, else the CPU"
     )
     gradient_checkpointing: bool = False
     report_to: ReportTo = Field(

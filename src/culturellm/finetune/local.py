@@ -61,7 +61,7 @@ def load_base(spec: str, config: FinetuneConfig | None = None) -> tuple[Any, Any
     if quant is None:
         model, tokenizer = load_local(spec)  # fp32 weights; mixed precision comes from the training args
     else:
-        device = _process_device()
+        device = _process_device(config.device)
         device_map = None if device is None else {"": device}
         model, tokenizer = load_local(spec, quantization_config=quant, device_map=device_map)
     if hasattr(model, "peft_config"):  # a plain PEFT adapter directory
@@ -127,7 +127,7 @@ def quantization_config(config: FinetuneConfig) -> Any | None:
     )
 
 
-def _process_device() -> Any:
+def _process_device(device: str = "auto") -> Any:
     """Where this process's copy of a quantised model lives: its own GPU under accelerate/torchrun;
     None under FSDP or DeepSpeed, which place (and shard) the weights themselves."""
     import torch
@@ -135,9 +135,11 @@ def _process_device() -> Any:
     sharded = ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED")
     if any(os.environ.get(v, "").lower() == "true" for v in sharded):
         return None
+    if _use_cpu(device):
+        return "cpu"
     if torch.cuda.is_available():
         return int(os.environ.get("LOCAL_RANK", "0"))
-    return "cpu"
+    return "mps"
 
 
 def quantization_of(model: Any) -> str:
@@ -165,18 +167,35 @@ def latest_checkpoint(out: Path) -> Path | None:
 def _precision(config: FinetuneConfig) -> dict[str, bool]:
     """Device and mixed-precision flags of the training arguments.
 
-    No CUDA or MPS device: the CPU (`use_cpu`, so that several processes under `accelerate launch` /
-    `torchrun` train together over gloo instead of each on its own). bf16 works on both (torch's CPU
-    autocast); "auto" is bf16 on a GPU that supports it, else fp32.
+    The CPU (`use_cpu`) with `device` cpu, or auto without a CUDA or MPS device: several processes
+    under `accelerate launch` / `torchrun` then train together over gloo instead of each on its own.
+    bf16 works on both (torch's CPU autocast); "auto" is bf16 on a GPU that supports it, else fp32.
     """
     from transformers.utils import is_torch_bf16_gpu_available
 
-    cpu = _precision_cpu()
+    cpu = _use_cpu(config.device)
     gpu_bf16 = not cpu and is_torch_bf16_gpu_available()
     bf16 = config.dtype == "bfloat16" or (config.dtype == "auto" and gpu_bf16)
     if bf16 and not cpu and not gpu_bf16:
         raise CultureLLMError("dtype bfloat16: this GPU does not support bf16 training; use float16")
     return {"bf16": bf16, "fp16": config.dtype == "float16", "use_cpu": cpu}
+
+
+def check_device(device: str) -> None:
+    """Raises one clear error when `device` names an accelerator this machine does not have."""
+    _use_cpu(device)
+
+
+def _use_cpu(device: str = "auto") -> bool:
+    """Whether training runs on the CPU; an accelerator that is named but absent is an error."""
+    import torch
+
+    has_cuda, has_mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if device == "cuda" and not has_cuda:
+        raise CultureLLMError(f"device cuda: no CUDA device is available to torch {torch.__version__}")
+    if device == "mps" and not has_mps:
+        raise CultureLLMError("device mps: the MPS backend is not available")
+    return device == "cpu" or (device == "auto" and not has_cuda and not has_mps)
 
 
 def build_trainer(
@@ -350,7 +369,7 @@ def train_local(
             summary["merged"] = "merged"
         if not config.keep_checkpoints:
             shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
-    wait_for_everyone()
+    wait_for_everyone(config.device)
     return summary
 
 
@@ -392,19 +411,13 @@ def _precision_name(args: Any) -> str:
     return "bf16 mixed" if args.bf16 else "fp16 mixed" if args.fp16 else "fp32"
 
 
-def wait_for_everyone() -> None:
+def wait_for_everyone(device: str = "auto") -> None:
     """A barrier across the processes of an `accelerate launch` / `torchrun` run (no-op alone)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from accelerate import PartialState
 
         # the same device choice as the training arguments, so the Trainer reuses this process group
-        PartialState(cpu=_precision_cpu()).wait_for_everyone()
-
-
-def _precision_cpu() -> bool:
-    import torch
-
-    return not torch.cuda.is_available() and not torch.backends.mps.is_available()
+        PartialState(cpu=_use_cpu(device)).wait_for_everyone()
 
 
 def _first_line(e: BaseException) -> str:
