@@ -1,0 +1,69 @@
+"""Precision of local models: the bundled model scored in bfloat16 agrees with float32.
+
+Tolerance (measured on 18 requests: survey questions with 4 options under two culture prompts and
+yes/no questions): the candidates' renormalised probabilities, which evaluation and alignment use,
+differ by at most 0.068 and the chosen candidate never changed; summed log-probabilities of unlikely
+candidates differ by up to 0.67 nats (bf16 keeps 8 bits of mantissa). The test allows 0.12 in
+probability and 1.5 nats, and at most one changed choice in 18."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from culturellm.llm.base import ScoreRequest
+from culturellm.prompts import culture_system_prompt, survey_messages
+
+pytestmark = pytest.mark.slow
+
+PROB_TOL = 0.12
+LOGPROB_TOL = 1.5
+OPTIONS = {"1": "Strongly agree", "2": "Agree", "3": "Disagree", "4": "Strongly disagree"}
+STATEMENTS = [
+    "Family is very important in life",
+    "Work should always come first",
+    "Religion gives meaning to life",
+    "Men make better political leaders",
+    "Homosexuality is never justifiable",
+    "Most people can be trusted",
+]
+
+
+def _requests() -> list[ScoreRequest]:
+    reqs = [
+        ScoreRequest(messages=survey_messages(t, OPTIONS, culture_system_prompt(c)), candidates=tuple(OPTIONS))
+        for t in STATEMENTS
+        for c in ("Arabic", "Korean")
+    ]
+    reqs += [
+        ScoreRequest(
+            messages=[{"role": "user", "content": f"Is this text offensive? '{t}' Answer yes or no."}],
+            candidates=("yes", "no"),
+        )
+        for t in STATEMENTS
+    ]
+    return reqs
+
+
+def _probs(logprobs: tuple[float, ...]) -> np.ndarray:
+    x = np.asarray(logprobs, dtype=np.float64)
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def test_bf16_scores_agree_with_fp32(bundled_model):
+    import torch
+
+    from culturellm.llm import load_model
+
+    bf16 = load_model("bundled", cache=False, dtype="bfloat16")
+    assert next(bf16.model.parameters()).dtype == torch.bfloat16
+    assert next(bundled_model.model.parameters()).dtype == torch.float32
+    reqs = _requests()
+    ref, got = bundled_model.score(reqs), bf16.score(reqs)
+    changed = 0
+    for r, g in zip(ref, got, strict=True):
+        assert g.logprobs == pytest.approx(r.logprobs, abs=LOGPROB_TOL)
+        assert np.abs(_probs(g.logprobs) - _probs(r.logprobs)).max() <= PROB_TOL
+        changed += int(np.argmax(g.logprobs) != np.argmax(r.logprobs))
+    assert changed <= 1
