@@ -30,11 +30,9 @@ STATEMENTS = [
 
 
 def _requests() -> list[ScoreRequest]:
-    reqs = [
-        ScoreRequest(messages=survey_messages(t, OPTIONS, culture_system_prompt(c)), candidates=tuple(OPTIONS))
-        for t in STATEMENTS
-        for c in ("Arabic", "Korean")
-    ]
+    cultures = ("Arabic", "Korean")
+    survey = [survey_messages(t, OPTIONS, culture_system_prompt(c)) for t in STATEMENTS for c in cultures]
+    reqs = [ScoreRequest(messages=m, candidates=tuple(OPTIONS)) for m in survey]
     reqs += [
         ScoreRequest(
             messages=[{"role": "user", "content": f"Is this text offensive? '{t}' Answer yes or no."}],
