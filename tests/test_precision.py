@@ -14,8 +14,6 @@ import pytest
 from culturellm.llm.base import ScoreRequest
 from culturellm.prompts import culture_system_prompt, survey_messages
 
-pytestmark = pytest.mark.slow
-
 PROB_TOL = 0.12
 LOGPROB_TOL = 1.5
 OPTIONS = {"1": "Strongly agree", "2": "Agree", "3": "Disagree", "4": "Strongly disagree"}
@@ -49,6 +47,7 @@ def _probs(logprobs: tuple[float, ...]) -> np.ndarray:
     return e / e.sum()
 
 
+@pytest.mark.slow
 def test_bf16_scores_agree_with_fp32(bundled_model):
     import torch
 
@@ -65,3 +64,30 @@ def test_bf16_scores_agree_with_fp32(bundled_model):
         assert np.abs(_probs(g.logprobs) - _probs(r.logprobs)).max() <= PROB_TOL
         changed += int(np.argmax(g.logprobs) != np.argmax(r.logprobs))
     assert changed <= 1
+
+
+def test_batch_size_from_free_memory():
+    """KV cache of Llama 3.1 8B in bf16: 2 x 32 layers x 8 heads x 128 x 2 bytes = 128 KiB per token
+    (docs/gpu.md); the batch is 60 % of the free memory over one 512-token row, clamped to [1, 256];
+    on a CPU the default."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from culturellm.llm.memory import auto_batch_size, kv_bytes_per_token, row_bytes
+
+    llama8b = LlamaConfig(
+        hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+        num_key_value_heads=8, vocab_size=128256,
+    )  # fmt: skip
+    assert kv_bytes_per_token(llama8b) == 131072
+    row = row_bytes(llama8b, 512)
+    assert row == 131072 * 512 + 512 * (4 * 4096 + 2 * 14336) * 2 + 2 * 128256 * 4
+    small = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
+    tiny = LlamaForCausalLM(small).to(torch.bfloat16)
+    tiny.config = llama8b  # the 8B's shapes, priced at the tiny model's bf16 width
+    gib = 2**30
+    assert auto_batch_size(tiny, "cuda", free_bytes=8 * gib) == int(8 * gib * 0.6 // row) == 45
+    assert auto_batch_size(tiny, "cuda", free_bytes=200 * gib) == 256
+    assert auto_batch_size(tiny, "cuda", free_bytes=10**6) == 1
+    if not torch.cuda.is_available():
+        assert auto_batch_size(tiny, "cuda") == auto_batch_size(tiny, "cpu") == 16
