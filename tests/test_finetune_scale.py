@@ -232,7 +232,7 @@ def test_report_to_wandb_offline(tiny_base, train_file, tmp_path, monkeypatch):
 
 
 def test_unknown_tracker_is_refused():
-    with pytest.raises(CultureLLMError, match="report.to"):
+    with pytest.raises(CultureLLMError, match="--report-to: Input should be"):
         FinetuneConfig.from_preset("cpu-small", report_to="mlflow")
 
 
