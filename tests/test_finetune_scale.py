@@ -178,6 +178,12 @@ def test_device_and_dtype_options(tiny_base, train_file, tmp_path):
         with pytest.raises(CultureLLMError, match=r"^device cuda: no CUDA device is available"):
             finetune(train_file, tiny_base, tmp_path / "o", fast(device="cuda"), progress=False)
         assert not (tmp_path / "o").exists()
+        for var, name in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
+            with pytest.MonkeyPatch.context() as mp:  # what `accelerate launch --config_file fsdp...` sets
+                mp.setenv(var, "true")
+                with pytest.raises(CultureLLMError, match=f"^{name} shards the model over GPUs"):
+                    finetune(train_file, tiny_base, tmp_path / "o", fast(), progress=False)
+        assert not (tmp_path / "o").exists()
     with pytest.raises(CultureLLMError, match="device"):
         fast(device="tpu")
     with pytest.raises(CultureLLMError, match="dtype"):

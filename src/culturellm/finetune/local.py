@@ -132,8 +132,7 @@ def _process_device(device: str = "auto") -> Any:
     None under FSDP or DeepSpeed, which place (and shard) the weights themselves."""
     import torch
 
-    sharded = ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED")
-    if any(os.environ.get(v, "").lower() == "true" for v in sharded):
+    if _sharding_engine():
         return None
     if _use_cpu(device):
         return "cpu"
@@ -182,8 +181,25 @@ def _precision(config: FinetuneConfig) -> dict[str, bool]:
 
 
 def check_device(device: str) -> None:
-    """Raises one clear error when `device` names an accelerator this machine does not have."""
-    _use_cpu(device)
+    """Raises one clear error when `device` names an accelerator this machine does not have, or when
+    the launcher asked for FSDP / DeepSpeed (which shard over GPUs) on a machine without one."""
+    import torch
+
+    cpu = _use_cpu(device)
+    engine = _sharding_engine()
+    if engine and (cpu or not torch.cuda.is_available()):
+        raise CultureLLMError(
+            f"{engine} shards the model over GPUs and this machine has none; launch without its "
+            "accelerate config (e.g. --multi_gpu) to train on the CPU"
+        )
+
+
+def _sharding_engine() -> str | None:
+    """ "FSDP" or "DeepSpeed" when `accelerate launch` was given such a config, else None."""
+    for var, name in (("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")):
+        if os.environ.get(var, "").lower() == "true":
+            return name
+    return None
 
 
 def _use_cpu(device: str = "auto") -> bool:
