@@ -79,6 +79,23 @@ def test_paper_presets_follow_the_reference_script():
     assert q.fingerprint() == q.model_copy(update={"report_to": "tensorboard"}).fingerprint()
 
 
+def test_run_toml_sets_quantisation_tracker_device(tmp_path):
+    """`culturellm run`'s TOML: [finetune] is the FinetuneConfig, so QLoRA, trackers, device and dtype
+    are set there; a bad value is one line naming the file and field."""
+    from culturellm.config import load_config
+    from culturellm.errors import DataError
+
+    good = tmp_path / "run.toml"
+    good.write_text('[finetune]\npreset = "paper-qlora"\nreport_to = "tensorboard"\ndevice = "cpu"\n')
+    ft_cfg = load_config(good).finetune
+    assert (ft_cfg.quantize, ft_cfg.dtype, ft_cfg.lora_r) == ("4bit", "bfloat16", 64)  # from the preset
+    assert (ft_cfg.report_to, ft_cfg.device) == ("tensorboard", "cpu")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[finetune]\nquantize = "3bit"\n')
+    with pytest.raises(DataError, match=r"bad.toml: field 'finetune.quantize': Input should be 'none'"):
+        load_config(bad)
+
+
 def test_bitsandbytes_config_objects():
     import torch
 
