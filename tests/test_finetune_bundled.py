@@ -9,7 +9,7 @@ import pytest
 from culturellm.finetune import FinetuneConfig, finetune
 from culturellm.jsonio import write_jsonl
 from culturellm.llm.base import ScoreRequest
-from culturellm.modelref import read_modelref
+from culturellm.llm.modelref import read_modelref
 from culturellm.prompts import culture_system_prompt, survey_messages
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from culturellm.errors import CultureLLMError, DataError
 from culturellm.finetune import FinetuneConfig, finetune
 from culturellm.jsonio import read_jsonl, write_jsonl
-from culturellm.modelref import read_modelref
+from culturellm.llm.modelref import read_modelref
 from culturellm.prompts import culture_system_prompt, survey_messages
 
 OPTIONS = {"1": "Strongly agree", "2": "Agree", "3": "Disagree", "4": "Strongly disagree"}

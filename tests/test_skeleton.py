@@ -5,7 +5,7 @@ import pytest
 
 from culturellm.errors import DataError
 from culturellm.jsonio import append_jsonl, iter_jsonl, read_jsonl, write_jsonl
-from culturellm.modelref import ModelRef, find_modelref, read_modelref, write_modelref
+from culturellm.llm.modelref import ModelRef, find_modelref, read_modelref, write_modelref
 from culturellm.prompts import survey_messages
 
 

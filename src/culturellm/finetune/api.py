@@ -24,7 +24,7 @@ from culturellm.errors import CultureLLMError
 from culturellm.finetune.config import FinetuneConfig
 from culturellm.finetune.data import cultures_in, data_sha256, load_records
 from culturellm.jsonio import write_json
-from culturellm.modelref import MODELREF_FILE, ModelRef, write_modelref
+from culturellm.llm.modelref import MODELREF_FILE, ModelRef, write_modelref
 
 STATE_FILE = "finetune.json"
 SUMMARY_FILE = "train_summary.json"

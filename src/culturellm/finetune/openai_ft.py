@@ -24,7 +24,7 @@ from culturellm.finetune.config import FinetuneConfig
 from culturellm.finetune.data import TrainingRecord
 from culturellm.finetune.estimate import estimate, openai_epochs
 from culturellm.jsonio import append_jsonl, write_json, write_jsonl
-from culturellm.modelref import MODELREF_FILE, ModelRef, write_modelref
+from culturellm.llm.modelref import MODELREF_FILE, ModelRef, write_modelref
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 STATE_FILE = "finetune.json"
