@@ -74,7 +74,7 @@ def bench_generate(model, batch: int, max_tokens: int = 32) -> tuple[float, list
 
 def bench_score(model, n: int, mode: str) -> tuple[float, list]:
     reqs = survey_requests(n)
-    secs, out = timed(lambda: model.score(reqs, mode=mode))
+    secs, out = timed(lambda: [s.result for s in model.score_detailed(reqs, mode=mode)])
     return n / secs, out
 
 
@@ -89,7 +89,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     from culturellm.llm import SamplingParams, load_model
-    from culturellm.llm.cache import CachedChatModel, ResponseCache
+    from culturellm.llm.cache import ResponseCache
     from culturellm.llm.local import load_local_chat
 
     print(
@@ -121,7 +121,7 @@ def main() -> None:
     )
 
     with tempfile.TemporaryDirectory() as d:
-        cached = CachedChatModel(model, ResponseCache(os.path.join(d, "r.sqlite")))
+        cached = model.with_cache(ResponseCache(os.path.join(d, "r.sqlite")))
         chat = [[{"role": "user", "content": "Name a colour."}]]
         p = SamplingParams(max_tokens=8)
         miss, _ = timed(lambda: cached.generate(chat, p))

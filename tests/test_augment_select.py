@@ -1,6 +1,6 @@
 """Selection logic of the pipeline (re-asking, duplicate / negation / threshold rejections, quota per
-paraphrase) with a scripted in-memory ChatModel and the real MiniLM embedder. The real-LLM run is in
-test_augment_pipeline.py."""
+paraphrase) with the `fake:` backend answering from a script and the real MiniLM embedder. The
+real-LLM run is in test_augment_pipeline.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import json
 
 from culturellm.augment import AugmentConfig, augment
 from culturellm.jsonio import read_jsonl
-from culturellm.llm.base import SamplingParams, Usage
+from culturellm.llm.base import SamplingParams
+from culturellm.llm.fake import FakeBackend
 
 SEED = {
     "id": "Q28",
@@ -23,40 +24,27 @@ SECOND = """1. Children suffer when their mother has a paid job.
 2. If a mother is employed, her children suffer."""
 
 
-class ScriptedLLM:
-    """Answers paraphrase requests from a script indexed by sample_index; synonyms as JSON."""
+def scripted_llm() -> FakeBackend:
+    """The `fake:` backend with a scripted reply: paraphrases by sample_index, synonyms as JSON.
+    `llm.asked` records the sampling parameters of every request."""
+    asked: list[SamplingParams] = []
 
-    name = "scripted"
+    def reply(chat, params: SamplingParams) -> str:
+        asked.append(params)
+        user = chat[-1]["content"]
+        if user.startswith("Rewrite"):
+            return FIRST if params.sample_index == 0 else SECOND
+        words = user.split("Words: ")[1].split("\n")[0].split(", ")
+        syn = {"children": ["kids", "youngsters"], "suffer": ["struggle", "rejoice"], "mother": ["mom"]}
+        return json.dumps({w: syn.get(w.lower(), ["thing"]) for w in words})
 
-    def __init__(self) -> None:
-        self.usage = Usage()
-        self.calls: list[tuple[int, SamplingParams]] = []
-
-    def generate(self, requests, params=None):
-        params = params or SamplingParams()
-        self.calls.append((len(requests), params))
-        self.usage.requests += len(requests)
-        out = []
-        for r in requests:
-            user = r[-1]["content"]
-            if user.startswith("Rewrite"):
-                out.append(FIRST if params.sample_index == 0 else SECOND)
-            else:
-                words = user.split("Words: ")[1].split("\n")[0].split(", ")
-                syn = {
-                    "children": ["kids", "youngsters"],
-                    "suffer": ["struggle", "rejoice"],
-                    "mother": ["mom"],
-                }
-                out.append(json.dumps({w: syn.get(w.lower(), ["thing"]) for w in words}))
-        return out
-
-    def score(self, requests):  # pragma: no cover - not used by augment
-        raise NotImplementedError
+    llm = FakeBackend("fake:scripted", reply=reply)
+    llm.asked = asked  # type: ignore[attr-defined]
+    return llm
 
 
 def test_reask_varies_sample_index_and_filters(tmp_path, embedder):
-    llm = ScriptedLLM()
+    llm = scripted_llm()
     cfg = AugmentConfig(n=2, m=3, retries=2, temperature=0.7)
     man = augment([SEED], llm, embedder, cfg, tmp_path)
     rows = read_jsonl(tmp_path / "augmented.jsonl")
@@ -65,7 +53,7 @@ def test_reask_varies_sample_index_and_filters(tmp_path, embedder):
         "Children suffer when their mother has a paid job.",
         "If a mother is employed, her children suffer.",
     ]
-    p_calls = [p for _, p in llm.calls if p.max_tokens == cfg.max_tokens_paraphrase]
+    p_calls = [p for p in llm.asked if p.max_tokens == cfg.max_tokens_paraphrase]
     assert [p.sample_index for p in p_calls] == [0, 1] and p_calls[0].seed != p_calls[1].seed
     reasons = man["steps"]["paraphrase"]["reasons"]
     assert reasons["duplicate"] >= 2  # the seed echoed, then the already kept paraphrase
@@ -84,7 +72,7 @@ def test_reask_varies_sample_index_and_filters(tmp_path, embedder):
 
 
 def test_no_paraphrase_kept_falls_back_to_seed_for_synonyms(tmp_path, embedder):
-    llm = ScriptedLLM()
+    llm = scripted_llm()
     man = augment([SEED], llm, embedder, AugmentConfig(n=0, m=2), tmp_path, progress=True)
     rows = read_jsonl(tmp_path / "augmented.jsonl")
     assert man["steps"]["paraphrase"]["requests"] == 0
@@ -94,7 +82,7 @@ def test_no_paraphrase_kept_falls_back_to_seed_for_synonyms(tmp_path, embedder):
 
 
 def test_one_synonym_request_per_seed(tmp_path, embedder):
-    llm = ScriptedLLM()
+    llm = scripted_llm()
     cfg = AugmentConfig(n=2, m=4, retries=1, synonym_requests="seed")
     man = augment([SEED], llm, embedder, cfg, tmp_path)
     rows = read_jsonl(tmp_path / "augmented.jsonl")

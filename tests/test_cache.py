@@ -6,71 +6,55 @@ import threading
 
 import pytest
 
-from culturellm.llm import SamplingParams, ScoreRequest
-from culturellm.llm.base import ScoreResult
-from culturellm.llm.cache import CachedChatModel, ResponseCache, generate_key, score_key
-from culturellm.llm.records import Completion, Scored
+from culturellm.llm import SamplingParams, ScoreRequest, load_backend, parse_spec
+from culturellm.llm.cache import ResponseCache, generate_key, score_key
+from culturellm.llm.fake import FakeBackend
 
 CHAT = [{"role": "user", "content": "hello"}]
 
 
-class Echo:
-    """A deterministic backend that records the calls that reach it (tests the cache itself)."""
+def fake(fail: bool = False) -> FakeBackend:
+    """The `fake:` backend (deterministic; `calls` records what reaches it), loaded by its spec."""
+    backend = load_backend(parse_spec("fake:echo-1"))
+    if fail:
 
-    backend = "echo"
-
-    def __init__(self, fail: bool = False) -> None:
-        self.name = self.model_id = "echo-1"
-        self.calls: list[int] = []
-        self.fail = fail
-        self.lock = threading.Lock()
-
-    def generate_detailed(self, requests, params):
-        if self.fail:
+        def down(*_a, **_k):
             raise ConnectionError("backend down")
-        with self.lock:
-            self.calls.append(len(requests))
-        return [
-            Completion(f"{r[-1]['content']}|{params.temperature}|{params.sample_index}", 3, 2, 0.01, 0.1)
-            for r in requests
-        ]
 
-    def score_detailed(self, requests):
-        if self.fail:
-            raise ConnectionError("backend down")
-        with self.lock:
-            self.calls.append(len(requests))
-        return [
-            Scored(
-                ScoreResult(tuple(-float(len(c)) for c in r.candidates), tuple(1 for _ in r.candidates)), 5
-            )
-            for r in requests
-        ]
+        backend.generate_detailed = backend.score_detailed = down  # type: ignore[method-assign]
+    return backend
+
+
+def reply(chat, params=None) -> str:
+    """What the uncached fake backend answers."""
+    return load_backend(parse_spec("fake:echo-1")).generate([chat], params)[0]
 
 
 def test_generate_hits_and_misses(tmp_path) -> None:
     cache = ResponseCache(tmp_path / "r.sqlite")
-    inner = Echo()
-    m = CachedChatModel(inner, cache)
+    inner = fake()
+    m = inner.with_cache(cache)
     p = SamplingParams(max_tokens=5)
-    other = [{"role": "user", "content": "bye"}]
-    assert m.generate([CHAT, other, CHAT], p) == ["hello|0.0|0", "bye|0.0|0", "hello|0.0|0"]
-    assert inner.calls == [2]  # duplicate computed once
-    assert m.generate([other, CHAT], p) == ["bye|0.0|0", "hello|0.0|0"]
-    assert inner.calls == [2]
+    other = [{"role": "user", "content": "bye now"}]
+    hello, bye = reply(CHAT, p), reply(other, p)
+    assert m.generate([CHAT, other, CHAT], p) == [hello, bye, hello]
+    assert inner.calls == [("generate", 2)]  # duplicate computed once
+    assert m.generate([other, CHAT], p) == [bye, hello]
+    assert inner.calls == [("generate", 2)]
     assert m.usage.requests == 2 and m.usage.cache_hits == 3
-    assert m.usage.prompt_tokens == 6 and m.usage.cost_usd == pytest.approx(0.02)
+    assert m.usage.prompt_tokens == 3 and inner.usage.requests == 0  # the view counts, not the backend
     # every sampling parameter is part of the key, the sample index included
     m.generate([CHAT], SamplingParams(max_tokens=5, temperature=0.7, sample_index=1))
     m.generate([CHAT], SamplingParams(max_tokens=5, temperature=0.7, sample_index=2))
     m.generate([CHAT], SamplingParams(max_tokens=6))
-    assert inner.calls == [2, 1, 1, 1]
+    assert inner.calls == [("generate", 2)] + [("generate", 1)] * 3
     stats = cache.stats()
     assert stats["entries"] == 5 and stats["hits"] == 3 and stats["misses"] == 5
-    assert stats["tokens_saved"] == 10 and stats["cost_saved_usd"] == pytest.approx(0.02)
+    assert stats["tokens_saved"] == (2 + 5) + (1 + 5)  # the second call's two hits (a repeat saves none)
     # persists across processes/objects
-    again = CachedChatModel(Echo(), ResponseCache(tmp_path / "r.sqlite"))
-    assert again.generate([CHAT], p) == ["hello|0.0|0"] and again.inner.calls == []
+    again = fake()
+    assert again.with_cache(ResponseCache(tmp_path / "r.sqlite")).generate([CHAT], p) == [hello]
+    assert again.calls == []
 
 
 def test_keys() -> None:
@@ -90,18 +74,18 @@ def test_keys() -> None:
 
 
 def test_score_cached(tmp_path) -> None:
-    inner = Echo()
-    m = CachedChatModel(inner, ResponseCache(tmp_path / "r.sqlite"))
+    inner = fake()
+    m = inner.with_cache(ResponseCache(tmp_path / "r.sqlite"))
     reqs = [ScoreRequest(CHAT, ("a", "bbb")), ScoreRequest(CHAT, ("cc",), end_of_turn=False)]
     first = m.score(reqs)
     second = m.score(reqs)
-    assert first == second and first[0].logprobs == (-1.0, -3.0)
-    assert inner.calls == [2] and m.usage.cache_hits == 2
+    assert first == second == fake().score(reqs)
+    assert inner.calls == [("score", 2)] and m.usage.cache_hits == 2
 
 
 def test_failed_call_caches_nothing(tmp_path) -> None:
     cache = ResponseCache(tmp_path / "r.sqlite")
-    m = CachedChatModel(Echo(fail=True), cache)
+    m = fake(fail=True).with_cache(cache)
     with pytest.raises(ConnectionError):
         m.generate([CHAT])
     with pytest.raises(ConnectionError):
@@ -110,15 +94,15 @@ def test_failed_call_caches_nothing(tmp_path) -> None:
 
 
 def test_thread_safe(tmp_path) -> None:
-    inner = Echo()
-    m = CachedChatModel(inner, ResponseCache(tmp_path / "r.sqlite"))
+    inner = fake()
+    m = inner.with_cache(ResponseCache(tmp_path / "r.sqlite"))
     chats = [[{"role": "user", "content": f"q{i}"}] for i in range(40)]
     errors: list[BaseException] = []
 
     def work(k: int) -> None:
         try:
             for i in range(k, 40, 4):
-                assert m.generate([chats[i]]) == [f"q{i}|0.0|0"]
+                assert m.generate([chats[i]]) == [reply(chats[i])]
         except BaseException as e:
             errors.append(e)
 
@@ -129,13 +113,13 @@ def test_thread_safe(tmp_path) -> None:
         t.join()
     assert not errors
     assert m.cache.stats()["entries"] == 40
-    assert m.generate(chats) == [f"q{i}|0.0|0" for i in range(40)]
-    assert sum(inner.calls) == 40
+    assert m.generate(chats) == [reply(c) for c in chats]
+    assert sum(n for _, n in inner.calls) == 40
 
 
 def test_clear(tmp_path) -> None:
     cache = ResponseCache(tmp_path / "r.sqlite")
-    m = CachedChatModel(Echo(), cache)
+    m = fake().with_cache(cache)
     m.generate([CHAT])
     assert cache.clear(model="other") == 0
     assert cache.clear() == 1 and cache.stats()["entries"] == 0 and cache.stats()["misses"] == 0
@@ -143,8 +127,8 @@ def test_clear(tmp_path) -> None:
 
 def test_bundled_cache_hit(tmp_path, bundled_model) -> None:
     """The real local backend behind the cache: a hit returns the same text without a forward pass."""
-    inner = getattr(bundled_model, "inner", bundled_model)
-    m = CachedChatModel(inner, ResponseCache(tmp_path / "r.sqlite"))
+    inner = bundled_model
+    m = inner.with_cache(ResponseCache(tmp_path / "r.sqlite"))
     p = SamplingParams(max_tokens=4)
     a = m.generate([CHAT], p)
     before = inner.usage.as_dict()
@@ -162,14 +146,14 @@ def test_cache_cli(tmp_path) -> None:
     from culturellm.cli import app
     from culturellm.llm.cache import open_cache
 
-    m = CachedChatModel(Echo(), open_cache())
+    m = fake().with_cache(open_cache())
     m.generate([[{"role": "user", "content": "cli"}]])
     m.generate([[{"role": "user", "content": "cli"}]])
     runner = CliRunner()
     r = runner.invoke(app, ["cache", "stats"])
     assert r.exit_code == 0, r.output
-    assert "hits" in r.output and "echo-1" in r.output
-    r = runner.invoke(app, ["cache", "clear", "--model", "echo-1", "--yes"])
+    assert "hits" in r.output and "fake:echo-1" in r.output
+    r = runner.invoke(app, ["cache", "clear", "--model", "fake:echo-1", "--yes"])
     assert r.exit_code == 0 and "deleted 1 entries" in r.output
     r = runner.invoke(app, ["models"])
     assert r.exit_code == 0 and "SmolLM2" in r.output and "openai:MODEL" in r.output

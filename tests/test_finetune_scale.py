@@ -20,16 +20,15 @@ from culturellm.errors import CultureLLMError
 from culturellm.finetune import FinetuneConfig, finetune
 from culturellm.jsonio import read_jsonl
 from culturellm.llm.base import ScoreRequest
-from culturellm.modelref import read_modelref
+from culturellm.llm.modelref import read_modelref
 
 OPTIONS, fast, records = ft.OPTIONS, ft.fast, ft.records
 
 
 @pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory) -> str:
+def tiny_base(tiny_model_dir, tmp_path_factory) -> str:
     """Spec of a tiny random Llama (2 layers, width 32) with the bundled model's tokenizer."""
-    tok = ft.save_bundled_tokenizer(tmp_path_factory.mktemp("tok"))
-    return ft._tiny(tok, tmp_path_factory.mktemp("tiny"))
+    return tiny_model_dir(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture

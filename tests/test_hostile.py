@@ -13,9 +13,9 @@ import pandas as pd
 import pyreadstat
 import pytest
 import tomli_w
-from hostile import assert_clear_error, changes, run_cli, snapshot
 
 from culturellm.errors import CultureLLMError, DataError
+from hostile import assert_clear_error, changes, run_cli, snapshot
 
 
 @pytest.fixture
@@ -121,7 +121,9 @@ def _user_tasks(home: Path, **fields: str) -> Path:
         ("path", "Arabic/../../../secret.jsonl", "must not contain '..'"),
     ],
 )
-def test_task_registry_refuses_names_and_paths_that_leave_their_directory(cli, tmp_path, field, value, needle):
+def test_task_registry_refuses_names_and_paths_that_leave_their_directory(
+    cli, tmp_path, field, value, needle
+):
     """[1] A user tasks.toml entry whose name or data path would escape --out / --data-dir."""
     tasks = _user_tasks(tmp_path / "home", **{field: value})
     assert_clear_error(cli("tasks"), str(tasks), needle)

@@ -8,40 +8,22 @@ import pytest
 import torch
 
 from culturellm.errors import CultureLLMError, UnknownNameError
-from culturellm.llm import SamplingParams, ScoreRequest, load_model, resolve_spec
+from culturellm.llm import SamplingParams, ScoreRequest, load_model, parse_spec
 from culturellm.llm.local import LocalChatModel, load_local, resolve_local_dir
 
+SMALL = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
+SMALL["num_key_value_heads"] = 1
 USER = [{"role": "user", "content": "How important is family in your life? Answer with a number."}]
 
 
 @pytest.fixture(scope="module")
-def smol_tokenizer():
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(resolve_local_dir("bundled"))
-
-
-@pytest.fixture(scope="module")
-def tiny(smol_tokenizer) -> LocalChatModel:
+def tiny(smol_tokenizer, tiny_llama) -> LocalChatModel:
     """A random 2-layer Llama (hidden 32) with the real SmolLM2 tokenizer and chat template."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    return LocalChatModel(tiny_llama(smol_tokenizer), smol_tokenizer, name="tiny", batch_size=3, score_rows=5)
 
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(smol_tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=2,
-    )
-    model = LlamaForCausalLM(cfg)
-    return LocalChatModel(model, smol_tokenizer, name="tiny", batch_size=3, score_rows=5)
+
+def score(chat: LocalChatModel, reqs, mode: str = "kv"):
+    return [s.result for s in chat.score_detailed(reqs, mode=mode)]
 
 
 def manual_logprob(chat: LocalChatModel, messages, candidate: str, end_of_turn: bool) -> float:
@@ -75,7 +57,7 @@ def _requests() -> list[ScoreRequest]:
 @pytest.mark.parametrize("mode", ["kv", "full"])
 def test_score_is_exact(tiny: LocalChatModel, mode: str) -> None:
     reqs = _requests()
-    results = tiny.score(reqs, mode=mode)
+    results = score(tiny, reqs, mode)
     assert len(results) == len(reqs)
     for req, res in zip(reqs, results, strict=True):
         assert len(res.logprobs) == len(req.candidates) == len(res.num_tokens)
@@ -153,35 +135,27 @@ def test_empty_candidate_rejected(tiny: LocalChatModel) -> None:
         tiny.score([ScoreRequest(USER, ())])
 
 
-def test_tokenizer_without_template_gets_chatml(smol_tokenizer) -> None:
+def test_tokenizer_without_template_gets_chatml(smol_tokenizer, tiny_llama) -> None:
     import copy
-
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     tok = copy.deepcopy(smol_tokenizer)
     tok.chat_template = None
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-    )
-    chat = LocalChatModel(LlamaForCausalLM(cfg), tok, name="t")
+    chat = LocalChatModel(tiny_llama(tok, **SMALL), tok, name="t")
     assert chat.eot_ids == [tok.convert_tokens_to_ids("<|im_end|>")]
     assert len(chat.generate([USER], SamplingParams(max_tokens=2))) == 1
 
 
 def test_unknown_specs(tmp_path) -> None:
-    for bad in ("nonsense-model", str(tmp_path), "openai:", ""):
+    for bad in ("nonsense-model", str(tmp_path), "openai:", "fake:", ""):
         with pytest.raises(UnknownNameError) as e:
-            resolve_spec(bad)
-        assert "bundled" in str(e.value) and "openai:MODEL" in str(e.value)
+            parse_spec(bad)
+        assert "bundled" in str(e.value) and "openai:MODEL" in str(e.value) and "fake:NAME" in str(e.value)
     with pytest.raises(CultureLLMError):
         load_local(f"hf:{tmp_path}")
-    assert resolve_spec("openai:gpt-4o")[0] == "openai"
-    assert resolve_spec("bundled")[0] == "local"
+    with pytest.raises(CultureLLMError, match="no local weights"):
+        load_local("openai:gpt-4o")
+    assert parse_spec("openai:gpt-4o").kind == "openai" and not parse_spec("openai:gpt-4o").local
+    assert parse_spec("bundled").local and parse_spec("bundled").name == "bundled"
 
 
 @pytest.mark.slow
@@ -200,34 +174,21 @@ def test_bundled_generate_and_score(bundled_model) -> None:
 
 @pytest.mark.slow
 def test_bundled_score_matches_manual_forward(bundled_model) -> None:
-    inner = getattr(bundled_model, "inner", bundled_model)
+    inner = bundled_model
     req = ScoreRequest(USER, ("1", "10"))
     res = inner.score([req, ScoreRequest([{"role": "user", "content": "Hi"}], ("Hello",))])[0]
     for cand, lp in zip(req.candidates, res.logprobs, strict=True):
         assert lp == pytest.approx(manual_logprob(inner, USER, cand, True), abs=1e-3)
 
 
-def test_adapter_dirs_load_on_base(tmp_path, smol_tokenizer) -> None:
+def test_adapter_dirs_load_on_base(tmp_path, tiny_model_dir) -> None:
     """A PEFT adapter on a local HF base: via culturellm.json and as a plain adapter dir."""
     from peft import LoraConfig, get_peft_model
-    from transformers import LlamaConfig, LlamaForCausalLM
 
-    from culturellm.modelref import ModelRef, write_modelref
+    from culturellm.llm.modelref import ModelRef, write_modelref
 
-    torch.manual_seed(1)
-    cfg = LlamaConfig(
-        vocab_size=len(smol_tokenizer),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        eos_token_id=2,
-        pad_token_id=2,
-    )
     base_dir = tmp_path / "base"
-    LlamaForCausalLM(cfg).save_pretrained(base_dir)
-    smol_tokenizer.save_pretrained(base_dir)
+    tiny_model_dir(base_dir, seed=1, **SMALL)
     base_model, _ = load_local(f"hf:{base_dir}")
     peft_model = get_peft_model(
         base_model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
@@ -251,7 +212,9 @@ def test_adapter_dirs_load_on_base(tmp_path, smol_tokenizer) -> None:
     for f in adapter.iterdir():
         if f.name != "culturellm.json":
             (plain / f.name).write_bytes(f.read_bytes())
-    c = load_model(str(plain), cache=False).score([ScoreRequest(USER, ("1", "2"))])[0]
+    plain_spec = parse_spec(str(plain))
+    assert plain_spec.adapter == plain and plain_spec.base is not None and plain_spec.base.path == base_dir
+    c = load_model(plain_spec, cache=False).score([ScoreRequest(USER, ("1", "2"))])[0]
     assert c.logprobs == pytest.approx(a.logprobs, abs=1e-5)
     # the cache key of an adapter differs from its base's
     assert merged.model_id != plain_base.model_id
@@ -262,29 +225,19 @@ def test_long_prompts_score_in_smaller_chunks(tiny: LocalChatModel) -> None:
     assert small._rows_per_pass(40) == 1
     reqs = _requests()
     for mode in ("kv", "full"):
-        for a, b in zip(small.score(reqs, mode=mode), tiny.score(reqs), strict=True):
+        for a, b in zip(score(small, reqs, mode), tiny.score(reqs), strict=True):
             assert a.logprobs == pytest.approx(b.logprobs, abs=2e-4)
 
 
-def test_gemma_style_tokenizer_gets_gemma_template(smol_tokenizer) -> None:
+def test_gemma_style_tokenizer_gets_gemma_template(smol_tokenizer, tiny_llama) -> None:
     import copy
-
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     from culturellm.llm.local import GEMMA_TEMPLATE
 
     tok = copy.deepcopy(smol_tokenizer)
     tok.add_special_tokens({"additional_special_tokens": ["<start_of_turn>", "<end_of_turn>"]})
     tok.chat_template = None
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-    )
-    chat = LocalChatModel(LlamaForCausalLM(cfg), tok, name="g")
+    chat = LocalChatModel(tiny_llama(tok, **SMALL), tok, name="g")
     assert tok.chat_template == GEMMA_TEMPLATE
     assert tok.convert_ids_to_tokens(chat.eot_ids) == ["<end_of_turn>"]
     text = tok.decode(chat.prompt_ids([{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]))

@@ -240,36 +240,14 @@ def test_cli_chat_and_cache_stats(server) -> None:
     assert "openai:MODEL" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_server_dying_mid_run(tmp_path: Path) -> None:
+def test_server_dying_mid_run(tmp_path: Path, tiny_model_dir) -> None:
     """Kill the server while a request is in flight: a clear error naming the URL, nothing cached."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from culturellm.llm.cache import CachedChatModel
-    from culturellm.llm.local import resolve_local_dir
-
-    tok = AutoTokenizer.from_pretrained(resolve_local_dir("bundled"))
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=8192,
-        eos_token_id=2,
-        pad_token_id=2,
-        bos_token_id=1,
-    )
-    tiny = tmp_path / "tiny"
-    LlamaForCausalLM(cfg).save_pretrained(tiny)
-    tok.save_pretrained(tiny)
-    proc, url = start_server(f"hf:{tiny}", "--name", "tiny")
+    spec = tiny_model_dir(tmp_path / "tiny", max_position_embeddings=8192, tie_word_embeddings=False)
+    proc, url = start_server(spec, "--name", "tiny")
     try:
         cache = ResponseCache(tmp_path / "responses.sqlite")
         inner = OpenAIChatModel("tiny", base_url=url, max_retries=1, timeout=30, concurrency=2)
-        m = CachedChatModel(inner, cache)
+        m = inner.with_cache(cache)
         assert len(m.generate([USER], SamplingParams(max_tokens=2))) == 1
         assert cache.stats()["entries"] == 1
         errors: list[BaseException] = []

@@ -24,65 +24,44 @@ from culturellm.errors import CultureLLMError
 from culturellm.finetune.callbacks import LossLogCallback, NanGuardCallback, RichProgressCallback
 from culturellm.finetune.config import FinetuneConfig
 from culturellm.finetune.data import TrainingRecord, to_prompt_completion
+from culturellm.llm.spec import ModelSpec
 
 CHECKPOINTS = "checkpoints"
 TB_LOGS = "logs"
 
 
-def load_base(spec: str, config: FinetuneConfig | None = None) -> tuple[Any, Any]:
-    """The base model and tokenizer for a model spec, as raw HF objects (fp32 on CPU; with
-    `config.quantize` 4bit/8bit: bitsandbytes-quantised on the accelerator of this process, or CPU).
+def load_base(spec: ModelSpec | str, config: FinetuneConfig | None = None, **options: Any) -> tuple[Any, Any]:
+    """The base model and tokenizer for a model spec, as raw HF objects.
 
-    A culturellm.json of kind "merged" is accepted as a base; a PEFT adapter or a remote model
-    is not (one clear error line).
+    Weights are loaded in float32 and left on the CPU (the Trainer moves them to its device; mixed
+    precision comes from the training arguments) unless `options` say otherwise (`dtype`, `device`,
+    `device_map`, see `culturellm.llm.local.load_local`). With `config.quantize` 4bit/8bit they are
+    bitsandbytes-quantised on the accelerator of this process (or the CPU). A merged culture model is
+    accepted as a base; a PEFT adapter or a remote model is not (one clear error line).
     """
-    from culturellm.modelref import find_modelref, read_modelref
-
-    if spec.startswith("openai:"):
-        raise CultureLLMError(
-            f"base '{spec}' is a remote model; fine-tune it with --backend openai --base {spec[7:]}"
-        )
-    if not spec.startswith("hf:"):
-        ref_file = find_modelref(spec)
-        if ref_file is not None:
-            ref = read_modelref(ref_file)
-            if ref.kind == "merged":
-                spec = f"hf:{ref.resolve_path(ref_file)}"
-            elif ref.kind == "peft-adapter":
-                raise CultureLLMError(
-                    f"base '{spec}' is a LoRA adapter on '{ref.base}': fine-tune '{ref.base}' instead, "
-                    f"or merge the adapter first (--merge) and use DIR/merged as the base"
-                )
-            else:
-                raise CultureLLMError(f"base '{spec}' is a remote {ref.kind} model; use --backend openai")
+    from culturellm.llm.convert import forget_gguf_quantization
     from culturellm.llm.local import load_local
+    from culturellm.llm.spec import parse_spec
 
-    quant = quantization_config(config) if config is not None else None
-    if quant is None:
-        model, tokenizer = load_local(spec)  # fp32 weights; mixed precision comes from the training args
-    else:
-        device = _process_device(config.device)
-        device_map = None if device is None else {"": device}
-        model, tokenizer = load_local(spec, quantization_config=quant, device_map=device_map)
-    if hasattr(model, "peft_config"):  # a plain PEFT adapter directory
+    spec = parse_spec(spec, **{"dtype": "float32", "device": "cpu", **options})
+    if not spec.local:
+        hint = f"--backend openai --base {spec.name}" if spec.kind == "openai" else "--backend openai"
+        raise CultureLLMError(f"base '{spec.text}' is a remote model; fine-tune it with {hint}")
+    if spec.adapter is not None:
+        base = spec.base.text if spec.base else "its base"
         raise CultureLLMError(
-            f"base '{spec}' is a LoRA adapter: fine-tune its base model instead, or merge it first (--merge)"
+            f"base '{spec.text}' is a LoRA adapter on '{base}': fine-tune '{base}' instead, "
+            "or merge the adapter first (--merge) and use DIR/merged as the base"
         )
-    _forget_gguf_quantization(model)
+    quant = quantization_config(config) if config is not None else None
+    if quant is not None:
+        device = _process_device(config.device)
+        spec = spec.with_options(
+            quantization_config=quant, device_map=None if device is None else {"": device}
+        )
+    model, tokenizer = load_local(spec)
+    forget_gguf_quantization(model)  # a model loaded straight from a GGUF is still marked quantised
     return model, tokenizer
-
-
-def _forget_gguf_quantization(model: Any) -> None:
-    """A model loaded straight from a GGUF file is de-quantised to float on load, but transformers
-    still marks it as quantised (and the Trainer refuses to train it). Its weights are plain tensors."""
-    q = getattr(model, "hf_quantizer", None)
-    method = str(getattr(getattr(q, "quantization_config", None), "quant_method", "")).lower()
-    if q is not None and "gguf" in method:
-        model.hf_quantizer = None
-        if "is_quantized" in vars(model):
-            model.is_quantized = False
-        if getattr(model.config, "quantization_config", None) is not None:
-            del model.config.quantization_config
 
 
 def _require_bitsandbytes(quantize: str) -> None:

@@ -5,17 +5,20 @@
     llm.generate([[{"role": "user", "content": "Hi"}]], SamplingParams(max_tokens=32))
     llm.score([ScoreRequest(messages, ("1", "2", "3", "4"))])
 
-Specs: `bundled`, `gemma3-270m`, `hf:PATH`, `openai:MODEL`, a HF model directory, a PEFT adapter
-directory, or a directory/file holding culturellm.json.
+Specs (`culturellm.llm.spec`, parsed once into a `ModelSpec`): `bundled`, `gemma3-270m`, `hf:PATH`,
+`openai:MODEL`, `fake:NAME`, a HF model directory, a PEFT adapter directory, or a directory/file holding
+culturellm.json; plugins add kinds through the `culturellm.spec_kinds` entry point. Every backend is a
+`Backend` (`culturellm.llm.backend`): it implements the detailed calls, the base does the rest.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
-from pathlib import Path
 from typing import Any
 
+from culturellm.llm.backend import Backend
 from culturellm.llm.base import (
     Chat,
     ChatModel,
@@ -26,96 +29,63 @@ from culturellm.llm.base import (
     ScoreResult,
     Usage,
 )
+from culturellm.llm.spec import ModelSpec, SpecKind, load_backend, parse_spec, register_kind
 
 __all__ = [
+    "Backend",
     "Chat",
     "ChatModel",
     "Embedder",
     "Message",
+    "ModelSpec",
     "SamplingParams",
     "ScoreRequest",
     "ScoreResult",
+    "SpecKind",
     "Usage",
+    "load_backend",
     "load_model",
-    "resolve_spec",
+    "parse_spec",
+    "register_kind",
 ]
 
-_MODELS: dict[tuple[Any, ...], ChatModel] = {}
+_MODELS: dict[tuple[Any, ...], Backend] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def resolve_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """('local' | 'openai', details) for a model spec; raises UnknownNameError for unknown specs."""
-    from culturellm.llm.convert import BUNDLED
-    from culturellm.llm.local import unknown_spec
-    from culturellm.modelref import find_modelref, read_modelref
-
-    spec = spec.strip()
-    if not spec:
-        raise unknown_spec(spec, "empty")
-    if spec.startswith("openai:"):
-        if not spec[7:]:
-            raise unknown_spec(spec, "openai: needs a model name, e.g. openai:gpt-4o-mini")
-        return "openai", {"model": spec[7:]}
-    if spec in BUNDLED or spec.startswith("hf:"):
-        return "local", {}
-    ref_file = find_modelref(spec)
-    if ref_file is not None:
-        ref = read_modelref(ref_file)
-        if ref.kind == "openai":
-            if not ref.model:
-                from culturellm.errors import DataError
-
-                raise DataError(f"{ref_file}: kind 'openai' needs a 'model' field")
-            return "openai", {"model": ref.model, "base_url": ref.base_url}
-        return "local", {}
-    p = Path(spec).expanduser()
-    if p.is_dir() and ((p / "config.json").is_file() or (p / "adapter_config.json").is_file()):
-        return "local", {}
-    why = f"{p} is not a model directory" if p.exists() else ""
-    raise unknown_spec(spec, why)
-
-
 def load_model(
-    spec: str,
+    spec: str | ModelSpec,
     *,
     base_url: str | None = None,
     api_key: str | None = None,
     cache: bool = True,
     **options: Any,
-) -> ChatModel:
+) -> Backend:
     """Load a chat model once per process (memoised on all arguments).
 
+    spec: a spec string (parsed once, see `parse_spec`) or a parsed `ModelSpec`.
     cache: answer repeated requests from the SQLite response cache (`culturellm cache stats`);
     the environment variable CULTURELLM_NO_CACHE=1 turns it off everywhere.
-    options: local backends take `dtype` ("float32" default, "bfloat16"), `batch_size`, `score_rows`,
-    `progress`; the openai backend takes `concurrency`, `max_retries`, `timeout`, `prices`.
+    options: local backends take `device` (auto|cpu|cuda|mps), `dtype` (auto|float32|bfloat16|float16),
+    `device_map`, `batch_size`, `score_rows`, `progress`; the openai backend takes `concurrency`,
+    `max_retries`, `timeout`, `prices` (and ignores the local ones).
     """
     if os.environ.get("CULTURELLM_NO_CACHE", "").strip() not in ("", "0"):
         cache = False
-    key = (spec, base_url, api_key, cache, tuple(sorted((k, repr(v)) for k, v in options.items())))
+    parsed = parse_spec(spec, **options)
+    if base_url:
+        parsed = dataclasses.replace(parsed, base_url=base_url)
+    opts = tuple(sorted((k, repr(v)) for k, v in parsed.options.items()))
+    key = (parsed.text, parsed.base_url, api_key, cache, opts)
     with _MODELS_LOCK:
         if key in _MODELS:
             return _MODELS[key]
-    kind, details = resolve_spec(spec)
-    if kind == "openai":
-        from culturellm.llm.openai_backend import OpenAIChatModel
-
-        inner: Any = OpenAIChatModel(
-            details["model"],
-            base_url=base_url or details.get("base_url"),
-            api_key=api_key,
-            name=spec,
-            **options,
-        )
-    else:
-        from culturellm.llm.local import load_local_chat
-
-        inner = load_local_chat(spec, **options)
-    model: Any = inner
+    if api_key:
+        parsed = parsed.with_options(api_key=api_key)
+    model = load_backend(parsed)
     if cache:
-        from culturellm.llm.cache import CachedChatModel
+        from culturellm.llm.cache import open_cache
 
-        model = CachedChatModel(inner)
+        model = model.with_cache(open_cache())
     with _MODELS_LOCK:
         return _MODELS.setdefault(key, model)

@@ -5,6 +5,11 @@ messages and every sampling parameter (sample_index included, so sampled runs re
 entry by backend, model, messages, candidates and end_of_turn. Each entry stores the response, its
 tokens, cost and latency. Hit/miss counters (and tokens/cost saved by hits) persist in the database.
 A failed call stores nothing. Safe to share between threads and processes.
+
+`ResponseCache.answer` is the hook every `Backend` calls when it has a cache (`backend.with_cache`): it
+relies only on the backend contract (`backend`, `model_id`, `generate_detailed`, `score_detailed`).
+Misses are sent to the backend in chunks of `chunk` requests, each stored as soon as it returns, so a
+run killed (or a server lost) midway keeps what was already paid for.
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from culturellm import paths
-from culturellm.llm.base import Chat, SamplingParams, ScoreRequest, ScoreResult, Usage
-from culturellm.llm.records import Scored, account
+from culturellm.llm.base import Chat, SamplingParams, ScoreRequest, ScoreResult
+from culturellm.llm.records import Completion, Scored
 from culturellm.sqlitecache import guarded
+
+if TYPE_CHECKING:
+    from culturellm.llm.backend import Backend, Kind
 
 T = TypeVar("T")
 
@@ -173,6 +181,54 @@ class ResponseCache:
                 list(deltas.items()),
             )
 
+    def answer(
+        self,
+        backend: Backend,
+        kind: Kind,
+        requests: Sequence[Any],
+        params: SamplingParams | None = None,
+        *,
+        chunk: int = 64,
+    ) -> list[Any]:
+        """`backend`'s detailed answers to `requests`: stored ones (marked `cached`) and, for the
+        others, the backend's (stored as each chunk returns). Identical requests are computed once."""
+        params = params or SamplingParams()
+        if kind == "generate":
+            keys = [generate_key(backend.backend, backend.model_id, r, params) for r in requests]
+        else:
+            keys = [score_key(backend.backend, backend.model_id, r) for r in requests]
+        found = self.get_many(keys)
+        out: dict[str, Any] = {k: _stored(kind, row) for k, row in found.items()}
+        hit_rows = [found[k] for k in keys if k in found]
+        self.bump(
+            hits=len(hit_rows),
+            tokens_saved=sum(int(r[1]) + int(r[2]) for r in hit_rows),
+            cost_saved_usd=sum(float(r[3]) for r in hit_rows),
+        )
+        first: dict[str, int] = {}
+        for i, k in enumerate(keys):
+            if k not in found:
+                first.setdefault(k, i)
+        miss = list(first.values())
+        for start in range(0, len(miss), chunk):
+            part = miss[start : start + chunk]
+            batch = [requests[i] for i in part]
+            if kind == "generate":
+                done: list[Any] = backend.generate_detailed(batch, params)
+            else:
+                done = backend.score_detailed(batch)
+            self.put_many(
+                kind,
+                backend.backend,
+                backend.model_id,
+                [(keys[i], _response_json(d), d) for i, d in zip(part, done, strict=True)],
+            )
+            self.bump(misses=len(part))
+            out.update((keys[i], d) for i, d in zip(part, done, strict=True))
+        dups = len(keys) - len(hit_rows) - len(miss)
+        self.bump(hits=dups)
+        return [out[k] if k in found or first[k] == i else _as_hit(out[k]) for i, k in enumerate(keys)]
+
     def stats(self) -> dict[str, Any]:
         return self._guard(self._stats)
 
@@ -236,103 +292,22 @@ def open_cache(path: str | Path | None = None) -> ResponseCache:
         return _CACHES[p]
 
 
-class CachedChatModel:
-    """Wraps a backend (which has `generate_detailed`/`score_detailed`, `backend`, `model_id`) so
-    every request is answered from the cache when it can be, and stored after a successful call.
+def _response_json(d: Completion | Scored) -> str:
+    if isinstance(d, Completion):
+        return json.dumps({"text": d.text})
+    return json.dumps({"logprobs": list(d.result.logprobs), "num_tokens": list(d.result.num_tokens)})
 
-    Misses are sent to the backend in chunks of `chunk` requests, each stored as soon as it returns,
-    so a run killed (or a server lost) midway keeps what was already paid for.
-    """
 
-    def __init__(self, inner: Any, cache: ResponseCache | None = None, *, chunk: int = 64) -> None:
-        self.inner = inner
-        self.cache = cache or open_cache()
-        self.name = inner.name
-        self.backend = inner.backend
-        self.model_id = inner.model_id
-        self.usage = Usage()
-        self.chunk = chunk
-        self._lock = threading.Lock()
+def _stored(kind: str, row: Sequence[Any]) -> Completion | Scored:
+    """A record answered from a stored row (response, prompt/completion tokens, cost, latency)."""
+    d = json.loads(row[0])
+    cost = {"prompt_tokens": int(row[1]), "completion_tokens": int(row[2]), "cost_usd": float(row[3])}
+    if kind == "generate":
+        return Completion(d["text"], latency_s=float(row[4]), cached=True, **cost)
+    result = ScoreResult(logprobs=tuple(d["logprobs"]), num_tokens=tuple(d["num_tokens"]))
+    return Scored(result, latency_s=float(row[4]), cached=True, **cost)
 
-    def __getattr__(self, item: str) -> Any:  # tokenizer, model, count_tokens... of the backend
-        if item == "inner" or item.startswith("__"):
-            raise AttributeError(item)
-        return getattr(self.inner, item)
 
-    def _hit(self, rows: Sequence[tuple]) -> None:
-        tokens = sum(int(r[1]) + int(r[2]) for r in rows)
-        cost = sum(float(r[3]) for r in rows)
-        with self._lock:
-            self.usage.cache_hits += len(rows)
-        self.cache.bump(hits=len(rows), tokens_saved=tokens, cost_saved_usd=cost)
-
-    def generate(self, requests: Sequence[Chat], params: SamplingParams | None = None) -> list[str]:
-        params = params or SamplingParams()
-        keys = [generate_key(self.backend, self.model_id, r, params) for r in requests]
-        found = self.cache.get_many(keys)
-        out: dict[str, str] = {k: json.loads(found[k][0])["text"] for k in found}
-        self._hit([found[k] for k in keys if k in found])
-        todo = [i for i, k in enumerate(keys) if k not in found]
-        # identical requests in one call are computed once
-        first: dict[str, int] = {}
-        for i in todo:
-            first.setdefault(keys[i], i)
-        miss = list(first.values())
-        dup_hits = len(todo) - len(miss)
-        for start in range(0, len(miss), self.chunk):
-            part = miss[start : start + self.chunk]
-            done = self.inner.generate_detailed([requests[i] for i in part], params)
-            self.cache.put_many(
-                "generate",
-                self.backend,
-                self.model_id,
-                [(keys[i], json.dumps({"text": d.text}), d) for i, d in zip(part, done, strict=True)],
-            )
-            self.cache.bump(misses=len(part))
-            with self._lock:
-                account(self.usage, "generate", done)
-            for i, d in zip(part, done, strict=True):
-                out[keys[i]] = d.text
-        if dup_hits:
-            with self._lock:
-                self.usage.cache_hits += dup_hits
-            self.cache.bump(hits=dup_hits)
-        return [out[k] for k in keys]
-
-    def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
-        keys = [score_key(self.backend, self.model_id, r) for r in requests]
-        found = self.cache.get_many(keys)
-        out: dict[str, ScoreResult] = {}
-        for k, row in found.items():
-            d = json.loads(row[0])
-            out[k] = ScoreResult(logprobs=tuple(d["logprobs"]), num_tokens=tuple(d["num_tokens"]))
-        self._hit([found[k] for k in keys if k in found])
-        first: dict[str, int] = {}
-        for i, k in enumerate(keys):
-            if k not in found:
-                first.setdefault(k, i)
-        miss = list(first.values())
-        for start in range(0, len(miss), self.chunk):
-            part = miss[start : start + self.chunk]
-            done: list[Scored] = self.inner.score_detailed([requests[i] for i in part])
-            self.cache.put_many(
-                "score",
-                self.backend,
-                self.model_id,
-                [
-                    (
-                        keys[i],
-                        json.dumps(
-                            {"logprobs": list(d.result.logprobs), "num_tokens": list(d.result.num_tokens)}
-                        ),
-                        d,
-                    )
-                    for i, d in zip(part, done, strict=True)
-                ],
-            )
-            self.cache.bump(misses=len(part))
-            with self._lock:
-                account(self.usage, "score", done)
-            for i, d in zip(part, done, strict=True):
-                out[keys[i]] = d.result
-        return [out[k] for k in keys]
+def _as_hit(d: Completion | Scored) -> Completion | Scored:
+    """A repeat of a request computed earlier in the same call: it counts as a cache hit."""
+    return dataclasses.replace(d, cached=True)

@@ -82,12 +82,12 @@ def serve(
 def models() -> None:
     """List the model spec forms and the bundled models."""
     from culturellm.llm.convert import BUNDLED
-    from culturellm.llm.local import SPEC_FORMS
+    from culturellm.llm.spec import spec_forms
 
     for entry in BUNDLED.values():
         print(f"{entry.name:14s} {entry.description}")
     print("\nspec forms:")
-    for form in SPEC_FORMS:
+    for form in spec_forms():
         print(f"  {form}")
 
 

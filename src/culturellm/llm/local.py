@@ -25,10 +25,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from culturellm.errors import CultureLLMError, UnknownNameError
-from culturellm.llm.base import Chat, SamplingParams, ScoreRequest, ScoreResult, Usage
-from culturellm.llm.records import Completion, Scored, account
-from culturellm.modelref import MODELREF_FILE, find_modelref, read_modelref
+from culturellm.errors import CultureLLMError
+from culturellm.llm.backend import Backend
+from culturellm.llm.base import Chat, SamplingParams, ScoreRequest, ScoreResult
+from culturellm.llm.records import Completion, Scored
+from culturellm.llm.spec import ModelSpec, parse_spec
 
 # A plain ChatML template for tokenizers that have none (tiny test tokenizers, base models).
 CHATML_TEMPLATE = (
@@ -64,128 +65,106 @@ def ensure_chat_template(tokenizer: Any) -> None:
         tokenizer.pad_token = tokenizer.eos_token
 
 
-SPEC_FORMS = (
-    "bundled (SmolLM2-135M-Instruct, offline)",
-    "gemma3-270m (Gemma 3 270M, offline)",
-    "hf:PATH (a local Hugging Face model directory)",
-    "PATH (a HF model directory, a PEFT adapter directory, or a directory/file with culturellm.json)",
-    "openai:MODEL (any OpenAI-compatible server; --base-url / OPENAI_BASE_URL, OPENAI_API_KEY)",
-)
-
-
-def unknown_spec(spec: str, why: str = "") -> UnknownNameError:
-    forms = "; ".join(SPEC_FORMS)
-    return UnknownNameError(f"unknown model spec '{spec}'{': ' + why if why else ''}. Valid forms: {forms}")
-
-
 # --------------------------------------------------------------------------------------------------
 # Resolving specs to HF objects
 
-
-def _is_hf_dir(p: Path) -> bool:
-    return p.is_dir() and (p / "config.json").is_file()
-
-
-def _is_adapter_dir(p: Path) -> bool:
-    return p.is_dir() and (p / "adapter_config.json").is_file()
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+_DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
-def resolve_local_dir(spec: str) -> Path:
-    """The directory of weights a non-adapter local spec loads from (converting bundled GGUFs once)."""
-    from culturellm.llm.convert import BUNDLED, converted_dir
-
-    if spec in BUNDLED:
-        return converted_dir(spec)
-    path = Path(spec[3:] if spec.startswith("hf:") else spec).expanduser()
-    if _is_hf_dir(path):
-        return path
-    if spec.startswith("hf:"):
-        raise CultureLLMError(f"hf:{path}: not a Hugging Face model directory (no config.json)")
-    raise unknown_spec(spec)
-
-
-def _adapter_base(adapter: Path) -> str:
-    """The base spec of a plain PEFT adapter directory: culturellm.json beside or above it, else the
-    adapter config's base_model_name_or_path when that is a local spec."""
-    import json
-
-    for d in (adapter, adapter.parent):
-        if (d / MODELREF_FILE).is_file():
-            return read_modelref(d / MODELREF_FILE).base
-    cfg = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
-    base = str(cfg.get("base_model_name_or_path") or "")
-    from culturellm.llm.convert import BUNDLED
-
-    if base in BUNDLED or _is_hf_dir(Path(base.removeprefix("hf:"))):
-        return base
-    raise CultureLLMError(
-        f"{adapter}: PEFT adapter whose base '{base}' is not a local model; add a {MODELREF_FILE} "
-        "naming its base (e.g. 'bundled')"
-    )
-
-
-def _dtype(dtype: str | None) -> Any:
+def resolve_device(device: str | None = None) -> str:
+    """The torch device a `device` option names: auto (or None) is CUDA when there is one, else MPS,
+    else the CPU; an explicit accelerator that is not present is an error."""
     import torch
 
-    if dtype in (None, "auto", "float32", "fp32"):
-        return torch.float32
-    if dtype in ("bfloat16", "bf16"):
-        return torch.bfloat16
-    if dtype in ("float16", "fp16"):
-        return torch.float16
-    raise CultureLLMError(f"unknown dtype '{dtype}': use float32, bfloat16 or float16")
+    name = (device or "auto").strip().lower()
+    kind = name.split(":", 1)[0]
+    if kind not in DEVICES:
+        raise CultureLLMError(f"unknown device '{device}': use one of {', '.join(DEVICES)}")
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps is not None and mps.is_available())
+    if kind == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise CultureLLMError(f"device '{name}': no CUDA device is available to torch {torch.__version__}")
+    if kind == "mps" and not has_mps:
+        raise CultureLLMError(f"device '{name}': the MPS backend is not available")
+    return name
 
 
-def load_local(
-    spec: str,
-    *,
-    dtype: str | None = None,
-    merge: bool = False,
-    quantization_config: Any = None,
-    device_map: Any = None,
-) -> tuple[Any, Any]:
+def resolve_dtype(dtype: str | None, device: str = "cpu") -> Any:
+    """The torch dtype a `dtype` option names; auto (or None): bfloat16 on a CUDA device that supports
+    it (float16 on one that does not), float16 on MPS, float32 on the CPU."""
+    import torch
+
+    name = _DTYPE_ALIASES.get(str(dtype or "auto").lower(), str(dtype or "auto").lower())
+    if name not in DTYPES:
+        raise CultureLLMError(f"unknown dtype '{dtype}': use one of {', '.join(DTYPES)}")
+    if name == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float16 if device.startswith("mps") else torch.float32
+    return getattr(torch, name)
+
+
+def resolve_local_dir(spec: ModelSpec | str) -> Path:
+    """The directory of weights a local spec loads from (an adapter's: its base's; converting bundled
+    GGUFs once)."""
+    from culturellm.llm.convert import BUNDLED, converted_dir
+
+    spec = parse_spec(spec)
+    if spec.adapter is not None and spec.base is not None:
+        return resolve_local_dir(spec.base)
+    if spec.path is not None:
+        return spec.path
+    if spec.kind in BUNDLED and spec.name:
+        return converted_dir(spec.name)
+    where = f"{spec.source}: a remote model" if spec.source else f"'{spec.text}' is a remote model"
+    raise CultureLLMError(f"{where}: it has no local weights")
+
+
+def load_local(spec: ModelSpec | str, *, merge: bool = False, **options: Any) -> tuple[Any, Any]:
     """Load raw HF objects `(model, tokenizer)` for a local model spec.
 
-    Specs: `bundled`, `gemma3-270m`, `hf:PATH`, a HF model directory, a PEFT adapter directory, or a
-    directory/file holding culturellm.json (kind peft-adapter or merged). Adapters are loaded on top of
-    their base as a `peft.PeftModel` (merged into the base weights when `merge=True`). Weights are fp32
-    unless `dtype` says otherwise. `quantization_config` (a transformers BitsAndBytesConfig) loads the
-    weights quantised, placed by `device_map`. Nothing is downloaded.
+    Adapters are loaded on top of their base as a `peft.PeftModel` (merged into the base weights when
+    `merge=True`). Options (here or in the spec's options): `device` (auto|cpu|cuda|mps, default auto:
+    the accelerator when there is one), `dtype` (auto|float32|bfloat16|float16, default auto: bf16 on
+    an accelerator that supports it, fp32 on the CPU), `device_map` (e.g. "auto": accelerate places the
+    layers over the devices there are; `device` is then not used), `quantization_config` (a
+    transformers BitsAndBytesConfig: the weights are loaded quantised, placed by `device_map`).
+    Nothing is downloaded.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    spec = parse_spec(spec, **options)
+    directory = resolve_local_dir(spec)  # raises for remote models
+    device = resolve_device(spec.options.get("device"))
+    dtype = resolve_dtype(spec.options.get("dtype"), device)
+    device_map = spec.options.get("device_map")
+    extra = {
+        k: spec.options[k] for k in ("device_map", "quantization_config") if spec.options.get(k) is not None
+    }
+    model, tokenizer = _from_pretrained(directory, dtype=dtype, **extra)
+    if spec.adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(spec.adapter))
+        if merge:
+            model = model.merge_and_unload()
+    if device_map is None and device != "cpu":
+        model = model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+def _from_pretrained(directory: Path, **kw: Any) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    if spec.startswith("openai:"):
-        raise CultureLLMError(f"'{spec}' is a remote model: it has no local weights")
-    adapter: Path | None = None
-    base = spec
-    if not spec.startswith("hf:"):
-        ref_file = find_modelref(spec)
-        if ref_file is not None:
-            ref = read_modelref(ref_file)
-            if ref.kind == "openai":
-                raise CultureLLMError(f"{ref_file}: a remote OpenAI fine-tune has no local weights")
-            if ref.kind == "merged":
-                base = str(ref.resolve_path(ref_file))
-            else:
-                adapter, base = ref.resolve_path(ref_file), ref.base
-                if not _is_adapter_dir(adapter):
-                    raise CultureLLMError(
-                        f"{ref_file}: adapter directory {adapter} has no adapter_config.json"
-                    )
-        elif _is_adapter_dir(Path(spec)):
-            adapter, base = Path(spec), _adapter_base(Path(spec))
-    directory = resolve_local_dir(base)
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # no "Loading weights" bar for a 3 s load; restored below
     try:
-        extra: dict[str, Any] = {}
-        if quantization_config is not None:
-            extra["quantization_config"] = quantization_config
-        if device_map is not None:
-            extra["device_map"] = device_map
-        model = AutoModelForCausalLM.from_pretrained(directory, dtype=_dtype(dtype), **extra)
+        model = AutoModelForCausalLM.from_pretrained(directory, **kw)
         tokenizer = AutoTokenizer.from_pretrained(directory)
     except (OSError, ValueError) as e:
         raise CultureLLMError(f"{directory}: cannot load model: {e}") from None
@@ -193,13 +172,6 @@ def load_local(
         if bars:
             hf_logging.enable_progress_bar()
     ensure_chat_template(tokenizer)
-    if adapter is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(adapter))
-        if merge:
-            model = model.merge_and_unload()
-    model.eval()
     return model, tokenizer
 
 
@@ -230,7 +202,7 @@ def _end_of_turn_ids(tokenizer: Any) -> list[int]:
     return [int(tokenizer.eos_token_id)]
 
 
-class LocalChatModel:
+class LocalChatModel(Backend):
     """A `ChatModel` over an in-memory HF causal LM and tokenizer.
 
     batch_size: prompts per forward pass for generation and scoring (prompts are sorted by length so a
@@ -256,11 +228,10 @@ class LocalChatModel:
         score_min_prefix: int = 16,
         progress: bool = False,
     ) -> None:
+        super().__init__(name)
         self.model = model
         self.tokenizer = tokenizer
-        self.name = name
-        self.model_id = name
-        self.usage = Usage()
+        self.load_seconds = 0.0
         self.batch_size = batch_size
         self.score_rows = score_rows
         self.score_tokens = score_tokens
@@ -343,17 +314,12 @@ class LocalChatModel:
 
     # -- generate ----------------------------------------------------------------------------------
 
-    def generate(self, requests: Sequence[Chat], params: SamplingParams | None = None) -> list[str]:
-        """One assistant reply per chat request. Greedy when temperature == 0; otherwise sampling
-        seeded from (params.seed, params.sample_index): the same call with the same batch replays."""
-        done = self.generate_detailed(requests, params)
-        account(self.usage, "generate", done)
-        return [c.text for c in done]
-
     def generate_detailed(
         self, requests: Sequence[Chat], params: SamplingParams | None = None
     ) -> list[Completion]:
-        """`generate` with per-request token counts and latency; does not touch `usage`."""
+        """One assistant reply per chat request, with token counts and latency. Greedy when
+        temperature == 0; otherwise sampling seeded from (params.seed, params.sample_index): the same
+        call with the same batch replays."""
         if not requests:
             return []
         done = self.generate_ids([self.prompt_ids(r) for r in requests], params)
@@ -454,12 +420,6 @@ class LocalChatModel:
         if not ids:
             raise CultureLLMError("cannot score an empty candidate with end_of_turn=False")
         return ids
-
-    def score(self, requests: Sequence[ScoreRequest], *, mode: str = "kv") -> list[ScoreResult]:
-        """Exact log-probabilities of each candidate as the assistant reply (see `score_detailed`)."""
-        done = self.score_detailed(requests, mode=mode)
-        account(self.usage, "score", done)
-        return [d.result for d in done]
 
     def score_detailed(self, requests: Sequence[ScoreRequest], *, mode: str = "kv") -> list[Scored]:
         """Exact log-probabilities of each candidate as the assistant reply.
@@ -668,30 +628,15 @@ def _apply_stop(text: str, stop: Sequence[str]) -> str:
 # Memoised loading
 
 
-def local_fingerprint(spec: str) -> str:
+def local_fingerprint(spec: ModelSpec | str) -> str:
     """A short hash of the weight files a local spec loads (names, sizes, mtimes), so the response
     cache never answers for a re-trained adapter or model from entries of its previous version."""
     import hashlib
 
-    from culturellm.llm.convert import BUNDLED
-
-    h = hashlib.sha256()
-    dirs: list[Path] = []
-    if spec in BUNDLED:
-        dirs.append(resolve_local_dir(spec))
-    else:
-        ref_file = None if spec.startswith("hf:") else find_modelref(spec)
-        if ref_file is not None:
-            ref = read_modelref(ref_file)
-            dirs.append(ref.resolve_path(ref_file))
-            if ref.kind == "peft-adapter":
-                return f"{local_fingerprint(ref.base)}+{_hash_dirs(dirs)}"
-        elif _is_adapter_dir(Path(spec)):
-            return f"{local_fingerprint(_adapter_base(Path(spec)))}+{_hash_dirs([Path(spec)])}"
-        else:
-            dirs.append(resolve_local_dir(spec))
-    h.update(_hash_dirs(dirs).encode())
-    return h.hexdigest()[:12]
+    spec = parse_spec(spec)
+    if spec.adapter is not None and spec.base is not None:
+        return f"{local_fingerprint(spec.base)}+{_hash_dirs([spec.adapter])}"
+    return hashlib.sha256(_hash_dirs([resolve_local_dir(spec)]).encode()).hexdigest()[:12]
 
 
 def _hash_dirs(dirs: Sequence[Path]) -> str:
@@ -706,20 +651,29 @@ def _hash_dirs(dirs: Sequence[Path]) -> str:
     return h.hexdigest()[:12]
 
 
-_LOADED: dict[tuple[str, str | None], LocalChatModel] = {}
+LOAD_OPTIONS = ("device", "dtype", "device_map", "quantization_config")  # the rest are LocalChatModel options
+_LOADED: dict[tuple[str, str, str, str], LocalChatModel] = {}
 _LOAD_LOCK = threading.Lock()
 
 
-def load_local_chat(spec: str, *, dtype: str | None = None, **options: Any) -> LocalChatModel:
-    """A `LocalChatModel` for a local spec, loaded once per process (memoised on spec and dtype);
-    adapters are merged into their base for inference."""
-    key = (spec, dtype)
+def load_local_chat(spec: ModelSpec | str, **options: Any) -> LocalChatModel:
+    """A `LocalChatModel` for a local spec, loaded once per process (memoised on the spec and the
+    device, dtype and device map it resolves to); adapters are merged into their base for inference.
+    Options: `device`, `dtype`, `device_map` (see `load_local`), and LocalChatModel's (`batch_size`...).
+    """
+    spec = parse_spec(spec, **options)
+    load = {k: v for k, v in spec.options.items() if k in LOAD_OPTIONS and v is not None}
+    device = resolve_device(load.get("device"))
+    dtype = str(resolve_dtype(load.get("dtype"), device)).removeprefix("torch.")
+    key = (spec.text, device, dtype, repr(load.get("device_map")))
     with _LOAD_LOCK:
         if key not in _LOADED:
             t0 = time.perf_counter()
-            model, tokenizer = load_local(spec, dtype=dtype, merge=True)
-            chat = LocalChatModel(model, tokenizer, name=spec, **options)
-            chat.model_id = f"{spec}@{local_fingerprint(spec)}" + (f":{dtype}" if dtype else "")
-            chat.load_seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
+            model, tokenizer = load_local(spec.with_options(device=device, dtype=dtype), merge=True)
+            rest = {k: v for k, v in spec.options.items() if k not in LOAD_OPTIONS}
+            chat = LocalChatModel(model, tokenizer, name=spec.text, **rest)
+            suffix = f":{dtype}" if dtype != "float32" else ""  # fp32 keys match earlier versions' entries
+            chat.model_id = f"{spec.text}@{local_fingerprint(spec)}{suffix}"
+            chat.load_seconds = time.perf_counter() - t0
             _LOADED[key] = chat
         return _LOADED[key]

@@ -26,16 +26,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from culturellm.errors import CultureLLMError
-from culturellm.llm.base import Chat, SamplingParams, ScoreRequest, ScoreResult, Usage
+from culturellm.llm.backend import Backend
+from culturellm.llm.base import Chat, SamplingParams, ScoreRequest, ScoreResult
 from culturellm.llm.pricing import PriceTable, load_prices
-from culturellm.llm.records import Completion, Scored, account
+from culturellm.llm.records import Completion, Scored
 
 OPENAI_URL = "https://api.openai.com/v1"
 TOP_LOGPROBS = 20
 FLOOR_MARGIN = math.log(2.0)  # a candidate outside the top-k is at least this much less likely
 
 
-class OpenAIChatModel:
+class OpenAIChatModel(Backend):
     """A remote chat model behind an OpenAI-compatible API."""
 
     backend = "openai"
@@ -55,9 +56,9 @@ class OpenAIChatModel:
     ) -> None:
         import openai
 
-        self.model = model
-        self.name = name or f"openai:{model}"
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
+        super().__init__(name or f"openai:{model}", model_id=f"{model}@{self.base_url}")
+        self.model = model
         key = api_key or os.environ.get("OPENAI_API_KEY")
         if not key:
             if self.base_url == OPENAI_URL:
@@ -71,8 +72,6 @@ class OpenAIChatModel:
         )
         self.concurrency = max(1, int(concurrency))
         self.prices = prices if isinstance(prices, PriceTable) else load_prices(prices)
-        self.model_id = f"{model}@{self.base_url}"
-        self.usage = Usage()
         self.score_mode = score_mode  # "auto" (logprobs, else parse), "logprobs", "parse"
         self._logprobs_ok: bool | None = None if score_mode == "auto" else score_mode == "logprobs"
         self._lock = threading.Lock()
@@ -112,11 +111,6 @@ class OpenAIChatModel:
 
     # -- generate ----------------------------------------------------------------------------------
 
-    def generate(self, requests: Sequence[Chat], params: SamplingParams | None = None) -> list[str]:
-        done = self.generate_detailed(requests, params)
-        account(self.usage, "generate", done)
-        return [d.text for d in done]
-
     def generate_detailed(
         self, requests: Sequence[Chat], params: SamplingParams | None = None
     ) -> list[Completion]:
@@ -150,11 +144,6 @@ class OpenAIChatModel:
         return self._map(one, list(requests))
 
     # -- score -------------------------------------------------------------------------------------
-
-    def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
-        done = self.score_detailed(requests)
-        account(self.usage, "score", done)
-        return [d.result for d in done]
 
     def score_detailed(self, requests: Sequence[ScoreRequest]) -> list[Scored]:
         return self._map(self._score_one, list(requests))

@@ -20,6 +20,7 @@ class Completion:
     latency_s: float = 0.0
     finish_reason: str = "stop"  # "stop" (end of turn or stop string) or "length" (max_tokens)
     token_logprobs: list[dict[str, Any]] | None = None  # per token: token, logprob, top_logprobs
+    cached: bool = False  # answered from the response cache (costs nothing now)
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,19 @@ class Scored:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     latency_s: float = 0.0
+    cached: bool = False
 
 
 def account(usage: Usage, kind: str, done: Sequence[Completion | Scored]) -> None:
-    """Add paid requests to `usage`."""
-    usage.requests += len(done)
-    usage.by_kind[kind] = usage.by_kind.get(kind, 0) + len(done)
+    """Add paid requests to `usage` (requests, tokens, cost by kind); cached answers count as hits."""
+    hits = sum(1 for d in done if d.cached)
+    usage.cache_hits += hits
+    usage.requests += len(done) - hits
+    if len(done) > hits:
+        usage.by_kind[kind] = usage.by_kind.get(kind, 0) + len(done) - hits
     for d in done:
+        if d.cached:
+            continue
         usage.prompt_tokens += d.prompt_tokens
         usage.completion_tokens += d.completion_tokens
         usage.cost_usd += d.cost_usd

@@ -398,11 +398,10 @@ def serve(
     from rich.console import Console
 
     from culturellm.errors import CultureLLMError
-    from culturellm.llm import resolve_spec
     from culturellm.llm.local import load_local_chat
+    from culturellm.llm.spec import parse_spec
 
-    kind, _ = resolve_spec(spec)
-    if kind != "local":
+    if not parse_spec(spec).local:
         raise CultureLLMError(f"'{spec}' is a remote model; culturellm serve serves local models only")
     console = Console(stderr=True)
     with console.status(f"loading {spec}"):
