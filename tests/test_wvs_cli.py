@@ -126,7 +126,7 @@ def test_cultures_add(cli):
     assert "Levantine" in out
     code, out, _ = cli("seeds", "--culture", "levant", "--json")
     assert code == 0 and len(out.splitlines()) == 48
-    code, _, err = cli("cultures", "add", "future", "-l", "en", "-c", "NGA")
+    code, _, err = cli("cultures", "add", "future", "-l", "en", "--countries", "NGA")
     assert code == 0 and "no WVS data yet for NGA" in err
 
 

@@ -14,8 +14,9 @@ app = typer.Typer(
     name="culturellm",
     help="Make LLMs culturally aware at low cost: WVS seeds -> augmentation -> fine-tuning -> evaluation.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: wraps at 80 columns, never cuts an option off
 )
 
 # Each module defines `register(app: typer.Typer) -> None`.

@@ -273,19 +273,18 @@ class Pipeline:
 
     def variants(self, culture: str):
         """The models compared for one culture: base, base + culture prompt, its CultureLLM, One."""
+        from functools import partial
+
         from culturellm.evaluate import ModelVariant
 
-        base = self.config.models.base
-        out = [ModelVariant(label="base", spec=base, system=None)]
+        models = self.config.models
+        variant = partial(ModelVariant, base_url=models.base_url, cache=models.cache)
+        out = [variant("base", models.base, None)]
         if self.config.evaluate.baselines:
-            out.append(ModelVariant(label="base+culture-prompt", spec=base, system="culture"))
-        out.append(
-            ModelVariant(label="culturellm", spec=str(self.layout.model_dir(culture)), system="culture")
-        )
+            out.append(variant("base+culture-prompt", models.base, "culture"))
+        out.append(variant("culturellm", str(self.layout.model_dir(culture)), "culture"))
         if len(self.cultures) > 1:
-            out.append(
-                ModelVariant(label="culturellm-one", spec=str(self.layout.model_dir(ONE)), system="culture")
-            )
+            out.append(variant("culturellm-one", str(self.layout.model_dir(ONE)), "culture"))
         return out
 
     def stage_evaluate(self) -> StageResult:

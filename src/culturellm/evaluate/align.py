@@ -35,7 +35,7 @@ def align(
 
     from culturellm.cultures import get_culture
     from culturellm.evaluate.runner import variant_from
-    from culturellm.llm import ScoreRequest, load_model
+    from culturellm.llm import ScoreRequest
     from culturellm.prompts import survey_messages
     from culturellm.wvs import seed_set
 
@@ -65,7 +65,7 @@ def align(
         reqs.append(
             ScoreRequest(survey_messages(text, s.options, system_text), tuple(s.options), end_of_turn=True)
         )
-    model = load_model(v.spec)
+    model = v.load()
     results = model.score(reqs)
     rows = []
     for (qid, kind, text), res in zip(items, results, strict=True):

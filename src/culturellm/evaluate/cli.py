@@ -13,9 +13,19 @@ from culturellm.settings import field_help, flags, load_toml, pick, resolve
 
 
 def _variants(
-    models: list[str], labels: list[str] | None, baselines: bool, context: Path | None, culture_prompt: bool
+    models: list[str],
+    labels: list[str] | None,
+    baselines: bool,
+    context: Path | None,
+    culture_prompt: bool,
+    **load: object,
 ):
-    from culturellm.evaluate.runner import ModelVariant
+    """The compared variants; `load` (base_url, cache) is how every model is loaded."""
+    from functools import partial
+
+    from culturellm.evaluate.runner import ModelVariant as _ModelVariant
+
+    ModelVariant = partial(_ModelVariant, **load)
 
     if not models:
         raise CultureLLMError("give at least one --model SPEC (e.g. --model bundled)")
@@ -33,186 +43,209 @@ def _variants(
     return out
 
 
+def tasks_command(
+    culture: str | None = typer.Option(None, "--culture", "-c", help="Only this culture's tasks."),
+    type_: str | None = typer.Option(None, "--type", help="Only this task type (offensive, hate...)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line (every field)."),
+) -> None:
+    """List the evaluation tasks (bundled registry + the user's tasks.toml)."""
+    from culturellm.evaluate.tasks import list_tasks
+
+    if culture is not None:
+        from culturellm.cultures import get_culture
+
+        culture = get_culture(culture).name
+    tasks = list_tasks(culture=culture, type=type_)
+    if as_json:
+        for t in tasks:
+            d = t.to_dict()
+            d["labels"] = list(t.labels)
+            d["verbalizations"] = dict(t.labels)
+            print(json.dumps(d, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Column, Table
+
+    # The name is what --task takes: never wrapped or cut; the labels wrap; the path is in --json.
+    width = max((len(t.name) for t in tasks), default=4)
+    table = Table(
+        Column("name", no_wrap=True, min_width=width),
+        Column("type", no_wrap=True),
+        Column("labels", overflow="fold"),
+        title=f"{len(tasks)} tasks (--json: data paths and every field)",
+        box=None,
+        pad_edge=False,
+    )
+    for t in tasks:
+        table.add_row(t.name, t.type, ", ".join(t.verbalizations))
+    Console().print(table)
+
+
+def evaluate_command(
+    model: list[str] = typer.Option([], "--model", "-m", help="Model spec (repeatable)."),
+    label: list[str] = typer.Option([], "--label", help="Name of the matching --model in reports."),
+    culture: list[str] = typer.Option([], "--culture", "-c", help="Culture (repeatable)."),
+    task: list[str] = typer.Option([], "--task", help="Only these tasks (full or short name)."),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="The release's data/ folder (default: bundled 30-row sample)."
+    ),
+    limit: int | None = typer.Option(None, "--limit", help="Stratified, seeded examples per task."),
+    out: Path = typer.Option(Path("eval-out"), "--out", "-o", help="Output directory."),
+    config_file: Path | None = typer.Option(
+        None, "--config", help="A run TOML: its [evaluate] table (flags override it)."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Sample seed (default: 0)."),
+    mode: Mode | None = typer.Option(
+        None, "--mode", help="score (label log-probs, default) or generate (parse replies)."
+    ),
+    calibration: Calibration | None = typer.Option(
+        None, "--calibration", help=field_help(EvaluateConfig, "calibration")
+    ),
+    temperature: float | None = typer.Option(
+        None, "--temperature", help=field_help(EvaluateConfig, "temperature")
+    ),
+    max_tokens: int | None = typer.Option(
+        None, "--max-tokens", help=field_help(EvaluateConfig, "max_tokens")
+    ),
+    baselines: bool | None = typer.Option(
+        None, "--baselines/--no-baselines", help="Also each model + culture system prompt."
+    ),
+    culture_prompt: bool = typer.Option(
+        False, "--culture-prompt", help="Give every model the culture prompt."
+    ),
+    context: Path | None = typer.Option(None, "--context", help="Also each model + this context as system."),
+    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server (openai:MODEL)."),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="Use the response cache."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Evaluate models on the culture datasets: OUT/results.jsonl, OUT/report.md, OUT/plots/*.png."""
+    from culturellm.evaluate.runner import evaluate
+
+    if not culture:
+        raise CultureLLMError("give at least one --culture (see `culturellm cultures`)")
+    given = pick(EvaluateConfig, locals()) | {"tasks": task or None}
+    toml = load_toml(config_file, "evaluate") if config_file else None
+    cfg = resolve(EvaluateConfig, toml, flags(given, {"tasks": "--task"}))
+    if cfg.mode != "generate" and (cfg.temperature is not None or cfg.max_tokens is not None):
+        raise CultureLLMError("--temperature and --max-tokens apply to --mode generate only")
+    variants = _variants(model, label, cfg.baselines, context, culture_prompt, base_url=base_url, cache=cache)
+    rows = evaluate(
+        variants,
+        culture,
+        cfg.data_dir,
+        cfg.limit,
+        out,
+        seed=cfg.seed,
+        mode=cfg.mode,
+        progress=progress,
+        tasks=cfg.tasks,
+        temperature=cfg.temperature,
+        max_tokens=cfg.max_tokens,
+        calibration=cfg.calibration,
+    )
+    _print_f1_table(rows, out)
+
+
+def _print_f1_table(rows: list[dict], out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from culturellm.evaluate.report import summarize
+
+    s = summarize(rows)
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    table = Table("culture", *models, "random", title="mean macro-F1")
+    for c, d in sorted(s["culture"].items()):
+        rnd = [x for x in s["random"][c].values() if x is not None]
+        table.add_row(
+            c,
+            *(f"{d.get(m, float('nan')):.3f}" for m in models),
+            f"{sum(rnd) / len(rnd):.3f}" if rnd else "–",
+        )
+    con = Console()
+    con.print(table)
+    con.print(f"wrote {out / 'results.jsonl'}, {out / 'report.md'}, {out / 'plots'}/")
+
+
+def align_command(
+    model: str = typer.Option(..., "--model", "-m", help="Model spec."),
+    culture: str = typer.Option(..., "--culture", "-c", help="Culture whose WVS answers are the target."),
+    split: Path | None = typer.Option(None, "--split", help="A <train>.manifest.json: held-out items only."),
+    culture_prompt: bool = typer.Option(
+        False, "--culture-prompt", help="Ask with the culture system prompt."
+    ),
+    context: Path | None = typer.Option(None, "--context", help="A file whose text is the system message."),
+    label: str | None = typer.Option(None, "--label", help="The model's name in the output."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Append the summary row to OUT/align.jsonl."),
+    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server (openai:MODEL)."),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="Use the response cache."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show what is being scored."),
+) -> None:
+    """WVS alignment: majority agreement and 1 - Jensen-Shannon distance to the culture's answers."""
+    import contextlib
+
+    from rich.console import Console
+
+    from culturellm.evaluate.align import align
+    from culturellm.evaluate.runner import ModelVariant
+
+    if culture_prompt and context:
+        raise CultureLLMError("give --culture-prompt or --context, not both")
+    system = "culture" if culture_prompt else context
+    variant = ModelVariant(label or model, model, system, base_url=base_url, cache=cache)
+    status = Console(stderr=True).status(f"aligning {variant.label} with {culture}")
+    with status if progress else contextlib.nullcontext():
+        res = align(variant, culture, split=split)
+    if out is not None:
+        from culturellm.jsonio import append_jsonl
+
+        append_jsonl(out / "align.jsonl", [{k: v for k, v in res.items() if k != "questions"}])
+    if as_json:
+        print(json.dumps(res, ensure_ascii=False))
+        return
+    _print_alignment(res)
+
+
+def _print_alignment(res: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        "question", "kind", "model", "majority", "1-JSD", title=f"{res['model']} · {res['culture']}"
+    )
+    for q in res["questions"]:
+        table.add_row(
+            q["question_id"], q["kind"], q["model_answer"], q["majority"], f"{q['one_minus_jsd']:.3f}"
+        )
+    con = Console()
+    con.print(table)
+    con.print(
+        f"majority agreement {res['majority_agreement']:.3f} (chance {res['chance_agreement']:.3f}) · "
+        f"1-JSD {res['one_minus_jsd']:.3f} (uniform {res['uniform_one_minus_jsd']:.3f}) · "
+        f"{res['n_questions']} items"
+    )
+
+
+def report_command(
+    results: list[Path] = typer.Argument(..., help="results.jsonl files or directories holding one."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where report.md, plots/ and the merged results go."),
+) -> None:
+    """Merge evaluation runs into one report (later files win for the same model x task)."""
+    from culturellm.evaluate.report import load_rows, write_report
+    from culturellm.jsonio import write_jsonl
+
+    rows, _ = load_rows(results)
+    merged = out / "results.jsonl"
+    if not any(Path(p).resolve() in (merged.resolve(), out.resolve()) for p in results):
+        write_jsonl(merged, rows)
+    path = write_report(results, out)
+    print(path)
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
-
-    @app.command("tasks")
-    def tasks_cmd(
-        culture: str | None = typer.Option(None, "--culture", "-c", help="Only this culture's tasks."),
-        type_: str | None = typer.Option(
-            None, "--type", "-t", help="Only this task type (offensive, hate...)."
-        ),
-        as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
-    ) -> None:
-        """List the evaluation tasks (bundled registry + the user's tasks.toml)."""
-        from culturellm.evaluate.tasks import list_tasks
-
-        if culture is not None:
-            from culturellm.cultures import get_culture
-
-            culture = get_culture(culture).name
-        tasks = list_tasks(culture=culture, type=type_)
-        if as_json:
-            for t in tasks:
-                d = t.to_dict()
-                d["labels"] = list(t.labels)
-                d["verbalizations"] = dict(t.labels)
-                print(json.dumps(d, ensure_ascii=False))
-            return
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table("name", "type", "language", "labels", "path", title=f"{len(tasks)} tasks")
-        for t in tasks:
-            table.add_row(t.name, t.type, t.language, ", ".join(t.verbalizations), t.path)
-        Console().print(table)
-
-    @app.command("evaluate")
-    def evaluate_cmd(
-        model: list[str] = typer.Option([], "--model", "-m", help="Model spec (repeatable)."),
-        label: list[str] = typer.Option([], "--label", help="Name of the matching --model in reports."),
-        culture: list[str] = typer.Option([], "--culture", "-c", help="Culture (repeatable)."),
-        task: list[str] = typer.Option([], "--task", help="Only these tasks (full or short name)."),
-        data_dir: Path | None = typer.Option(
-            None, "--data-dir", help="The release's data/ folder (default: bundled 30-row sample)."
-        ),
-        limit: int | None = typer.Option(None, "--limit", help="Stratified, seeded examples per task."),
-        out: Path = typer.Option(Path("eval-out"), "--out", "-o", help="Output directory."),
-        config_file: Path | None = typer.Option(
-            None, "--config", help="A run TOML: its [evaluate] table (flags override it)."
-        ),
-        seed: int | None = typer.Option(None, "--seed", help="Sample seed (default: 0)."),
-        mode: Mode | None = typer.Option(
-            None, "--mode", help="score (label log-probs, default) or generate (parse replies)."
-        ),
-        calibration: Calibration | None = typer.Option(
-            None, "--calibration", help=field_help(EvaluateConfig, "calibration")
-        ),
-        temperature: float | None = typer.Option(
-            None, "--temperature", help=field_help(EvaluateConfig, "temperature")
-        ),
-        max_tokens: int | None = typer.Option(
-            None, "--max-tokens", help=field_help(EvaluateConfig, "max_tokens")
-        ),
-        baselines: bool | None = typer.Option(
-            None, "--baselines/--no-baselines", help="Also each model + culture system prompt."
-        ),
-        culture_prompt: bool = typer.Option(
-            False, "--culture-prompt", help="Give every model the culture prompt."
-        ),
-        context: Path | None = typer.Option(
-            None, "--context", help="Also each model + this context as system."
-        ),
-        progress: bool = typer.Option(True, "--progress/--no-progress"),
-    ) -> None:
-        """Evaluate models on the culture datasets: OUT/results.jsonl, OUT/report.md, OUT/plots/*.png."""
-        from culturellm.evaluate.runner import evaluate
-
-        if not culture:
-            raise CultureLLMError("give at least one --culture (see `culturellm cultures`)")
-        given = pick(EvaluateConfig, locals()) | {"tasks": task or None}
-        toml = load_toml(config_file, "evaluate") if config_file else None
-        cfg = resolve(EvaluateConfig, toml, flags(given, {"tasks": "--task"}))
-        if cfg.mode != "generate" and (cfg.temperature is not None or cfg.max_tokens is not None):
-            raise CultureLLMError("--temperature and --max-tokens apply to --mode generate only")
-        variants = _variants(model, label, cfg.baselines, context, culture_prompt)
-        rows = evaluate(
-            variants,
-            culture,
-            cfg.data_dir,
-            cfg.limit,
-            out,
-            seed=cfg.seed,
-            mode=cfg.mode,
-            progress=progress,
-            tasks=cfg.tasks,
-            temperature=cfg.temperature,
-            max_tokens=cfg.max_tokens,
-            calibration=cfg.calibration,
-        )
-        from rich.console import Console
-        from rich.table import Table
-
-        from culturellm.evaluate.report import summarize
-
-        s = summarize(rows)
-        models = list(dict.fromkeys(r["model"] for r in rows))
-        table = Table("culture", *models, "random", title="mean macro-F1")
-        for c, d in sorted(s["culture"].items()):
-            rnd = [x for x in s["random"][c].values() if x is not None]
-            table.add_row(
-                c,
-                *(f"{d.get(m, float('nan')):.3f}" for m in models),
-                f"{sum(rnd) / len(rnd):.3f}" if rnd else "–",
-            )
-        con = Console()
-        con.print(table)
-        con.print(f"wrote {out / 'results.jsonl'}, {out / 'report.md'}, {out / 'plots'}/")
-
-    @app.command("align")
-    def align_cmd(
-        model: str = typer.Option(..., "--model", "-m", help="Model spec."),
-        culture: str = typer.Option(..., "--culture", "-c"),
-        split: Path | None = typer.Option(
-            None, "--split", help="A <train>.manifest.json: held-out items only."
-        ),
-        culture_prompt: bool = typer.Option(
-            False, "--culture-prompt", help="Ask with the culture system prompt."
-        ),
-        context: Path | None = typer.Option(
-            None, "--context", help="A file whose text is the system message."
-        ),
-        label: str | None = typer.Option(None, "--label"),
-        as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
-        out: Path | None = typer.Option(None, "--out", help="Append the summary row to OUT/align.jsonl."),
-    ) -> None:
-        """WVS alignment: majority agreement and 1 - Jensen-Shannon distance to the culture's answers."""
-        from culturellm.evaluate.align import align
-        from culturellm.evaluate.runner import ModelVariant
-
-        if culture_prompt and context:
-            raise CultureLLMError("give --culture-prompt or --context, not both")
-        system = "culture" if culture_prompt else context
-        res = align(ModelVariant(label or model, model, system), culture, split=split)
-        if out is not None:
-            from culturellm.jsonio import append_jsonl
-
-            append_jsonl(out / "align.jsonl", [{k: v for k, v in res.items() if k != "questions"}])
-        if as_json:
-            print(json.dumps(res, ensure_ascii=False))
-            return
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(
-            "question", "kind", "model", "majority", "1-JSD", title=f"{res['model']} · {res['culture']}"
-        )
-        for q in res["questions"]:
-            table.add_row(
-                q["question_id"], q["kind"], q["model_answer"], q["majority"], f"{q['one_minus_jsd']:.3f}"
-            )
-        con = Console()
-        con.print(table)
-        con.print(
-            f"majority agreement {res['majority_agreement']:.3f} (chance {res['chance_agreement']:.3f}) · "
-            f"1-JSD {res['one_minus_jsd']:.3f} (uniform {res['uniform_one_minus_jsd']:.3f}) · "
-            f"{res['n_questions']} items"
-        )
-
-    @app.command("report")
-    def report_cmd(
-        results: list[Path] = typer.Argument(..., help="results.jsonl files or directories holding one."),
-        out: Path = typer.Option(
-            ..., "--out", "-o", help="Where report.md, plots/ and the merged results go."
-        ),
-    ) -> None:
-        """Merge evaluation runs into one report (later files win for the same model x task)."""
-        from culturellm.evaluate.report import load_rows, write_report
-        from culturellm.jsonio import write_jsonl
-
-        rows, _ = load_rows(results)
-        merged = out / "results.jsonl"
-        if not any(Path(p).resolve() in (merged.resolve(), out.resolve()) for p in results):
-            write_jsonl(merged, rows)
-        path = write_report(results, out)
-        print(path)
+    app.command("tasks")(tasks_command)
+    app.command("evaluate")(evaluate_command)
+    app.command("align")(align_command)
+    app.command("report")(report_command)

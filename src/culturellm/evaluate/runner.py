@@ -28,11 +28,20 @@ class ModelVariant:
     """A model as compared in a report: `label` (its name in tables), `spec` (a `load_model` spec) and
     `system`: None (no system message), "culture" (culturellm.prompts.culture_system_prompt of the
     evaluated culture) or a Path to a text file whose content is the system message (a culture
-    context paragraph)."""
+    context paragraph). `base_url` and `cache` are how it is loaded (`load()`): the server of an
+    openai:MODEL spec, and whether calls go through the response cache."""
 
     label: str
     spec: str
     system: Literal["culture"] | Path | None = None
+    base_url: str | None = None
+    cache: bool = True
+
+    def load(self) -> Any:
+        """The ChatModel (loaded once per process and set of load options)."""
+        from culturellm.llm import load_model
+
+        return load_model(self.spec, base_url=self.base_url, cache=self.cache)
 
     def __post_init__(self) -> None:
         if isinstance(self.system, str) and self.system != "culture":
@@ -158,7 +167,6 @@ def evaluate(
         predict_score,
     )
     from culturellm.evaluate.tasks import list_tasks
-    from culturellm.llm import load_model
 
     if mode not in MODES:
         raise CultureLLMError(f"unknown mode '{mode}' (choose score or generate)")
@@ -233,7 +241,7 @@ def evaluate(
                 rows.append(done[key] | {"resumed": True})
                 continue
             prog.update(bar, description=f"{v.label} · {task.name}")
-            model = load_model(v.spec)
+            model = v.load()
             texts = [e.text for e in exs]
             y_true = [e.label for e in exs]
             usage0 = model.usage.as_dict()

@@ -217,7 +217,11 @@ def list_tasks(
         key = culture.strip().lower()
         tasks = [t for t in tasks if t.culture == key]
     if type is not None:
-        tasks = [t for t in tasks if t.type == type.strip().lower()]
+        key = type.strip().lower()
+        known_types = sorted({t.type for t in registry().values()})
+        if key not in known_types:
+            raise UnknownNameError(f"unknown task type '{type}'; known: {', '.join(known_types)}")
+        tasks = [t for t in tasks if t.type == key]
     if names:
         chosen: list[Task] = []
         for n in names:

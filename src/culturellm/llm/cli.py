@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from typing import Literal
 
 import typer
+
+ServeDtype = Literal["float32", "bfloat16", "float16"]
 
 cache_app = typer.Typer(
     help="The LLM response cache (SQLite): statistics and clearing.", no_args_is_help=True
@@ -37,7 +41,8 @@ def chat(
     api_key: str | None = typer.Option(
         None, "--api-key", envvar="OPENAI_API_KEY", show_envvar=True, help="API key for openai:MODEL."
     ),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Bypass the response cache."),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="Use the response cache."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a spinner while loading."),
     usage: bool = typer.Option(False, "--usage", help="Also print token usage and cost on stderr."),
 ) -> None:
     """Send one message to a model and print its reply."""
@@ -51,8 +56,8 @@ def chat(
         {"role": "user", "content": text}
     ]
     err = Console(stderr=True)
-    with err.status(f"loading {model}"):
-        llm = load_model(model, base_url=base_url, api_key=api_key, cache=not no_cache)
+    with err.status(f"loading {model}") if progress else contextlib.nullcontext():
+        llm = load_model(model, base_url=base_url, api_key=api_key, cache=cache)
     reply = llm.generate(
         [messages], SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
     )[0]
@@ -71,7 +76,7 @@ def serve(
     batch_size: int = typer.Option(
         8, "--batch-size", min=1, help="Most concurrent requests per forward pass."
     ),
-    dtype: str | None = typer.Option(None, "--dtype", help="float32 (default) or bfloat16."),
+    dtype: ServeDtype | None = typer.Option(None, "--dtype", help="Weights dtype (default: float32)."),
 ) -> None:
     """Serve a local model over an OpenAI-compatible API (/v1/models, /v1/chat/completions, ...)."""
     from culturellm.llm.server import serve as run_server

@@ -87,7 +87,7 @@ def cultures_add(
     name: str = typer.Argument(..., help="culture name (lower-case, e.g. 'levantine')"),
     language: str = typer.Option(..., "--language", "-l", help="ISO 639-1 language code, e.g. ar"),
     countries: list[str] = typer.Option(
-        ..., "--countries", "-c", help="WVS countries, ISO3, comma-separated (e.g. JOR,LBN)"
+        ..., "--countries", help="WVS countries, ISO3, comma-separated (e.g. JOR,LBN)"
     ),
     display: str | None = typer.Option(
         None, "--display", help="display name used in prompts (default: capitalised name)"
