@@ -111,6 +111,11 @@ def test_run_end_to_end(uninterrupted):
     ]
     assert manifest["versions"]["torch"] and manifest["inputs"]["questions"]
     assert (run_dir / "config.toml").exists() and (run_dir / "report.md").exists()
+    written = load_config(run_dir / "config.toml")  # every field, reloadable as it was run
+    assert written.finetune.max_steps == 4 and written.align.min_heldout == 1
+    text = (run_dir / "config.toml").read_text()
+    for field in ("grad_accum", "max_length", "t1", "calibration", "min_heldout", "# max_tokens = (unset)"):
+        assert field in text, field
     assert list(run_dir.glob("plots/*.png"))
     models = {
         json.loads(x)["model"] for x in (run_dir / "eval/arabic/results.jsonl").read_text().splitlines()
