@@ -172,3 +172,26 @@ def test_unknown_filters_are_one_line_errors(cli, args, needle):
 def test_shell_completion_is_on(cli):
     code, out, _ = cli("--help")
     assert code == 0 and "--install-completion" in out and "--show-completion" in out
+
+
+def test_evaluate_and_align_take_the_shared_flags(cli, tmp_path):
+    """With the fake: backend (no weights): -o, --base-url, --no-cache, --no-progress, --config."""
+    from culturellm.jsonio import read_jsonl
+    from culturellm.llm import load_model
+
+    run_toml = tmp_path / "run.toml"
+    run_toml.write_text('[evaluate]\nlimit = 3\ncalibration = "none"\n')
+    code, _, err = cli(
+        "evaluate", "-m", "fake:ev", "-c", "english", "--task", "threat_detect", "--config", str(run_toml),
+        "--limit", "4", "-o", str(tmp_path / "ev"), "--no-cache", "--no-progress",
+        "--base-url", "http://127.0.0.1:9",
+    )  # fmt: skip
+    assert code == 0, err
+    (row,) = read_jsonl(tmp_path / "ev" / "results.jsonl")
+    assert row["n"] == 4 and "calibration" not in row  # flag > TOML (limit), TOML > default (none)
+    assert load_model("fake:ev", base_url="http://127.0.0.1:9", cache=False).calls  # as the flags said
+    args = ["align", "-m", "fake:al", "-c", "korean", "--json", "-o", str(tmp_path / "al"), "--no-cache"]
+    code, out, err = cli(*args, "--no-progress")
+    assert code == 0, err
+    assert len(read_jsonl(tmp_path / "al" / "align.jsonl")) == 1 and '"majority_agreement"' in out
+    assert load_model("fake:al", cache=False).calls
