@@ -172,3 +172,58 @@ def test_translation_step_records_and_counts(tmp_path, cached_model, embedder, s
     )
     assert strict["counts"]["translation"] == 0
     assert strict["steps"]["translation"]["reasons"].get("below_t3", 0) == len(sources) - empty
+
+
+# --- #14: the state file cannot make the manifest describe other records ---------------------------
+
+
+def _copy_without_state(out, tmp_path):
+    copy = tmp_path / "aug"
+    shutil.copytree(out, copy)
+    (copy / ".augment-state.json").unlink()
+    return copy
+
+
+def test_missing_state_and_other_settings_is_refused(run, tmp_path, cached_model, embedder, seeds):
+    """[#14 item 5] `cp dir/*` drops the hidden state file; a rerun with another --n used to exit 0
+    with a manifest claiming the new settings over the old records."""
+    from culturellm.errors import CultureLLMError
+    from hostile import snapshot
+
+    copy = _copy_without_state(run[0], tmp_path)
+    before = snapshot(copy)
+    with pytest.raises(CultureLLMError, match="records made with other settings"):
+        augment(seeds, cached_model, embedder, AugmentConfig(**{**FAST, "n": 3}), copy)
+    assert snapshot(copy) == before
+    key = json.loads((copy / "manifest.json").read_text())["state_key"]
+    assert {r["state_key"] for r in read_jsonl(copy / "augmented.jsonl") if r["step"] == "seed"} == {key}
+
+
+@pytest.mark.parametrize("state", [None, "{torn", "[1, 2]", '{"fingerprint": 3, "steps": {"x": "y"}}'])
+def test_missing_or_damaged_state_with_same_settings_resumes(
+    run, tmp_path, cached_model, embedder, seeds, capsys, state
+):
+    """[#14 items 5, 6] Same settings: the records are kept, the counters come back from manifest.json,
+    a damaged state file is a warning (it was a traceback)."""
+    out, manifest = run
+    copy = _copy_without_state(out, tmp_path)
+    if state is not None:
+        (copy / ".augment-state.json").write_text(state)
+    records = (copy / "augmented.jsonl").read_bytes()
+    before = cached_model.usage.requests
+    again = augment(seeds, cached_model, embedder, AugmentConfig(**FAST), copy)
+    assert (copy / "augmented.jsonl").read_bytes() == records and cached_model.usage.requests == before
+    assert again["steps"] == manifest["steps"] and again["counts"]["seeds_resumed"] == 2
+    assert "warning:" in capsys.readouterr().err
+
+
+def test_foreign_output_directory_is_refused(tmp_path, cached_model, embedder, seeds):
+    """[#14 item 2] `augment --out` over a directory holding someone's manifest.json replaced it."""
+    from culturellm.errors import DataError
+
+    out = tmp_path / "theirs"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"mine": true}')
+    with pytest.raises(DataError, match="--force"):
+        augment(seeds, cached_model, embedder, AugmentConfig(**FAST), out)
+    assert (out / "manifest.json").read_text() == '{"mine": true}' and len(list(out.iterdir())) == 1

@@ -47,31 +47,38 @@ def augment_command(
     cache: bool = typer.Option(True, "--cache/--no-cache", help="use the LLM response cache"),
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible base URL"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+    force: bool = typer.Option(
+        False, "--force", help="write into an existing --out directory that culturellm did not make"
+    ),
 ) -> None:
     from rich.console import Console
 
     from culturellm.augment import augment
+    from culturellm.augment.pipeline import OURS
     from culturellm.embed import load_embedder
     from culturellm.llm import load_model
+    from culturellm.outdir import check_claim
     from culturellm.wvs import load_questions
 
     given = pick(AugmentConfig, locals())
     toml = load_toml(config_file, "augment") if config_file else None
     config = resolve(AugmentConfig, toml, flags(given, {"questions": "--question"}))
     seeds = config.select(load_questions())
-    console = Console(stderr=True)
-    console.print(f"loading {llm} and the {embedder} embedder ...")
+    check_claim(out, "augment", force=force, ours=OURS)  # refuse before loading anything
+    console = Console(stderr=True, emoji=False)
+    console.print(f"loading {llm} and the {embedder} embedder ...", markup=False)
     model = load_model(llm, base_url=base_url, cache=cache)
     emb = load_embedder(embedder)
-    manifest = augment(seeds, model, emb, config, out, progress=progress)
+    manifest = augment(seeds, model, emb, config, out, progress=progress, force=force)
     _print_augment_summary(out, manifest)
 
 
 def _print_augment_summary(out: Path, manifest: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"augmentation: {out}")
+    table = Table(title=Text(f"augmentation: {out}"))
     for col in ("step", "requests", "candidates", "accepted", "rejection rate", "top rejection reasons"):
         table.add_column(col)
     for step, d in manifest["steps"].items():

@@ -13,7 +13,6 @@ embedded in one call. Records are appended per seed (fsync'd); a rerun skips fin
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
@@ -30,13 +29,16 @@ from culturellm.augment.parse import clean_sentence, normalize, parse_list, pars
 from culturellm.augment.prompts import paraphrase_messages, synonym_messages, translate_messages
 from culturellm.augment.words import build_variants, content_words, negation_count, option_words
 from culturellm.errors import CultureLLMError, DataError
-from culturellm.jsonio import append_jsonl, iter_jsonl, write_json, write_jsonl
+from culturellm.hashing import stable_hash
+from culturellm.jsonio import append_jsonl, iter_jsonl, read_json, write_json, write_jsonl
 from culturellm.llm.base import ChatModel, Embedder, SamplingParams
+from culturellm.outdir import check_claim, claim
 
 STEPS = ("seed", "paraphrase", "synonym", "translation")
 RECORDS = "augmented.jsonl"
 MANIFEST = "manifest.json"
 STATE = ".augment-state.json"
+OURS = (STATE, RECORDS)  # an augment directory from before output markers existed
 
 
 @dataclass
@@ -441,6 +443,91 @@ def read_complete(path: Path) -> tuple[list[dict[str, Any]], set[str]]:
     return rows, done
 
 
+def state_key(fingerprint: dict[str, Any]) -> str:
+    """A short stable hash of the settings that decide the records (config, LLM, embedder)."""
+    return stable_hash(fingerprint)
+
+
+def _warn(message: str) -> None:
+    import sys
+
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _read_state(state_path: Path) -> dict[str, Any] | None:
+    """The hidden state file, or None when it is missing or damaged (a warning says so)."""
+    if not state_path.exists():
+        return None
+    try:
+        state = read_json(state_path, what="augmentation state")
+    except DataError as e:
+        _warn(f"{e}; ignoring it")
+        return None
+    if not _counters_ok(state) or not isinstance(state.get("fingerprint"), dict):
+        _warn(f"{state_path}: damaged augmentation state (wrong shape); ignoring it")
+        return None
+    return state
+
+
+def _counters_ok(state: dict[str, Any]) -> bool:
+    """True when the step counters, usage and elapsed time of a state (or manifest) can be added up."""
+    steps, usage = state.get("steps", {}), state.get("usage", {})
+    if not isinstance(steps, dict) or not isinstance(usage, dict):
+        return False
+    try:
+        for d in steps.values():
+            StepStats().add(d)
+            if not all(isinstance(v, int) for v in d.get("reasons", {}).values()):
+                return False
+        for v in usage.values():
+            float(v)
+        float(state.get("elapsed_s", 0.0))
+    except (TypeError, ValueError, AttributeError, OverflowError):
+        return False
+    return True
+
+
+def _record_keys(path: Path) -> set[str | None]:
+    """The state keys of the seed records in the records file (None: a record without a key)."""
+    if not path.exists():
+        return set()
+    return {r.get("state_key") for r in iter_jsonl(path, tolerate_torn_tail=True) if r.get("step") == "seed"}
+
+
+def resume_state(out_dir: Path, fingerprint: dict[str, Any], key: str) -> dict[str, Any]:
+    """The previous state to continue from ({} for a fresh start), checked against the records.
+
+    Records made with other settings (another key in the seed records) are refused, whatever the state
+    file says. When the records are ours and the state file is missing, damaged or foreign, the counters
+    come from manifest.json when it has our key, else they restart (with a warning); the records are
+    kept either way. Records without a key (an older version) are accepted only when the state file
+    matches, as before."""
+    path, state_path = out_dir / RECORDS, out_dir / STATE
+    state = _read_state(state_path)
+    keys = _record_keys(path)
+    if not keys:
+        return state if state and state.get("fingerprint") == fingerprint else {}
+    matching_state = state is not None and state.get("fingerprint") == fingerprint
+    if keys - {None, key} or (None in keys and not matching_state):
+        other = (state or {}).get("fingerprint", {}).get("llm") if state else None
+        raise CultureLLMError(
+            f"{out_dir}: holds records made with other settings (another configuration, model or "
+            f"embedder{f': {other}' if other else ''}); use a new --out directory or delete it"
+        )
+    if matching_state:
+        return state
+    manifest = out_dir / MANIFEST
+    try:
+        m = read_json(manifest, what="augmentation manifest") if manifest.exists() else {}
+    except DataError:
+        m = {}
+    if m.get("state_key") == key and _counters_ok(m):
+        _warn(f"{state_path}: missing or not ours; counters restored from {manifest.name}")
+        return {k: m.get(k, 0.0) for k in ("steps", "usage", "elapsed_s")} | {"fingerprint": fingerprint}
+    _warn(f"{state_path}: missing or not ours; the records are kept, step counters restart")
+    return {}
+
+
 @contextmanager
 def _progress_task(progress: Any, total: int, description: str) -> Iterator[Any]:
     """Yield an `advance(n)` callable; progress may be None (silent), True (own bar) or a rich Progress."""
@@ -468,29 +555,28 @@ def augment(
     out_dir: Path | str = "augment",
     *,
     progress: Any = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Augment seed questions (wvs Question or Seed objects); write out_dir/augmented.jsonl and
     out_dir/manifest.json; return the manifest. Resumable: seeds already complete in the file are
-    skipped (a torn last line is dropped and the file rewritten cleanly)."""
+    skipped (a torn last line is dropped and the file rewritten cleanly).
+
+    out_dir is claimed (culturellm.outdir): a non-empty directory culturellm did not make is refused
+    unless force. The settings' key (`state_key`) is stored in the hidden state file, in manifest.json
+    and in every seed record, so records made with other settings are refused even when the state
+    file is missing (see resume_state)."""
     cfg = config or AugmentConfig()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_claim(out_dir, "augment", force=force, ours=OURS)
     items = [SeedItem.of(q) for q in seeds]
     dup = [q for q, c in Counter(i.question_id for i in items).items() if c > 1]
     if dup:
         raise DataError(f"seed questions: duplicate question ids {dup}")
     path, state_path = out_dir / RECORDS, out_dir / STATE
     fingerprint = {"config": cfg.fingerprint(), "llm": llm.name, "embedder": embedder.name}
-    prev: dict[str, Any] = {}
-    if state_path.exists():
-        prev = json.loads(state_path.read_text(encoding="utf-8"))
-        if prev.get("fingerprint") != fingerprint and not path.exists():
-            prev = {}  # records deleted: start afresh
-        elif prev.get("fingerprint") != fingerprint:
-            raise CultureLLMError(
-                f"{out_dir}: holds records made with another configuration or model "
-                f"({prev.get('fingerprint', {}).get('llm')}); use a new --out directory or delete it"
-            )
+    key = state_key(fingerprint)
+    prev = resume_state(out_dir, fingerprint, key)
+    claim(out_dir, "augment", force=force, ours=OURS)
     rows, done = read_complete(path)
     if path.exists():
         write_jsonl(path, rows)  # drop torn / incomplete groups
@@ -514,6 +600,7 @@ def augment(
         for k in ("requests", "cache_hits", "prompt_tokens", "completion_tokens"):
             usage[k] = int(usage[k])
         state = {
+            "key": key,
             "fingerprint": fingerprint,
             "steps": {k: v.as_dict() for k, v in aug.stats.items()},
             "usage": usage,
@@ -527,6 +614,7 @@ def augment(
         for start in range(0, len(todo), cfg.batch_size):
             chunk = todo[start : start + cfg.batch_size]
             for group in aug.run_chunk(chunk):
+                group[0]["state_key"] = key  # the seed record heads its group
                 append_jsonl(path, group)
             save_state()
             advance(len(chunk))
@@ -534,6 +622,7 @@ def augment(
     all_rows, _ = read_complete(path)
     all_rows = [r for r in all_rows if r["question_id"] in wanted] if all_rows else []
     manifest = _manifest(all_rows, cfg, llm, embedder, state, aug, len(items) - len(todo))
+    manifest["state_key"] = key
     write_json(out_dir / MANIFEST, manifest)
     return manifest
 
