@@ -67,3 +67,59 @@ def changes(before: dict[str, str], after: dict[str, str], allowed: tuple[str, .
     created = [p for p in after if p not in before and not p.startswith(allowed)]
     changed = [p for p in before if after.get(p) != before[p]]
     return {"created_outside": created, "changed": changed}
+
+
+# --- fuzz bookkeeping: tests/test_fuzz.py (and HTTP-reply fault cases) report through this ---------
+
+
+@dataclass
+class FuzzStats:
+    """Counts of one fuzz suite run, printed at the end of tests/test_fuzz.py."""
+
+    tried: int = 0
+    ok: int = 0
+    clear_errors: int = 0
+    crashes: int = 0
+    written_outside: int = 0
+    preexisting_changed: int = 0
+
+    def line(self) -> str:
+        return (
+            f"fuzz: {self.tried} inputs tried, {self.ok} accepted, {self.clear_errors} clear errors, "
+            f"{self.crashes} crashes, {self.written_outside} files written outside roots, "
+            f"{self.preexisting_changed} pre-existing files changed"
+        )
+
+
+STATS = FuzzStats()
+
+
+def check_case(
+    res: CliResult,
+    before: dict[str, str],
+    after: dict[str, str],
+    allowed: tuple[str, ...],
+    protected: tuple[str, ...] = (),
+) -> None:
+    """Record and assert one fuzz case of a command run inside a sandbox directory.
+
+    res: the CLI result; before/after: `snapshot` of the sandbox around the command; allowed: path
+    prefixes (relative to the sandbox) where the command may create files (its output root, the user
+    data/cache home); protected: pre-existing files that must not change even inside allowed roots
+    (inputs, a user's own files). Exit code must be 0 or 2; a 2 must be exactly one `error:` line."""
+    STATS.tried += 1
+    diff = changes(before, after, allowed)
+    changed = [p for p in diff["changed"] if p in protected or not p.startswith(allowed)]
+    STATS.written_outside += len(diff["created_outside"])
+    STATS.preexisting_changed += len(changed)
+    crashed = res.code not in (0, 2) or "Traceback" in res.err
+    if res.code == 2:
+        errors = [line for line in res.err_lines if line.startswith("error: ")]
+        crashed = crashed or len(errors) != 1
+        STATS.clear_errors += not crashed
+    elif res.code == 0:
+        STATS.ok += not crashed
+    STATS.crashes += crashed
+    assert not crashed, (res.code, res.err[-3000:])
+    assert not diff["created_outside"], diff
+    assert not changed, diff

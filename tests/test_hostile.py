@@ -269,3 +269,13 @@ def test_wvs_import_writes_nothing_on_error(cli, tmp_path):
     bad.write_text("B_COUNTRY_ALPHA,Q27\nNGA,Agree\n")
     assert_clear_error(cli("wvs", "import", str(good), str(bad), "--no-progress"), "bad.csv")
     assert changes(before, snapshot(home)) == {"created_outside": [], "changed": []}
+
+
+def test_user_text_in_tables_is_not_markup(cli):
+    """[7] A culture's display name from the user is printed as written in every table and message."""
+    res = cli("cultures", "add", "mine", "--language", "ar", "--countries", "JOR", "--display", "[/x]:100:")
+    assert res.code == 0, res.err
+    assert "[/x]:100:" in res.err
+    for args in (["cultures"], ["seeds", "--culture", "mine"]):
+        res = cli(*args)
+        assert res.code == 0 and "[/x]:100:" in res.out, res.err

@@ -55,7 +55,7 @@ def chat(
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": text}
     ]
-    err = Console(stderr=True)
+    err = Console(stderr=True, emoji=False)
     with err.status(f"loading {model}") if progress else contextlib.nullcontext():
         llm = load_model(model, base_url=base_url, api_key=api_key, cache=cache)
     reply = llm.generate(
@@ -100,6 +100,7 @@ def models() -> None:
 def cache_stats(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Entries, hits, misses, tokens and cost saved."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from culturellm.llm.cache import open_cache
@@ -108,10 +109,10 @@ def cache_stats(as_json: bool = typer.Option(False, "--json", help="Print JSON."
     if as_json:
         print(json.dumps(s, indent=2))
         return
-    console = Console()
+    console = Console(emoji=False)
     lookups = s["hits"] + s["misses"]
     rate = f"{100 * s['hits'] / lookups:.1f}%" if lookups else "-"
-    console.print(f"[bold]{s['path']}[/] ({s['size_bytes'] / 1e6:.1f} MB)", highlight=False)
+    console.print(f"[bold]{escape(s['path'])}[/] ({s['size_bytes'] / 1e6:.1f} MB)", highlight=False)
     console.print(
         f"entries {s['entries']}   hits {s['hits']}   misses {s['misses']}   hit rate {rate}\n"
         f"tokens saved {s['tokens_saved']}   cost saved ${s['cost_saved_usd']:.4f}   "
@@ -121,7 +122,7 @@ def cache_stats(as_json: bool = typer.Option(False, "--json", help="Print JSON."
     if s["by_model"]:
         table = Table("backend", "model", "kind", "entries")
         for row in s["by_model"]:
-            table.add_row(row["backend"], row["model"], row["kind"], str(row["entries"]))
+            table.add_row(escape(row["backend"]), escape(row["model"]), row["kind"], str(row["entries"]))
         console.print(table)
 
 

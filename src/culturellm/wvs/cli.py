@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 BARS = " ▁▂▃▄▅▆▇█"
 
@@ -43,7 +44,7 @@ def _progress(enabled: bool):
         TaskProgressColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=Console(stderr=True, emoji=False),
         disable=not enabled,
         transient=True,  # bars vanish when done; the summary table stays
     )
@@ -79,8 +80,8 @@ def cultures_list(
         t.add_column(col, justify="right" if col == "questions answered" else "left")
     for c, n in rows:
         countries = ", ".join(f"{code} ({country_name(code)})" for code in c.countries)
-        t.add_row(c.name, c.display, c.language, countries, str(n) if n else "[red]0 (no data)[/]")
-    Console().print(t)
+        t.add_row(c.name, escape(c.display), c.language, countries, str(n) if n else "[red]0 (no data)[/]")
+    Console(emoji=False).print(t)
 
 
 def cultures_add(
@@ -102,10 +103,10 @@ def cultures_add(
     c = add_culture(name, language, _split_codes(countries), display=display)
     have = set(available_countries())
     missing = [code for code in c.countries if code not in have]
-    console = Console(stderr=True)
+    console = Console(stderr=True, emoji=False)
     console.print(
-        f"added culture [bold]{c.name}[/] ({c.display}, {c.language}: {', '.join(c.countries)}) "
-        f"to {user_cultures_path()}",
+        f"added culture [bold]{c.name}[/] ({escape(c.display)}, {c.language}: {', '.join(c.countries)}) "
+        f"to {escape(str(user_cultures_path()))}",
         highlight=False,
     )
     if missing:
@@ -134,7 +135,7 @@ def seeds_command(
     from rich.table import Table
 
     t = Table(
-        title=f"{c.display} seeds: {len(seeds)} questions, countries {', '.join(c.countries)}",
+        title=f"{escape(c.display)} seeds: {len(seeds)} questions, countries {', '.join(c.countries)}",
         caption="distribution: one bar per option, in option order, relative to the majority share",
     )
     t.add_column("id")
@@ -153,7 +154,7 @@ def seeds_command(
             share_bar(s.distribution),
             str(s.n),
         )
-    Console().print(t)
+    Console(emoji=False).print(t)
 
 
 def wvs_import(
@@ -186,13 +187,13 @@ def wvs_import(
     per_country: dict[str, int] = {}
     for a in answers:
         per_country[a.country] = per_country.get(a.country, 0) + 1
-    t = Table(title=f"Imported into {user_answers_path()}")
+    t = Table(title=f"Imported into {escape(str(user_answers_path()))}")
     for col in ("country", "name", "respondents", "questions"):
         t.add_column(col, justify="right" if col in ("respondents", "questions") else "left")
     for code in sorted(set(rows.index)):
         t.add_row(code, country_name(code), str(int(rows[code])), str(per_country.get(code, 0)))
-    Console().print(t)
-    Console(stderr=True).print(
+    Console(emoji=False).print(t)
+    Console(stderr=True, emoji=False).print(
         f"{len(written)} countries imported"
         + (" (weighted by W_WEIGHT)" if weights and bool((df["weight"] != 1.0).any()) else ""),
         highlight=False,
@@ -218,7 +219,7 @@ def wvs_questions(
         t.add_column(col)
     for q in qs:
         t.add_row(q.id, q.topic, q.text, "; ".join(f"{k} {v}" for k, v in q.options.items()))
-    Console().print(t)
+    Console(emoji=False).print(t)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,159 @@
+"""Fuzz and fault suite (issue #14): hypothesis-generated WVS files, task registries and task files,
+run configs and augmentation state files, fed to the real CLI in a sandbox directory.
+
+For every input: exit code 0 or 2, a 2 is exactly one `error:` line (no traceback), no file is created
+outside the command's output roots, no pre-existing file changes. Bounded (few examples each, no
+deadline surprises); the counts are printed at the end of the module:
+    fuzz: N inputs tried, A accepted, E clear errors, 0 crashes, 0 files written outside roots, ...
+
+Adding a case: build inputs in a sandbox, `snapshot` it, run the command with `run_cli`, snapshot
+again and call `hostile.check_case` (HTTP-reply faults from a fault-injecting server plug in the same way).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+import tomli_w
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hostile import STATS, check_case, run_cli, snapshot
+
+SETTINGS = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    derandomize=True,  # the same inputs in every CI run: a failure is reproducible
+)
+NASTY = ["../../X", "..", "/etc/passwd", "[/x]", ":100:", "[bold]", "é", "", " ", "\u2028", "NUL\x00"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_counts(request):
+    yield
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print("\n" + STATS.line(), flush=True)
+    assert STATS.crashes == 0 and STATS.written_outside == 0 and STATS.preexisting_changed == 0
+
+
+@pytest.fixture
+def sandbox_cli(monkeypatch, capsys):
+    """run(root, *args): the CLI with CULTURELLM_HOME = root/home and the working directory = root."""
+
+    def run(root: Path, *args: str):
+        monkeypatch.setenv("CULTURELLM_HOME", str(root / "home"))
+        monkeypatch.delenv("CULTURELLM_CACHE_DIR", raising=False)
+        monkeypatch.chdir(root)
+        return run_cli(monkeypatch, capsys, *args)
+
+    return run
+
+
+# --- WVS microdata files ------------------------------------------------------------------------
+
+COLUMNS = ["B_COUNTRY_ALPHA", "B_COUNTRY", "W_WEIGHT", "Q27", "Q28", "Q122", "q27", "Q999", "[/x]", ""]
+CELL = st.one_of(
+    st.integers(-10, 12),
+    st.sampled_from([1e309, -1e309, float("nan"), 0.5, -0.0, 1e6, 2.5e7]),
+    st.sampled_from(["IRQ", "NGA", "jor", "Agree", "1e309", "-1", "368", *NASTY]),
+    st.text(max_size=4),
+)
+
+
+@st.composite
+def wvs_file(draw) -> tuple[str, bytes]:
+    kind = draw(st.sampled_from(["csv", "csv", "csv", "raw"]))
+    if kind == "raw":
+        suffix = draw(st.sampled_from([".csv", ".sav", ".dta", ".zip", ".csv.gz"]))
+        return suffix, draw(st.binary(max_size=64))
+    header = draw(st.lists(st.sampled_from(COLUMNS), min_size=1, max_size=5))
+    rows = draw(st.lists(st.lists(CELL, min_size=len(header), max_size=len(header)), max_size=5))
+    sep = draw(st.sampled_from([",", ";"]))
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter=sep)
+    w.writerow(header)
+    w.writerows(rows)
+    encoding = draw(st.sampled_from(["utf-8", "utf-8", "latin-1", "utf-16"]))
+    return ".csv", buf.getvalue().encode(encoding, errors="replace")
+
+
+@SETTINGS
+@given(files=st.lists(wvs_file(), min_size=1, max_size=2), countries=st.sampled_from([[], ["NGA"], ["../X"]]))
+def test_fuzz_wvs_import(sandbox_cli, files, countries):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        inputs = []
+        for i, (suffix, data) in enumerate(files):
+            p = root / "in" / f"f{i}{suffix}"
+            p.parent.mkdir(exist_ok=True)
+            p.write_bytes(data)
+            inputs.append(str(p))
+        extra = ["--countries", ",".join(countries)] if countries else []
+        before = snapshot(root)
+        res = sandbox_cli(root, "wvs", "import", *inputs, *extra, "--no-progress")
+        after = snapshot(root)
+        check_case(res, before, after, allowed=("home/",), protected=tuple(before))
+        if res.code == 2:  # nothing half-imported
+            assert not (root / "home" / "data" / "wvs_answers.jsonl").exists()
+        else:  # what was imported is usable by every later command
+            for args in (["cultures", "--all", "--json"], ["seeds", "--culture", "NGA", "--json"]):
+                follow = sandbox_cli(root, *args)
+                check_case(follow, after, snapshot(root), allowed=("home/",), protected=tuple(after))
+
+
+# --- task registries ----------------------------------------------------------------------------
+
+NAME = st.one_of(st.sampled_from(["arabic/mine", "mine", "arabic/a.b-c_d", *NASTY]), st.text(max_size=8))
+PATH = st.one_of(
+    st.sampled_from(["Arabic/mine.jsonl", "../x.jsonl", "/abs.jsonl", "a/../../b", "~/x", "C:\\x", *NASTY]),
+    st.text(max_size=8),
+)
+
+
+@st.composite
+def task_entry(draw) -> dict:
+    entry = {
+        "name": draw(NAME),
+        "culture": draw(st.sampled_from(["arabic", "ARABIC", "../x", "[/x]", ""])),
+        "type": draw(st.sampled_from(["offensive", "hate", "weird"])),
+        "path": draw(PATH),
+        "text_fields": draw(st.sampled_from([["tweet"], "tweet", [], [3]])),
+        "labels": draw(
+            st.sampled_from(
+                [
+                    {"labels": {"OFF": "offensive", "NOT": "not offensive"}},
+                    {"labels": {"A": "same", "B": "same"}},
+                    {"labels": {}},
+                    "unknown-scheme",
+                ]
+            )
+        ),
+    }
+    drop = draw(st.sampled_from([None, "name", "path", "labels"]))
+    if drop:
+        entry.pop(drop)
+    return entry
+
+
+@SETTINGS
+@given(entries=st.lists(task_entry(), min_size=1, max_size=3), raw=st.sampled_from([None, b"", b"\xff\xfe["]))
+def test_fuzz_task_registry(sandbox_cli, entries, raw):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        reg = root / "home" / "data" / "tasks.toml"
+        reg.parent.mkdir(parents=True)
+        reg.write_bytes(raw if raw is not None else tomli_w.dumps({"tasks": entries}).encode())
+        before = snapshot(root)
+        res = sandbox_cli(root, "tasks", "--json")
+        check_case(res, before, snapshot(root), allowed=("home/",), protected=tuple(before))
+        if res.code == 0:
+            for line in res.out.splitlines():
+                task = json.loads(line)
+                assert ".." not in task["name"].split("/") and not Path(task["path"]).is_absolute()
