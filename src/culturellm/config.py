@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import tomli_w
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from culturellm.augment.config import AugmentConfig, DatasetConfig
 from culturellm.evaluate.config import AlignConfig, EvaluateConfig
 from culturellm.finetune.config import FinetuneConfig
 from culturellm.hashing import stable_hash
 from culturellm.jsonio import atomic_write_text
+from culturellm.names import RULE, is_safe_name
 from culturellm.settings import Layer, StageConfig, load_toml, resolve
 
 
@@ -80,6 +81,14 @@ class RunConfig(StageConfig):
             if isinstance(section, dict):
                 section.setdefault("seed", seed)
         return data
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        """The run name becomes runs/<name>: one safe-name rule (culturellm.names)."""
+        if not is_safe_name(value):
+            raise ValueError(f"the run name must be a safe name ({RULE})")
+        return value
 
     def to_toml(self) -> str:
         """Every field of every section: set values as TOML, unset (None) ones as comments."""

@@ -33,7 +33,8 @@ def validation_message(exc: Exception, source: str | None = None) -> str:
         field = ".".join(str(x) for x in err.get("loc", ())) or "(root)"
         given = repr(err.get("input"))
         given = given if len(given) <= 60 else given[:57] + "..."
-        parts.append(f"field '{field}': {err.get('msg')} (got {given})")
+        why = str(err.get("msg")).removeprefix("Value error, ")
+        parts.append(f"field '{field}': {why} (got {given})")
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
     prefix = f"{source}: " if source else f"invalid {getattr(exc, 'title', 'value')}: "
     return one_line(prefix + "; ".join(parts) + more)

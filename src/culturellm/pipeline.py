@@ -24,9 +24,10 @@ from rich.console import Console
 
 from culturellm import __version__
 from culturellm.config import RunConfig, save_config
-from culturellm.errors import CultureLLMError
+from culturellm.errors import CultureLLMError, DataError
 from culturellm.hashing import sha256_file, stable_hash
-from culturellm.jsonio import append_jsonl, read_jsonl, write_json, write_jsonl
+from culturellm.jsonio import append_jsonl, read_json, read_jsonl, write_json, write_jsonl
+from culturellm.outdir import check_claim, claim
 from culturellm.runlayout import ONE, RunLayout
 
 
@@ -46,13 +47,34 @@ class StageResult:
 
 
 class Manifest:
-    """runs/<name>/manifest.json, rewritten atomically after every stage."""
+    """runs/<name>/manifest.json, rewritten atomically after every stage.
 
-    def __init__(self, layout: RunLayout):
+    A torn or wrong-shaped manifest (a disk filled up, an edit gone wrong) is moved aside as
+    `manifest.json.damaged` with a warning and the run continues as a fresh one: every stage then
+    reruns, and each stage resumes from its own outputs, so nothing already paid for is paid again."""
+
+    def __init__(self, layout: RunLayout, console: Console | None = None):
         self.layout = layout
         self.path = layout.manifest
-        self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.data: dict[str, Any] = self._read(console) if self.path.exists() else {}
         self.data.setdefault("stages", {})
+
+    def _read(self, console: Console | None) -> dict[str, Any]:
+        try:
+            data = read_json(self.path, what="run manifest")
+            stages = data.get("stages", {})
+            if not isinstance(stages, dict) or not all(_stage_ok(v) for v in stages.values()):
+                raise DataError(f"{self.path}: damaged run manifest, wrong shape of 'stages'")
+            return data
+        except DataError as e:
+            aside = self.path.with_name(self.path.name + ".damaged")
+            self.path.replace(aside)
+            (console or Console(stderr=True)).print(
+                f"warning: {e}; moved aside to {aside.name}, every stage is checked again",
+                markup=False,
+                highlight=False,
+            )
+            return {}
 
     def save(self) -> None:
         write_json(self.path, self.data)
@@ -72,16 +94,37 @@ class Manifest:
         return stable_hash(self.data["stages"][name]["outputs"])
 
 
+def _stage_ok(rec: Any) -> bool:
+    outputs = rec.get("outputs", {}) if isinstance(rec, dict) else None
+    return isinstance(outputs, dict) and all(isinstance(v, str) for v in outputs.values())
+
+
+def _old_run_dir(root: Path) -> bool:
+    """A run directory made before output markers existed: its manifest.json is a run manifest."""
+    try:
+        data = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "stages" in data and "culturellm" in data
+
+
 class Pipeline:
     def __init__(
-        self, config: RunConfig, run_dir: Path, console: Console | None = None, progress: bool = True
+        self,
+        config: RunConfig,
+        run_dir: Path,
+        console: Console | None = None,
+        progress: bool = True,
+        *,
+        force: bool = False,
     ):
         self.config = config
         self.run_dir = run_dir
         self.layout = RunLayout(run_dir)
         self.console = console or Console(stderr=True)
         self.progress = progress
-        self.manifest = Manifest(self.layout)
+        self.force = force
+        self.manifest: Manifest  # read in run(), once the run directory is known to be ours
         self._t0 = time.monotonic()
 
     # -- helpers -----------------------------------------------------------------------------
@@ -114,13 +157,12 @@ class Pipeline:
 
     # -- stages ------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        from culturellm.cultures import get_culture
-
         cfg = self.config
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        cultures = self.validate()  # everything checkable, before anything is written or paid for
+        ours = ("manifest.json",) if _old_run_dir(self.run_dir) else ()
+        claim(self.run_dir, "run", force=self.force, ours=ours)
+        self.manifest = Manifest(self.layout, self.console)
         save_config(cfg, self.layout.config)
-        cultures = self._expand_cultures(cfg.cultures)
-        self.cultures = [get_culture(c) for c in cultures]  # unknown culture: clear error before any work
         m = self.manifest.data
         m["culturellm"] = __version__
         m["versions"] = _versions()
@@ -188,6 +230,35 @@ class Pipeline:
             ),
             ("report", lambda: {"eval": digest("evaluate"), "align": digest("align")}, self.stage_report),
         ]
+
+    def validate(self) -> list[str]:
+        """Check the whole configuration before the run writes a file or pays for a request: the
+        run directory is ours (or new), cultures exist, model specs resolve (a local base model's
+        directory exists), the evaluation data and tasks are there, seeds are selected. Returns the
+        culture names; DataError / UnknownNameError otherwise."""
+        from culturellm.cultures import get_culture
+        from culturellm.evaluate.data import resolve_data_dir
+        from culturellm.evaluate.tasks import list_tasks
+        from culturellm.wvs import load_questions
+
+        cfg = self.config
+        ours = ("manifest.json",) if _old_run_dir(self.run_dir) else ()
+        check_claim(self.run_dir, "run", force=self.force, ours=ours)
+        cultures = self._expand_cultures(cfg.cultures)
+        self.cultures = [get_culture(c) for c in cultures]
+        check_model_spec(cfg.models.base, "models.base")
+        check_model_spec(cfg.models.augmenter, "models.augmenter")
+        if not cfg.augment.select(load_questions()):
+            raise DataError("augment: no seed question selected (check augment.questions / limit_seeds)")
+        root = resolve_data_dir(cfg.evaluate.data_dir)
+        for c in self.cultures:
+            tasks = list_tasks(culture=c.name, names=cfg.evaluate.tasks)
+            if not tasks:
+                raise DataError(f"no evaluation task for culture '{c.name}' (see `culturellm tasks`)")
+            for t in tasks:
+                if not (root / t.path).is_file():
+                    raise DataError(f"{root / t.path}: file not found for task {t.name} (data dir {root})")
+        return cultures
 
     @staticmethod
     def _expand_cultures(names: list[str]) -> list[str]:
@@ -343,6 +414,18 @@ class Pipeline:
         return StageResult([report, *pngs], {"plots": len(pngs)})
 
 
+def check_model_spec(spec: str, field: str) -> None:
+    """A model spec resolves without loading anything; `hf:PATH` must name an existing directory."""
+    from culturellm.llm import resolve_spec
+
+    try:
+        resolve_spec(spec)
+    except CultureLLMError as e:
+        raise DataError(f"{field} = {spec!r}: {e}") from None
+    if spec.startswith("hf:") and not Path(spec[3:]).expanduser().is_dir():
+        raise DataError(f"{field} = {spec!r}: {spec[3:]} is not a model directory")
+
+
 def _heldout_items(split: Path) -> int:
     """How many items a training-set manifest holds out (held-out questions + held-out variants)."""
     from culturellm.augment import read_split
@@ -357,7 +440,8 @@ def summary_rows(run_dir: Path) -> list[dict[str, Any]]:
     for culture in layout.evaluated_cultures():
         for r in read_jsonl(layout.results(culture)):
             d = rows.setdefault((culture, r["model"]), {"culture": culture, "model": r["model"], "f1": []})
-            d["f1"].append(r["macro_f1"])
+            if isinstance(r.get("macro_f1"), int | float):
+                d["f1"].append(r["macro_f1"])
         al = layout.align(culture)
         if al.exists():
             for r in read_jsonl(al):

@@ -42,6 +42,9 @@ def register(app: typer.Typer) -> None:
         seed: int | None = typer.Option(None, "--seed", help="random seed of every stage"),
         cache: bool | None = typer.Option(None, "--cache/--no-cache", help="use the response cache"),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
+        force: bool = typer.Option(
+            False, "--force", help="run in an existing --out directory that culturellm did not make"
+        ),
     ) -> None:
         from rich.console import Console
 
@@ -65,7 +68,8 @@ def register(app: typer.Typer) -> None:
         toml = load_toml(config_file) if config_file else None
         cfg = resolve(RunConfig, toml, flags(given, names))
         run_dir = out or Path("runs") / cfg.name
-        manifest = Pipeline(cfg, run_dir, console=Console(stderr=True), progress=progress).run()
+        console = Console(stderr=True)
+        manifest = Pipeline(cfg, run_dir, console=console, progress=progress, force=force).run()
         _print_summary(run_dir, manifest)
 
 
@@ -73,11 +77,12 @@ def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
     """The closing table: per culture and model, macro-F1 and WVS alignment; where the outputs are."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from culturellm.pipeline import summary_rows
     from culturellm.runlayout import RunLayout
 
-    table = Table(title=f"culturellm run: {run_dir}")
+    table = Table(title=Text(f"culturellm run: {run_dir}"))
     for col in ("culture", "model", "tasks", "mean macro-F1", "WVS majority agreement", "WVS 1-JSD"):
         table.add_column(col, justify="left" if col in ("culture", "model") else "right")
 
@@ -94,7 +99,7 @@ def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
             fmt(r.get("one_minus_jsd")),
         )
     layout = RunLayout(run_dir)
-    con = Console()
+    con = Console(markup=False, emoji=False)
     con.print(table)
     con.print(f"report:   {layout.report}")
     con.print(f"plots:    {layout.plots_dir}")

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from culturellm.errors import DataError, one_line, validation_message
+from culturellm.jsonio import read_text
 
 FLAGS = "flags"  # Layer.source of command-line flags
 
@@ -67,14 +68,11 @@ def flags(values: Mapping[str, Any], names: Mapping[str, str] | None = None) -> 
 def load_toml(path: str | Path, section: str | None = None) -> Layer:
     """The layer of a TOML file (or one `[section]` of it); a missing or invalid file is a DataError."""
     path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: config file not found")
+    text = read_text(path)  # UTF-8 (or a BOM'd UTF-16/32); else one line naming the file and line
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: config file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, not a config file") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a text file") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise DataError(f"{path}: not valid TOML ({e})") from None
     if section is not None:
@@ -105,7 +103,8 @@ def _message(e: ValidationError, layers: list[Layer]) -> str:
         if _has(layer.values, loc):
             if layer.source == FLAGS:
                 name = layer.names.get(".".join(loc)) or "--" + loc[-1].replace("_", "-")
-                return one_line(f"invalid option {name}: {err['msg']} (got {err.get('input')!r})")
+                why = str(err["msg"]).removeprefix("Value error, ")
+                return one_line(f"invalid option {name}: {why} (got {err.get('input')!r})")
             return validation_message(e, layer.source)
     files = [layer.source for layer in layers if layer.source != FLAGS]
     return validation_message(e, files[-1] if files else None)
