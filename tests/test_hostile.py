@@ -279,3 +279,78 @@ def test_user_text_in_tables_is_not_markup(cli):
     for args in (["cultures"], ["seeds", "--culture", "mine"]):
         res = cli(*args)
         assert res.code == 0 and "[/x]:100:" in res.out, res.err
+
+
+# --- 1, 2, 6, 8: `culturellm run` validates everything before it writes or pays -----------------
+
+
+@pytest.fixture
+def in_tmp(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_run_with_an_unknown_culture_keeps_the_users_config(cli, in_tmp):
+    """[2] `run --culture klingon --out u` replaced u/config.toml before saying 'unknown culture'."""
+    (in_tmp / "u").mkdir()
+    (in_tmp / "u" / "config.toml").write_text("my own notes\n")
+    before = snapshot(in_tmp / "u")
+    assert_clear_error(cli("run", "--culture", "klingon", "--out", "u"))
+    line = assert_clear_error(cli("run", "--culture", "arabic", "--out", "u"), "was not made by culturellm")
+    assert "--force" in line
+    assert snapshot(in_tmp / "u") == before
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--name", "../../escape"], "safe name"),  # [1] the run would land outside runs/
+        (["--base", "hf:/no/such/model"], "models.base"),  # [8] failed only at fine-tuning
+        (["--llm", "nonsense-model"], "models.augmenter"),
+        (["--limit", "-1"], "--limit"),  # [6] raw ValidationError
+        (["--limit-seeds", "0"], "--limit-seeds"),
+        (["--max-steps", "0"], "--max-steps"),
+        (["--data-dir", "/no/such/dir"], "data directory not found"),
+    ],
+)
+def test_run_refuses_bad_settings_before_writing_anything(cli, in_tmp, args, needle):
+    assert_clear_error(cli("run", "--culture", "arabic", *args), needle)
+    assert sorted(p.name for p in in_tmp.iterdir()) in ([], ["home"])  # no runs/, no run directory
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ('name = "x"\n[finetune]\nmax_steps = -3\n', "field 'finetune.max_steps'"),  # [8]
+        ('name = "../x"\n', "safe name"),  # [1]
+        ('name = "café"\n'.encode("latin-1"), "not UTF-8 text"),  # [6] a config that is not UTF-8
+        ('cultures = ["klingon"]\n', "klingon"),
+    ],
+)
+def test_run_config_errors_name_the_file(cli, in_tmp, content, needle):
+    path = in_tmp / "c.toml"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    assert_clear_error(cli("run", str(path), "--out", "r"), needle)
+    assert not (in_tmp / "r").exists()
+
+
+def test_run_check_validates_and_writes_nothing(cli, in_tmp):
+    res = cli("run", "--culture", "arabic", "--out", "r", "--check")
+    assert res.code == 0, res.err
+    assert 'name = "arabic"' in res.out and not (in_tmp / "r").exists()
+
+
+@pytest.mark.parametrize("content", ["{torn", "[1, 2]", '{"stages": {"augment": 3}}', '{"stages": []}'])
+def test_damaged_run_manifest_is_moved_aside(tmp_path, content):
+    """[6] A torn or wrong-shaped manifest.json was a traceback; now a warning and a fresh manifest."""
+    from rich.console import Console
+
+    from culturellm.pipeline import Manifest
+    from culturellm.runlayout import RunLayout
+
+    (tmp_path / "manifest.json").write_text(content)
+    out = Console(file=__import__("io").StringIO(), width=300)
+    m = Manifest(RunLayout(tmp_path), out)
+    assert m.data == {"stages": {}}
+    assert (tmp_path / "manifest.json.damaged").read_text() == content
+    assert "damaged run manifest" in out.file.getvalue()

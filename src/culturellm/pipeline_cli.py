@@ -45,6 +45,9 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(
             False, "--force", help="run in an existing --out directory that culturellm did not make"
         ),
+        check: bool = typer.Option(
+            False, "--check", help="only validate the configuration and print it (writes nothing)"
+        ),
     ) -> None:
         from rich.console import Console
 
@@ -69,7 +72,13 @@ def register(app: typer.Typer) -> None:
         cfg = resolve(RunConfig, toml, flags(given, names))
         run_dir = out or Path("runs") / cfg.name
         console = Console(stderr=True)
-        manifest = Pipeline(cfg, run_dir, console=console, progress=progress, force=force).run()
+        pipeline = Pipeline(cfg, run_dir, console=console, progress=progress, force=force)
+        if check:
+            pipeline.validate()
+            print(cfg.to_toml(), end="")
+            console.print(f"configuration valid; run directory {run_dir}", markup=False, highlight=False)
+            return
+        manifest = pipeline.run()
         _print_summary(run_dir, manifest)
 
 
