@@ -157,3 +157,50 @@ def test_fuzz_task_registry(sandbox_cli, entries, raw):
             for line in res.out.splitlines():
                 task = json.loads(line)
                 assert ".." not in task["name"].split("/") and not Path(task["path"]).is_absolute()
+
+
+# --- run configurations -------------------------------------------------------------------------
+
+VALUE = st.one_of(
+    st.integers(-3, 5),
+    st.sampled_from([0.0, 0.5, 1.5, -1.0, 1e309, True, "", "bundled", "hf:/nope", "fake:x", *NASTY]),
+    st.lists(st.sampled_from(["arabic", "klingon", "all", "../x", "NGA"]), max_size=2),
+)
+FIELDS = {
+    None: ["name", "preset", "cultures", "seed", "typo"],
+    "models": ["base", "augmenter", "embedder", "base_url", "cache"],
+    "augment": ["n", "m", "limit_seeds", "t1", "questions", "batch_size"],
+    "dataset": ["holdout_questions", "holdout_variants", "target"],
+    "finetune": ["max_steps", "epochs", "lr", "batch_size", "preset"],
+    "evaluate": ["limit", "data_dir", "tasks", "mode", "calibration"],
+    "align": ["min_heldout"],
+}
+
+
+@st.composite
+def run_config(draw) -> bytes:
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.sampled_from([b"\xff\xfe\x00", b"name = 'caf\xe9'", b"[[[", b"", b"a = 1\na = 2"]))
+    doc: dict = {}
+    for section, keys in FIELDS.items():
+        chosen = draw(st.lists(st.sampled_from(keys), max_size=2, unique=True))
+        target = doc if section is None else doc.setdefault(section, {})
+        for key in chosen:
+            target[key] = draw(VALUE)
+    try:
+        return tomli_w.dumps(doc).encode()
+    except (TypeError, ValueError):  # a value TOML cannot hold (nan, inf): write it by hand
+        return b"[augment]\nt1 = nan\n"
+
+
+@SETTINGS
+@given(config=run_config())
+def test_fuzz_run_config(sandbox_cli, config):
+    """`run CONFIG --check`: validation of a whole run configuration writes nothing, ever."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "c.toml").write_bytes(config)
+        before = snapshot(root)
+        res = sandbox_cli(root, "run", "c.toml", "--out", "r", "--check")
+        check_case(res, before, snapshot(root), allowed=("home/",), protected=tuple(before))
+        assert not (root / "r").exists() and not (root / "runs").exists()
