@@ -204,3 +204,76 @@ def test_fuzz_run_config(sandbox_cli, config):
         res = sandbox_cli(root, "run", "c.toml", "--out", "r", "--check")
         check_case(res, before, snapshot(root), allowed=("home/",), protected=tuple(before))
         assert not (root / "r").exists() and not (root / "runs").exists()
+
+
+# --- augmentation state: damaged, missing or foreign files in a real output directory -------------
+
+AUG = ["--m", "1", "--k", "2", "--retries", "0", "--limit-seeds", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def good_augment(tmp_path_factory):
+    """A real augmentation output made by the fake: backend (no model weights, deterministic)."""
+    from typer.testing import CliRunner
+
+    from culturellm.cli import app
+
+    out = tmp_path_factory.mktemp("fuzz-aug") / "out"
+    res = CliRunner().invoke(app, ["augment", "--llm", "fake:fuzz", "--n", "1", *AUG, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+FILE_CONTENT = st.one_of(
+    st.sampled_from(
+        [b"", b"{", b"[]", b"null", b'{"steps": 3}', b'{"fingerprint": {}, "usage": {"x": "y"}}']
+    ),
+    st.binary(max_size=40),
+    st.text(max_size=40).map(str.encode),
+)
+MUTATION = st.tuples(
+    st.sampled_from([".augment-state.json", "manifest.json", "augmented.jsonl", ".culturellm"]),
+    st.sampled_from(["delete", "replace", "truncate", "swap-key"]),
+    FILE_CONTENT,
+)
+
+
+def _mutate(out: Path, name: str, how: str, content: bytes) -> None:
+    p = out / name
+    if how == "delete":
+        p.unlink(missing_ok=True)
+    elif how == "replace":
+        p.write_bytes(content)
+    elif how == "truncate" and p.exists():
+        data = p.read_bytes()
+        p.write_bytes(data[: len(data) // 2])
+    elif how == "swap-key" and p.exists():
+        p.write_bytes(p.read_bytes().replace(b'"state_key": "', b'"state_key": "f00'))
+
+
+@SETTINGS
+@given(mutations=st.lists(MUTATION, min_size=1, max_size=3), n=st.sampled_from(["1", "2"]))
+def test_fuzz_augment_state(sandbox_cli, good_augment, mutations, n):
+    """Whatever happened to the state, records or manifest: exit 0 with a manifest that describes
+    exactly the records on disk (same state key, same count), or one clear error and nothing changed."""
+    import shutil
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        out = root / "out"
+        shutil.copytree(good_augment, out)
+        for name, how, content in mutations:
+            _mutate(out, name, how, content)
+        before = snapshot(root)
+        res = sandbox_cli(root, "augment", "--llm", "fake:fuzz", "--n", n, *AUG, "--out", "out")
+        after = snapshot(root)
+        check_case(res, before, after, allowed=("home/", "out/"), protected=())
+        if res.code == 2:
+            assert {k: v for k, v in after.items() if k.startswith("out/")} == {
+                k: v for k, v in before.items() if k.startswith("out/")
+            }
+            return
+        manifest = json.loads((out / "manifest.json").read_text())
+        rows = [json.loads(x) for x in (out / "augmented.jsonl").read_text().splitlines() if x.strip()]
+        assert {r.get("state_key") for r in rows if r["step"] == "seed"} == {manifest["state_key"]}
+        assert manifest["counts"]["total"] == len(rows) and manifest["config"]["n"] == int(n)

@@ -428,7 +428,15 @@ def read_complete(path: Path) -> tuple[list[dict[str, Any]], set[str]]:
         return [], set()
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     order: list[str] = []
-    for r in iter_jsonl(path, tolerate_torn_tail=True):
+    for i, r in enumerate(iter_jsonl(path, tolerate_torn_tail=True), 1):
+        bad = [k for k in ("id", "question_id", "step", "text") if not isinstance(r.get(k), str)]
+        if not isinstance(r.get("similarity"), int | float) or isinstance(r.get("similarity"), bool):
+            bad.append("similarity")
+        if bad or r["step"] not in STEPS:
+            raise DataError(
+                f"{path}: record {i} is not an augmentation record (field '{(bad or ['step'])[0]}'); "
+                "use a new --out directory or delete this one"
+            )
         q = str(r.get("question_id"))
         if q not in groups:
             order.append(q)
@@ -575,9 +583,9 @@ def augment(
     path, state_path = out_dir / RECORDS, out_dir / STATE
     fingerprint = {"config": cfg.fingerprint(), "llm": llm.name, "embedder": embedder.name}
     key = state_key(fingerprint)
+    rows, done = read_complete(path)  # damaged records: an error before anything is written
     prev = resume_state(out_dir, fingerprint, key)
     claim(out_dir, "augment", force=force, ours=OURS)
-    rows, done = read_complete(path)
     if path.exists():
         write_jsonl(path, rows)  # drop torn / incomplete groups
     wanted = {i.question_id for i in items}
