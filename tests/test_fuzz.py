@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -50,8 +51,12 @@ def sandbox_cli(monkeypatch, capsys):
     def run(root: Path, *args: str):
         monkeypatch.setenv("CULTURELLM_HOME", str(root / "home"))
         monkeypatch.delenv("CULTURELLM_CACHE_DIR", raising=False)
-        monkeypatch.chdir(root)
-        return run_cli(monkeypatch, capsys, *args)
+        cwd = os.getcwd()
+        os.chdir(root)
+        try:
+            return run_cli(monkeypatch, capsys, *args)
+        finally:
+            os.chdir(cwd)  # the sandbox is deleted after each example
 
     return run
 

@@ -354,3 +354,60 @@ def test_damaged_run_manifest_is_moved_aside(tmp_path, content):
     assert m.data == {"stages": {}}
     assert (tmp_path / "manifest.json.damaged").read_text() == content
     assert "damaged run manifest" in out.file.getvalue()
+
+
+# --- 5: the augmentation manifest describes its records, whatever happened to the state file ------
+
+AUG = ["--llm", "fake:aug", "--m", "1", "--k", "2", "--retries", "0", "--limit-seeds", "2", "--no-progress"]
+
+
+@pytest.fixture
+def augmented(cli, tmp_path):
+    out = tmp_path / "aug"
+    res = cli("augment", *AUG, "--n", "1", "--out", str(out))
+    assert res.code == 0, res.err
+    return out
+
+
+def _seed_keys(out: Path) -> set:
+    rows = [json.loads(x) for x in (out / "augmented.jsonl").read_text().splitlines()]
+    return {r.get("state_key") for r in rows if r["step"] == "seed"}
+
+
+def test_missing_state_and_other_settings_is_refused(cli, augmented):
+    """[5] `cp dir/*` drops the hidden state file; a rerun with another --n exited 0 with a manifest
+    claiming the new settings over the old records."""
+    (augmented / ".augment-state.json").unlink()
+    before = snapshot(augmented)
+    assert_clear_error(cli("augment", *AUG, "--n", "2", "--out", str(augmented)), "other settings")
+    assert snapshot(augmented) == before
+    assert _seed_keys(augmented) == {json.loads((augmented / "manifest.json").read_text())["state_key"]}
+
+
+@pytest.mark.parametrize("state", [None, "{torn", "[1, 2]", '{"fingerprint": 3, "steps": {"x": "y"}}'])
+def test_missing_or_damaged_state_with_same_settings_resumes(cli, augmented, state):
+    """[5, 6] Same settings: records kept, counters back from manifest.json; a damaged state file is a
+    warning (it was a traceback)."""
+    manifest = json.loads((augmented / "manifest.json").read_text())
+    records = (augmented / "augmented.jsonl").read_bytes()
+    if state is None:
+        (augmented / ".augment-state.json").unlink()
+    else:
+        (augmented / ".augment-state.json").write_text(state)
+    res = cli("augment", *AUG, "--n", "1", "--out", str(augmented))
+    assert res.code == 0 and "warning:" in res.err, res.err
+    again = json.loads((augmented / "manifest.json").read_text())
+    assert (augmented / "augmented.jsonl").read_bytes() == records
+    assert again["steps"] == manifest["steps"] and again["counts"]["seeds_resumed"] == 2
+
+
+def test_augment_refuses_a_foreign_output_directory(cli, tmp_path):
+    """[2] `augment --out` over a directory holding someone's manifest.json replaced it."""
+    out = tmp_path / "theirs"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"mine": true}')
+    assert_clear_error(cli("augment", *AUG, "--n", "1", "--out", str(out)), "--force", "manifest.json")
+    assert [p.name for p in out.iterdir()] == ["manifest.json"]
+    assert (out / "manifest.json").read_text() == '{"mine": true}'
+    res = cli("augment", *AUG, "--n", "1", "--out", str(out), "--force")
+    assert res.code == 0, res.err

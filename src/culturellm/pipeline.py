@@ -415,15 +415,16 @@ class Pipeline:
 
 
 def check_model_spec(spec: str, field: str) -> None:
-    """A model spec resolves without loading anything; `hf:PATH` must name an existing directory."""
-    from culturellm.llm import resolve_spec
+    """A model spec parses (culturellm.llm.parse_spec) without loading anything, and a local model's
+    weights directory exists."""
+    from culturellm.llm import parse_spec
 
     try:
-        resolve_spec(spec)
+        parsed = parse_spec(spec)
     except CultureLLMError as e:
         raise DataError(f"{field} = {spec!r}: {e}") from None
-    if spec.startswith("hf:") and not Path(spec[3:]).expanduser().is_dir():
-        raise DataError(f"{field} = {spec!r}: {spec[3:]} is not a model directory")
+    if parsed.path is not None and not Path(parsed.path).expanduser().is_dir():
+        raise DataError(f"{field} = {spec!r}: {parsed.path} is not a model directory")
 
 
 def _heldout_items(split: Path) -> int:
