@@ -73,6 +73,7 @@ class Manifest:
                 f"warning: {e}; moved aside to {aside.name}, every stage is checked again",
                 markup=False,
                 highlight=False,
+                soft_wrap=True,
             )
             return {}
 
