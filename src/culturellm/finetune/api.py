@@ -155,7 +155,12 @@ def finetune(
     if not _is_main_process():
         return ref_file
 
+    from culturellm.llm.hub import hub_base
+    from culturellm.llm.spec import parse_spec
+
+    base_ref, hub_repo = hub_base(parse_spec(base))  # a Hub base is recorded by its Hub id
     summary.update(
+        base_model=hub_repo,
         cultures=names,
         data_sha256=sha,
         data_files=[str(p) for p in paths],
@@ -173,12 +178,13 @@ def finetune(
         "device": summary["device"],
     }
     ref_file = write_modelref(
-        out, ModelRef(kind="peft-adapter", base=base, path=".", cultures=names, data_sha256=sha, extra=extra)
+        out,
+        ModelRef(kind="peft-adapter", base=base_ref, path=".", cultures=names, data_sha256=sha, extra=extra),
     )
     if config.merge:
         write_modelref(
             out / "merged",
-            ModelRef(kind="merged", base=base, path=".", cultures=names, data_sha256=sha, extra=extra),
+            ModelRef(kind="merged", base=base_ref, path=".", cultures=names, data_sha256=sha, extra=extra),
         )
     from culturellm.finetune.card import write_model_card
 

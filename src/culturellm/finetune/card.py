@@ -15,10 +15,11 @@ def model_card(summary: dict[str, Any], kind: str = "peft-adapter") -> str:
     cfg = summary.get("config", {})
     title = "CultureLLM-One" if len(cultures) > 1 else f"CultureLLM ({', '.join(cultures) or 'unnamed'})"
     tags = ["culturellm", "lora", "peft", "trl", "sft", *[f"culture:{c}" for c in cultures]]
+    base_model = summary.get("base_model") or summary.get("base_path") or summary.get("base")  # a Hub id
     lines = [
         "---",
         "library_name: peft" if kind == "peft-adapter" else "library_name: transformers",
-        f"base_model: {json.dumps(summary.get('base_path') or summary.get('base'))}",
+        f"base_model: {json.dumps(base_model)}",
         "tags:",
         *[f"- {json.dumps(t)}" for t in tags],
         "---",

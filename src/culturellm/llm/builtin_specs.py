@@ -21,7 +21,10 @@ def register_kinds(register: Callable[[SpecKind], None]) -> None:
     """Register the built-in kinds (the same hook a plugin's entry point provides)."""
     from culturellm.llm.convert import BUNDLED
 
-    hf_form = "hf:PATH (a local Hugging Face model directory)"
+    hf_form = (
+        "hf:ORG/NAME[@REVISION] or hf:PATH (a Hugging Face Hub id, from the HF cache or downloaded when "
+        "online; or a local model directory)"
+    )
     register(SpecKind("hf", (hf_form,), _parse_hf, _load_local, True))
     for entry in BUNDLED.values():
         form = f"{entry.name} ({entry.description}, offline)"
@@ -79,12 +82,21 @@ def _parse_bundled(text: str) -> ModelSpec | None:
 
 
 def _parse_hf(text: str) -> ModelSpec | None:
+    """`hf:PATH` (a local model directory wins over a Hub id spelled the same) or `hf:ORG/NAME[@REV]`
+    (resolved from the Hugging Face cache when loaded, see culturellm.llm.hub)."""
+    from culturellm.llm.hub import split_hub_id
+
     if not text.startswith("hf:"):
         return None
     path = Path(text[3:]).expanduser()
-    if not is_hf_dir(path):
-        raise CultureLLMError(f"hf:{path}: not a Hugging Face model directory (no config.json)")
-    return ModelSpec(text, "hf", path=path)
+    if path.exists():
+        if not is_hf_dir(path):
+            raise CultureLLMError(f"hf:{path}: not a Hugging Face model directory (no config.json)")
+        return ModelSpec(text, "hf", path=path)
+    hub = split_hub_id(text[3:])
+    if hub is None:
+        raise CultureLLMError(f"hf:{path}: neither a local model directory nor a Hub id ORG/NAME[@REVISION]")
+    return ModelSpec(text, "hf", name=hub[0], revision=hub[1])
 
 
 def _parse_dir(text: str) -> ModelSpec | None:
@@ -129,8 +141,9 @@ def is_adapter_dir(p: Path) -> bool:
 
 def _adapter_base(adapter: Path) -> str:
     """The base spec of a plain PEFT adapter directory: culturellm.json beside or above it, else the
-    adapter config's base_model_name_or_path when that is a local spec."""
+    adapter config's base_model_name_or_path when that is a local spec or a Hub id."""
     from culturellm.llm.convert import BUNDLED
+    from culturellm.llm.hub import split_hub_id
 
     for d in (adapter, adapter.parent):
         if (d / MODELREF_FILE).is_file():
@@ -139,9 +152,11 @@ def _adapter_base(adapter: Path) -> str:
     base = str(cfg.get("base_model_name_or_path") or "")
     if base in BUNDLED or is_hf_dir(Path(base.removeprefix("hf:"))):
         return base
+    if split_hub_id(base.removeprefix("hf:")) is not None:
+        return f"hf:{base.removeprefix('hf:')}"
     raise CultureLLMError(
-        f"{adapter}: PEFT adapter whose base '{base}' is not a local model; add a {MODELREF_FILE} "
-        "naming its base (e.g. 'bundled')"
+        f"{adapter}: PEFT adapter whose base '{base}' is neither a local model nor a Hub id; add a "
+        f"{MODELREF_FILE} naming its base (e.g. 'bundled')"
     )
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -110,7 +109,7 @@ def resolve_dtype(dtype: str | None, device: str = "cpu") -> Any:
 
 def resolve_local_dir(spec: ModelSpec | str) -> Path:
     """The directory of weights a local spec loads from (an adapter's: its base's; converting bundled
-    GGUFs once)."""
+    GGUFs once; a Hub id's snapshot in the Hugging Face cache, downloaded when online)."""
     from culturellm.llm.convert import BUNDLED, converted_dir
 
     spec = parse_spec(spec)
@@ -120,6 +119,10 @@ def resolve_local_dir(spec: ModelSpec | str) -> Path:
         return spec.path
     if spec.kind in BUNDLED and spec.name:
         return converted_dir(spec.name)
+    if spec.kind == "hf" and spec.name:
+        from culturellm.llm.hub import snapshot
+
+        return snapshot(spec.name, spec.revision)
     where = f"{spec.source}: a remote model" if spec.source else f"'{spec.text}' is a remote model"
     raise CultureLLMError(f"{where}: it has no local weights")
 
@@ -133,9 +136,9 @@ def load_local(spec: ModelSpec | str, *, merge: bool = False, **options: Any) ->
     an accelerator that supports it, fp32 on the CPU), `device_map` (e.g. "auto": accelerate places the
     layers over the devices there are; `device` is then not used), `quantization_config` (a
     transformers BitsAndBytesConfig: the weights are loaded quantised, placed by `device_map`).
-    Nothing is downloaded.
+    Only a Hub id (`hf:ORG/NAME`) that is not in the Hugging Face cache is downloaded, and only when
+    online (HF_HUB_OFFLINE unset).
     """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     spec = parse_spec(spec, **options)
     directory = resolve_local_dir(spec)  # raises for remote models
     device = resolve_device(spec.options.get("device"))
@@ -164,8 +167,8 @@ def _from_pretrained(directory: Path, **kw: Any) -> tuple[Any, Any]:
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # no "Loading weights" bar for a 3 s load; restored below
     try:
-        model = AutoModelForCausalLM.from_pretrained(directory, **kw)
-        tokenizer = AutoTokenizer.from_pretrained(directory)
+        model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True, **kw)
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
     except (OSError, ValueError) as e:
         raise CultureLLMError(f"{directory}: cannot load model: {e}") from None
     finally:
@@ -353,12 +356,13 @@ class LocalChatModel(Backend):
         if logprobs is not None:
             gen_kw.update(return_dict_in_generate=True, output_logits=True)
         batches = self._batches([len(p) for p in prompts], self.batch_size)
+        rng_devices = [self.device] if self.device.type == "cuda" else []  # seeding touches CUDA's RNG too
         with self._lock, torch.inference_mode(), self._progress(len(prompts), "generating") as prog:
             task = prog.add_task("gen", total=len(prompts))
             for b, idx in enumerate(batches):
                 ids, mask, _ = self._left_pad([prompts[i] for i in idx])
                 t0 = time.perf_counter()
-                with torch.random.fork_rng(devices=[]):  # the caller's RNG state is left alone
+                with torch.random.fork_rng(devices=rng_devices):  # the caller's RNG state is left alone
                     if sampling:  # reproducible: same seed, sample index and batch -> same samples
                         torch.manual_seed(
                             (int(params.seed) * 1_000_003 + int(params.sample_index)) * 7919 + b
