@@ -46,13 +46,7 @@ def cache_dir() -> Path:
 def snapshot(repo: str, revision: str | None = None) -> Path:
     """The local snapshot directory of a Hub model (downloaded when online and not cached)."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     name = f"hf:{repo}" + (f"@{revision}" if revision else "")
     cache, local_only = cache_dir(), offline()
@@ -69,17 +63,23 @@ def snapshot(repo: str, revision: str | None = None) -> Path:
             f"{name}: not in the Hugging Face cache {cache} and {why}; download it once online "
             f"(unset HF_HUB_OFFLINE) or give a local model directory"
         ) from None
-    except GatedRepoError:
-        raise CultureLLMError(f"{name}: a gated repository; accept its terms and `hf auth login`") from None
-    except RevisionNotFoundError:
-        raise CultureLLMError(f"{name}: the Hub has no revision '{revision}' of {repo}") from None
-    except RepositoryNotFoundError:
-        raise CultureLLMError(f"{name}: no such model on the Hub (or it is private)") from None
     except (HfHubHTTPError, OSError) as e:
-        raise CultureLLMError(f"{name}: cannot download ({type(e).__name__}: {e})") from None
+        raise CultureLLMError(f"{name}: {_hub_error(e, repo, revision)}") from None
     if not (path / "config.json").is_file():
         raise CultureLLMError(f"{name}: snapshot {path} has no config.json (not a transformers model)")
     return path
+
+
+def _hub_error(e: Exception, repo: str, revision: str | None) -> str:
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    if isinstance(e, GatedRepoError):
+        return "a gated repository; accept its terms on the Hub and log in (`hf auth login`)"
+    if isinstance(e, RevisionNotFoundError):
+        return f"the Hub has no revision '{revision}' of {repo}"
+    if isinstance(e, RepositoryNotFoundError):
+        return "no such model on the Hub (or it is private: log in with `hf auth login`)"
+    return f"cannot download ({type(e).__name__}: {e})"
 
 
 def hub_id_of(path: Path) -> tuple[str, str] | None:
