@@ -1,15 +1,20 @@
-"""Hub ids (`hf:ORG/NAME[@REVISION]`) resolved through huggingface_hub from a temporary HF_HOME that holds
-a tiny random model in the real Hub cache layout (blobs, snapshots/<commit> links, refs/main), offline."""
+"""Hub ids (`hf:ORG/NAME[@REVISION]`) resolved through huggingface_hub: offline from a temporary HF_HOME
+that holds a tiny random model in the real Hub cache layout (blobs, snapshots/<commit> links,
+refs/main), and online from a minimal Hub on 127.0.0.1 (HF_ENDPOINT) serving the same model."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -48,8 +53,14 @@ def offline_hub(hf_home, monkeypatch) -> Path:
     return hf_home
 
 
-def _cli(args: list[str], hf_home: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "CULTURELLM_NO_CACHE": "1"}
+def _cli(args: list[str], hf_home: Path, **env_vars: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "HF_HOME": str(hf_home),
+        "HF_HUB_OFFLINE": "1",
+        "CULTURELLM_NO_CACHE": "1",
+        **env_vars,
+    }
     env.pop("HF_HUB_CACHE", None)
     return subprocess.run(
         [sys.executable, "-m", "culturellm.cli", *args], capture_output=True, text=True, env=env, timeout=300
@@ -112,3 +123,70 @@ def test_a_culture_model_trained_on_a_hub_base_records_the_hub_id(offline_hub, t
     card = (tmp_path / "m" / "README.md").read_text()
     assert f"base_model: {json.dumps(REPO)}" in card
     assert parse_spec(str(tmp_path / "m")).base == parse_spec(f"hf:{REPO}")  # loads anywhere it is cached
+
+
+class _Hub(BaseHTTPRequestHandler):
+    """The three calls snapshot_download makes: revision info, the file tree, and each file (HEAD, GET)."""
+
+    files: ClassVar[dict[str, bytes]] = {}
+    seen: ClassVar[list[str]] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _reply(self, body: bytes, headers: dict[str, str], code: int = 200) -> None:
+        self.send_response(code)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        path = self.path.split("?")[0]
+        self.seen.append(path)
+        api, files = f"/api/models/{REPO}", self.files
+        if re.fullmatch(rf"{api}/revision/[^/]+", path):
+            info = {"id": REPO, "sha": COMMIT, "siblings": [{"rfilename": f} for f in files]}
+            return self._reply(json.dumps(info).encode(), {"Content-Type": "application/json"})
+        if re.fullmatch(rf"{api}/tree/{COMMIT}", path):
+            tree = [
+                {"type": "file", "oid": hashlib.sha1(b).hexdigest(), "size": len(b), "path": f}
+                for f, b in files.items()
+            ]
+            return self._reply(json.dumps(tree).encode(), {"Content-Type": "application/json"})
+        m = re.fullmatch(rf"/{REPO}/resolve/{COMMIT}/(.+)", path)
+        if m and m[1] in files:
+            etag = hashlib.sha256(files[m[1]]).hexdigest()
+            return self._reply(files[m[1]], {"X-Repo-Commit": COMMIT, "ETag": f'"{etag}"'})
+        self._reply(b'{"error": "Repository not found"}', {"X-Error-Code": "RepoNotFound"}, 404)
+
+    do_HEAD = do_GET
+
+
+@pytest.mark.slow
+def test_a_hub_id_downloads_when_online(hf_home, tmp_path) -> None:
+    """Online (a Hub on 127.0.0.1): the config, tokenizer and safetensors are downloaded into the cache
+    (not the README or pickled weights), the model answers, and then answers offline from the cache."""
+    snap = hf_home / "hub" / f"models--{REPO.replace('/', '--')}" / "snapshots" / COMMIT
+    _Hub.files = {f.name: f.read_bytes() for f in snap.iterdir()}
+    _Hub.files.update({"README.md": b"# tiny", "pytorch_model.bin": b"not wanted"})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    online = {"HF_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}", "HF_HUB_OFFLINE": "0"}
+    home = tmp_path / "empty-hf-home"
+    try:
+        res = _cli(["chat", "--model", f"hf:{REPO}", "--max-tokens", "4", "hi"], home, **online)
+        assert res.returncode == 0, res.stderr[-2000:]
+        res = _cli(["chat", "--model", "hf:tiny-org/missing", "hi"], home, **online)
+        assert res.returncode == 2 and "hf:tiny-org/missing: no such model on the Hub" in res.stderr
+    finally:
+        server.shutdown()
+    got = home / "hub" / f"models--{REPO.replace('/', '--')}" / "snapshots" / COMMIT
+    assert sorted(f.name for f in got.iterdir()) == sorted(
+        set(_Hub.files) - {"README.md", "pytorch_model.bin"}
+    )
+    assert f"/{REPO}/resolve/{COMMIT}/model.safetensors" in _Hub.seen
+    res = _cli(["chat", "--model", f"hf:{REPO}", "--max-tokens", "4", "hi"], home)  # offline now
+    assert res.returncode == 0, res.stderr[-2000:]
