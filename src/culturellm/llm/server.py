@@ -171,19 +171,169 @@ class MicroBatcher:
 # The app
 
 
-def make_app(chat: LocalChatModel, model_id: str, *, batch_size: int = 8) -> Any:
-    """A FastAPI app serving `chat` under the model id `model_id`."""
-    from fastapi import FastAPI, Request
+class _Served:
+    """What the routes of one server share: the model, its id, the micro-batcher, the context size."""
+
+    def __init__(self, chat: LocalChatModel, model_id: str, batch_size: int) -> None:
+        self.chat = chat
+        self.model_id = model_id
+        self.batcher = MicroBatcher(chat, batch_size=batch_size)
+        self.created = int(time.time())
+        self.context = int(getattr(chat.model.config, "max_position_embeddings", 0) or 0)
+
+    def card(self) -> dict[str, Any]:
+        return {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "culturellm"}
+
+    def check(self, body: _Sampling) -> None:
+        if body.model != self.model_id:
+            raise APIError(
+                404,
+                f"The model '{body.model}' does not exist; this server serves '{self.model_id}'",
+                "invalid_request_error",
+                "model",
+                "model_not_found",
+            )
+        if body.stream:
+            raise APIError(
+                400, "stream=true is not supported by culturellm serve", "invalid_request_error", "stream"
+            )
+
+    def budget(self, prompt: list[int], asked: int | None) -> int:
+        context = self.context
+        room = context - len(prompt) if context else DEFAULT_MAX_TOKENS
+        if (context and room < 1) or (asked is not None and context and asked > room):
+            raise APIError(
+                400,
+                f"This model's maximum context length is {context} tokens; the prompt has {len(prompt)} "
+                f"and {asked or 1} completion tokens were asked for",
+                "invalid_request_error",
+                "messages",
+                "context_length_exceeded",
+            )
+        return asked if asked is not None else min(DEFAULT_MAX_TOKENS, room)
+
+    async def run(
+        self, prompts: list[list[int]], body: _Sampling, asked: int | None, logprobs: int | None
+    ) -> list[Completion]:
+        futures = []
+        for prompt in prompts:
+            limit = self.budget(prompt, asked)
+            for k in range(body.n):
+                futures.append(self.batcher.submit(prompt, _params_for(body, limit, k), logprobs))
+        return [await asyncio.wrap_future(f) for f in futures]
+
+    def response(
+        self, kind: str, choices: list[dict[str, Any]], prompts: list[list[int]], outs: list[Completion]
+    ) -> dict[str, Any]:
+        p = sum(len(x) for x in prompts)
+        c = sum(o.completion_tokens for o in outs)
+        prefix = "chatcmpl" if kind == "chat.completion" else "cmpl"
+        return {
+            "id": f"{prefix}-{uuid.uuid4().hex}",
+            "object": kind,
+            "created": int(time.time()),
+            "model": self.model_id,
+            "choices": choices,
+            "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c},
+        }
+
+    async def chat_completions(self, body: ChatRequestIn) -> dict[str, Any]:
+        self.check(body)
+        if body.top_logprobs is not None and not body.logprobs:
+            raise APIError(
+                400, "top_logprobs requires logprobs=true", "invalid_request_error", "top_logprobs"
+            )
+        messages = [
+            {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+            for m in body.messages
+        ]
+        try:
+            prompt = self.chat.prompt_ids(messages)
+        except Exception as e:  # e.g. a template that rejects the role order
+            raise APIError(
+                400, f"cannot apply the chat template: {e}", "invalid_request_error", "messages"
+            ) from None
+        k = (body.top_logprobs or 0) if body.logprobs else None
+        outs = await self.run([prompt], body, body.max_completion_tokens or body.max_tokens, k)
+        choices = [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": o.text},
+                "logprobs": _chat_logprobs(o) if k is not None else None,
+                "finish_reason": o.finish_reason,
+            }
+            for i, o in enumerate(outs)
+        ]
+        return self.response("chat.completion", choices, [prompt], outs)
+
+    async def completions(self, body: CompletionRequestIn) -> dict[str, Any]:
+        self.check(body)
+        if body.echo:
+            raise APIError(400, "echo=true is not supported", "invalid_request_error", "echo")
+        texts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
+        prompts = [self.chat.tokenizer(t)["input_ids"] for t in texts]
+        if not prompts or any(len(p) == 0 for p in prompts):
+            raise APIError(400, "prompt: must not be empty", "invalid_request_error", "prompt")
+        outs = await self.run(prompts, body, body.max_tokens, body.logprobs)
+        choices = [
+            {
+                "index": i,
+                "text": o.text,
+                "logprobs": _completion_logprobs(o) if body.logprobs is not None else None,
+                "finish_reason": o.finish_reason,
+            }
+            for i, o in enumerate(outs)
+        ]
+        return self.response("text_completion", choices, prompts, outs)
+
+
+def _params_for(body: _Sampling, max_tokens: int, index: int) -> SamplingParams:
+    seed = body.seed if body.seed is not None else secrets.randbits(31)
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=body.temperature,
+        top_p=body.top_p if body.temperature > 0 else 1.0,
+        seed=seed if body.temperature > 0 else 0,
+        sample_index=index,
+        stop=body.stops(),
+    )
+
+
+def _chat_logprobs(o: Completion) -> dict[str, Any]:
+    """OpenAI chat `logprobs`: per generated token its log-probability, bytes and top alternatives."""
+
+    def entry(t: dict[str, Any]) -> dict[str, Any]:
+        return {"token": t["token"], "logprob": t["logprob"], "bytes": list(t["token"].encode("utf-8"))}
+
+    return {
+        "content": [
+            {**entry(t), "top_logprobs": [entry(a) for a in t["top_logprobs"]]}
+            for t in (o.token_logprobs or [])
+        ]
+    }
+
+
+def _completion_logprobs(o: Completion) -> dict[str, Any]:
+    """OpenAI (legacy) completions `logprobs`: tokens, their log-probabilities, top alternatives, offsets."""
+    toks = o.token_logprobs or []
+    offsets, pos = [], 0
+    for t in toks:
+        offsets.append(pos)
+        pos += len(t["token"])
+    return {
+        "tokens": [t["token"] for t in toks],
+        "token_logprobs": [t["logprob"] for t in toks],
+        "top_logprobs": [{a["token"]: a["logprob"] for a in t["top_logprobs"]} for t in toks],
+        "text_offset": offsets,
+    }
+
+
+def _add_error_handlers(app: Any) -> None:
+    """Every error as OpenAI's `{"error": {...}}` body: ours, validation (400), HTTP, and crashes (500)."""
+    from fastapi import Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
-
-    app = FastAPI(title="culturellm OpenAI-compatible server", version="1")
-    batcher = MicroBatcher(chat, batch_size=batch_size)
-    app.state.batcher = batcher
-    app.state.chat = chat
-    created = int(time.time())
-    context = int(getattr(chat.model.config, "max_position_embeddings", 0) or 0)
 
     @app.exception_handler(APIError)
     async def _api_error(_: Request, e: APIError) -> JSONResponse:
@@ -207,72 +357,25 @@ def make_app(chat: LocalChatModel, model_id: str, *, batch_size: int = 8) -> Any
     async def _crash(_: Request, e: Exception) -> JSONResponse:
         return JSONResponse(error_body(f"{type(e).__name__}: {e}", "server_error"), status_code=500)
 
-    def check(body: _Sampling) -> None:
-        if body.model != model_id:
-            raise APIError(
-                404,
-                f"The model '{body.model}' does not exist; this server serves '{model_id}'",
-                "invalid_request_error",
-                "model",
-                "model_not_found",
-            )
-        if body.stream:
-            raise APIError(
-                400, "stream=true is not supported by culturellm serve", "invalid_request_error", "stream"
-            )
 
-    def params_for(body: _Sampling, max_tokens: int, index: int) -> SamplingParams:
-        seed = body.seed if body.seed is not None else secrets.randbits(31)
-        return SamplingParams(
-            max_tokens=max_tokens,
-            temperature=body.temperature,
-            top_p=body.top_p if body.temperature > 0 else 1.0,
-            seed=seed if body.temperature > 0 else 0,
-            sample_index=index,
-            stop=body.stops(),
-        )
+def make_app(chat: LocalChatModel, model_id: str, *, batch_size: int = 8) -> Any:
+    """A FastAPI app serving `chat` under the model id `model_id`."""
+    from fastapi import FastAPI
 
-    def budget(prompt: list[int], asked: int | None) -> int:
-        room = context - len(prompt) if context else DEFAULT_MAX_TOKENS
-        if (context and room < 1) or (asked is not None and context and asked > room):
-            raise APIError(
-                400,
-                f"This model's maximum context length is {context} tokens; the prompt has {len(prompt)} "
-                f"and {asked or 1} completion tokens were asked for",
-                "invalid_request_error",
-                "messages",
-                "context_length_exceeded",
-            )
-        return asked if asked is not None else min(DEFAULT_MAX_TOKENS, room)
-
-    async def run(prompts: list[list[int]], body: _Sampling, asked: int | None, logprobs: int | None):
-        futures = []
-        for prompt in prompts:
-            limit = budget(prompt, asked)
-            for k in range(body.n):
-                futures.append(batcher.submit(prompt, params_for(body, limit, k), logprobs))
-        return [await asyncio.wrap_future(f) for f in futures]
-
-    def usage(prompts: list[list[int]], outs: list[Completion], n: int) -> dict[str, int]:
-        p = sum(len(x) for x in prompts)
-        c = sum(o.completion_tokens for o in outs)
-        return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+    app = FastAPI(title="culturellm OpenAI-compatible server", version="1")
+    served = _Served(chat, model_id, batch_size)
+    app.state.batcher = served.batcher
+    app.state.chat = chat
+    _add_error_handlers(app)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {
-            "status": "ok",
-            "model": model_id,
-            "batches": batcher.batches,
-            "largest_batch": batcher.largest,
-        }
+        b = served.batcher
+        return {"status": "ok", "model": model_id, "batches": b.batches, "largest_batch": b.largest}
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
-        return {
-            "object": "list",
-            "data": [{"id": model_id, "object": "model", "created": created, "owned_by": "culturellm"}],
-        }
+        return {"object": "list", "data": [served.card()]}
 
     @app.get("/v1/models/{name:path}")
     async def model_info(name: str) -> dict[str, Any]:
@@ -280,106 +383,19 @@ def make_app(chat: LocalChatModel, model_id: str, *, batch_size: int = 8) -> Any
             raise APIError(
                 404, f"The model '{name}' does not exist", "invalid_request_error", "model", "model_not_found"
             )
-        return {"id": model_id, "object": "model", "created": created, "owned_by": "culturellm"}
+        return served.card()
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatRequestIn) -> dict[str, Any]:
-        check(body)
-        if body.top_logprobs is not None and not body.logprobs:
-            raise APIError(
-                400, "top_logprobs requires logprobs=true", "invalid_request_error", "top_logprobs"
-            )
-        messages = [
-            {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-            for m in body.messages
-        ]
-        try:
-            prompt = chat.prompt_ids(messages)
-        except Exception as e:  # e.g. a template that rejects the role order
-            raise APIError(
-                400, f"cannot apply the chat template: {e}", "invalid_request_error", "messages"
-            ) from None
-        k = (body.top_logprobs or 0) if body.logprobs else None
-        outs = await run([prompt], body, body.max_completion_tokens or body.max_tokens, k)
-        choices = []
-        for i, o in enumerate(outs):
-            lp = None
-            if k is not None:
-                lp = {
-                    "content": [
-                        {
-                            "token": t["token"],
-                            "logprob": t["logprob"],
-                            "bytes": list(t["token"].encode("utf-8")),
-                            "top_logprobs": [
-                                {
-                                    "token": a["token"],
-                                    "logprob": a["logprob"],
-                                    "bytes": list(a["token"].encode()),
-                                }
-                                for a in t["top_logprobs"]
-                            ],
-                        }
-                        for t in (o.token_logprobs or [])
-                    ]
-                }
-            choices.append(
-                {
-                    "index": i,
-                    "message": {"role": "assistant", "content": o.text},
-                    "logprobs": lp,
-                    "finish_reason": o.finish_reason,
-                }
-            )
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": model_id,
-            "choices": choices,
-            "usage": usage([prompt], outs, body.n),
-        }
+        return await served.chat_completions(body)
 
     @app.post("/v1/completions")
     async def completions(body: CompletionRequestIn) -> dict[str, Any]:
-        check(body)
-        if body.echo:
-            raise APIError(400, "echo=true is not supported", "invalid_request_error", "echo")
-        texts = [body.prompt] if isinstance(body.prompt, str) else list(body.prompt)
-        if not texts:
-            raise APIError(400, "prompt: must not be empty", "invalid_request_error", "prompt")
-        prompts = [chat.tokenizer(t)["input_ids"] for t in texts]
-        if any(len(p) == 0 for p in prompts):
-            raise APIError(400, "prompt: must not be empty", "invalid_request_error", "prompt")
-        outs = await run(prompts, body, body.max_tokens, body.logprobs)
-        choices = []
-        for i, o in enumerate(outs):
-            lp = None
-            if body.logprobs is not None:
-                toks = o.token_logprobs or []
-                offsets, pos = [], 0
-                for t in toks:
-                    offsets.append(pos)
-                    pos += len(t["token"])
-                lp = {
-                    "tokens": [t["token"] for t in toks],
-                    "token_logprobs": [t["logprob"] for t in toks],
-                    "top_logprobs": [{a["token"]: a["logprob"] for a in t["top_logprobs"]} for t in toks],
-                    "text_offset": offsets,
-                }
-            choices.append({"index": i, "text": o.text, "logprobs": lp, "finish_reason": o.finish_reason})
-        return {
-            "id": f"cmpl-{uuid.uuid4().hex}",
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": model_id,
-            "choices": choices,
-            "usage": usage(prompts, outs, body.n),
-        }
+        return await served.completions(body)
 
     @app.on_event("shutdown")
     def _stop() -> None:
-        batcher.close()
+        served.batcher.close()
 
     return app
 
