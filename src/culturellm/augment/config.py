@@ -20,6 +20,8 @@ from culturellm.settings import StageConfig
 # T2 = T1: every training sample passes the same same-meaning bar, whatever step made it.
 DEFAULT_T1 = 0.80
 DEFAULT_T2 = 0.80
+# Lexical meaning checks (culturellm.augment.checks; measured by benchmarks/augment.py --only chain).
+MEANING_CHECKS = ("repeated_word", "opposed_words", "synonym_word", "modal_change", "key_word_missing")
 
 
 SynonymScope = Literal["sentence", "seed"]
@@ -54,6 +56,21 @@ class AugmentConfig(StageConfig):
     )
     check_negation: bool = Field(
         True, description="reject variants whose count of negation words differs from the seed's"
+    )
+    checks: list[Literal[MEANING_CHECKS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(MEANING_CHECKS),
+        description="lexical meaning checks run on every paraphrase and synonym variant ([]: none)",
+    )
+    t_standin: float = Field(
+        0.33,
+        ge=-1.0,
+        le=1.0,
+        description="min cosine(missing key word, a new word of the candidate) for it to stand in",
+    )
+    judge: str | None = Field(
+        None,
+        description="chat model spec asked, both ways, whether candidate and seed mean the same "
+        "(a candidate is kept only when both answers are yes); None: no judge",
     )
     synonym_requests: SynonymScope = Field(
         "sentence",

@@ -23,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from culturellm.augment.checks import MeaningChecks
 from culturellm.augment.config import AugmentConfig
+from culturellm.augment.judge import Judge
 from culturellm.augment.metrics import describe, distinct_n, diversity_gain
 from culturellm.augment.parse import clean_sentence, normalize, parse_list, parse_synonyms
 from culturellm.augment.prompts import paraphrase_messages, synonym_messages, translate_messages
@@ -95,7 +97,7 @@ class StepStats:
         self.candidates += int(d.get("candidates", 0))
         self.accepted += int(d.get("accepted", 0))
         self.rejected.update(d.get("reasons", {}))
-        self.extra.update({k: int(v) for k, v in d.items() if k.startswith("synonyms_")})
+        self.extra.update({k: int(v) for k, v in d.items() if k.startswith(("synonyms_", "judge_"))})
 
 
 @dataclass
@@ -128,10 +130,14 @@ def _cos(emb: np.ndarray, ref: np.ndarray) -> np.ndarray:
 class Augmenter:
     """One augmentation run (see module docstring). Use `augment()`."""
 
-    def __init__(self, llm: ChatModel, embedder: Embedder, config: AugmentConfig) -> None:
+    def __init__(
+        self, llm: ChatModel, embedder: Embedder, config: AugmentConfig, judge: ChatModel | None = None
+    ) -> None:
         self.llm, self.embedder, self.cfg = llm, embedder, config
         self.stats = {s: StepStats() for s in STEPS[1:]}
         self.parse_formats: Counter = Counter()
+        self.meaning = MeaningChecks(config.checks, embed=self._encode, t_standin=config.t_standin)
+        self.judge = Judge(judge) if judge is not None else None
 
     # --- helpers ------------------------------------------------------------------------------
     def _params(self, max_tokens: int, attempt: int = 0) -> SamplingParams:
@@ -148,6 +154,33 @@ class Augmenter:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         return np.asarray(self.embedder.encode(list(texts)), dtype=np.float32)
+
+    def _screen(
+        self, st: StepStats, items: list[Any], seed_of: Any, text_of: Any, swaps_of: Any
+    ) -> list[Any]:
+        """Items passing the meaning checks (one batch); the first failed check of each other item
+        is counted as its rejection reason."""
+        if not items or not self.cfg.checks:
+            return items
+        found = self.meaning.check_many([(seed_of(x), text_of(x), *swaps_of(x)) for x in items])
+        kept = []
+        for x, reasons in zip(items, found, strict=True):
+            if reasons:
+                st.rejected[reasons[0]] += 1
+            else:
+                kept.append(x)
+        return kept
+
+    def _judged(self, st: StepStats, pairs: list[tuple[str, str]]) -> list[bool]:
+        """Judge verdicts (True: same meaning both ways) for (seed, candidate) pairs; all True
+        without a judge. Rejections are counted as `judge_rejected`."""
+        if self.judge is None or not pairs:
+            return [True] * len(pairs)
+        verdicts = self.judge.verdicts(pairs)
+        st.extra["judge_requests"] += 2 * len(pairs)
+        out = [v.same for v in verdicts]
+        st.rejected["judge_rejected"] += out.count(False)
+        return out
 
     # --- step 1 -------------------------------------------------------------------------------
     def paraphrase(self, states: list[_SeedState]) -> None:
@@ -173,12 +206,20 @@ class Augmenter:
                 continue
             emb = self._encode([t for _, t in cands])
             by_seed: dict[int, list[tuple[float, str, np.ndarray]]] = defaultdict(list)
+            passing: list[tuple[_SeedState, str, float, np.ndarray]] = []
             for (s, t), e in zip(cands, emb, strict=True):
                 sim = float(e @ s.emb)
                 reason = self._check_para(s, t, sim)
                 if reason:
                     st.rejected[reason] += 1
                 else:
+                    passing.append((s, t, sim, e))
+            passing = self._screen(
+                st, passing, lambda x: x[0].item.text, lambda x: x[1], lambda x: ((), None)
+            )
+            ok = self._judged(st, [(x[0].item.text, x[1]) for x in passing])
+            for (s, t, sim, e), good in zip(passing, ok, strict=True):
+                if good:
                     by_seed[id(s)].append((sim, t, e))
             for s in pending:
                 for sim, t, e in sorted(by_seed.get(id(s), []), key=lambda x: -x[0]):
@@ -264,6 +305,13 @@ class Augmenter:
                 ):
                     cands.append((s, src, v.text, v.swaps))
         st.candidates += len(cands)
+        cands = self._screen(
+            st,
+            cands,
+            lambda c: c[0].item.text,
+            lambda c: c[2],
+            lambda c: (c[3], c[1].text if c[1] else c[0].item.text),
+        )
         if not cands:
             return
         emb = self._encode([t for _, _, t, _ in cands])
@@ -276,38 +324,54 @@ class Augmenter:
                 st.rejected["negation_mismatch"] += 1
             else:
                 pools[id(s)][id(src)].append((sim, t, swaps))
+        self._take_synonyms(states, pools)
+
+    def _take_synonyms(self, states: list[_SeedState], pools: dict[int, dict[int, list]]) -> None:
+        """Up to m variants per seed: the most similar of each paraphrase in turn (round-robin over
+        paraphrases), skipping duplicates; with a judge, in rounds until m are kept or none is left."""
+        cfg, st = self.cfg, self.stats["synonym"]
+        queues: dict[int, list[tuple[float, str, tuple, Any]]] = {}
         for s in states:
-            ranked = [sorted(v, key=lambda x: -x[0]) for v in pools.get(id(s), {}).values()]
             srcs = {id(src): src for src in ([*s.para] or [None])}
-            order = list(pools.get(id(s), {}).keys())
-            taken = 0
-            rank = 0
-            while taken < cfg.m and any(rank < len(r) for r in ranked):
-                for key, r in zip(order, ranked, strict=True):
-                    if rank >= len(r) or taken >= cfg.m:
-                        continue
-                    sim, t, swaps = r[rank]
-                    nk = normalize(t)
-                    if nk in s.keys:
+            ranked = [
+                [(*x, srcs.get(key)) for x in sorted(v, key=lambda x: -x[0])]
+                for key, v in pools.get(id(s), {}).items()
+            ]
+            longest = max((len(r) for r in ranked), default=0)
+            queues[id(s)] = [r[i] for i in range(longest) for r in ranked if i < len(r)]
+        taken: Counter = Counter()
+        while True:
+            batch: list[tuple[_SeedState, tuple[float, str, tuple, Any]]] = []
+            for s in states:
+                q, picked = queues[id(s)], 0
+                while q and picked < cfg.m - taken[id(s)]:
+                    item = q.pop(0)
+                    nk = normalize(item[1])
+                    if nk in s.keys or any(normalize(b[1][1]) == nk for b in batch if b[0] is s):
                         st.rejected["duplicate"] += 1
                         continue
-                    src = srcs.get(key)
-                    s.keys.add(nk)
-                    s.syn.append(
-                        _Kept(
-                            t,
-                            sim,
-                            record_id(s.item.question_id, "synonym", t),
-                            src.rid if src else s.rid,
-                            "synonym",
-                            {"swaps": [list(x) for x in swaps]},
-                        )
+                    batch.append((s, item))
+                    picked += 1
+            if not batch:
+                break
+            ok = self._judged(st, [(s.item.text, item[1]) for s, item in batch])
+            for (s, (sim, t, swaps, src)), good in zip(batch, ok, strict=True):
+                if not good:
+                    continue
+                s.keys.add(normalize(t))
+                s.syn.append(
+                    _Kept(
+                        t,
+                        sim,
+                        record_id(s.item.question_id, "synonym", t),
+                        src.rid if src else s.rid,
+                        "synonym",
+                        {"swaps": [list(x) for x in swaps]},
                     )
-                    st.accepted += 1
-                    taken += 1
-                rank += 1
-            leftover = sum(max(0, len(r) - rank) for r in ranked)
-            st.rejected["surplus"] += leftover
+                )
+                st.accepted += 1
+                taken[id(s)] += 1
+        st.rejected["surplus"] += sum(len(q) for q in queues.values())
 
     def _word_filter(self, maps: list[dict[str, list[str]]]) -> None:
         """Drop (in place) proposed synonyms whose embedding cosine with the word is below t_word:
@@ -564,6 +628,7 @@ def augment(
     *,
     progress: Any = None,
     force: bool = False,
+    judge: ChatModel | None = None,
 ) -> dict[str, Any]:
     """Augment seed questions (wvs Question or Seed objects); write out_dir/augmented.jsonl and
     out_dir/manifest.json; return the manifest. Resumable: seeds already complete in the file are
@@ -572,7 +637,8 @@ def augment(
     out_dir is claimed (culturellm.outdir): a non-empty directory culturellm did not make is refused
     unless force. The settings' key (`state_key`) is stored in the hidden state file, in manifest.json
     and in every seed record, so records made with other settings are refused even when the state
-    file is missing (see resume_state)."""
+    file is missing (see resume_state). `judge`: the chat model of the judge step (default:
+    `load_model(config.judge)` when config.judge is set)."""
     cfg = config or AugmentConfig()
     out_dir = Path(out_dir)
     check_claim(out_dir, "augment", force=force, ours=OURS)
@@ -586,27 +652,27 @@ def augment(
     rows, done = read_complete(path)  # damaged records: an error before anything is written
     prev = resume_state(out_dir, fingerprint, key)
     claim(out_dir, "augment", force=force, ours=OURS)
+    if cfg.judge and judge is None:
+        from culturellm.llm import load_model
+
+        judge = load_model(cfg.judge)
     if path.exists():
         write_jsonl(path, rows)  # drop torn / incomplete groups
     wanted = {i.question_id for i in items}
     todo = [i for i in items if i.question_id not in done]
-    aug = Augmenter(llm, embedder, cfg)
+    aug = Augmenter(llm, embedder, cfg, judge if cfg.judge else None)
     for step, d in prev.get("steps", {}).items():
         if step in aug.stats:
             aug.stats[step].add(d)
     usage0 = llm.usage.as_dict()
+    judge0 = judge.usage.as_dict() if judge is not None and cfg.judge else None
     prev_usage = prev.get("usage", {})
     elapsed_prev = float(prev.get("elapsed_s", 0.0))
     t0 = time.monotonic()
 
     def save_state() -> dict[str, Any]:
         u1 = llm.usage.as_dict()
-        usage = {
-            k: round(float(prev_usage.get(k, 0)) + float(u1[k]) - float(usage0[k]), 6)
-            for k in ("requests", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd")
-        }
-        for k in ("requests", "cache_hits", "prompt_tokens", "completion_tokens"):
-            usage[k] = int(usage[k])
+        usage = _usage_delta(prev_usage, usage0, u1)
         state = {
             "key": key,
             "fingerprint": fingerprint,
@@ -614,6 +680,8 @@ def augment(
             "usage": usage,
             "elapsed_s": round(elapsed_prev + time.monotonic() - t0, 2),
         }
+        if judge0 is not None and judge is not None:
+            state["judge_usage"] = _usage_delta(prev.get("judge_usage", {}), judge0, judge.usage.as_dict())
         write_json(state_path, state)
         return state
 
@@ -633,6 +701,29 @@ def augment(
     manifest["state_key"] = key
     write_json(out_dir / MANIFEST, manifest)
     return manifest
+
+
+def _usage_delta(prev: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Usage of earlier runs (prev) plus what this run added (after - before)."""
+    usage = {
+        k: round(float(prev.get(k, 0)) + float(after[k]) - float(before[k]), 6)
+        for k in ("requests", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd")
+    }
+    for k in ("requests", "cache_hits", "prompt_tokens", "completion_tokens"):
+        usage[k] = int(usage[k])
+    return usage
+
+
+def _judge_summary(cfg: AugmentConfig, state: dict[str, Any]) -> dict[str, Any] | None:
+    if not cfg.judge:
+        return None
+    steps = state["steps"].values()
+    return {
+        "model": cfg.judge,
+        "requests": sum(int(s.get("judge_requests", 0)) for s in steps),
+        "rejected": sum(int(s["reasons"].get("judge_rejected", 0)) for s in steps),
+        "usage": state.get("judge_usage", {}),
+    }
 
 
 def _manifest(
@@ -680,6 +771,7 @@ def _manifest(
         "cache_hits": state["usage"]["cache_hits"],
         "elapsed_s": state["elapsed_s"],
         "parse_formats": dict(sorted(aug.parse_formats.items())),
+        "judge": _judge_summary(cfg, state),
         "metrics": {
             "similarity": {
                 step: describe([r["similarity"] for r in rows if r["step"] == step]) for step in STEPS[1:]
