@@ -1,8 +1,10 @@
-"""Augmentation benchmarks: threshold calibration, LLM requests per accepted sample (ours vs the
+"""Augmentation benchmarks: threshold calibration, the filter chain's precision and recall on the
+labelled pairs (before and after the meaning checks), LLM requests per accepted sample (ours vs the
 reference's call pattern, same seeds and LLM), and similarity-filter throughput (batched vs pairs).
 
-    python benchmarks/augment.py                  # all three, bundled SmolLM2 + MiniLM, 3 seeds
+    python benchmarks/augment.py                  # all of them, bundled SmolLM2 + MiniLM, 3 seeds
     python benchmarks/augment.py --only calibrate
+    python benchmarks/augment.py --only chain [--demo runs/arabic/augment]
     python benchmarks/augment.py --only requests --seeds 5 --llm bundled
     python benchmarks/augment.py --only throughput
 """
@@ -20,11 +22,21 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-PAIRS = Path(__file__).with_name("data") / "augment_pairs.jsonl"
+PAIRS = Path(__file__).with_name("data") / "meaning_pairs.jsonl"
 
 
-def load_pairs(path: Path = PAIRS) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def load_pairs(path: Path = PAIRS, origin: str | None = "calibration") -> list[dict]:
+    """Labelled pairs (seed, candidate, label equivalent|changed|broken, class, origin, [swaps,
+    source]). origin="calibration": the 80 hand-written pairs the thresholds were chosen on, as
+    {a, b, label 1|0, kind}; None: every pair as stored."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if origin is None:
+        return rows
+    return [
+        {"a": r["seed"], "b": r["candidate"], "label": int(r["label"] == "equivalent"), "kind": r["class"]}
+        for r in rows
+        if r["origin"] == origin
+    ]
 
 
 def pair_cosines(embedder, pairs: list[dict]) -> np.ndarray:
@@ -90,6 +102,134 @@ def calibrate(embedder) -> dict:
         f"topic changes {min(topic):.3f}..{max(topic):.3f}; default t1 = {AugmentConfig().t1}"
     )
     return {"best": best, "best_youden": best_j, "grid": rows}
+
+
+def _old_chain(cos: float, p: dict, cfg) -> str | None:
+    """The filter chain before the meaning checks: a swap variant (pair with swaps) needs cos >= t2,
+    a paraphrase t1 <= cos < dup_threshold; both the seed's number of negation words."""
+    from culturellm.augment.words import negation_count
+
+    if p.get("swaps"):
+        if cos < cfg.t2:
+            return "below_t2"
+    elif cos < cfg.t1:
+        return "below_t1"
+    elif cos >= cfg.dup_threshold:
+        return "near_duplicate"
+    if cfg.check_negation and negation_count(p["seed"]) != negation_count(p["candidate"]):
+        return "negation_mismatch"
+    return None
+
+
+def _pr(flags: list[bool], bad: list[bool]) -> dict:
+    """Precision / recall of flags as detectors of bad (changed or broken) pairs."""
+    tp = sum(f and b for f, b in zip(flags, bad, strict=True))
+    fp = sum(f and not b for f, b in zip(flags, bad, strict=True))
+    n_bad = sum(bad)
+    return {
+        "flagged": tp + fp,
+        "true": tp,
+        "false": fp,
+        "precision": tp / (tp + fp) if tp + fp else None,
+        "recall": tp / n_bad if n_bad else None,
+    }
+
+
+def _fmt(x: float | None) -> str:
+    return "   -" if x is None else f"{x:.2f}"
+
+
+def chain(embedder, t_standins: tuple[float, ...] = (0.25, 0.30, 0.33, 0.36, 0.40, 0.45, 0.50)) -> dict:
+    """Precision and recall of each check and of the whole filter chain, before and after the meaning
+    checks, on the labelled pairs (benchmarks/data/meaning_pairs.jsonl). A check 'detects' a pair it
+    rejects; a detected pair labelled changed or broken is a true detection."""
+    from culturellm.augment.checks import CHECKS, MeaningChecks
+    from culturellm.augment.config import AugmentConfig
+
+    cfg = AugmentConfig()
+    pairs = load_pairs(origin=None)
+    bad = [p["label"] != "equivalent" for p in pairs]
+    seeds = embedder.encode([p["seed"] for p in pairs])
+    cos = np.sum(seeds * embedder.encode([p["candidate"] for p in pairs]), axis=1)
+    old = [_old_chain(float(c), p, cfg) for c, p in zip(cos, pairs, strict=True)]
+    items = [(p["seed"], p["candidate"], p.get("swaps", ()), p.get("source")) for p in pairs]
+    print(f"\n== filter chain on {len(pairs)} labelled pairs ({PAIRS.name}: {sum(bad)} changed/broken, "
+          f"{len(pairs) - sum(bad)} equivalent), {embedder.name}, t_standin {cfg.t_standin}")  # fmt: skip
+    print(f"{'detector':<34} {'flagged':>7} {'true':>5} {'false':>5} {'precision':>9} {'recall':>7}")
+    rows: dict[str, dict] = {}
+
+    def show(label: str, flags: list[bool]) -> None:
+        rows[label] = r = _pr(flags, bad)
+        print(f"{label:<34} {r['flagged']:>7} {r['true']:>5} {r['false']:>5} "
+              f"{_fmt(r['precision']):>9} {_fmt(r['recall']):>7}")  # fmt: skip
+
+    for reason in sorted({r for r in old if r}):
+        show(f"  {reason} (similarity/negation)", [r == reason for r in old])
+    for check in CHECKS:
+        found = MeaningChecks([check], embed=embedder.encode, t_standin=cfg.t_standin).check_many(items)
+        show(f"  {check}", [bool(f) for f in found])
+    after = MeaningChecks(cfg.checks, embed=embedder.encode, t_standin=cfg.t_standin).check_many(items)
+    show("chain before (similarity+negation)", [r is not None for r in old])
+    rejected_after = [r is not None or bool(f) for r, f in zip(old, after, strict=True)]
+    show("chain after (+ meaning checks)", rejected_after)
+    only_new = [r is None and bool(f) for r, f in zip(old, after, strict=True)]
+    lost = [p for p, f, b in zip(pairs, only_new, bad, strict=True) if f and not b]
+    print("equivalent pairs the meaning checks reject (accepted before):")
+    for p, f in ((p, after[pairs.index(p)]) for p in lost):
+        print(f"  {f[0]}: {p['seed']!r} -> {p['candidate']!r}")
+    classes = sorted({p["class"] for p, b in zip(pairs, bad, strict=True) if b})
+    print("recall per failure class (before -> after):")
+    per_class = {}
+    for c in classes:
+        idx = [i for i, p in enumerate(pairs) if p["class"] == c and bad[i]]
+        b4 = sum(old[i] is not None for i in idx)
+        af = sum(old[i] is not None or bool(after[i]) for i in idx)
+        per_class[c] = {"n": len(idx), "before": b4, "after": af}
+        print(f"  {c:<18} n={len(idx):>2}  {b4:>2} -> {af:>2}")
+    issue = [i for i, p in enumerate(pairs) if p["origin"] == "issue-16"]
+    print(f"issue #16 examples rejected: before {sum(old[i] is not None for i in issue)}/6, "
+          f"after {sum(old[i] is not None or bool(after[i]) for i in issue)}/6")  # fmt: skip
+    sweep = []
+    print("t_standin sweep (key_word_missing; whole chain after): TPR = equivalents kept, FPR = bad kept")
+    for t in t_standins:
+        f = MeaningChecks(cfg.checks, embed=embedder.encode, t_standin=t).check_many(items)
+        keep = [r is None and not x for r, x in zip(old, f, strict=True)]
+        tpr = sum(k and not b for k, b in zip(keep, bad, strict=True)) / (len(pairs) - sum(bad))
+        fpr = sum(k and b for k, b in zip(keep, bad, strict=True)) / sum(bad)
+        sweep.append({"t_standin": t, "tpr": tpr, "fpr": fpr, "tpr_minus_2fpr": tpr - 2 * fpr})
+        print(f"  t_standin {t:.2f}: TPR {tpr:.3f}  FPR {fpr:.3f}  TPR - 2 FPR {tpr - 2 * fpr:.3f}")
+    return {"rows": rows, "per_class": per_class, "sweep": sweep}
+
+
+def demo_flags(embedder, run_dir: Path) -> dict:
+    """On a finished augmentation (e.g. the README demo's runs/arabic/augment): the share of its
+    accepted samples each meaning check flags."""
+    from culturellm.augment.checks import CHECKS, MeaningChecks
+    from culturellm.augment.config import AugmentConfig
+    from culturellm.jsonio import read_jsonl
+
+    cfg = AugmentConfig()
+    rows = read_jsonl(run_dir / "augmented.jsonl")
+    by_id = {r["id"]: r for r in rows}
+    seed = {r["question_id"]: r["text"] for r in rows if r["step"] == "seed"}
+    acc = [r for r in rows if r["step"] in ("paraphrase", "synonym")]
+    items = [
+        (seed[r["question_id"]], r["text"], r.get("swaps") or (), by_id.get(r["parent"], {}).get("text"))
+        for r in acc
+    ]
+    print(f"\n== meaning checks on the {len(acc)} accepted samples of {run_dir}")
+    out = {}
+    for check in CHECKS:
+        f = MeaningChecks([check], embed=embedder.encode, t_standin=cfg.t_standin).check_many(items)
+        n = sum(bool(x) for x in f)
+        out[check] = n
+        print(f"  {check:<18} flags {n:>3} / {len(acc)} ({n / max(len(acc), 1):.0%})")
+    f = MeaningChecks(cfg.checks, embed=embedder.encode, t_standin=cfg.t_standin).check_many(items)
+    out["any"] = sum(bool(x) for x in f)
+    print(f"  {'any':<18} flags {out['any']:>3} / {len(acc)} ({out['any'] / max(len(acc), 1):.0%})")
+    for r, x in zip(acc, f, strict=True):
+        print(f"    {'REJECT ' + x[0] if x else 'keep':<28} {r['question_id']} {r['step']:<10} {r['text']}")
+    return {"accepted": len(acc), "flagged": out}
 
 
 def reference_pattern(seeds, llm, embedder, cfg) -> dict:
@@ -274,7 +414,8 @@ def throughput(pairs_n: int = 400) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["calibrate", "requests", "throughput"])
+    ap.add_argument("--only", choices=["calibrate", "chain", "requests", "throughput"])
+    ap.add_argument("--demo", type=Path, help="with chain: also measure the checks on this augment dir")
     ap.add_argument("--llm", default="bundled")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--n", type=int, default=5)
@@ -290,6 +431,12 @@ def main(argv: list[str] | None = None) -> int:
         from culturellm.embed import load_embedder
 
         results["calibrate"] = calibrate(load_embedder(disk_cache=False))
+    if args.only in (None, "chain"):
+        from culturellm.embed import load_embedder
+
+        results["chain"] = chain(load_embedder(disk_cache=False))
+        if args.demo:
+            results["demo"] = demo_flags(load_embedder(disk_cache=False), args.demo)
     if args.only in (None, "throughput"):
         results["throughput"] = throughput()
     if args.from_run:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -20,7 +21,13 @@ SRC31 = "Men are better business leaders than women."
 # (question, candidate, swaps, text the swaps were made in, the reason the default chain gives)
 ISSUE_16 = [
     ("Q31", "Men are better business leaders than men.", [("women", "men")], SRC31, "repeated_word"),
-    ("Q31", "Men are better business leaders than woman.", [("women", "woman")], SRC31, "synonym_pos_mismatch"),
+    (
+        "Q31",
+        "Men are better business leaders than woman.",
+        [("women", "woman")],
+        SRC31,
+        "synonym_pos_mismatch",
+    ),
     (
         "Q27",
         "One of my main goals in live has been to make my parents proud",
@@ -28,7 +35,13 @@ ISSUE_16 = [
         None,
         "synonym_pos_mismatch",
     ),
-    ("Q33", "Women should have more jobs, and men should have a better work environment.", [], None, "opposed_words"),
+    (
+        "Q33",
+        "Women should have more jobs, and men should have a better work environment.",
+        [],
+        None,
+        "opposed_words",
+    ),
     ("Q36", "Homosexual couples are as good as heterosexual couples.", [], None, "key_word_missing"),
     ("Q38", "Adult children can provide long-term care for their parents.", [], None, "modal_change"),
 ]
@@ -54,7 +67,8 @@ def test_issue_16_examples_are_rejected_with_their_reason(checks, seeds, qid, ca
 
 def test_labelled_pairs_equivalents_pass_and_issue_examples_fail(checks):
     pairs = [json.loads(line) for line in PAIRS.read_text(encoding="utf-8").splitlines()]
-    found = checks.check_many([(p["seed"], p["candidate"], p.get("swaps", ()), p.get("source")) for p in pairs])
+    items = [(p["seed"], p["candidate"], p.get("swaps", ()), p.get("source")) for p in pairs]
+    found = checks.check_many(items)
     lost = {p["candidate"] for p, r in zip(pairs, found, strict=True) if r and p["label"] == "equivalent"}
     assert lost == KNOWN_LOSSES
     issue = [r for p, r in zip(pairs, found, strict=True) if p["origin"] == "issue-16"]
@@ -82,7 +96,8 @@ def test_synonym_checks_and_standins_without_embedder(seeds):
         "synonym_not_a_word"
     )
     assert mc.check(q28, "When a mother works for pay, suffering follows") == "key_word_missing"
-    assert MeaningChecks(["modal_change"]).check(q28, "When a mother works for pay, suffering follows") is None
+    only_modal = MeaningChecks(["modal_change"])
+    assert only_modal.check(q28, "When a mother works for pay, suffering follows") is None
     with pytest.raises(ValueError, match="unknown meaning check"):
         MeaningChecks(["nope"])
 
@@ -91,14 +106,14 @@ class IssueLLM:
     """Writes, for each seed, exactly the paraphrase and synonyms the demo's bundled model produced."""
 
     name = "issue-16-script"
-    PARA = {
+    PARA: ClassVar[dict[str, str]] = {
         "Q31": SRC31,
         "Q33": ISSUE_16[3][1],
         "Q36": ISSUE_16[4][1],
         "Q38": ISSUE_16[5][1],
         "Q27": "Making my parents proud has been one of my main aims in life",
     }
-    SYN = {"women": ["men", "woman"], "life": ["live"], "aims": ["goals"]}
+    SYN: ClassVar[dict[str, list[str]]] = {"women": ["men", "woman"], "life": ["live"], "aims": ["goals"]}
 
     def __init__(self) -> None:
         self.usage = Usage()

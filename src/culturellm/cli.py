@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "culturellm.wvs.cli",
     "culturellm.llm.cli",
     "culturellm.augment.cli",
+    "culturellm.review.cli",
     "culturellm.finetune.cli",
     "culturellm.evaluate.cli",
     "culturellm.pipeline_cli",

@@ -43,6 +43,13 @@ def augment_command(
         None, "--synonym-requests", help="sentence: one request per paraphrase; seed: one per seed"
     ),
     batch_size: int | None = typer.Option(None, "--batch-size", help=field_help(AugmentConfig, "batch_size")),
+    checks_arg: str | None = typer.Option(
+        None,
+        "--checks",
+        help="meaning checks, comma-separated, or 'none' (default: repeated_word, opposed_words, "
+        "synonym_word, modal_change, key_word_missing)",
+    ),
+    judge: str | None = typer.Option(None, "--judge", help=field_help(AugmentConfig, "judge")),
     seed: int | None = typer.Option(None, "--seed", help="random seed (default: 0)"),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="use the LLM response cache"),
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible base URL"),
@@ -60,6 +67,8 @@ def augment_command(
     from culturellm.outdir import check_claim
     from culturellm.wvs import load_questions
 
+    names = None if checks_arg is None else checks_arg.replace(" ", "").split(",")
+    checks = None if names is None else [c for c in names if c != "none"]
     given = pick(AugmentConfig, locals())
     toml = load_toml(config_file, "augment") if config_file else None
     config = resolve(AugmentConfig, toml, flags(given, {"questions": "--question"}))
@@ -69,7 +78,8 @@ def augment_command(
     console.print(f"loading {llm} and the {embedder} embedder ...", markup=False)
     model = load_model(llm, base_url=base_url, cache=cache)
     emb = load_embedder(embedder)
-    manifest = augment(seeds, model, emb, config, out, progress=progress, force=force)
+    judge_model = load_model(config.judge, base_url=base_url, cache=cache) if config.judge else None
+    manifest = augment(seeds, model, emb, config, out, progress=progress, force=force, judge=judge_model)
     _print_augment_summary(out, manifest)
 
 
@@ -106,6 +116,11 @@ def _print_augment_summary(out: Path, manifest: dict[str, Any]) -> None:
         f"diversity gain {manifest['metrics']['diversity_gain']}, "
         f"distinct-2 {manifest['metrics']['distinct_2_seeds']} -> {manifest['metrics']['distinct_2_all']}"
     )
+    if manifest.get("judge"):
+        j = manifest["judge"]
+        Console().print(
+            f"judge {j['model']}: {j['requests']} scoring requests, {j['rejected']} candidates rejected"
+        )
 
 
 def dataset_command(
@@ -128,6 +143,9 @@ def dataset_command(
         None, "--holdout-variants", help=field_help(DatasetConfig, "holdout_variants")
     ),
     seed: int | None = typer.Option(None, "--seed", help=field_help(DatasetConfig, "seed")),
+    drop_rejected: bool | None = typer.Option(
+        None, "--drop-rejected/--keep-rejected", help=field_help(DatasetConfig, "drop_rejected")
+    ),
 ) -> None:
     from rich.console import Console
 
@@ -144,6 +162,8 @@ def dataset_command(
         f"{c['heldout_questions']} held-out questions, {c['heldout_variants']} held-out variants; "
         f"split in {split_manifest_path(out)}"
     )
+    if manifest.get("review"):
+        Console().print(f"left out {len(manifest['review']['dropped'])} samples that reviewers rejected")
 
 
 def register(app: typer.Typer) -> None:

@@ -143,3 +143,6 @@ class DatasetConfig(StageConfig):
         0.0, ge=0.0, lt=1.0, description="fraction of each question's variants held out for alignment"
     )
     seed: int = Field(0, description="random seed of the split and of distribution targets")
+    drop_rejected: bool = Field(
+        False, description="leave out the samples reviewers rejected (culturellm review; reviews.jsonl)"
+    )

@@ -166,6 +166,24 @@ def make_split(
     }
 
 
+def _drop_rejected(variants: dict[str, list[dict[str, Any]]], augmented: Path) -> dict[str, Any]:
+    """Remove (in place) the non-seed samples reviewers rejected; what was dropped, for the manifest."""
+    from culturellm.review.store import rejected_ids, reviews_path
+
+    rejected = rejected_ids(augmented)
+    dropped = []
+    for q, rows in variants.items():
+        keep = [r for r in rows if r.get("step") == "seed" or r["id"] not in rejected]
+        dropped += [r["id"] for r in rows if r not in keep]
+        variants[q] = keep
+    path = reviews_path(augmented)
+    return {
+        "reviews": str(path),
+        "reviews_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "dropped": sorted(dropped),
+    }
+
+
 def _resolve_cultures(names: Sequence[str]) -> list[Any]:
     from culturellm.cultures import get_culture, list_cultures
 
@@ -192,16 +210,19 @@ def build_training_set(
     seed: int = 0,
     *,
     holdout_variants: float = 0.0,
+    drop_rejected: bool = False,
 ) -> dict[str, Any]:
     """Write `out` (OpenAI chat JSONL) for one culture or, with several / 'all', CultureLLM-One
     (the union, each record's system prompt naming its culture). Returns the manifest, also written
-    to `<out>.manifest.json`. Questions a culture never answered produce no record."""
+    to `<out>.manifest.json`. Questions a culture never answered produce no record. `drop_rejected`:
+    leave out the samples that reviewers rejected (`culturellm review`; reviews.jsonl beside the set)."""
     from culturellm.wvs import seed_set
 
     if target not in TARGETS:
         raise CultureLLMError(f"unknown target {target!r}; expected one of: {', '.join(TARGETS)}")
     augmented, out = Path(augmented), Path(out)
     variants = read_augmented(augmented)
+    review = _drop_rejected(variants, augmented) if drop_rejected else None
     split = make_split(
         variants,
         holdout_questions=holdout_questions,
@@ -266,6 +287,7 @@ def build_training_set(
         },
         "per_culture": per_culture,
         "split": split,
+        "review": review,
     }
     write_json(split_manifest_path(out), manifest)
     return manifest
