@@ -155,12 +155,12 @@ def chain(embedder, t_standins: tuple[float, ...] = (0.25, 0.30, 0.33, 0.36, 0.4
     items = [(p["seed"], p["candidate"], p.get("swaps", ()), p.get("source")) for p in pairs]
     print(f"\n== filter chain on {len(pairs)} labelled pairs ({PAIRS.name}: {sum(bad)} changed/broken, "
           f"{len(pairs) - sum(bad)} equivalent), {embedder.name}, t_standin {cfg.t_standin}")  # fmt: skip
-    print(f"{'detector':<34} {'flagged':>7} {'true':>5} {'false':>5} {'precision':>9} {'recall':>7}")
+    print(f"{'detector':<40} {'flagged':>7} {'true':>5} {'false':>5} {'precision':>9} {'recall':>7}")
     rows: dict[str, dict] = {}
 
     def show(label: str, flags: list[bool]) -> None:
         rows[label] = r = _pr(flags, bad)
-        print(f"{label:<34} {r['flagged']:>7} {r['true']:>5} {r['false']:>5} "
+        print(f"{label:<40} {r['flagged']:>7} {r['true']:>5} {r['false']:>5} "
               f"{_fmt(r['precision']):>9} {_fmt(r['recall']):>7}")  # fmt: skip
 
     for reason in sorted({r for r in old if r}):

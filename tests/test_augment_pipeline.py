@@ -172,3 +172,21 @@ def test_translation_step_records_and_counts(tmp_path, cached_model, embedder, s
     )
     assert strict["counts"]["translation"] == 0
     assert strict["steps"]["translation"]["reasons"].get("below_t3", 0) == len(sources) - empty
+
+
+def test_judge_with_bundled_model_scores_both_ways_and_replays_from_cache(cached_model, seeds):
+    """The judge step's real path: label log-probabilities from the bundled model, 2 scoring
+    requests per pair, the same verdicts replayed from the response cache."""
+    import math
+
+    from culturellm.augment.judge import Judge
+
+    judge = Judge(cached_model)
+    seed = seeds[0].text
+    pairs = [(seed, "Children suffer when their mother has a paid job"), (seed, "My favourite colour is red")]
+    verdicts = judge.verdicts(pairs)
+    assert judge.requests == 4 and len(verdicts) == 2
+    assert all(math.isfinite(v.forward) and math.isfinite(v.backward) for v in verdicts)
+    hits = cached_model.usage.cache_hits
+    assert judge.verdicts(pairs) == verdicts
+    assert cached_model.usage.cache_hits == hits + 4
