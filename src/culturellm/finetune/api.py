@@ -155,15 +155,27 @@ def finetune(
     if not _is_main_process():
         return ref_file
 
+    summary.update(cultures=names, data_sha256=sha, data_files=[str(p) for p in paths])
+    return _write_outputs(out, base, config, summary, key, console)
+
+
+def _write_outputs(
+    out: Path,
+    base: str,
+    config: FinetuneConfig,
+    summary: dict[str, Any],
+    key: dict[str, Any],
+    console: Console,
+) -> Path:
+    """After training (main process): train_summary.json, culturellm.json (and merged/culturellm.json),
+    the model card, the finished state; returns DIR/culturellm.json."""
+    from culturellm.finetune.card import write_model_card
     from culturellm.llm.hub import hub_base
     from culturellm.llm.spec import parse_spec
 
     base_ref, hub_repo = hub_base(parse_spec(base))  # a Hub base is recorded by its Hub id
     summary.update(
         base_model=hub_repo,
-        cultures=names,
-        data_sha256=sha,
-        data_files=[str(p) for p in paths],
         config=_config_dict(config),
         fingerprint=key["fingerprint"],
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -177,6 +189,7 @@ def finetune(
         "precision": summary["precision"],
         "device": summary["device"],
     }
+    names, sha = summary["cultures"], summary["data_sha256"]
     ref_file = write_modelref(
         out,
         ModelRef(kind="peft-adapter", base=base_ref, path=".", cultures=names, data_sha256=sha, extra=extra),
@@ -186,8 +199,6 @@ def finetune(
             out / "merged",
             ModelRef(kind="merged", base=base_ref, path=".", cultures=names, data_sha256=sha, extra=extra),
         )
-    from culturellm.finetune.card import write_model_card
-
     write_model_card(out, summary, kind="peft-adapter")
     _write_state(out, {**key, "status": "done", "backend": "local", "config": _config_dict(config)})
     console.print(
