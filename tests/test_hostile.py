@@ -411,3 +411,45 @@ def test_augment_refuses_a_foreign_output_directory(cli, tmp_path):
     assert (out / "manifest.json").read_text() == '{"mine": true}'
     res = cli("augment", *AUG, "--n", "1", "--out", str(out), "--force")
     assert res.code == 0, res.err
+
+
+# --- 2, 6: evaluate and report never write over a user's files ------------------------------------
+
+EVAL = ["--model", "fake:ev", "--culture", "arabic", "--task", "spam_detect", "--limit", "4", "--no-progress"]
+
+
+def test_evaluate_refuses_a_foreign_directory_and_a_file(cli, tmp_path):
+    """[2] `evaluate --out` replaced an existing report.md and plots; [6] --out naming a file failed
+    with a traceback after the model ran."""
+    theirs = tmp_path / "theirs"
+    (theirs / "plots").mkdir(parents=True)
+    (theirs / "report.md").write_text("my report")
+    before = snapshot(theirs)
+    assert_clear_error(cli("evaluate", *EVAL, "--out", str(theirs)), "--force", "report.md")
+    assert snapshot(theirs) == before
+    (tmp_path / "a-file").write_text("x")
+    assert_clear_error(cli("evaluate", *EVAL, "--out", str(tmp_path / "a-file")), "not a directory")
+    ours = tmp_path / "ours"
+    assert cli("evaluate", *EVAL, "--out", str(ours)).code == 0
+    assert_clear_error(cli("report", str(ours), "--out", str(theirs)), "--force")
+    assert snapshot(theirs) == before
+
+
+def test_evaluate_resumes_in_its_own_directory_and_cleans_up_a_failed_start(cli, tmp_path):
+    out = tmp_path / "ev"
+    assert cli("evaluate", *EVAL, "--out", str(out)).code == 0
+    res = cli("evaluate", *EVAL, "--out", str(out))
+    assert res.code == 0, res.err
+    assert cli("report", str(out), "--out", str(out)).code == 0  # a report into our own output
+    assert_clear_error(cli("evaluate", *EVAL[:4], "--task", "nope", "--out", str(tmp_path / "new")))
+    assert not (tmp_path / "new").exists()
+
+
+def test_model_labels_follow_the_safe_name_rule(cli, tmp_path):
+    """[1] A --label becomes a directory under OUT/predictions."""
+    assert_clear_error(cli("evaluate", *EVAL, "--label", "../../x", "--out", str(tmp_path / "o")), "--label")
+    from culturellm.evaluate.runner import _safe
+
+    assert (
+        _safe("..") == "_.." and _safe(".hidden") == "_.hidden" and _safe("openai:gpt-4o") == "openai_gpt-4o"
+    )

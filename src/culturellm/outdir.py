@@ -31,8 +31,16 @@ def owner(out: Path) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
-def check_claim(out: str | Path, kind: str, *, force: bool = False, ours: Sequence[str] = ()) -> Path:
-    """Everything `claim` checks, without writing anything (use it to refuse before paying for work)."""
+def check_claim(
+    out: str | Path,
+    kind: str,
+    *,
+    force: bool = False,
+    ours: Sequence[str] = (),
+    accept: Sequence[str] = (),
+) -> Path:
+    """Everything `claim` checks, without writing anything (use it to refuse before paying for work).
+    accept: other kinds of culturellm output this command may write into (e.g. a report into a run)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a directory (choose another --out)")
@@ -40,7 +48,7 @@ def check_claim(out: str | Path, kind: str, *, force: bool = False, ours: Sequen
         return out
     have = owner(out)
     if have is not None:
-        if have != kind:
+        if have != kind and have not in accept:
             raise DataError(
                 f"{out}: holds a culturellm {have} output, not {kind}; choose another --out "
                 "(or pass --force to write into it)"
@@ -56,12 +64,19 @@ def check_claim(out: str | Path, kind: str, *, force: bool = False, ours: Sequen
     return out
 
 
-def claim(out: str | Path, kind: str, *, force: bool = False, ours: Sequence[str] = ()) -> Path:
-    """Check (see check_claim), create `out` and write our marker; returns `out`."""
+def claim(
+    out: str | Path,
+    kind: str,
+    *,
+    force: bool = False,
+    ours: Sequence[str] = (),
+    accept: Sequence[str] = (),
+) -> Path:
+    """Check (see check_claim), create `out` and write our marker (unless it has one); returns `out`."""
     from culturellm import __version__
     from culturellm.jsonio import write_json
 
-    out = check_claim(out, kind, force=force, ours=ours)
+    out = check_claim(out, kind, force=force, ours=ours, accept=accept)
     out.mkdir(parents=True, exist_ok=True)
     if owner(out) is None or force:
         write_json(out / MARKER, {"kind": kind, "version": __version__})

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 from pathlib import Path
 
 import typer
 
 from culturellm.errors import CultureLLMError
 from culturellm.evaluate.config import Calibration, EvaluateConfig, Mode
+from culturellm.names import check_name
 from culturellm.settings import field_help, flags, load_toml, pick, resolve
 
 
@@ -34,7 +37,7 @@ def _variants(
         raise CultureLLMError(f"{len(labels)} --label for {len(models)} --model")
     out = []
     for i, spec in enumerate(models):
-        label = labels[i] if i < len(labels) else spec
+        label = check_name(labels[i], "--label") if i < len(labels) else spec
         out.append(ModelVariant(label, spec, "culture" if culture_prompt else None))
         if baselines and not culture_prompt:
             out.append(ModelVariant(f"{label}+culture-prompt", spec, "culture"))
@@ -78,7 +81,7 @@ def tasks_command(
     )
     for t in tasks:
         table.add_row(t.name, t.type, ", ".join(t.verbalizations))
-    Console().print(table)
+    Console(markup=False, emoji=False).print(table)
 
 
 def evaluate_command(
@@ -117,9 +120,13 @@ def evaluate_command(
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server (openai:MODEL)."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Use the response cache."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    force: bool = typer.Option(
+        False, "--force", help="Write into an existing --out directory that culturellm did not make."
+    ),
 ) -> None:
     """Evaluate models on the culture datasets: OUT/results.jsonl, OUT/report.md, OUT/plots/*.png."""
-    from culturellm.evaluate.runner import evaluate
+    from culturellm.evaluate.runner import RESULTS, evaluate
+    from culturellm.outdir import check_claim
 
     if not culture:
         raise CultureLLMError("give at least one --culture (see `culturellm cultures`)")
@@ -129,21 +136,40 @@ def evaluate_command(
     if cfg.mode != "generate" and (cfg.temperature is not None or cfg.max_tokens is not None):
         raise CultureLLMError("--temperature and --max-tokens apply to --mode generate only")
     variants = _variants(model, label, cfg.baselines, context, culture_prompt, base_url=base_url, cache=cache)
-    rows = evaluate(
-        variants,
-        culture,
-        cfg.data_dir,
-        cfg.limit,
-        out,
-        seed=cfg.seed,
-        mode=cfg.mode,
-        progress=progress,
-        tasks=cfg.tasks,
-        temperature=cfg.temperature,
-        max_tokens=cfg.max_tokens,
-        calibration=cfg.calibration,
-    )
+    check_claim(out, "evaluate", force=force, ours=(RESULTS,))  # before any model runs
+    with _claimed(out, force):
+        rows = evaluate(
+            variants,
+            culture,
+            cfg.data_dir,
+            cfg.limit,
+            out,
+            seed=cfg.seed,
+            mode=cfg.mode,
+            progress=progress,
+            tasks=cfg.tasks,
+            temperature=cfg.temperature,
+            max_tokens=cfg.max_tokens,
+            calibration=cfg.calibration,
+        )
     _print_f1_table(rows, out)
+
+
+@contextlib.contextmanager
+def _claimed(out: Path, force: bool):
+    """Claim `out` (culturellm.outdir) for the evaluation; when it fails and `out` was created for it
+    and holds nothing else, remove it again (a failed evaluation leaves no empty output behind)."""
+    from culturellm.evaluate.runner import RESULTS
+    from culturellm.outdir import MARKER, claim
+
+    created = not out.exists()
+    claim(out, "evaluate", force=force, ours=(RESULTS,))
+    try:
+        yield
+    except BaseException:
+        if created and [p.name for p in out.iterdir()] == [MARKER]:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _print_f1_table(rows: list[dict], out: Path) -> None:
@@ -162,7 +188,7 @@ def _print_f1_table(rows: list[dict], out: Path) -> None:
             *(f"{d.get(m, float('nan')):.3f}" for m in models),
             f"{sum(rnd) / len(rnd):.3f}" if rnd else "–",
         )
-    con = Console()
+    con = Console(markup=False, emoji=False)
     con.print(table)
     con.print(f"wrote {out / 'results.jsonl'}, {out / 'report.md'}, {out / 'plots'}/")
 
@@ -186,6 +212,7 @@ def align_command(
     import contextlib
 
     from rich.console import Console
+    from rich.text import Text
 
     from culturellm.evaluate.align import align
     from culturellm.evaluate.runner import ModelVariant
@@ -193,8 +220,9 @@ def align_command(
     if culture_prompt and context:
         raise CultureLLMError("give --culture-prompt or --context, not both")
     system = "culture" if culture_prompt else context
+    label = check_name(label, "--label") if label is not None else None
     variant = ModelVariant(label or model, model, system, base_url=base_url, cache=cache)
-    status = Console(stderr=True).status(f"aligning {variant.label} with {culture}")
+    status = Console(stderr=True).status(Text(f"aligning {variant.label} with {culture}"))
     with status if progress else contextlib.nullcontext():
         res = align(variant, culture, split=split)
     if out is not None:
@@ -218,7 +246,7 @@ def _print_alignment(res: dict) -> None:
         table.add_row(
             q["question_id"], q["kind"], q["model_answer"], q["majority"], f"{q['one_minus_jsd']:.3f}"
         )
-    con = Console()
+    con = Console(markup=False, emoji=False)
     con.print(table)
     con.print(
         f"majority agreement {res['majority_agreement']:.3f} (chance {res['chance_agreement']:.3f}) · "
@@ -230,12 +258,18 @@ def _print_alignment(res: dict) -> None:
 def report_command(
     results: list[Path] = typer.Argument(..., help="results.jsonl files or directories holding one."),
     out: Path = typer.Option(..., "--out", "-o", help="Where report.md, plots/ and the merged results go."),
+    force: bool = typer.Option(
+        False, "--force", help="Write into an existing --out directory that culturellm did not make."
+    ),
 ) -> None:
     """Merge evaluation runs into one report (later files win for the same model x task)."""
     from culturellm.evaluate.report import load_rows, write_report
     from culturellm.jsonio import write_jsonl
+    from culturellm.outdir import claim
 
     rows, _ = load_rows(results)
+    # never over a user's own report.md: OUT is new, or an output culturellm made
+    claim(out, "report", force=force, ours=("results.jsonl",), accept=("evaluate", "run"))
     merged = out / "results.jsonl"
     if not any(Path(p).resolve() in (merged.resolve(), out.resolve()) for p in results):
         write_jsonl(merged, rows)

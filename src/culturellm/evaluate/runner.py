@@ -337,5 +337,6 @@ def evaluate(
 
 
 def _safe(label: str) -> str:
-    """A model label as a directory name."""
-    return re.sub(r"[^\w.+-]+", "_", label).strip("_") or "model"
+    """A model label (or a task name part) as one directory name: never '.', '..' or hidden."""
+    name = re.sub(r"[^\w.+-]+", "_", label).strip("_")[:100] or "model"
+    return "_" + name if name.startswith(".") else name
