@@ -256,7 +256,7 @@ def _mutate(out: Path, name: str, how: str, content: bytes) -> None:
         p.write_bytes(p.read_bytes().replace(b'"state_key": "', b'"state_key": "f00'))
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=25)
 @given(mutations=st.lists(MUTATION, min_size=1, max_size=3), n=st.sampled_from(["1", "2"]))
 def test_fuzz_augment_state(sandbox_cli, good_augment, mutations, n):
     """Whatever happened to the state, records or manifest: exit 0 with a manifest that describes
@@ -282,3 +282,55 @@ def test_fuzz_augment_state(sandbox_cli, good_augment, mutations, n):
         rows = [json.loads(x) for x in (out / "augmented.jsonl").read_text().splitlines() if x.strip()]
         assert {r.get("state_key") for r in rows if r["step"] == "seed"} == {manifest["state_key"]}
         assert manifest["counts"]["total"] == len(rows) and manifest["config"]["n"] == int(n)
+
+
+# --- task data files through a real evaluation (fake: backend) -----------------------------------
+
+TEXTS = ["a text", "another text", "x y z", "a text", None, "", *NASTY]
+LABELS = ["OFF", "NOT", "OFF", "NOT", "off", 1, 0, None, "", "weird"]
+ROW = st.fixed_dictionaries(
+    {"tweet": st.one_of(st.sampled_from(TEXTS), st.integers(), st.lists(st.none(), max_size=1))},
+    optional={"label": st.sampled_from(LABELS), "other": st.text(max_size=3)},
+).map(lambda r: r if "label" in r or not r else r | {"label": "OFF"})
+
+
+@st.composite
+def task_file(draw) -> bytes:
+    kind = draw(st.sampled_from(["rows"] * 5 + ["raw"]))
+    if kind == "raw":
+        return draw(st.binary(max_size=60))
+    rows = draw(st.lists(ROW, max_size=6))
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    text += draw(st.sampled_from(["", "", "", "{torn", "[1]\n", "\n\n"]))
+    encoding = draw(st.sampled_from(["utf-8", "utf-8", "utf-8", "latin-1", "utf-16"]))
+    return text.encode(encoding, errors="replace")
+
+
+@settings(SETTINGS, max_examples=15)  # each accepted input is a whole evaluation with a report
+@given(content=task_file())
+def test_fuzz_task_files(sandbox_cli, content):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        reg = root / "home" / "data" / "tasks.toml"
+        reg.parent.mkdir(parents=True)
+        entry = {
+            "name": "arabic/mine",
+            "culture": "arabic",
+            "type": "offensive",
+            "path": "Arabic/mine.jsonl",
+            "text_fields": ["tweet"],
+            "labels": {
+                "labels": {"OFF": "offensive", "NOT": "not offensive"},
+                "map": {"1": "OFF", "0": "NOT"},
+            },
+        }
+        reg.write_text(tomli_w.dumps({"tasks": [entry]}))
+        data = root / "data" / "Arabic" / "mine.jsonl"
+        data.parent.mkdir(parents=True)
+        data.write_bytes(content)
+        before = snapshot(root)
+        args = ["evaluate", "--model", "fake:f", "--culture", "arabic", "--task", "mine", "--no-progress"]
+        res = sandbox_cli(root, *args, "--data-dir", "data", "--out", "out")
+        check_case(res, before, snapshot(root), allowed=("home/", "out/"), protected=tuple(before))
+        if res.code == 2:
+            assert not (root / "out").exists()
