@@ -453,3 +453,46 @@ def test_model_labels_follow_the_safe_name_rule(cli, tmp_path):
     assert (
         _safe("..") == "_.." and _safe(".hidden") == "_.hidden" and _safe("openai:gpt-4o") == "openai_gpt-4o"
     )
+
+
+RUN_TOML = """
+name = "t"
+cultures = ["arabic"]
+[augment]
+n = 1
+m = 1
+limit_seeds = 3
+[finetune]
+max_steps = 2
+batch_size = 4
+[evaluate]
+limit = 4
+tasks = ["spam_detect"]
+[align]
+min_heldout = 1
+"""
+
+
+@pytest.mark.slow
+def test_run_claims_its_directory_resumes_and_survives_a_damaged_manifest(cli, tmp_path, tiny_model_dir):
+    """A whole run (fake: augmenter, a tiny random base): rerun skips every stage in its own directory,
+    a torn manifest.json is moved aside and the stages rerun to the same outputs."""
+    base = tiny_model_dir(tmp_path / "tiny")
+    (tmp_path / "t.toml").write_text(RUN_TOML)
+    args = ["run", str(tmp_path / "t.toml"), "--llm", "fake:run", "--base", base, "--no-progress"]
+    out = tmp_path / "r"
+    res = cli(*args, "--out", str(out))
+    assert res.code == 0, res.err[-3000:]
+    assert json.loads((out / ".culturellm").read_text())["kind"] == "run"
+    results = (out / "eval" / "arabic" / "results.jsonl").read_text()
+    res = cli(*args, "--out", str(out))
+    assert res.code == 0 and res.err.count("up to date, skipped") == 7, res.err
+    (out / "manifest.json").write_text('{"stages": {"augment": ')
+    res = cli(*args, "--out", str(out))
+    assert res.code == 0 and "damaged run manifest" in res.err, res.err
+    assert (out / "manifest.json.damaged").exists()
+    assert json.loads((out / "manifest.json").read_text())["stages"]["report"]["status"] == "done"
+    rows = [json.loads(x) for x in (out / "eval" / "arabic" / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["macro_f1"] for r in rows) == sorted(
+        json.loads(x)["macro_f1"] for x in results.splitlines()
+    )
