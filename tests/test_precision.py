@@ -91,3 +91,39 @@ def test_batch_size_from_free_memory():
     assert auto_batch_size(tiny, "cuda", free_bytes=10**6) == 1
     if not torch.cuda.is_available():
         assert auto_batch_size(tiny, "cuda") == auto_batch_size(tiny, "cpu") == 16
+
+
+@pytest.mark.slow
+def test_cli_evaluate_in_bf16_writes_calibrated_rows(tmp_path):
+    """`culturellm evaluate --model bundled --dtype bfloat16 --limit 5`: the model is loaded in bf16
+    and the calibrated macro-F1 rows are written."""
+    from typer.testing import CliRunner
+
+    from culturellm.cli import app
+    from culturellm.jsonio import read_jsonl
+    from culturellm.llm.local import load_local_chat
+
+    out = tmp_path / "eval"
+    args = ["evaluate", "--model", "bundled", "--dtype", "bfloat16", "--limit", "5", "--culture", "arabic",
+            "--task", "arabic/spam_detect", "--out", str(out), "--no-progress"]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    (row,) = read_jsonl(out / "results.jsonl")
+    assert row["n"] == 5 and row["calibration"]["method"] == "contextual"
+    assert 0.0 <= row["macro_f1"] <= 1.0 and "macro_f1_uncalibrated" in row
+    assert load_local_chat("bundled", dtype="bfloat16").dtype_name == "bfloat16"  # the model it used
+
+
+def test_local_defaults_apply_beneath_a_specs_own_options():
+    from culturellm.llm.placement import local_defaults, local_defaults_applied
+    from culturellm.llm.spec import parse_spec
+
+    assert local_defaults() == {}
+    with local_defaults_applied(device="cpu", dtype="bfloat16", batch_size=None):
+        assert local_defaults() == {"device": "cpu", "dtype": "bfloat16"}
+        with local_defaults_applied(dtype="float32"):
+            assert local_defaults()["dtype"] == "float32"
+        assert local_defaults()["dtype"] == "bfloat16"
+    assert local_defaults() == {}
+    spec = parse_spec("bundled", dtype="float16")
+    assert spec.options["dtype"] == "float16"  # load_model adds defaults only for options not given

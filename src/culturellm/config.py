@@ -17,6 +17,7 @@ from culturellm.evaluate.config import AlignConfig, EvaluateConfig
 from culturellm.finetune.config import FinetuneConfig
 from culturellm.hashing import stable_hash
 from culturellm.jsonio import atomic_write_text
+from culturellm.llm.placement import BATCH_HELP, DEVICE_HELP, DTYPE_HELP, Device, Dtype
 from culturellm.names import RULE, is_safe_name
 from culturellm.settings import Layer, StageConfig, load_toml, resolve
 
@@ -27,6 +28,9 @@ class ModelsConfig(StageConfig):
     embedder: str = Field("bundled", description="sentence embedder for the similarity filters")
     base_url: str | None = Field(None, description="base URL for openai:MODEL specs (else OPENAI_BASE_URL)")
     cache: bool = Field(True, description="use the response cache for every LLM call")
+    device: Device | None = Field(None, description=f"{DEVICE_HELP} (None: auto)")
+    dtype: Dtype | None = Field(None, description=f"{DTYPE_HELP} (None: auto)")
+    batch_size: int | None = Field(None, ge=1, description=BATCH_HELP)
 
 
 # Stage sections that take the run's seed unless the TOML sets their own.

@@ -158,6 +158,8 @@ class Pipeline:
 
     # -- stages ------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
+        from culturellm.llm.placement import local_defaults_applied
+
         cfg = self.config
         cultures = self.validate()  # everything checkable, before anything is written or paid for
         ours = ("manifest.json",) if _old_run_dir(self.run_dir) else ()
@@ -171,8 +173,10 @@ class Pipeline:
         m["cultures"] = [c.name for c in self.cultures]
         m["inputs"] = self._input_hashes()
         self.manifest.save()
-        for name, key_parts, fn in self._stages(cultures):
-            self._stage(name, key_parts(), fn)
+        models = cfg.models
+        with local_defaults_applied(device=models.device, dtype=models.dtype, batch_size=models.batch_size):
+            for name, key_parts, fn in self._stages(cultures):
+                self._stage(name, key_parts(), fn)
         m["total_elapsed_s"] = round(sum(s.get("elapsed_s", 0.0) for s in m["stages"].values()), 2)
         m["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         self.manifest.save()

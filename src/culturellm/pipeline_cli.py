@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from culturellm.config import RunPreset
+from culturellm.llm.placement import BATCH_HELP, DEVICE_HELP, DTYPE_HELP, Device, Dtype
 
 RUN_HELP = """Seeds -> augment -> fine-tune -> evaluate -> align -> report, resumable, in one command.
 
@@ -48,6 +49,9 @@ def register(app: typer.Typer) -> None:
         check: bool = typer.Option(
             False, "--check", help="only validate the configuration and print it (writes nothing)"
         ),
+        device: Device | None = typer.Option(None, "--device", help=f"{DEVICE_HELP} (and fine-tuning)"),
+        dtype: Dtype | None = typer.Option(None, "--dtype", help=f"{DTYPE_HELP} (and fine-tuning)"),
+        batch_size: int | None = typer.Option(None, "--batch-size", min=1, help=BATCH_HELP),
     ) -> None:
         from rich.console import Console
 
@@ -62,9 +66,17 @@ def register(app: typer.Typer) -> None:
             "preset": preset,
             "cultures": culture or None,
             "seed": seed,
-            "models": {"base": base, "augmenter": llm, "base_url": base_url, "cache": cache},
+            "models": {
+                "base": base,
+                "augmenter": llm,
+                "base_url": base_url,
+                "cache": cache,
+                "device": device,
+                "dtype": dtype,
+                "batch_size": batch_size,
+            },
             "augment": {"limit_seeds": limit_seeds},
-            "finetune": {"max_steps": max_steps},
+            "finetune": {"max_steps": max_steps, "device": device, "dtype": dtype},
             "evaluate": {"data_dir": data_dir, "limit": limit},
         }
         names = {"models.augmenter": "--llm", "cultures": "--culture"}

@@ -11,6 +11,7 @@ import typer
 
 from culturellm.errors import CultureLLMError
 from culturellm.evaluate.config import Calibration, EvaluateConfig, Mode
+from culturellm.llm.placement import BATCH_HELP, DEVICE_HELP, DTYPE_HELP, Device, Dtype
 from culturellm.names import check_name
 from culturellm.settings import field_help, flags, load_toml, pick, resolve
 
@@ -123,9 +124,13 @@ def evaluate_command(
     force: bool = typer.Option(
         False, "--force", help="Write into an existing --out directory that culturellm did not make."
     ),
+    device: Device | None = typer.Option(None, "--device", help=DEVICE_HELP),
+    dtype: Dtype | None = typer.Option(None, "--dtype", help=DTYPE_HELP),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help=BATCH_HELP),
 ) -> None:
     """Evaluate models on the culture datasets: OUT/results.jsonl, OUT/report.md, OUT/plots/*.png."""
     from culturellm.evaluate.runner import RESULTS, evaluate
+    from culturellm.llm.placement import local_defaults_applied
     from culturellm.outdir import check_claim
 
     if not culture:
@@ -137,7 +142,7 @@ def evaluate_command(
         raise CultureLLMError("--temperature and --max-tokens apply to --mode generate only")
     variants = _variants(model, label, cfg.baselines, context, culture_prompt, base_url=base_url, cache=cache)
     check_claim(out, "evaluate", force=force, ours=(RESULTS,))  # before any model runs
-    with _claimed(out, force):
+    with _claimed(out, force), local_defaults_applied(device=device, dtype=dtype, batch_size=batch_size):
         rows = evaluate(
             variants,
             culture,
@@ -207,6 +212,9 @@ def align_command(
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server (openai:MODEL)."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Use the response cache."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show what is being scored."),
+    device: Device | None = typer.Option(None, "--device", help=DEVICE_HELP),
+    dtype: Dtype | None = typer.Option(None, "--dtype", help=DTYPE_HELP),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help=BATCH_HELP),
 ) -> None:
     """WVS alignment: majority agreement and 1 - Jensen-Shannon distance to the culture's answers."""
     import contextlib
@@ -216,6 +224,7 @@ def align_command(
 
     from culturellm.evaluate.align import align
     from culturellm.evaluate.runner import ModelVariant
+    from culturellm.llm.placement import local_defaults_applied
 
     if culture_prompt and context:
         raise CultureLLMError("give --culture-prompt or --context, not both")
@@ -223,7 +232,8 @@ def align_command(
     label = check_name(label, "--label") if label is not None else None
     variant = ModelVariant(label or model, model, system, base_url=base_url, cache=cache)
     status = Console(stderr=True).status(Text(f"aligning {variant.label} with {culture}"))
-    with status if progress else contextlib.nullcontext():
+    placed = local_defaults_applied(device=device, dtype=dtype, batch_size=batch_size)
+    with placed, status if progress else contextlib.nullcontext():
         res = align(variant, culture, split=split)
     if out is not None:
         from culturellm.jsonio import append_jsonl

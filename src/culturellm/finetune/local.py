@@ -54,6 +54,8 @@ def load_base(spec: ModelSpec | str, config: FinetuneConfig | None = None, **opt
             "or merge the adapter first (--merge) and use DIR/merged as the base"
         )
     quant = quantization_config(config) if config is not None else None
+    if quant is None and config is not None and "dtype" not in options:
+        spec = spec.with_options(dtype=_base_dtype(config))
     if quant is not None:
         device = _process_device(config.device)
         spec = spec.with_options(
@@ -62,6 +64,15 @@ def load_base(spec: ModelSpec | str, config: FinetuneConfig | None = None, **opt
     model, tokenizer = load_local(spec)
     forget_gguf_quantization(model)  # a model loaded straight from a GGUF is still marked quantised
     return model, tokenizer
+
+
+def _base_dtype(config: FinetuneConfig) -> str:
+    """The frozen base's weights: the 16-bit training dtype on an accelerator (half the memory; the
+    LoRA weights stay fp32), fp32 on the CPU (where 16-bit weights would slow the matmuls down)."""
+    p = _precision(config)
+    if p["use_cpu"]:
+        return "float32"
+    return "bfloat16" if p["bf16"] else "float16" if p["fp16"] else "float32"
 
 
 def _require_bitsandbytes(quantize: str) -> None:

@@ -72,7 +72,12 @@ def load_model(
     """
     if os.environ.get("CULTURELLM_NO_CACHE", "").strip() not in ("", "0"):
         cache = False
+    from culturellm.llm.placement import local_defaults
+
     parsed = parse_spec(spec, **options)
+    defaults = {k: v for k, v in local_defaults().items() if k not in parsed.options}
+    if defaults and parsed.local:  # --device/--dtype/--batch-size of the command, beneath the spec's own
+        parsed = parsed.with_options(**defaults)
     if base_url:
         parsed = dataclasses.replace(parsed, base_url=base_url)
     opts = tuple(sorted((k, repr(v)) for k, v in parsed.options.items()))

@@ -5,11 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from typing import Literal
 
 import typer
 
-ServeDtype = Literal["float32", "bfloat16", "float16"]
+from culturellm.llm.placement import DEVICE_HELP, DTYPE_HELP, Device, Dtype, load_options
 
 cache_app = typer.Typer(
     help="The LLM response cache (SQLite): statistics and clearing.", no_args_is_help=True
@@ -44,6 +43,8 @@ def chat(
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Use the response cache."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a spinner while loading."),
     usage: bool = typer.Option(False, "--usage", help="Also print token usage and cost on stderr."),
+    device: Device | None = typer.Option(None, "--device", help=DEVICE_HELP),
+    dtype: Dtype | None = typer.Option(None, "--dtype", help=DTYPE_HELP),
 ) -> None:
     """Send one message to a model and print its reply."""
     from rich.console import Console
@@ -57,7 +58,8 @@ def chat(
     ]
     err = Console(stderr=True, emoji=False)
     with err.status(f"loading {model}") if progress else contextlib.nullcontext():
-        llm = load_model(model, base_url=base_url, api_key=api_key, cache=cache)
+        opts = load_options(device, dtype)
+        llm = load_model(model, base_url=base_url, api_key=api_key, cache=cache, **opts)
     reply = llm.generate(
         [messages], SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
     )[0]
@@ -76,12 +78,13 @@ def serve(
     batch_size: int = typer.Option(
         8, "--batch-size", min=1, help="Most concurrent requests per forward pass."
     ),
-    dtype: ServeDtype | None = typer.Option(None, "--dtype", help="Weights dtype (default: float32)."),
+    device: Device | None = typer.Option(None, "--device", help=DEVICE_HELP),
+    dtype: Dtype | None = typer.Option(None, "--dtype", help=DTYPE_HELP),
 ) -> None:
     """Serve a local model over an OpenAI-compatible API (/v1/models, /v1/chat/completions, ...)."""
     from culturellm.llm.server import serve as run_server
 
-    run_server(model, host=host, port=port, name=name, batch_size=batch_size, dtype=dtype)
+    run_server(model, host=host, port=port, name=name, batch_size=batch_size, dtype=dtype, device=device)
 
 
 def models() -> None:

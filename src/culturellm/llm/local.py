@@ -235,6 +235,8 @@ class LocalChatModel(Backend):
         self.model = model
         self.tokenizer = tokenizer
         self.load_seconds = 0.0
+        self.device_name = str(self.device)  # what was used, for reports (load_local_chat: as resolved)
+        self.dtype_name = str(next(model.parameters()).dtype).removeprefix("torch.")
         self.batch_size = batch_size
         self.score_rows = score_rows
         self.score_tokens = score_tokens
@@ -675,7 +677,12 @@ def load_local_chat(spec: ModelSpec | str, **options: Any) -> LocalChatModel:
             t0 = time.perf_counter()
             model, tokenizer = load_local(spec.with_options(device=device, dtype=dtype), merge=True)
             rest = {k: v for k, v in spec.options.items() if k not in LOAD_OPTIONS}
+            if rest.get("batch_size") in (None, "auto"):  # from the free memory of the accelerator
+                from culturellm.llm.memory import auto_batch_size
+
+                rest["batch_size"] = auto_batch_size(model, device)
             chat = LocalChatModel(model, tokenizer, name=spec.text, **rest)
+            chat.device_name, chat.dtype_name = device, dtype
             suffix = f":{dtype}" if dtype != "float32" else ""  # fp32 keys match earlier versions' entries
             chat.model_id = f"{spec.text}@{local_fingerprint(spec)}{suffix}"
             chat.load_seconds = time.perf_counter() - t0

@@ -408,8 +408,10 @@ def serve(
     name: str | None = None,
     batch_size: int = 8,
     dtype: str | None = None,
+    device: str | None = None,
 ) -> None:
-    """Load a local model and serve it until interrupted."""
+    """Load a local model (on `device`, in `dtype`; see culturellm.llm.local) and serve it until
+    interrupted."""
     import uvicorn
     from rich.console import Console
 
@@ -421,7 +423,7 @@ def serve(
         raise CultureLLMError(f"'{spec}' is a remote model; culturellm serve serves local models only")
     console = Console(stderr=True)
     with console.status(f"loading {spec}"):
-        chat = load_local_chat(spec, dtype=dtype)
+        chat = load_local_chat(spec, dtype=dtype, device=device)
     model_id = name or spec
     app = make_app(chat, model_id, batch_size=batch_size)
     console.print(f"serving '{model_id}' on http://{host}:{port}/v1 (OpenAI-compatible; Ctrl-C stops)")
