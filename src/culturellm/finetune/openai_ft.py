@@ -98,30 +98,7 @@ def finetune_openai(
     )
 
     client, base_url = _client(config)
-    if not state.get("job_id"):
-        if not state.get("file_id"):
-            upload = out / "upload.jsonl"
-            write_jsonl(upload, [{"messages": r.messages} for r in records])
-            with open(upload, "rb") as f:
-                file = client.files.create(file=(upload.name, f), purpose="fine-tune")
-            state["file_id"] = file.id
-            write_json(out / STATE_FILE, state)
-            console.print(f"uploaded training file {file.id}")
-        params: dict[str, Any] = {
-            "model": model,
-            "training_file": state["file_id"],
-            "hyperparameters": {"n_epochs": openai_epochs(config)},
-            "seed": config.seed,
-        }
-        if config.suffix:
-            params["suffix"] = config.suffix
-        job = client.fine_tuning.jobs.create(**params)
-        state.update(job_id=job.id, status="running")
-        write_json(out / STATE_FILE, state)
-        console.print(f"created fine-tuning job {job.id}")
-    else:
-        console.print(f"re-attaching to fine-tuning job {state['job_id']}")
-
+    _start_job(client, model, records, state, out, config, console)
     job = _poll(client, state["job_id"], out, config, progress, console)
     if job.status != "succeeded":
         state["status"] = job.status
@@ -129,6 +106,60 @@ def finetune_openai(
         msg = getattr(getattr(job, "error", None), "message", None) or "no error message"
         raise CultureLLMError(f"fine-tuning job {job.id} {job.status}: {msg}")
 
+    ref_file = _finish(job, model, base_url, records, est, state, out, config, cultures, data_sha)
+    console.print(f"[green]fine-tuned[/] {job.fine_tuned_model} -> {ref_file}")
+    return ref_file
+
+
+def _start_job(
+    client: Any,
+    model: str,
+    records: Sequence[TrainingRecord],
+    state: dict[str, Any],
+    out: Path,
+    config: FinetuneConfig,
+    console: Console,
+) -> None:
+    """Upload the data and create the job unless the state already has them (re-attach)."""
+    if state.get("job_id"):
+        console.print(f"re-attaching to fine-tuning job {state['job_id']}")
+        return
+    if not state.get("file_id"):
+        upload = out / "upload.jsonl"
+        write_jsonl(upload, [{"messages": r.messages} for r in records])
+        with open(upload, "rb") as f:
+            file = client.files.create(file=(upload.name, f), purpose="fine-tune")
+        state["file_id"] = file.id
+        write_json(out / STATE_FILE, state)
+        console.print(f"uploaded training file {file.id}")
+    params: dict[str, Any] = {
+        "model": model,
+        "training_file": state["file_id"],
+        "hyperparameters": {"n_epochs": openai_epochs(config)},
+        "seed": config.seed,
+    }
+    if config.suffix:
+        params["suffix"] = config.suffix
+    job = client.fine_tuning.jobs.create(**params)
+    state.update(job_id=job.id, status="running")
+    write_json(out / STATE_FILE, state)
+    console.print(f"created fine-tuning job {job.id}")
+
+
+def _finish(
+    job: Any,
+    model: str,
+    base_url: str | None,
+    records: Sequence[TrainingRecord],
+    est: dict[str, Any],
+    state: dict[str, Any],
+    out: Path,
+    config: FinetuneConfig,
+    cultures: list[str],
+    data_sha: str,
+) -> Path:
+    """Write the model reference, train_summary.json and the finished state; return the reference."""
+    cost = est.get("cost_usd")
     ft_model = job.fine_tuned_model
     extra = {"job_id": job.id, "trained_tokens": job.trained_tokens, "cost_estimate_usd": cost}
     ref_file = write_modelref(
@@ -162,7 +193,6 @@ def finetune_openai(
     write_json(out / "train_summary.json", summary)
     state.update(status="done", model=ft_model)
     write_json(out / STATE_FILE, state)
-    console.print(f"[green]fine-tuned[/] {ft_model} -> {ref_file}")
     return ref_file
 
 
