@@ -87,16 +87,52 @@ def test_missing_questions_produce_no_record(aug: Path, tmp_path: Path):
     assert man["counts"]["records"] == 6 * (len(QIDS) - len(missing))
 
 
-def test_distribution_targets_match_the_survey(tmp_path: Path):
+def test_sampled_targets_match_the_survey(tmp_path: Path):
     aug = _augmented(tmp_path / "a.jsonl", ["Q27", "Q28"], per_q=40)
     out = tmp_path / "d.jsonl"
-    build_training_set(["english"], aug, out, target="distribution", seed=3)
+    build_training_set(["english"], aug, out, target="sampled", seed=3)
     seeds = {s.question_id: s for s in seed_set("english")}
     answers = Counter(r["messages"][2]["content"] for r in read_jsonl(out)[:40])
     assert answers == Counter(largest_remainder(seeds["Q27"].distribution, 40)) - Counter()
     again = tmp_path / "d2.jsonl"
-    build_training_set(["english"], aug, again, target="distribution", seed=3)
+    build_training_set(["english"], aug, again, target="sampled", seed=3)
     assert out.read_bytes() == again.read_bytes()  # fixed seed: same draws
+
+
+def test_distribution_target_carries_the_survey_for_soft_labels(tmp_path: Path):
+    from culturellm.finetune.data import load_records
+
+    aug = _augmented(tmp_path / "a.jsonl", ["Q27", "Q28"], per_q=3)
+    out = tmp_path / "d.jsonl"
+    man = build_training_set(["english"], aug, out, target="distribution")
+    seed = {s.question_id: s for s in seed_set("english")}["Q27"]
+    rows = read_jsonl(out)
+    assert man["target"] == "distribution"
+    assert {r["messages"][2]["content"] for r in rows[:3]} == {str(seed.majority)}
+    dist = rows[0]["target_distribution"]
+    assert list(dist) == list(seed.options) and sum(dist.values()) == pytest.approx(1.0, abs=1e-5)
+    assert dist == pytest.approx({c: seed.distribution.get(c, 0.0) for c in seed.options}, abs=1e-5)
+    assert load_records(out)[0].target == pytest.approx(dist)  # fine-tuning reads it back
+
+
+def test_steps_and_max_records_keep_the_split(tmp_path: Path):
+    rows = []
+    for q in ["Q27", "Q28", "Q29", "Q30"]:
+        rows.append({"id": f"{q}-s", "question_id": q, "step": "seed", "text": f"{q} seed"})
+        rows += [
+            {"id": f"{q}-p{i}", "question_id": q, "step": "paraphrase", "text": f"{q} p{i}"} for i in range(3)
+        ]
+        rows += [
+            {"id": f"{q}-y{i}", "question_id": q, "step": "synonym", "text": f"{q} y{i}"} for i in range(3)
+        ]
+    write_jsonl(tmp_path / "a.jsonl", rows)
+    kw = {"holdout_questions": 1, "holdout_variants": 0.34}
+    full = build_training_set(["english"], tmp_path / "a.jsonl", tmp_path / "f.jsonl", **kw)
+    seeds = build_training_set(["english"], tmp_path / "a.jsonl", tmp_path / "s.jsonl", steps=["seed"], **kw)
+    small = build_training_set(["english"], tmp_path / "a.jsonl", tmp_path / "m.jsonl", max_records=5, **kw)
+    assert full["split"] == seeds["split"] == small["split"]
+    assert seeds["counts"]["records"] == 3 and small["counts"]["records"] == 5
+    assert small["counts"]["per_culture"] == {"english": 5}
 
 
 def test_largest_remainder():

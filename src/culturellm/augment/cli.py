@@ -20,8 +20,9 @@ cultures (several / 'all' = CultureLLM-One). Writes OUT and OUT's .manifest.json
 
 
 def augment_command(
+    ctx: typer.Context,
     llm: str = typer.Option("bundled", "--llm", help="LLM spec: bundled, gemma3-270m, hf:DIR, openai:MODEL"),
-    out: Path = typer.Option(..., "--out", "-o", help="output directory"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="output directory (required)"),
     config_file: Path | None = typer.Option(
         None, "--config", help="a run TOML: its [augment] table (flags override it)"
     ),
@@ -58,15 +59,20 @@ def augment_command(
         False, "--force", help="write into an existing --out directory that culturellm did not make"
     ),
 ) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
     from rich.console import Console
 
     from culturellm.augment import augment
     from culturellm.augment.pipeline import OURS
     from culturellm.embed import load_embedder
+    from culturellm.errors import CultureLLMError
     from culturellm.llm import load_model
     from culturellm.outdir import check_claim
     from culturellm.wvs import load_questions
 
+    if out is None:
+        raise CultureLLMError("give --out DIR (where augmented.jsonl and manifest.json go)")
     names = None if checks_arg is None else checks_arg.replace(" ", "").split(",")
     checks = None if names is None else [c for c in names if c != "none"]
     given = pick(AugmentConfig, locals())
@@ -166,7 +172,39 @@ def dataset_command(
         Console().print(f"left out {len(manifest['review']['dropped'])} samples that reviewers rejected")
 
 
+IMPORT_HELP = """Import a published augmented set in the CultureLLM release's format (JSONL with q_id =
+WVS question number without the Q, q_content = new wording, ori_content = the seed wording, option)
+into OUT/augmented.jsonl (similarities recomputed with the embedder; lines that fit no seed are
+rejected with a reason, counted in OUT/manifest.json). `culturellm dataset` reads the result."""
+
+
+def import_command(
+    file: Path = typer.Argument(..., help="release-format JSONL"),
+    out: Path = typer.Option(..., "--out", "-o", help="output directory"),
+    embedder: str = typer.Option("bundled", "--embedder", help="sentence embedder spec"),
+    t1: float | None = typer.Option(None, "--t1", help="min cosine(new wording, seed) (default 0.80)"),
+) -> None:
+    from rich.console import Console
+
+    from culturellm.augment.config import DEFAULT_T1
+    from culturellm.augment.importer import import_release
+    from culturellm.embed import load_embedder
+
+    manifest = import_release(file, out, load_embedder(embedder), t1=DEFAULT_T1 if t1 is None else t1)
+    c = manifest["counts"]
+    reasons = ", ".join(
+        f"{k} {v}" for k, v in sorted(manifest["rejection_reasons"].items(), key=lambda x: -x[1])
+    )
+    Console().print(
+        f"wrote {Path(out) / 'augmented.jsonl'}: {c['accepted']} of {c['lines']} lines kept for {c['seeds']} "
+        f"seed questions; {c['rejected']} rejected{f' ({reasons})' if reasons else ''}"
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
-    app.command("augment", help=AUGMENT_HELP)(augment_command)
+    group = typer.Typer(help=AUGMENT_HELP, invoke_without_command=True, add_completion=False)
+    group.callback()(augment_command)
+    group.command("import", help=IMPORT_HELP)(import_command)
+    app.add_typer(group, name="augment")
     app.command("dataset", help=DATASET_HELP)(dataset_command)

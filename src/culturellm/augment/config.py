@@ -25,7 +25,7 @@ MEANING_CHECKS = ("repeated_word", "opposed_words", "synonym_word", "modal_chang
 
 
 SynonymScope = Literal["sentence", "seed"]
-Target = Literal["majority", "distribution"]
+Target = Literal["majority", "distribution", "sampled"]
 
 # Which seeds are augmented: not part of the records' fingerprint (a run that augments more seeds
 # later resumes the same records).
@@ -133,7 +133,9 @@ class DatasetConfig(StageConfig):
     """Configuration of `build_training_set()`: answer targets and the held-out split."""
 
     target: Target = Field(
-        "majority", description="train on the majority answer, or sample answers from the distribution"
+        "majority",
+        description="majority (the paper), distribution (soft labels: local training learns the survey "
+        "distribution) or sampled (hard codes drawn to follow it: for the OpenAI fine-tuning API)",
     )
     holdout_questions: int = Field(0, ge=0, description="whole seed questions held out of training")
     holdout_fraction: float = Field(
@@ -142,7 +144,7 @@ class DatasetConfig(StageConfig):
     holdout_variants: float = Field(
         0.0, ge=0.0, lt=1.0, description="fraction of each question's variants held out for alignment"
     )
-    seed: int = Field(0, description="random seed of the split and of distribution targets")
+    seed: int = Field(0, description="random seed of the split and of sampled targets")
     drop_rejected: bool = Field(
         False, description="leave out the samples reviewers rejected (culturellm review; reviews.jsonl)"
     )

@@ -5,6 +5,11 @@ Each record is {"messages": [system, user, assistant]} with the system prompt of
 `culturellm.prompts.survey_messages(text, seed.options, system)` (the one wording evaluation uses
 too), and the assistant turn = the answer code. The split (train / held-out question ids, held-out
 variant texts) is written to `<out>.manifest.json` with counts and the data's sha256.
+
+Targets: `majority` (the paper), `distribution` (each record also carries the culture's survey
+distribution over the option codes as `target_distribution`, for soft-label local training; the
+assistant turn is the majority code) and `sampled` (hard codes drawn so that each question's
+wordings follow the distribution: the form the OpenAI fine-tuning API can take).
 """
 
 from __future__ import annotations
@@ -23,7 +28,13 @@ from culturellm.errors import CultureLLMError, DataError
 from culturellm.jsonio import iter_jsonl, write_json, write_jsonl
 from culturellm.prompts import culture_system_prompt, survey_messages
 
-TARGETS = ("majority", "distribution")
+TARGETS = ("majority", "distribution", "sampled")
+TARGET_HELP = (
+    "majority (the paper: every wording answered with the survey's majority code), "
+    "distribution (soft labels: the majority code plus the survey distribution as "
+    "`target_distribution`; local training learns the distribution), or sampled (each wording gets a "
+    "code drawn so the codes follow the distribution: hard labels, for the OpenAI fine-tuning API)"
+)
 
 
 def split_manifest_path(out: Path | str) -> Path:
@@ -90,6 +101,15 @@ def distribution_targets(distribution: Mapping[str, float], n: int, rng: random.
     codes = [c for c, k in counts.items() for _ in range(k)]
     rng.shuffle(codes)
     return codes
+
+
+def survey_target(options: Mapping[str, str], distribution: Mapping[str, float]) -> dict[str, float]:
+    """The survey's shares over every option code (0 for codes nobody chose), summing to 1, rounded."""
+    raw = {str(c): max(float(distribution.get(c, 0.0)), 0.0) for c in options}
+    total = sum(raw.values())
+    if total <= 0:
+        raise DataError("answer distribution has no positive share")
+    return {c: round(v / total, 6) for c, v in raw.items()}
 
 
 def read_augmented(path: Path | str) -> dict[str, list[dict[str, Any]]]:
@@ -200,6 +220,47 @@ def _resolve_cultures(names: Sequence[str]) -> list[Any]:
     return out
 
 
+def _culture_records(
+    culture: Any,
+    variants: Mapping[str, Sequence[dict[str, Any]]],
+    train_questions: Sequence[str],
+    train_ids: set[str],
+    target: str,
+    seed: int,
+    steps: Sequence[str] | None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One culture's chat records over the training variants, and its counts."""
+    from culturellm.wvs import seed_set
+
+    seeds = {s.question_id: s for s in seed_set(culture)}
+    system = culture_system_prompt(culture.display)
+    records: list[dict[str, Any]] = []
+    missing = []
+    for q in train_questions:
+        s = seeds.get(q)
+        if s is None:
+            missing.append(q)
+            continue
+        rows = [r for r in variants[q] if r["id"] in train_ids and (steps is None or r.get("step") in steps)]
+        if target == "sampled":
+            answers = distribution_targets(s.distribution, len(rows), _rng(seed, culture.name, q))
+        else:
+            answers = [str(s.majority)] * len(rows)
+        for r, a in zip(rows, answers, strict=True):
+            msgs = survey_messages(r["text"], s.options, system)
+            rec: dict[str, Any] = {"messages": [*msgs, {"role": "assistant", "content": a}]}
+            if target == "distribution":
+                rec["target_distribution"] = survey_target(s.options, s.distribution)
+            records.append(rec)
+    info = {
+        "display": culture.display,
+        "records": len(records),
+        "questions": len(train_questions) - len(missing),
+        "missing_questions": missing,
+    }
+    return records, info
+
+
 def build_training_set(
     cultures: Sequence[str],
     augmented: Path | str,
@@ -211,13 +272,17 @@ def build_training_set(
     *,
     holdout_variants: float = 0.0,
     drop_rejected: bool = False,
+    steps: Sequence[str] | None = None,
+    max_records: int | None = None,
 ) -> dict[str, Any]:
     """Write `out` (OpenAI chat JSONL) for one culture or, with several / 'all', CultureLLM-One
     (the union, each record's system prompt naming its culture). Returns the manifest, also written
     to `<out>.manifest.json`. Questions a culture never answered produce no record. `drop_rejected`:
-    leave out the samples that reviewers rejected (`culturellm review`; reviews.jsonl beside the set)."""
-    from culturellm.wvs import seed_set
+    leave out the samples that reviewers rejected (`culturellm review`; reviews.jsonl beside the set).
 
+    The split is always made on every variant of the file, so it does not depend on `steps` (train on
+    the variants of these augmentation steps only, e.g. ("seed", "paraphrase")) or `max_records` (a
+    seeded subsample of the training records): the ablation's sets share one held-out split."""
     if target not in TARGETS:
         raise CultureLLMError(f"unknown target {target!r}; expected one of: {', '.join(TARGETS)}")
     augmented, out = Path(augmented), Path(out)
@@ -232,31 +297,19 @@ def build_training_set(
     )
     train_ids = set(split.pop("train_variant_ids"))
     records: list[dict[str, Any]] = []
+    owner: list[str] = []  # the culture of each record (for counts after a subsample)
     per_culture: dict[str, dict[str, Any]] = {}
     for culture in _resolve_cultures(cultures):
-        seeds = {s.question_id: s for s in seed_set(culture)}
-        system = culture_system_prompt(culture.display)
-        n_rec, missing = 0, []
-        for q in split["train_questions"]:
-            s = seeds.get(q)
-            if s is None:
-                missing.append(q)
-                continue
-            rows = [r for r in variants[q] if r["id"] in train_ids]
-            if target == "majority":
-                answers = [str(s.majority)] * len(rows)
-            else:
-                answers = distribution_targets(s.distribution, len(rows), _rng(seed, culture.name, q))
-            for r, a in zip(rows, answers, strict=True):
-                msgs = survey_messages(r["text"], s.options, system)
-                records.append({"messages": [*msgs, {"role": "assistant", "content": a}]})
-                n_rec += 1
-        per_culture[culture.name] = {
-            "display": culture.display,
-            "records": n_rec,
-            "questions": len(split["train_questions"]) - len(missing),
-            "missing_questions": missing,
-        }
+        recs, per_culture[culture.name] = _culture_records(
+            culture, variants, split["train_questions"], train_ids, target, seed, steps
+        )
+        records += recs
+        owner += [culture.name] * len(recs)
+    if max_records is not None and len(records) > max_records:
+        keep = sorted(_rng(seed, "subsample").sample(range(len(records)), max_records))
+        records, owner = [records[i] for i in keep], [owner[i] for i in keep]
+        for name, info in per_culture.items():
+            info["records"] = owner.count(name)
     if not records:
         raise DataError(
             f"{augmented}: no training record for {', '.join(per_culture)} "
@@ -273,6 +326,8 @@ def build_training_set(
         "cultures": list(per_culture),
         "target": target,
         "seed": seed,
+        "steps": list(steps) if steps is not None else None,
+        "max_records": max_records,
         "holdout": {
             "questions": holdout_questions,
             "fraction": holdout_fraction,

@@ -92,16 +92,20 @@ def align(
             }
         )
     n = len(rows)
-    return {
-        "model": v.label,
-        "spec": v.spec,
-        "system": v.describe_system(),
-        "culture": c.name,
-        "split": str(split) if split is not None else None,
-        "n_questions": n,
-        "majority_agreement": sum(r["agree"] for r in rows) / n,
-        "one_minus_jsd": sum(r["one_minus_jsd"] for r in rows) / n,
-        "chance_agreement": sum(1.0 / r["n_options"] for r in rows) / n,
-        "uniform_one_minus_jsd": sum(r["uniform_one_minus_jsd"] for r in rows) / n,
-        "questions": rows,
-    }
+    from culturellm.evaluate.baselines import annotate
+
+    return annotate(
+        {
+            "model": v.label,
+            "spec": v.spec,
+            "system": v.describe_system(),
+            "culture": c.name,
+            "split": str(split) if split is not None else None,
+            "n_questions": n,
+            "majority_agreement": sum(r["agree"] for r in rows) / n,
+            "one_minus_jsd": sum(r["one_minus_jsd"] for r in rows) / n,
+            "chance_agreement": sum(1.0 / r["n_options"] for r in rows) / n,
+            "uniform_one_minus_jsd": sum(r["uniform_one_minus_jsd"] for r in rows) / n,
+            "questions": rows,
+        }
+    )

@@ -199,8 +199,10 @@ def _print_f1_table(rows: list[dict], out: Path) -> None:
 
 
 def align_command(
-    model: str = typer.Option(..., "--model", "-m", help="Model spec."),
-    culture: str = typer.Option(..., "--culture", "-c", help="Culture whose WVS answers are the target."),
+    model: list[str] = typer.Option(..., "--model", "-m", help="Model spec (repeat for a matrix)."),
+    culture: list[str] = typer.Option(
+        ..., "--culture", "-c", help="Culture whose WVS answers are the target (repeat for a matrix)."
+    ),
     split: Path | None = typer.Option(None, "--split", help="A <train>.manifest.json: held-out items only."),
     culture_prompt: bool = typer.Option(
         False, "--culture-prompt", help="Ask with the culture system prompt."
@@ -216,7 +218,8 @@ def align_command(
     dtype: Dtype | None = typer.Option(None, "--dtype", help=DTYPE_HELP),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help=BATCH_HELP),
 ) -> None:
-    """WVS alignment: majority agreement and 1 - Jensen-Shannon distance to the culture's answers."""
+    """WVS alignment: majority agreement and 1 - Jensen-Shannon distance to the culture's answers.
+    Several --model and/or --culture: a model x culture matrix (JSON, tables, OUT/align_matrix.png)."""
     import contextlib
 
     from rich.console import Console
@@ -229,6 +232,13 @@ def align_command(
     if culture_prompt and context:
         raise CultureLLMError("give --culture-prompt or --context, not both")
     system = "culture" if culture_prompt else context
+    if len(model) > 1 or len(culture) > 1:
+        if label:
+            raise CultureLLMError("--label names a single --model; omit it for a matrix")
+        variants = [ModelVariant(m, m, system, base_url=base_url, cache=cache) for m in model]
+        _matrix_command(variants, culture, split, as_json, out)
+        return
+    model, culture = model[0], culture[0]
     label = check_name(label, "--label") if label is not None else None
     variant = ModelVariant(label or model, model, system, base_url=base_url, cache=cache)
     status = Console(stderr=True).status(Text(f"aligning {variant.label} with {culture}"))
@@ -243,6 +253,28 @@ def align_command(
         print(json.dumps(res, ensure_ascii=False))
         return
     _print_alignment(res)
+
+
+def _matrix_command(
+    variants: list, cultures: list[str], split: Path | None, as_json: bool, out: Path | None
+) -> None:
+    from culturellm.evaluate.matrix import align_matrix, matrix_markdown, plot_matrix
+
+    matrix = align_matrix(variants, cultures, split)
+    if out is not None:
+        from culturellm.jsonio import write_json
+
+        write_json(out / "align_matrix.json", matrix)
+        matrix["plot"] = str(plot_matrix(matrix, out / "align_matrix.png"))
+    if as_json:
+        print(json.dumps(matrix, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    Console().print(Markdown(matrix_markdown(matrix)))
+    if out is not None:
+        Console().print(f"wrote {out / 'align_matrix.json'}, {out / 'align_matrix.png'}")
 
 
 def _print_alignment(res: dict) -> None:

@@ -199,11 +199,13 @@ def render_markdown(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]]
             "Each seed question asked with the training wording; answer distribution = softmax over the "
             "option codes' log-probabilities. *agreement* = most likely code is the survey majority; "
             "*1−JSD* = 1 − Jensen–Shannon distance (base 2) to the survey distribution. Chance = uniform "
-            "answer distribution.",
+            "answer distribution. Reference rows: *uniform answer* (every option equally likely) and "
+            "*another culture's survey* used as the answer (how far apart the two cultures are on these "
+            "items).",
             "",
         ]
         body = []
-        for r in sorted(align_rows, key=lambda r: (r.get("culture", ""), r["model"])):
+        for r in _with_reference_rows(align_rows):
             body.append(
                 [
                     r.get("culture", ""),
@@ -226,6 +228,27 @@ def render_markdown(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]]
         out += ["", "## Plots", ""]
         out += [f"![{p.stem}]({PLOTS}/{p.name})" for p in plots]
     return "\n".join(out) + "\n"
+
+
+def _with_reference_rows(align_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Alignment rows grouped by culture (models in file order), each culture followed by its reference
+    rows: the uniform answer and another culture's survey on the same items (from the first row that
+    carries them, culturellm.evaluate.baselines.annotate)."""
+    out: list[dict[str, Any]] = []
+    cultures = list(dict.fromkeys(r.get("culture", "") for r in align_rows))
+    for c in cultures:
+        rows = [r for r in align_rows if r.get("culture", "") == c]
+        out += rows
+        ref = next((r for r in rows if r.get("uniform")), None)
+        if ref is None:
+            continue
+        base = {"culture": c, "split": ref.get("split"), "items": ref.get("items")}
+        u = ref["uniform"]
+        out.append({**base, **u, "model": "reference: uniform answer"})
+        k = ref.get("contrast") or {}
+        if k.get("n_questions"):
+            out.append({**base, **k, "model": f"reference: {k['culture']} survey"})
+    return out
 
 
 def make_plots(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]], plot_dir: Path) -> list[Path]:

@@ -35,6 +35,9 @@ class TrainingRecord:
 
     messages: list[dict[str, str]]
     source: str  # "file:line", for error messages
+    # Soft label: the answer's target distribution over option codes ("target_distribution" in the
+    # JSONL; written by `culturellm dataset --target distribution`). None: the answer is a hard label.
+    target: dict[str, float] | None = None
 
     @property
     def prompt_messages(self) -> list[dict[str, str]]:
@@ -78,6 +81,36 @@ def _validate(obj: Any, where: str) -> list[dict[str, str]]:
     return out
 
 
+def _target(obj: dict[str, Any], msgs: list[dict[str, str]], where: str) -> dict[str, float] | None:
+    """The record's optional `target_distribution`, validated and normalised to sum 1."""
+    dist = obj.get("target_distribution")
+    if dist is None:
+        return None
+    if not isinstance(dist, dict) or not dist:
+        raise DataError(f"{where}: target_distribution must be a non-empty object code -> share")
+    for code, share in dist.items():
+        if (
+            isinstance(share, bool)
+            or not isinstance(share, int | float)
+            or not math.isfinite(share)
+            or share < 0
+        ):
+            raise DataError(f"{where}: target_distribution[{code!r}] must be a number >= 0, got {share!r}")
+    total = sum(dist.values())
+    if total <= 0:
+        raise DataError(f"{where}: target_distribution has no positive share")
+    if msgs[-1]["content"] not in dist:
+        raise DataError(
+            f"{where}: the assistant answer {msgs[-1]['content']!r} is not a code of target_distribution"
+        )
+    return {str(k): float(v) / total for k, v in dist.items()}
+
+
+def has_soft_targets(records: Sequence[TrainingRecord]) -> bool:
+    """Whether any record carries a target distribution (soft-label training)."""
+    return any(r.target is not None for r in records)
+
+
 def load_records(paths: Path | str | Sequence[Path | str]) -> list[TrainingRecord]:
     """Read and validate one or more JSONL files (concatenated in order).
 
@@ -100,7 +133,8 @@ def load_records(paths: Path | str | Sequence[Path | str]) -> list[TrainingRecor
                     obj = json.loads(line)
                 except json.JSONDecodeError as e:
                     raise DataError(f"{where}: not valid JSON ({e.msg})") from None
-                records.append(TrainingRecord(_validate(obj, where), where))
+                msgs = _validate(obj, where)
+                records.append(TrainingRecord(msgs, where, _target(obj, msgs, where)))
     if not records:
         names = ", ".join(str(p) for p in paths)
         raise DataError(f"{names}: no training examples (empty file)")
@@ -151,12 +185,17 @@ def _culture_name(display: str) -> str:
 
 
 def to_prompt_completion(records: Sequence[TrainingRecord], tokenizer: Any) -> list[dict[str, str]]:
-    """TRL prompt/completion rows: chat-templated prompt (with generation prompt) + answer + EOT."""
+    """TRL prompt/completion rows: chat-templated prompt (with generation prompt) + answer + EOT; with
+    soft targets in any record, also a `soft_target` column (JSON of code -> share, "" for hard)."""
     eot = end_of_turn_token(tokenizer)
+    soft = has_soft_targets(records)
     rows = []
     for r in records:
         prompt = tokenizer.apply_chat_template(r.prompt_messages, add_generation_prompt=True, tokenize=False)
-        rows.append({"prompt": prompt, "completion": r.answer + eot})
+        row = {"prompt": prompt, "completion": r.answer + eot}
+        if soft:  # a JSON string: arrow needs one type per column, and codes differ between questions
+            row["soft_target"] = json.dumps(r.target) if r.target is not None else ""
+        rows.append(row)
     return rows
 
 

@@ -23,7 +23,7 @@ from rich.console import Console
 from culturellm.errors import CultureLLMError
 from culturellm.finetune.callbacks import LossLogCallback, NanGuardCallback, RichProgressCallback
 from culturellm.finetune.config import FinetuneConfig
-from culturellm.finetune.data import TrainingRecord, to_prompt_completion
+from culturellm.finetune.data import TrainingRecord, has_soft_targets, to_prompt_completion
 from culturellm.llm.spec import ModelSpec
 
 CHECKPOINTS = "checkpoints"
@@ -212,7 +212,8 @@ def build_trainer(
     config: FinetuneConfig,
     callbacks: Sequence[Any] = (),
 ) -> Any:
-    """An SFTTrainer that trains a LoRA adapter on the records' answers only."""
+    """An SFTTrainer that trains a LoRA adapter on the records' answers only; records with a target
+    distribution train the answer on it (soft labels, culturellm.finetune.soft)."""
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
@@ -228,6 +229,7 @@ def build_trainer(
         )
     rows = to_prompt_completion(records, tokenizer)
     dataset = Dataset.from_list(rows)
+    soft = has_soft_targets(records)
     args = SFTConfig(
         output_dir=str(out / CHECKPOINTS),
         num_train_epochs=config.epochs,
@@ -256,6 +258,7 @@ def build_trainer(
         dataloader_num_workers=0,
         ddp_find_unused_parameters=False,  # every LoRA parameter is used in every step
         dataloader_pin_memory=_has_accelerator(),
+        remove_unused_columns=not soft,  # keep the soft_target column for the collator
         **_precision(config),
     )
     peft_config = LoraConfig(
@@ -266,13 +269,25 @@ def build_trainer(
         task_type="CAUSAL_LM",
     )
     _quiet_libraries()
-    trainer = SFTTrainer(
+    trainer_cls, extra = SFTTrainer, {}
+    if soft:
+        from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+        from culturellm.finetune.data import end_of_turn_token
+        from culturellm.finetune.soft import SoftTargetCollator, soft_trainer_class
+
+        eot_id = tokenizer.convert_tokens_to_ids(end_of_turn_token(tokenizer))
+        trl_collator = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id)
+        trainer_cls = soft_trainer_class()
+        extra["data_collator"] = SoftTargetCollator(trl_collator, tokenizer, eot_id)
+    trainer = trainer_cls(
         model=model,
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=list(callbacks),
+        **extra,
     )
     # Our rich progress bar and loss log replace the Trainer's stdout printer and tqdm bar.
     from transformers.trainer_callback import PrinterCallback, ProgressCallback

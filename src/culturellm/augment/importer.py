@@ -1,0 +1,175 @@
+"""Import augmented questions published in the CultureLLM release's format into our augmented.jsonl.
+
+The release's augmented sets are JSONL, one new wording per line:
+
+    {"q_id": "27", "q_content": "<the new wording>", "ori_content": "<the seed wording>", "option": "..."}
+
+with `q_id` the WVS question number without the "Q". Each line becomes one record of our format
+(`culturellm augment`'s `augmented.jsonl`: id, question_id, step, text, parent, similarity), step
+"imported", grouped under the seed record of its question, so `culturellm dataset` and the ablation
+read it like our own augmentation. The similarity is recomputed with the embedder: cosine(new
+wording, our seed wording). A line is rejected, with its reason counted in OUT/manifest.json, when it
+is not a JSON object, lacks `q_id` or `q_content`, names a question that is not one of our seeds, has
+an `ori_content` that is not that seed (cosine to our seed wording below `seed_match`), is below the
+similarity threshold `t1`, or repeats a text already kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from culturellm.augment.config import DEFAULT_T1
+from culturellm.augment.pipeline import RECORDS, record_id
+from culturellm.errors import DataError
+from culturellm.jsonio import write_json, write_jsonl
+
+IMPORTED = "imported"
+SEED_MATCH = 0.80  # the release's seed wording vs ours: same question, maybe other punctuation
+
+
+def _read_lines(path: Path) -> list[tuple[int, Any]]:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append((n, json.loads(line)))
+            except json.JSONDecodeError:
+                out.append((n, None))
+    if not out:
+        raise DataError(f"{path}: no records (empty file)")
+    return out
+
+
+def _refuse_foreign(out_dir: Path) -> None:
+    """Never replace an augmented.jsonl that an import did not write (e.g. a paid augmentation run)."""
+    if not (out_dir / RECORDS).exists():
+        return
+    try:
+        kind = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8")).get("kind")
+    except (OSError, ValueError, AttributeError):
+        kind = None
+    if kind != "culturellm.augment.import":
+        raise DataError(f"{out_dir / RECORDS}: exists and was not written by an import; choose another --out")
+
+
+def _question_id(raw: Any) -> str | None:
+    s = str(raw).strip().upper().removeprefix("Q") if raw is not None else ""
+    return f"Q{int(s)}" if s.isdigit() else None
+
+
+def _candidates(lines: list[tuple[int, Any]], seeds: dict[str, Any], reject) -> list[dict[str, Any]]:
+    """Lines with the fields we need and a known question (others rejected with a reason)."""
+    cands = []
+    for n, obj in lines:
+        if not isinstance(obj, dict):
+            reject(n, "not a JSON object")
+            continue
+        qid = _question_id(obj.get("q_id"))
+        text = obj.get("q_content")
+        if qid is None:
+            reject(n, f"q_id {obj.get('q_id')!r} is not a WVS question number")
+        elif not isinstance(text, str) or not text.strip():
+            reject(n, "q_content missing or empty")
+        elif qid not in seeds:
+            reject(n, f"no seed question {qid}")
+        else:
+            ori = obj.get("ori_content")
+            cands.append(
+                {"line": n, "qid": qid, "text": text.strip(), "ori": ori, "option": obj.get("option")}
+            )
+    return cands
+
+
+def import_release(
+    path: Path | str,
+    out_dir: Path | str,
+    embedder: Any,
+    *,
+    t1: float = DEFAULT_T1,
+    seed_match: float = SEED_MATCH,
+) -> dict[str, Any]:
+    """Read a release-format JSONL; write OUT/augmented.jsonl and OUT/manifest.json; return the manifest."""
+    from culturellm.wvs import load_questions
+
+    path, out_dir = Path(path), Path(out_dir)
+    _refuse_foreign(out_dir)
+    seeds = {q.id: q for q in load_questions()}
+    lines = _read_lines(path)
+    rejected: list[dict[str, Any]] = []
+
+    def reject(n: int, reason: str) -> None:
+        rejected.append({"line": n, "reason": reason})
+
+    cands = _candidates(lines, seeds, reject)
+    texts = [c["text"] for c in cands] + [seeds[c["qid"]].text for c in cands]
+    oris = [c["ori"] if isinstance(c["ori"], str) and c["ori"].strip() else None for c in cands]
+    vecs = embedder.encode(texts + [o for o in oris if o is not None])
+    k = len(cands)
+    ori_vecs = iter(vecs[2 * k :])
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    seen: set[str] = set()
+    for i, c in enumerate(cands):
+        sim = float(vecs[i] @ vecs[k + i])
+        match = float(next(ori_vecs) @ vecs[k + i]) if oris[i] is not None else None
+        if match is not None and match < seed_match:
+            reject(c["line"], f"ori_content is not seed {c['qid']} (cosine {match:.2f} < {seed_match})")
+        elif sim < t1:
+            reject(c["line"], f"below t1: cosine {sim:.2f} to seed {c['qid']} < {t1}")
+        elif c["text"].casefold() in seen or c["text"].casefold() == seeds[c["qid"]].text.casefold():
+            reject(c["line"], "duplicate text")
+        else:
+            seen.add(c["text"].casefold())
+            groups[c["qid"]].append({**c, "sim": sim, "match": match})
+    rows = _records(groups, seeds, path.name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out_dir / RECORDS, rows)
+    reasons = Counter(r["reason"].split(":")[0].split(" (")[0] for r in rejected)
+    manifest = {
+        "kind": "culturellm.augment.import",
+        "source": str(path),
+        "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "embedder": getattr(embedder, "name", str(embedder)),
+        "t1": t1,
+        "seed_match": seed_match,
+        "counts": {
+            "lines": len(lines),
+            "seeds": len(groups),
+            "accepted": sum(len(g) for g in groups.values()),
+            "rejected": len(rejected),
+        },
+        "rejection_reasons": dict(reasons),
+        "rejected": rejected,
+    }
+    write_json(out_dir / "manifest.json", manifest)
+    if not rows:
+        top = ", ".join(f"{r} {n}" for r, n in reasons.most_common(3))
+        raise DataError(f"{path}: no record fits a seed question ({top}); see {out_dir / 'manifest.json'}")
+    return manifest
+
+
+def _records(groups: dict[str, list[dict[str, Any]]], seeds: dict[str, Any], source: str) -> list[dict]:
+    rows: list[dict[str, Any]] = []
+    for qid in sorted(groups, key=lambda q: int(q[1:])):
+        seed = seeds[qid]
+        sid = record_id(qid, "seed", seed.text)
+        g = groups[qid]
+        rows.append(
+            {"id": sid, "question_id": qid, "step": "seed", "text": seed.text, "parent": None,
+             "similarity": 1.0, "group_size": 1 + len(g)}
+        )  # fmt: skip
+        for c in g:
+            rows.append(
+                {"id": record_id(qid, IMPORTED, c["text"]), "question_id": qid, "step": IMPORTED,
+                 "text": c["text"], "parent": sid, "similarity": round(c["sim"], 6),
+                 "seed_match": None if c["match"] is None else round(c["match"], 6),
+                 "source": f"{source}:{c['line']}", "release_option": c["option"]}
+            )  # fmt: skip
+    return rows

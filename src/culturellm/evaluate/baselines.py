@@ -1,0 +1,109 @@
+"""Reference points for WVS alignment tables, computed on the items of an alignment result.
+
+- `uniform`: a model that answers every option with equal probability (agreement = 1 / options
+  on average, the chance level);
+- `other_survey`: another culture's survey distribution used as the "model" (how far apart the two
+  cultures really are: agreement = both majorities equal, 1 - JSD between the two surveys);
+- `by_kind`: the measures over one kind of item only (held-out paraphrases of trained questions,
+  held-out questions, or seeds), so a table can show memorised and new items apart.
+
+Base model and base + culture prompt are alignment runs of their own (`align(spec, ...)`), not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+KINDS = ("heldout_variant", "heldout_question", "seed")
+
+
+def _one_minus_jsd(p: Sequence[float], q: Sequence[float]) -> float:
+    from scipy.spatial.distance import jensenshannon
+
+    return 1.0 - float(jensenshannon(p, q, base=2))
+
+
+def _summary(label: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    n = len(rows)
+    return {
+        "model": label,
+        "n_questions": n,
+        "majority_agreement": sum(bool(r["agree"]) for r in rows) / n if n else None,
+        "one_minus_jsd": sum(r["one_minus_jsd"] for r in rows) / n if n else None,
+    }
+
+
+def by_kind(result: Mapping[str, Any], kinds: Iterable[str] | None = None) -> dict[str, Any]:
+    """Agreement and 1 - JSD of an `align` result over the items of the given kinds (None: all)."""
+    wanted = set(kinds) if kinds is not None else None
+    rows = [r for r in result["questions"] if wanted is None or r["kind"] in wanted]
+    return _summary(str(result.get("model")), rows)
+
+
+def uniform(result: Mapping[str, Any], kinds: Iterable[str] | None = None) -> dict[str, Any]:
+    """The uniform answer on the same items: agreement 1 / options, 1 - JSD to each survey distribution."""
+    wanted = set(kinds) if kinds is not None else None
+    rows = []
+    for r in result["questions"]:
+        if wanted is not None and r["kind"] not in wanted:
+            continue
+        survey = list(r["survey_distribution"].values())
+        k = len(survey)
+        rows.append({"agree": False, "one_minus_jsd": _one_minus_jsd([1.0 / k] * k, survey), "k": k})
+    out = _summary("uniform", rows)
+    out["majority_agreement"] = sum(1.0 / r["k"] for r in rows) / len(rows) if rows else None
+    return out
+
+
+def other_survey(result: Mapping[str, Any], other: str, kinds: Iterable[str] | None = None) -> dict[str, Any]:
+    """Another culture's survey as the answer distribution on the same items (items it did not
+    answer are left out; `n_questions` says how many remain)."""
+    from culturellm.cultures import get_culture
+    from culturellm.wvs import seed_set
+
+    c = get_culture(other)
+    seeds = {s.question_id: s for s in seed_set(c)}
+    wanted = set(kinds) if kinds is not None else None
+    rows = []
+    for r in result["questions"]:
+        s = seeds.get(r["question_id"])
+        if s is None or (wanted is not None and r["kind"] not in wanted):
+            continue
+        codes = list(r["survey_distribution"])
+        p_other = [float(s.distribution.get(code, 0.0)) for code in codes]
+        if sum(p_other) <= 0:
+            continue
+        survey = [r["survey_distribution"][code] for code in codes]
+        rows.append(
+            {"agree": str(s.majority) == str(r["majority"]), "one_minus_jsd": _one_minus_jsd(p_other, survey)}
+        )
+    return _summary(f"{c.name} survey", rows)
+
+
+def baseline_rows(
+    result: Mapping[str, Any], others: Sequence[str] = (), kinds: Iterable[str] | None = None
+) -> list[dict[str, Any]]:
+    """The uniform answer and each other culture's survey, on the items of `result`."""
+    kinds = list(kinds) if kinds is not None else None
+    return [uniform(result, kinds), *(other_survey(result, o, kinds) for o in others)]
+
+
+def contrast_culture(culture: str) -> str:
+    """The culture whose survey an alignment table shows as a reference: German for every culture but
+    German, Arabic for German (the pair the issue measured: far apart on the seed questions)."""
+    return "arabic" if culture == "german" else "german"
+
+
+def annotate(result: dict[str, Any], contrast: str | None = None) -> dict[str, Any]:
+    """Add to an `align` result: `by_kind` (measures per item kind present), `uniform` (the uniform
+    answer on the same items) and `contrast` (another culture's survey on the same items)."""
+    kinds = [k for k in KINDS if any(r["kind"] == k for r in result["questions"])]
+    result["by_kind"] = {k: by_kind(result, [k]) for k in kinds}
+    result["uniform"] = uniform(result)
+    other = contrast or contrast_culture(str(result.get("culture")))
+    try:
+        result["contrast"] = {"culture": other, **other_survey(result, other)}
+    except Exception as e:  # an unknown contrast culture must not lose the alignment itself
+        result["contrast"] = {"culture": other, "error": str(e).splitlines()[0][:200]}
+    return result

@@ -1,0 +1,180 @@
+"""Model x culture alignment matrix: does a culture model answer like its own culture, and not others?
+
+Each model is aligned with each culture's WVS answers on the same items (the held-out questions and
+paraphrases of a training-set split, or every seed without one); the matrix holds majority agreement
+and 1 - Jensen-Shannon distance per cell. For a model that belongs to one culture (a culture model's
+`culturellm.json` names it, or the caller says so), "own minus best other" is its score with its own
+culture minus its best score with any other culture: above 0, the model is closer to its culture than
+to any other measured. The heatmap (matplotlib) shows both measures side by side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+MEASURES = ("majority_agreement", "one_minus_jsd")
+
+
+def own_culture(spec: str) -> str | None:
+    """The single culture a model reference names (None: a base model, or several cultures)."""
+    from culturellm.modelref import find_modelref, read_modelref
+
+    try:
+        ref_file = find_modelref(spec)
+        cultures = read_modelref(ref_file).cultures if ref_file is not None else []
+    except Exception:  # not a model reference: no culture of its own
+        return None
+    return cultures[0] if cultures and len(cultures) == 1 else None
+
+
+def align_matrix(
+    variants: Sequence[Any],
+    cultures: Sequence[str],
+    split: Path | None = None,
+    *,
+    own: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Align every variant (ModelVariant or spec) with every culture; return the matrix as a dict:
+    models, cultures, one cells list (model, culture, measures, n) and per measure a models x cultures
+    list of lists, plus `own_minus_best_other` per model whose own culture is known and measured."""
+    from culturellm.cultures import get_culture
+    from culturellm.evaluate.align import align
+    from culturellm.evaluate.runner import variant_from
+
+    vs = [variant_from(v, None) for v in variants]
+    names = [get_culture(c).name for c in cultures]
+    own_map = dict(own or {})
+    for v in vs:
+        if v.label not in own_map:
+            mine = own_culture(v.spec)
+            if mine is not None:
+                own_map[v.label] = get_culture(mine).name
+    cells = []
+    for v in vs:
+        mine = own_map.get(v.label)
+        # A model of one culture answers once, as itself (its own culture prompt); its answers are
+        # compared with every culture's survey. Others are asked per culture (a culture prompt, if
+        # any, names the culture of the column).
+        fixed = align(v, mine, split=split) if mine else None
+        for c in names:
+            res = rescore(fixed, c) if fixed is not None else align(v, c, split=split)
+            cells.append(
+                {"model": v.label, "spec": v.spec, "culture": c, "n_questions": res["n_questions"],
+                 **{m: res[m] for m in MEASURES}}
+            )  # fmt: skip
+    labels = [v.label for v in vs]
+    out: dict[str, Any] = {
+        "models": labels,
+        "cultures": names,
+        "split": str(split) if split is not None else None,
+        "items": "held-out" if split is not None else "all seeds",
+        "cells": cells,
+        "own": {k: v for k, v in own_map.items() if v in names},
+    }
+    for m in MEASURES:
+        out[m] = [[_cell(cells, lab, c)[m] for c in names] for lab in labels]
+    out["own_minus_best_other"] = own_minus_best_other(out)
+    return out
+
+
+def rescore(result: Mapping[str, Any], culture: str) -> dict[str, Any]:
+    """An `align` result's model answers compared with another culture's survey on the same items
+    (items that culture did not answer are left out)."""
+    from scipy.spatial.distance import jensenshannon
+
+    from culturellm.cultures import get_culture
+    from culturellm.wvs import seed_set
+
+    seeds = {s.question_id: s for s in seed_set(get_culture(culture))}
+    agree, sims = [], []
+    for r in result["questions"]:
+        s = seeds.get(r["question_id"])
+        if s is None:
+            continue
+        codes = list(r["model_distribution"])
+        survey = [float(s.distribution.get(c, 0.0)) for c in codes]
+        if sum(survey) <= 0:
+            continue
+        agree.append(r["model_answer"] == str(s.majority))
+        sims.append(1.0 - float(jensenshannon(list(r["model_distribution"].values()), survey, base=2)))
+    n = len(sims)
+    return {
+        "n_questions": n,
+        "majority_agreement": sum(agree) / n if n else float("nan"),
+        "one_minus_jsd": sum(sims) / n if n else float("nan"),
+    }
+
+
+def _cell(cells: Sequence[Mapping[str, Any]], model: str, culture: str) -> Mapping[str, Any]:
+    return next(x for x in cells if x["model"] == model and x["culture"] == culture)
+
+
+def own_minus_best_other(matrix: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per model with a known own culture and at least one other: own score minus best other score."""
+    out: dict[str, dict[str, Any]] = {}
+    cultures = list(matrix["cultures"])
+    for i, model in enumerate(matrix["models"]):
+        mine = matrix.get("own", {}).get(model)
+        if mine not in cultures or len(cultures) < 2:
+            continue
+        j = cultures.index(mine)
+        row: dict[str, Any] = {"culture": mine}
+        for m in MEASURES:
+            vals = matrix[m][i]
+            others = [(vals[k], cultures[k]) for k in range(len(cultures)) if k != j]
+            best, best_c = max(others)
+            row[m] = vals[j] - best
+            row[f"best_other_{m}"] = best_c
+        out[model] = row
+    return out
+
+
+def plot_matrix(matrix: Mapping[str, Any], path: Path) -> Path:
+    """Heatmaps of agreement and 1 - JSD (models x cultures), values written in the cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models, cultures = matrix["models"], matrix["cultures"]
+    fig, axes = plt.subplots(
+        1, 2, figsize=(2.0 + 1.3 * len(cultures) * 2, 1.2 + 0.5 * len(models)), squeeze=False
+    )
+    for ax, m, title in zip(axes[0], MEASURES, ("majority agreement", "1 − JSD"), strict=True):
+        data = matrix[m]
+        im = ax.imshow(data, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(len(cultures)), cultures, rotation=30, ha="right")
+        ax.set_yticks(range(len(models)), models)
+        ax.set_title(f"{title} ({matrix.get('items', '')})")
+        for i in range(len(models)):
+            for j in range(len(cultures)):
+                v = data[i][j]
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.6 else "black")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def matrix_markdown(matrix: Mapping[str, Any]) -> str:
+    """The matrix as two markdown tables plus the own-minus-best-other lines."""
+    cultures = matrix["cultures"]
+    lines = []
+    for m, title in zip(MEASURES, ("majority agreement", "1 − JSD"), strict=True):
+        lines += [f"**{title}** ({matrix.get('items', '')})", ""]
+        lines.append("| model | " + " | ".join(cultures) + " |")
+        lines.append("| --- |" + " --- |" * len(cultures))
+        for i, model in enumerate(matrix["models"]):
+            lines.append(f"| {model} | " + " | ".join(f"{v:.3f}" for v in matrix[m][i]) + " |")
+        lines.append("")
+    for model, d in matrix.get("own_minus_best_other", {}).items():
+        lines.append(
+            f"- {model} ({d['culture']}): own culture minus best other culture: agreement "
+            f"{d['majority_agreement']:+.3f} (vs {d['best_other_majority_agreement']}), 1 − JSD "
+            f"{d['one_minus_jsd']:+.3f} (vs {d['best_other_one_minus_jsd']})"
+        )
+    return "\n".join(lines) + "\n"

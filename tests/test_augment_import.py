@@ -1,0 +1,84 @@
+"""`culturellm augment import`: a file in the CultureLLM release's augmented format (written here)
+becomes our augmented.jsonl with embedder similarities and counted rejections, and `dataset` takes it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from culturellm.jsonio import read_jsonl
+
+SEED27 = "One of my main goals in life has been to make my parents proud"
+SEED28 = "When a mother works for pay, the children suffer"
+LINES = [
+    {"q_id": "27", "q_content": "A main goal of my life has been making my parents proud",
+     "ori_content": SEED27, "option": "1. Strongly agree 2. Agree 3. Disagree 4. Strongly disagree"},
+    {"q_id": "27", "q_content": "Making my parents proud has been one of my main life goals",
+     "ori_content": SEED27, "option": "..."},
+    {"q_id": 28, "q_content": "When mothers work for pay, their children suffer",
+     "ori_content": SEED28, "option": "..."},
+    {"q_id": "28", "q_content": "When mothers work for pay, their children suffer",
+     "ori_content": SEED28, "option": "..."},  # duplicate
+    {"q_id": "27", "q_content": "The stock market closed higher on Tuesday", "ori_content": SEED27},  # < t1
+    {"q_id": "999", "q_content": "Some question", "ori_content": "x"},  # no such seed
+    {"q_id": "27", "q_content": "My parents being proud is a main goal", "ori_content": "Taxes are too high"},
+    {"q_content": "no id"},
+]  # fmt: skip
+
+
+def _write_release(path: Path) -> None:
+    text = "\n".join(json.dumps(x) for x in LINES) + "\n{not json\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "culturellm.cli", *args], capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_import_release_format_then_dataset(tmp_path):
+    src = tmp_path / "release.jsonl"
+    _write_release(src)
+    out = tmp_path / "aug"
+    p = _cli("augment", "import", str(src), "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    assert "3 of 9 lines kept for 2 seed questions; 6 rejected" in p.stdout
+    rows = read_jsonl(out / "augmented.jsonl")
+    assert [r["step"] for r in rows] == ["seed", "imported", "imported", "seed", "imported"]
+    assert rows[0]["text"] == SEED27 and rows[0]["group_size"] == 3
+    assert all(0.8 <= r["similarity"] <= 1.0 for r in rows)
+    assert rows[1]["source"] == "release.jsonl:1" and rows[1]["parent"] == rows[0]["id"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"] == {"lines": 9, "seeds": 2, "accepted": 3, "rejected": 6}
+    reasons = {r["line"]: r["reason"] for r in manifest["rejected"]}
+    assert reasons[4] == "duplicate text"
+    assert reasons[5].startswith("below t1")
+    assert reasons[6] == "no seed question Q999"
+    assert reasons[7].startswith("ori_content is not seed Q27")
+    assert reasons[8].startswith("q_id None")
+    assert reasons[9] == "not a JSON object"
+
+    data = tmp_path / "train.jsonl"
+    p = _cli(
+        "dataset", "--culture", "arabic", "--augmented", str(out / "augmented.jsonl"), "--out", str(data)
+    )
+    assert p.returncode == 0, p.stderr
+    recs = read_jsonl(data)
+    assert len(recs) == 5 and "make my parents proud" in recs[1]["messages"][1]["content"]
+
+
+def test_import_errors_are_one_line_and_keep_user_files(tmp_path):
+    p = _cli("augment", "import", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o"))
+    assert p.returncode == 2 and "missing.jsonl: file not found" in p.stderr and "Traceback" not in p.stderr
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    (ours / "augmented.jsonl").write_text('{"question_id": "Q27", "text": "x"}\n')
+    src = tmp_path / "release.jsonl"
+    _write_release(src)
+    p = _cli("augment", "import", str(src), "--out", str(ours))
+    assert p.returncode == 2 and "was not written by an import" in p.stderr
+    assert (ours / "augmented.jsonl").read_text() == '{"question_id": "Q27", "text": "x"}\n'
