@@ -57,6 +57,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--epochs", type=float)
     ap.add_argument("--base", default="bundled")
     ap.add_argument("--targets", default=",".join(TARGETS))
+    ap.add_argument(
+        "--train-only", action="store_true",
+        help="train and align the --targets models only (to run targets in parallel processes; a final "
+        "run without it reuses their models and alignments and writes the table)",
+    )  # fmt: skip
     return ap.parse_args(argv)
 
 
@@ -177,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     for target in args.targets.split(","):
         models[target], split, info[target] = train(args, target, augmented)
         print(f"trained {target}: {info[target]['train']['steps']} steps", file=sys.stderr, flush=True)
+    if args.train_only:
+        for target, d in models.items():
+            aligned(args, target, str(d), split, "culture")
+        return 0
     base = aligned(args, "base", args.base, split, None)
     rows = [
         row(base, "uniform answer", uniform),

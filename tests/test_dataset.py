@@ -274,3 +274,17 @@ def test_cli_dataset_errors_exit_2_with_one_line(aug: Path, tmp_path: Path):
         )
         assert p.returncode == 2, (args, p.stderr)
         assert needle in p.stderr and "Traceback" not in p.stderr
+
+
+def test_half_of_a_single_variant_is_held_out():
+    v = {
+        q: [
+            {"id": f"{q}-s", "step": "seed", "text": q},
+            {"id": f"{q}-p", "step": "paraphrase", "text": q + "?"},
+        ]
+        for q in ("Q27", "Q28", "Q29")
+    }
+    half = make_split(v, holdout_variants=0.5)
+    assert [h["id"] for h in half["heldout_variants"]] == ["Q27-p", "Q28-p", "Q29-p"]
+    assert half["train_variant_ids"] == ["Q27-s", "Q28-s", "Q29-s"]
+    assert make_split(v, holdout_variants=0.3)["heldout_variants"] == []

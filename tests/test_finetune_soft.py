@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -184,3 +186,11 @@ def test_openai_backend_refuses_soft_labels(tmp_path):
         finetune(
             tmp_path / "soft.jsonl", "openai:gpt-4o-mini-2024-07-18", tmp_path / "o", cfg, progress=False
         )
+    assert not (tmp_path / "o").exists()  # refused before anything is written or uploaded
+    p = subprocess.run(
+        [sys.executable, "-m", "culturellm.cli", "finetune", "--backend", "openai", "--dry-run",
+         "--base", "openai:gpt-4o-mini-2024-07-18", "--data", str(tmp_path / "soft.jsonl")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert p.returncode == 2 and "soft.jsonl:1: a soft-label record" in p.stderr
+    assert "Traceback" not in p.stderr

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "culturellm.finetune.cli",
     "culturellm.evaluate.cli",
     "culturellm.pipeline_cli",
+    "culturellm.ablate",
 )
 
 

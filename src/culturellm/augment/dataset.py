@@ -144,7 +144,9 @@ def make_split(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Deterministic split of questions (whole questions held out) and of variants (a fraction of
-    each training question's non-seed variants held out: paraphrase-level evaluation)."""
+    each training question's non-seed variants held out, rounded half up, and at least one of two or
+    more: paraphrase-level evaluation; with 0.5, a question with a single variant keeps only its
+    seed wording for training and is measured on the variant)."""
     qids = list(variants)  # file order
     if holdout_questions and holdout_fraction:
         raise CultureLLMError("give --holdout-questions or --holdout-fraction, not both")
@@ -166,7 +168,7 @@ def make_split(
     for q in train_q:
         rows = list(variants[q])
         others = [r for r in rows if r.get("step") != "seed"]
-        kv = round(holdout_variants * len(others))
+        kv = int(holdout_variants * len(others) + 0.5)  # half up: 0.5 of one variant holds it out
         if holdout_variants > 0 and kv == 0 and len(others) >= 2:
             kv = 1
         out = {r["id"] for r in _rng(seed, "variants", q).sample(others, kv)} if kv else set()

@@ -72,6 +72,12 @@ def estimate(records: Sequence[TrainingRecord], base: str, config: FinetuneConfi
         "token_counting": method,
     }
     if config.backend == "openai":
+        soft = next((r for r in records if r.target is not None), None)
+        if soft is not None:
+            raise DataError(
+                f"{soft.source}: a soft-label record (target_distribution); the OpenAI fine-tuning API "
+                "takes hard labels only: build the set with `culturellm dataset --target sampled`"
+            )
         if len(records) < OPENAI_MIN_EXAMPLES:
             raise DataError(
                 f"{records[0].source.rsplit(':', 1)[0]}: {len(records)} examples; "

@@ -66,12 +66,6 @@ def finetune_openai(
     """Run (or re-attach to) an OpenAI fine-tuning job; return DIR/culturellm.json."""
     console = console or Console(stderr=True)
     model = base.removeprefix("openai:")
-    soft = next((r for r in records if r.target is not None), None)
-    if soft is not None:
-        raise CultureLLMError(
-            f"{soft.source}: a soft-label record (target_distribution); the OpenAI fine-tuning API takes "
-            "hard labels only: build the set with `culturellm dataset --target sampled`"
-        )
     est = estimate(records, base, config)  # raises on data the API would reject
     key = {
         "backend": "openai",

@@ -114,14 +114,14 @@ def soft_cross_entropy(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum over supervised positions of -sum_k q_k log p(id_k), divided by the number of supervised
     tokens (or `num_items`, the Trainer's count across gradient-accumulation steps). Logits at position
-    t predict the token at t + 1 (causal shift). Returns (loss, answer-token top-1 hit per position)."""
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    ids, probs, mask = soft_ids[:, 1:], soft_probs[:, 1:], labels[:, 1:] != -100
-    picked = logp.gather(-1, ids)  # (B, L-1, K)
-    per_pos = -(picked * probs).sum(-1) * mask
+    t predict the token at t + 1 (causal shift). Returns (loss, top-1 hit per supervised position)."""
+    mask = labels[:, 1:] != -100
+    logp = torch.log_softmax(logits[:, :-1][mask].float(), dim=-1)  # supervised positions only: (N, V)
+    ids, probs = soft_ids[:, 1:][mask], soft_probs[:, 1:][mask]  # (N, K)
+    per_pos = -(logp.gather(-1, ids) * probs).sum(-1)
     n = mask.sum() if num_items is None else num_items
     loss = per_pos.sum() / torch.as_tensor(n, device=per_pos.device).clamp(min=1)
-    top1 = (logp.argmax(-1) == labels[:, 1:]) & mask
+    top1 = logp.argmax(-1) == labels[:, 1:][mask]
     return loss, top1
 
 
@@ -143,8 +143,7 @@ def soft_trainer_class() -> type:
             )
             if self.args.average_tokens_across_devices and num_items_in_batch is not None:
                 loss = loss * self.accelerator.num_processes
-            valid = (labels[:, 1:] != -100).sum()
-            acc = (top1.sum() / valid).item() if valid > 0 else 0.0
+            acc = top1.float().mean().item() if top1.numel() else 0.0
             self._metrics[mode]["mean_token_accuracy"].append(acc)
             if mode == "train" and "attention_mask" in inputs:
                 self._total_train_tokens += int(inputs["attention_mask"].sum().item())

@@ -1,0 +1,204 @@
+"""`culturellm ablate`: the paper's ablations in one command, on one held-out split.
+
+From one augmented set (ours, an imported release set, or template wordings), training sets that
+grow by augmentation step (seeds only -> + paraphrases -> + synonyms -> + translations; an arm that
+adds nothing to the previous one is skipped) and by size (seeded subsamples of the full set, e.g.
+50 -> 150 -> 1000 records). Every set shares the split (held-out questions and held-out paraphrases
+of trained questions), every model is trained with the same preset and target and aligned on the
+held-out items; the base model is the first row. Writes OUT/ablation.jsonl (one row per set),
+OUT/ablation.md (the table) and OUT/ablation.png (held-out agreement and 1 - JSD per set), and
+resumes: finished rows and trained models are reused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from culturellm.errors import CultureLLMError
+from culturellm.jsonio import read_jsonl, write_jsonl
+
+# Each arm adds the steps of its line to the previous arm's ("imported"/"template": other sources of
+# rewordings, counted with paraphrases).
+ARMS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("seeds", ("seed",)),
+    ("+paraphrases", ("paraphrase", "imported", "template")),
+    ("+synonyms", ("synonym",)),
+    ("+translations", ("translation",)),
+)
+PARA, HELDQ = ("heldout_variant",), ("heldout_question",)
+
+
+def plan_sets(steps_present: set[str], total: int, sizes: Sequence[int]) -> list[dict[str, Any]]:
+    """The training sets: cumulative step arms (skipping arms that add nothing), then size subsamples of
+    the full set (sizes below the full set's record count; the full set itself is the last arm)."""
+    sets, cum = [], []
+    for name, steps in ARMS:
+        added = [s for s in steps if s in steps_present]
+        cum += list(steps)
+        if added or name == "seeds":
+            sets.append({"name": name, "steps": list(cum), "max_records": None})
+    for n in sorted(set(sizes)):
+        if 0 < n < total:
+            sets.append({"name": f"all, {n} records", "steps": None, "max_records": n})
+    return sets
+
+
+def _row(label: str, res: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    from culturellm.evaluate.baselines import by_kind
+
+    para, held = by_kind(res, PARA), by_kind(res, HELDQ)
+    return {
+        "set": label,
+        **extra,
+        "paraphrase_agreement": para["majority_agreement"],
+        "paraphrase_1_jsd": para["one_minus_jsd"],
+        "n_paraphrases": para["n_questions"],
+        "question_agreement": held["majority_agreement"],
+        "question_1_jsd": held["one_minus_jsd"],
+        "n_questions": held["n_questions"],
+    }
+
+
+def ablate(
+    augmented: Path,
+    culture: str,
+    out: Path,
+    *,
+    base: str = "bundled",
+    preset: str = "cpu-small",
+    target: str = "majority",
+    holdout_questions: int = 10,
+    holdout_variants: float = 0.3,
+    sizes: Sequence[int] = (50, 150, 1000),
+    max_steps: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Train and align every planned set; return the rows (also in OUT/ablation.jsonl)."""
+    from culturellm.augment import build_training_set, split_manifest_path
+    from culturellm.augment.dataset import read_augmented
+    from culturellm.evaluate import ModelVariant, align
+    from culturellm.finetune import FinetuneConfig, finetune
+
+    out.mkdir(parents=True, exist_ok=True)
+    steps_present = {r.get("step") for rows in read_augmented(augmented).values() for r in rows}
+    split_kw = {"holdout_questions": holdout_questions, "holdout_variants": holdout_variants, "seed": seed}
+    full = build_training_set([culture], augmented, out / "data" / "full.jsonl", target=target, **split_kw)
+    split = split_manifest_path(out / "data" / "full.jsonl")
+    if not full["counts"]["heldout_variants"] and not full["counts"]["heldout_questions"]:
+        raise CultureLLMError(f"{augmented}: the split holds nothing out; raise --holdout-variants")
+    cfg = FinetuneConfig.from_preset(preset, max_steps=max_steps, seed=seed)
+    done = (
+        {r["set"]: r for r in read_jsonl(out / "ablation.jsonl")} if (out / "ablation.jsonl").exists() else {}
+    )
+    rows = [done.get("base") or _row("base", align(ModelVariant("base", base), culture, split=split), {})]
+    write_jsonl(out / "ablation.jsonl", rows)
+    for i, s in enumerate(plan_sets(steps_present, full["counts"]["records"], sizes)):
+        if s["name"] in done:
+            rows.append(done[s["name"]])
+            write_jsonl(out / "ablation.jsonl", rows)
+            continue
+        data = out / "data" / f"set{i}.jsonl"
+        man = build_training_set(
+            [culture],
+            augmented,
+            data,
+            target=target,
+            steps=s["steps"],
+            max_records=s["max_records"],
+            **split_kw,
+        )
+        model_dir = out / "models" / f"set{i}"
+        finetune(data, base, model_dir, cfg, progress=progress)
+        res = align(ModelVariant(s["name"], str(model_dir), "culture"), culture, split=split)
+        rows.append(_row(s["name"], res, {"records": man["counts"]["records"], "steps": s["steps"]}))
+        write_jsonl(out / "ablation.jsonl", rows)
+    (out / "ablation.md").write_text(ablation_markdown(rows, full["counts"]), encoding="utf-8")
+    plot_ablation(rows, out / "ablation.png")
+    return rows
+
+
+def ablation_markdown(rows: list[dict[str, Any]], counts: dict[str, Any]) -> str:
+    def f(x: Any) -> str:
+        return "–" if x is None else f"{x:.3f}"
+
+    lines = [
+        f"Held-out split: {counts['heldout_questions']} questions, {counts['heldout_variants']} paraphrases "
+        "of trained questions (the same for every set).",
+        "",
+        "| training set | records | held-out paraphrases: agreement | 1 − JSD | held-out questions: "
+        "agreement | 1 − JSD |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['set']} | {r.get('records', '–')} | {f(r['paraphrase_agreement'])} | "
+            f"{f(r['paraphrase_1_jsd'])} | {f(r['question_agreement'])} | {f(r['question_1_jsd'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_ablation(rows: list[dict[str, Any]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = [r["set"] for r in rows]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(rows) + 2), 4))
+    for off, key, name in ((-0.2, "paraphrase_agreement", "agreement"), (0.2, "paraphrase_1_jsd", "1 − JSD")):
+        ax.bar(x + off, [r[key] if r[key] is not None else 0.0 for r in rows], 0.4, label=name)
+    ax.set_xticks(x, labels, rotation=20, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_title("ablation: held-out paraphrases of trained questions")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def ablate_command(
+    augmented: Path = typer.Option(
+        ..., "--augmented", "-a", help="augmented.jsonl (augment or augment import)"
+    ),
+    culture: str = typer.Option("arabic", "--culture", "-c"),
+    out: Path = typer.Option(..., "--out", "-o", help="output directory"),
+    base: str = typer.Option("bundled", "--base", help="model to fine-tune (spec)"),
+    preset: str = typer.Option("cpu-small", "--preset", help="fine-tuning preset"),
+    target: str = typer.Option("majority", "--target", help="majority, distribution or sampled"),
+    holdout_questions: int = typer.Option(10, "--holdout-questions", min=0),
+    holdout_variants: float = typer.Option(0.3, "--holdout-variants"),
+    sizes: str = typer.Option("50,150,1000", "--sizes", help="record counts of the size arms (comma list)"),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="cap every training run"),
+    seed: int = typer.Option(0, "--seed"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Ablation in one command: seeds only / + paraphrases / + synonyms (/ + translations) and growing
+    sizes, one held-out split; writes OUT/ablation.jsonl, ablation.md and ablation.png."""
+    try:
+        size_list = [int(x) for x in sizes.split(",") if x.strip()]
+    except ValueError:
+        raise CultureLLMError(f"--sizes must be a comma list of integers, got {sizes!r}") from None
+    rows = ablate(
+        augmented, culture, out, base=base, preset=preset, target=target,
+        holdout_questions=holdout_questions, holdout_variants=holdout_variants, sizes=size_list,
+        max_steps=max_steps, seed=seed, progress=progress,
+    )  # fmt: skip
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    Console().print(Markdown((out / "ablation.md").read_text(encoding="utf-8")))
+    Console().print(
+        f"{len(rows)} rows; wrote {out / 'ablation.jsonl'}, {out / 'ablation.md'}, {out / 'ablation.png'}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ablate")(ablate_command)

