@@ -54,10 +54,11 @@ def align_matrix(
     cells = []
     for v in vs:
         mine = own_map.get(v.label)
-        # A model of one culture answers once, as itself (its own culture prompt); its answers are
-        # compared with every culture's survey. Others are asked per culture (a culture prompt, if
-        # any, names the culture of the column).
-        fixed = align(v, mine, split=split) if mine else None
+        # A model of one culture answers once, as itself (its own culture prompt); so does a model
+        # asked without a culture prompt. Their answers are compared with every culture's survey.
+        # A model with a culture prompt and no culture of its own is asked per column's culture.
+        once = mine or (names[0] if v.system != "culture" else None)
+        fixed = align(v, once, split=split) if once else None
         for c in names:
             res = rescore(fixed, c) if fixed is not None else align(v, c, split=split)
             cells.append(
@@ -129,6 +130,20 @@ def own_minus_best_other(matrix: Mapping[str, Any]) -> dict[str, dict[str, Any]]
             row[f"best_other_{m}"] = best_c
         out[model] = row
     return out
+
+
+def report_section(matrix: Mapping[str, Any], plot: Path | None = None) -> str:
+    """A "Model x culture" section for report.md: the tables, own-minus-best-other, the heatmap."""
+    out = ["", "## Model × culture alignment", ""]
+    out.append(
+        "Each model's answers on the same held-out items compared with every culture's survey; "
+        "*own − best other*: a culture model's score with its own culture minus its best score with "
+        "another culture (above 0: closer to its own culture)."
+    )
+    out += ["", matrix_markdown(matrix)]
+    if plot is not None:
+        out.append(f"![align_matrix](plots/{plot.name})")
+    return "\n".join(out) + "\n"
 
 
 def plot_matrix(matrix: Mapping[str, Any], path: Path) -> Path:
