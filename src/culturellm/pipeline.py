@@ -323,12 +323,14 @@ class Pipeline:
         from culturellm.augment import build_training_set
 
         outs, counts = [], {}
+        opts = self.config.dataset.model_dump()
+        if opts["target"] == "distribution" and self.config.finetune.backend == "openai":
+            self.console.print("[yellow]the OpenAI fine-tuning API takes hard labels: target 'sampled'[/]")
+            opts["target"] = "sampled"
         for name in self._training_sets():
             cultures = [c.name for c in self.cultures] if name == ONE else [name]
             path = self.layout.train(name)
-            manifest = build_training_set(
-                cultures, self.layout.augmented, path, **self.config.dataset.model_dump()
-            )
+            manifest = build_training_set(cultures, self.layout.augmented, path, **opts)
             outs += [path, self.layout.split(name)]
             counts[name] = manifest.get("counts")
         return StageResult(outs, counts)
@@ -409,12 +411,38 @@ class Pipeline:
             rows = {r["model"]: r for r in read_jsonl(path, tolerate_torn_tail=True)}
             write_jsonl(path, [rows[v.label] for v in self.variants(c.name)])
             outs.append(path)
+        if len(self.cultures) > 1:
+            outs.append(self._align_matrix())
         return StageResult(outs)
+
+    def _align_matrix(self) -> Path:
+        """Base, every culture model and CultureLLM-One x every culture, on the held-out items (the
+        split is the same for every training set of a run): eval/align_matrix.json."""
+        from culturellm.evaluate import ModelVariant
+        from culturellm.evaluate.matrix import align_matrix
+
+        lay, names = self.layout, [c.name for c in self.cultures]
+        split = lay.split(names[0])
+        use_split = _heldout_items(split) >= self.config.align.min_heldout
+        variants = [ModelVariant("base", self.config.models.base, None)]
+        variants += [ModelVariant(f"culturellm-{c}", str(lay.model_dir(c)), "culture") for c in names]
+        variants.append(ModelVariant("culturellm-one", str(lay.model_dir(ONE)), "culture"))
+        own = {f"culturellm-{c}": c for c in names}
+        matrix = align_matrix(variants, names, split if use_split else None, own=own)
+        write_json(lay.align_matrix, matrix)
+        return lay.align_matrix
 
     def stage_report(self) -> StageResult:
         from culturellm.evaluate import write_report
 
         report = write_report([self.layout.results(c.name) for c in self.cultures], self.run_dir)
+        if self.layout.align_matrix.exists():
+            from culturellm.evaluate.matrix import plot_matrix, report_section
+
+            matrix = json.loads(self.layout.align_matrix.read_text())
+            png = plot_matrix(matrix, self.layout.plots_dir / "align_matrix.png")
+            with open(report, "a", encoding="utf-8") as f:
+                f.write(report_section(matrix, png))
         pngs = self.layout.plots()
         return StageResult([report, *pngs], {"plots": len(pngs)})
 
@@ -456,6 +484,8 @@ def summary_rows(run_dir: Path) -> list[dict[str, Any]]:
                 )
                 d["majority_agreement"] = r.get("majority_agreement")
                 d["one_minus_jsd"] = r.get("one_minus_jsd")
+                d["items"] = r.get("items")
+            _reference_rows(rows, culture, list(read_jsonl(al)))
     out = []
     for d in rows.values():
         f1 = d.pop("f1")
@@ -463,3 +493,26 @@ def summary_rows(run_dir: Path) -> list[dict[str, Any]]:
         d["mean_macro_f1"] = sum(f1) / len(f1) if f1 else None
         out.append(d)
     return out
+
+
+def _reference_rows(
+    rows: dict[tuple[str, str], dict[str, Any]], culture: str, align_rows: list[dict]
+) -> None:
+    """Summary rows for the uniform answer and another culture's survey on the items of the run's
+    alignment (those of its culture model: held-out items when there were enough)."""
+    ref = next((r for r in align_rows if r.get("model") == "culturellm" and r.get("uniform")), None)
+    if ref is None:
+        return
+    refs = [("reference: uniform answer", ref["uniform"])]
+    contrast = ref.get("contrast") or {}
+    if contrast.get("n_questions"):
+        refs.append((f"reference: {contrast['culture']} survey", contrast))
+    for label, r in refs:
+        rows[(culture, label)] = {
+            "culture": culture,
+            "model": label,
+            "f1": [],
+            "majority_agreement": r.get("majority_agreement"),
+            "one_minus_jsd": r.get("one_minus_jsd"),
+            "items": ref.get("items"),
+        }

@@ -104,8 +104,9 @@ def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
     from culturellm.runlayout import RunLayout
 
     table = Table(title=Text(f"culturellm run: {run_dir}"))
-    for col in ("culture", "model", "tasks", "mean macro-F1", "WVS majority agreement", "WVS 1-JSD"):
-        table.add_column(col, justify="left" if col in ("culture", "model") else "right")
+    cols = ("culture", "model", "tasks", "mean macro-F1", "WVS majority agreement", "WVS 1-JSD", "WVS items")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("culture", "model", "WVS items") else "right")
 
     def fmt(x: float | None) -> str:
         return "-" if x is None else f"{x:.3f}"
@@ -114,10 +115,11 @@ def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
         table.add_row(
             r["culture"],
             r["model"],
-            str(r["tasks"]),
+            str(r["tasks"]) if r["tasks"] else "-",
             fmt(r["mean_macro_f1"]),
             fmt(r.get("majority_agreement")),
             fmt(r.get("one_minus_jsd")),
+            r.get("items") or "-",
         )
     layout = RunLayout(run_dir)
     con = Console(markup=False, emoji=False)

@@ -63,6 +63,11 @@ class RunLayout:
         return self.eval_dir(culture) / "align.jsonl"
 
     @property
+    def align_matrix(self) -> Path:
+        """Model x culture alignment (several cultures): eval/align_matrix.json."""
+        return self.root / "eval" / "align_matrix.json"
+
+    @property
     def report(self) -> Path:
         return self.root / REPORT
 
