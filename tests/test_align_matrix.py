@@ -105,3 +105,29 @@ def test_report_shows_reference_rows(tiny_base, trained, tmp_path):
     row = {k: v for k, v in res.items() if k != "questions"}
     out = _with_reference_rows([row])
     assert [r["model"] for r in out] == [tiny_base, "reference: uniform answer", "reference: german survey"]
+
+
+def test_run_with_several_cultures_puts_the_matrix_in_its_report(tiny_base, trained, tmp_path):
+    import shutil
+
+    from culturellm.config import RunConfig
+    from culturellm.cultures import get_culture
+    from culturellm.evaluate.matrix import plot_matrix, report_section
+    from culturellm.pipeline import Pipeline
+
+    split, adapter = trained
+    p = Pipeline(
+        RunConfig(cultures=["arabic", "german"], models={"base": tiny_base}), tmp_path, progress=False
+    )
+    p.cultures = [get_culture("arabic"), get_culture("german")]
+    for name in ("arabic", "german", "one"):
+        shutil.copytree(adapter, p.layout.model_dir(name))
+    p.layout.split("arabic").parent.mkdir(parents=True)
+    shutil.copy(split, p.layout.split("arabic"))
+    m = json.loads(p._align_matrix().read_text())
+    assert m["models"] == ["base", "culturellm-arabic", "culturellm-german", "culturellm-one"]
+    assert m["items"] == "held-out" and m["cultures"] == ["arabic", "german"]
+    assert set(m["own_minus_best_other"]) == {"culturellm-arabic", "culturellm-german"}
+    section = report_section(m, plot_matrix(m, tmp_path / "plots" / "align_matrix.png"))
+    assert "## Model × culture alignment" in section and "![align_matrix](plots/align_matrix.png)" in section
+    assert "culturellm-german (german): own culture minus best other culture: agreement" in section

@@ -427,7 +427,8 @@ class Pipeline:
         variants = [ModelVariant("base", self.config.models.base, None)]
         variants += [ModelVariant(f"culturellm-{c}", str(lay.model_dir(c)), "culture") for c in names]
         variants.append(ModelVariant("culturellm-one", str(lay.model_dir(ONE)), "culture"))
-        own = {f"culturellm-{c}": c for c in names}
+        own: dict[str, str | None] = {f"culturellm-{c}": c for c in names}
+        own.update({"base": None, "culturellm-one": None})  # no culture of their own
         matrix = align_matrix(variants, names, split if use_split else None, own=own)
         write_json(lay.align_matrix, matrix)
         return lay.align_matrix

@@ -34,7 +34,7 @@ def align_matrix(
     cultures: Sequence[str],
     split: Path | None = None,
     *,
-    own: Mapping[str, str] | None = None,
+    own: Mapping[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """Align every variant (ModelVariant or spec) with every culture; return the matrix as a dict:
     models, cultures, one cells list (model, culture, measures, n) and per measure a models x cultures
@@ -45,12 +45,11 @@ def align_matrix(
 
     vs = [variant_from(v, None) for v in variants]
     names = [get_culture(c).name for c in cultures]
-    own_map = dict(own or {})
+    own_map: dict[str, str | None] = dict(own or {})  # label -> own culture (None: none, not looked up)
     for v in vs:
         if v.label not in own_map:
             mine = own_culture(v.spec)
-            if mine is not None:
-                own_map[v.label] = get_culture(mine).name
+            own_map[v.label] = get_culture(mine).name if mine is not None else None
     cells = []
     for v in vs:
         mine = own_map.get(v.label)
