@@ -55,6 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--preset", default="cpu-small")
     ap.add_argument("--lr", type=float)
     ap.add_argument("--epochs", type=float)
+    ap.add_argument("--batch-size", type=int)
     ap.add_argument("--base", default="bundled")
     ap.add_argument("--targets", default=",".join(TARGETS))
     ap.add_argument(
@@ -118,7 +119,9 @@ def train(args: argparse.Namespace, target: str, augmented: Path) -> tuple[Path,
         [args.culture], augmented, data, target=target, holdout_questions=args.holdout_questions,
         holdout_variants=args.holdout_variants, seed=0,
     )  # fmt: skip
-    cfg = FinetuneConfig.from_preset(args.preset, lr=args.lr, epochs=args.epochs, seed=0)
+    cfg = FinetuneConfig.from_preset(
+        args.preset, lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, seed=0
+    )
     model_dir = args.out / "models" / target
     finetune(data, args.base, model_dir, cfg, progress=False)
     summary = json.loads((model_dir / "train_summary.json").read_text())
