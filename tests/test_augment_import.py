@@ -68,7 +68,7 @@ def test_import_release_format_then_dataset(tmp_path):
     )
     assert p.returncode == 0, p.stderr
     recs = read_jsonl(data)
-    assert len(recs) == 5 and "make my parents proud" in recs[1]["messages"][1]["content"]
+    assert len(recs) == 5 and "making my parents proud" in recs[1]["messages"][1]["content"]
 
 
 def test_import_errors_are_one_line_and_keep_user_files(tmp_path):

@@ -19,7 +19,7 @@ MEASURES = ("majority_agreement", "one_minus_jsd")
 
 def own_culture(spec: str) -> str | None:
     """The single culture a model reference names (None: a base model, or several cultures)."""
-    from culturellm.modelref import find_modelref, read_modelref
+    from culturellm.llm.modelref import find_modelref, read_modelref
 
     try:
         ref_file = find_modelref(spec)
