@@ -18,6 +18,8 @@ the held-out paraphrases of trained questions and on the held-out questions, bes
 the base model with the culture prompt, the uniform answer and another culture's survey. Every step
 resumes (augmentation per seed, fine-tuning from checkpoints, alignment per model), so the script can
 be killed and rerun. Writes OUT/results.json and OUT/table.md and prints the table.
+
+Measured numbers (the command in docs/finetuning.md, "Targets"): benchmarks/results/targets-2026-11-26.*
 """
 
 from __future__ import annotations

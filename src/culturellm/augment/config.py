@@ -133,9 +133,10 @@ class DatasetConfig(StageConfig):
     """Configuration of `build_training_set()`: answer targets and the held-out split."""
 
     target: Target = Field(
-        "majority",
-        description="majority (the paper), distribution (soft labels: local training learns the survey "
-        "distribution) or sampled (hard codes drawn to follow it: for the OpenAI fine-tuning API)",
+        "distribution",
+        description="distribution (default: soft labels, local training learns the survey distribution; "
+        "measured best on held-out agreement and 1 - JSD), majority (the paper) or sampled (hard codes "
+        "drawn to follow the distribution: for the OpenAI fine-tuning API)",
     )
     holdout_questions: int = Field(0, ge=0, description="whole seed questions held out of training")
     holdout_fraction: float = Field(
