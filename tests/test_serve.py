@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -18,86 +17,14 @@ from culturellm.errors import CultureLLMError
 from culturellm.llm import SamplingParams, ScoreRequest, load_model
 from culturellm.llm.cache import ResponseCache
 from culturellm.llm.openai_backend import OpenAIChatModel
+from serve_helpers import http, start_server, stop
 
 USER = [{"role": "user", "content": "How important is family in your life? Answer 1, 2, 3 or 4."}]
 
 
-class Resp:
-    def __init__(self, status: int, body: bytes) -> None:
-        self.status_code = status
-        self._body = body
-
-    def json(self):
-        return json.loads(self._body)
-
-
-def http(method: str, url: str, payload=None, content: bytes | None = None, timeout: float = 120) -> Resp:
-    """A plain HTTP request (urllib): status and body, errors included."""
-    import urllib.error
-    import urllib.request
-
-    data = content if content is not None else (json.dumps(payload).encode() if payload is not None else None)
-    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return Resp(r.status, r.read())
-    except urllib.error.HTTPError as e:
-        return Resp(e.code, e.read())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(spec: str, *extra: str, timeout: float = 240.0) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "culturellm.cli",
-            "serve",
-            "--model",
-            spec,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            raise RuntimeError(f"server exited with {proc.returncode}: {out[-2000:]}")
-        try:
-            if http("GET", f"{url}/models", timeout=2).status_code == 200:
-                return proc, url
-        except OSError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("server did not start in time")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(timeout=30)
-    if proc.stdout:
-        proc.stdout.close()
-
-
 @pytest.fixture(scope="module")
 def server():
-    proc, url = start_server("bundled")
+    proc, url = start_server("--model", "bundled")
     yield url
     stop(proc)
 
@@ -122,12 +49,56 @@ def test_generation_matches_local(remote, bundled_model) -> None:
     assert remote.usage.cost_usd == 0.0  # unknown model -> no price
 
 
-def test_logprob_scoring_matches_local(remote, bundled_model) -> None:
-    cands = ("1", "2", "3", "4")
+def test_exact_scoring_matches_local(remote, bundled_model) -> None:
+    """Over /tokenize + /v1/completions echo, every candidate token (and <|im_end|>) is scored as the
+    local backend scores it, multi-token candidates included."""
+    cands = ("1", "2", "3", "4", "Not at all important")
     got = remote.score([ScoreRequest(USER, cands)])[0]
+    ref = bundled_model.score([ScoreRequest(USER, cands)])[0]
+    assert got.method == "exact" and ref.method == "exact"
+    assert got.num_tokens == ref.num_tokens and got.num_tokens[0] == 2 and got.num_tokens[-1] > 2
+    assert got.logprobs == pytest.approx(ref.logprobs, abs=1e-3)
+    raw = remote.score([ScoreRequest(USER, cands, end_of_turn=False)])[0]
     ref = bundled_model.score([ScoreRequest(USER, cands, end_of_turn=False)])[0]
+    assert raw.logprobs == pytest.approx(ref.logprobs, abs=1e-3) and raw.num_tokens[0] == 1
+
+
+def test_first_token_scoring_matches_local_first_token(server, bundled_model) -> None:
+    m = load_model("openai:bundled", base_url=server, cache=False, score_mode="first-token")
+    cands = ("1", "2", "3", "4")
+    got = m.score([ScoreRequest(USER, cands)])[0]
+    ref = bundled_model.score([ScoreRequest(USER, cands, end_of_turn=False)])[0]
+    assert got.method == "first-token"
     assert got.logprobs == pytest.approx(ref.logprobs, abs=1e-3)
     assert got.num_tokens == (1, 1, 1, 1)
+
+
+def test_align_over_http_equals_local(server) -> None:
+    """`culturellm align --model openai:NAME --base-url URL --json` against `culturellm serve` gives
+    the per-question distributions of `culturellm align --model bundled --json` (exact scoring)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CULTURELLM_NO_CACHE": "1", "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "culturellm.cli", "align", "--culture", "arabic", "--json"]
+    http_run = subprocess.run(
+        [*args, "--model", "openai:bundled", "--base-url", server, "--timeout", "600"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert http_run.returncode == 0, http_run.stderr[-2000:]
+    local_run = subprocess.run(
+        [*args, "--model", "bundled"], capture_output=True, text=True, env=env, timeout=900
+    )
+    assert local_run.returncode == 0, local_run.stderr[-2000:]
+    over_http, local = json.loads(http_run.stdout), json.loads(local_run.stdout)
+    assert over_http["scoring"] == "exact" and local["scoring"] == "exact"
+    assert len(over_http["questions"]) == len(local["questions"]) > 10
+    for a, b in zip(over_http["questions"], local["questions"], strict=True):
+        assert a["question_id"] == b["question_id"] and a["scoring"] == "exact"
+        assert a["model_distribution"].keys() == b["model_distribution"].keys()
+        for code, p in a["model_distribution"].items():
+            assert p == pytest.approx(b["model_distribution"][code], abs=1e-3)
+    assert over_http["one_minus_jsd"] == pytest.approx(local["one_minus_jsd"], abs=1e-3)
 
 
 def test_concurrent_requests_are_micro_batched(remote, server) -> None:
@@ -243,7 +214,7 @@ def test_cli_chat_and_cache_stats(server) -> None:
 def test_server_dying_mid_run(tmp_path: Path, tiny_model_dir) -> None:
     """Kill the server while a request is in flight: a clear error naming the URL, nothing cached."""
     spec = tiny_model_dir(tmp_path / "tiny", max_position_embeddings=8192, tie_word_embeddings=False)
-    proc, url = start_server(spec, "--name", "tiny")
+    proc, url = start_server("--model", spec, "--name", "tiny", "--max-request-tokens", "8000")
     try:
         cache = ResponseCache(tmp_path / "responses.sqlite")
         inner = OpenAIChatModel("tiny", base_url=url, max_retries=1, timeout=30, concurrency=2)

@@ -17,6 +17,16 @@ from culturellm.errors import CultureLLMError, DataError
 from culturellm.evaluate.scoring import softmax
 
 
+def scoring_summary(methods: Any) -> str:
+    """How a set of rows was scored: one method ("exact"), or the counts of each ("exact 3, parse 1")."""
+    counts: dict[str, int] = {}
+    for m in methods:
+        counts[m] = counts.get(m, 0) + 1
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{m} {n}" for m, n in sorted(counts.items()))
+
+
 def align(
     variant_or_spec: Any,
     culture: str,
@@ -29,7 +39,8 @@ def align(
     Without `split`: every seed question the culture answered. With a training-set manifest: only the
     held-out questions (their seed wording) and the held-out paraphrases of training questions (so a
     fine-tuned model is measured on what it did not see). Returns majority_agreement, one_minus_jsd,
-    their chance levels (a uniform answer distribution) and one row per asked item under "questions".
+    their chance levels (a uniform answer distribution), how the options were scored ("scoring": exact,
+    first-token or parse; per row too) and one row per asked item under "questions".
     """
     from scipy.spatial.distance import jensenshannon
 
@@ -89,6 +100,7 @@ def align(
                 "one_minus_jsd": 1.0 - jsd,
                 "uniform_one_minus_jsd": 1.0 - float(jensenshannon(uniform, p_survey, base=2)),
                 "n_options": len(codes),
+                "scoring": res.method,
             }
         )
     n = len(rows)
@@ -106,6 +118,7 @@ def align(
             "one_minus_jsd": sum(r["one_minus_jsd"] for r in rows) / n,
             "chance_agreement": sum(1.0 / r["n_options"] for r in rows) / n,
             "uniform_one_minus_jsd": sum(r["uniform_one_minus_jsd"] for r in rows) / n,
+            "scoring": scoring_summary(r["scoring"] for r in rows),
             "questions": rows,
         }
     )

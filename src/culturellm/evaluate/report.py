@@ -107,6 +107,18 @@ def render_markdown(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]]
         "",
         f"Data: {', '.join(data_dirs)}.",
     ]
+    scoring = {
+        m: sorted({str(r["scoring"]) for r in rows if r["model"] == m and r.get("scoring")}) for m in models
+    }
+    if any(scoring.values()):
+        out += [
+            "",
+            "Label scoring: "
+            + "; ".join(f"{m}: {', '.join(v)}" for m, v in scoring.items() if v)
+            + " (*exact* = every token of each label, and the end of the turn, as the assistant reply; "
+            "*first-token* = an HTTP server's top-20 log-probabilities of the first token only; *parse* = "
+            "a generated reply naming one label).",
+        ]
     if any(r.get("bundled_sample") for r in rows):
         out += [
             "",
@@ -216,11 +228,22 @@ def render_markdown(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]]
                     _f(r.get("one_minus_jsd")),
                     _f(r.get("uniform_one_minus_jsd")),
                     "held-out" if r.get("split") else "all seeds",
+                    str(r.get("scoring", "exact")),
                 ]
             )
         out.append(
             _table(
-                ["culture", "model", "questions", "agreement", "chance", "1−JSD", "uniform 1−JSD", "items"],
+                [
+                    "culture",
+                    "model",
+                    "questions",
+                    "agreement",
+                    "chance",
+                    "1−JSD",
+                    "uniform 1−JSD",
+                    "items",
+                    "scoring",
+                ],
                 body,
             )
         )

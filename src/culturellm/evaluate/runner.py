@@ -249,8 +249,11 @@ def evaluate(
             replies: list[str] | None = None
             raw_preds: list[str | None] | None = None
             calib: dict[str, Any] | None = None
+            methods: list[str] = []
             if mode == "score":
-                preds, scores = predict_score(model, task, texts, system, lambda k: prog.advance(bar, k))
+                preds, scores = predict_score(
+                    model, task, texts, system, lambda k: prog.advance(bar, k), methods=methods
+                )
                 if calibration == "contextual":
                     raw_preds = preds
                     preds, prior = calibrated_predictions(model, task, scores, system)
@@ -282,6 +285,7 @@ def evaluate(
                 "language": task.language,
                 "type": task.type,
                 "mode": mode,
+                **({"scoring": scoring_summary(methods)} if methods else {}),
                 **({"generation": generation} if generation else {}),
                 **({"calibration": calib} if calib else {}),
                 **m,
@@ -313,6 +317,7 @@ def evaluate(
                     "label": e.label,
                     "pred": p,
                     **({"pred_uncalibrated": raw_preds[i]} if raw_preds is not None else {}),
+                    **({"scoring": methods[i]} if methods else {}),
                     **({"reply": replies[i]} if replies is not None else {}),
                 }
                 for i, (e, p) in enumerate(zip(exs, preds, strict=True))
@@ -334,6 +339,12 @@ def evaluate(
     write_jsonl(res_path, clean)
     write_report([res_path], out)
     return rows
+
+
+def scoring_summary(methods: list[str]) -> str:
+    from culturellm.evaluate.align import scoring_summary as summary
+
+    return summary(methods)
 
 
 def _safe(label: str) -> str:

@@ -176,8 +176,10 @@ def predict_score(
     texts: Sequence[str],
     system: str | None,
     advance: Callable[[int], None] | None = None,
+    methods: list[str] | None = None,
 ) -> tuple[list[str | None], list[list[float]]]:
-    """Label scoring: predictions and the per-label log-probabilities (in task label order)."""
+    """Label scoring: predictions and the per-label log-probabilities (in task label order).
+    `methods`, when given, receives how each example was scored (exact, first-token or parse)."""
     labels = task.label_names
     verbs = task.verbalizations
     preds: list[str | None] = []
@@ -186,6 +188,8 @@ def predict_score(
         chunk = texts[start : start + CHUNK]
         reqs = [ScoreRequest(build_messages(task, t, system), verbs, end_of_turn=True) for t in chunk]
         for res in model.score(reqs):
+            if methods is not None:
+                methods.append(getattr(res, "method", "exact"))
             lps = list(res.logprobs)
             scores.append(lps)
             preds.append(pick_label(labels, lps))

@@ -59,6 +59,7 @@ def load_model(
     base_url: str | None = None,
     api_key: str | None = None,
     cache: bool = True,
+    timeout: float | None = None,
     **options: Any,
 ) -> Backend:
     """Load a chat model once per process (memoised on all arguments).
@@ -68,7 +69,8 @@ def load_model(
     the environment variable CULTURELLM_NO_CACHE=1 turns it off everywhere.
     options: local backends take `device` (auto|cpu|cuda|mps), `dtype` (auto|float32|bfloat16|float16),
     `device_map`, `batch_size`, `score_rows`, `progress`; the openai backend takes `concurrency`,
-    `max_retries`, `timeout`, `prices` (and ignores the local ones).
+    `max_retries`, `prices`, `score_mode` (and ignores the local ones).
+    timeout: seconds per HTTP attempt of a remote backend (default 120); ignored by local models.
     """
     if os.environ.get("CULTURELLM_NO_CACHE", "").strip() not in ("", "0"):
         cache = False
@@ -80,6 +82,8 @@ def load_model(
         parsed = parsed.with_options(**defaults)
     if base_url:
         parsed = dataclasses.replace(parsed, base_url=base_url)
+    if timeout is not None and not parsed.local:
+        parsed = parsed.with_options(timeout=timeout)
     opts = tuple(sorted((k, repr(v)) for k, v in parsed.options.items()))
     key = (parsed.text, parsed.base_url, api_key, cache, opts)
     with _MODELS_LOCK:

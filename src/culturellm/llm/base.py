@@ -44,12 +44,19 @@ class ScoreRequest:
     end_of_turn: bool = True
 
 
+SCORING_METHODS = ("exact", "first-token", "parse")
+
+
 @dataclass(frozen=True)
 class ScoreResult:
-    """Per candidate: summed log-probability, number of scored tokens, and the mean per token."""
+    """Per candidate: summed log-probability, number of scored tokens, and the mean per token.
+    `method`: how the backend scored it: "exact" (every candidate token, as local backends do),
+    "first-token" (an HTTP server's top log-probabilities of the first token), "parse" (a generated
+    reply naming one candidate)."""
 
     logprobs: tuple[float, ...]
     num_tokens: tuple[int, ...]
+    method: str = "exact"
 
     @property
     def normalized(self) -> tuple[float, ...]:

@@ -196,7 +196,11 @@ class ResponseCache:
         if kind == "generate":
             keys = [generate_key(backend.backend, backend.model_id, r, params) for r in requests]
         else:
-            keys = [score_key(backend.backend, backend.model_id, r) for r in requests]
+            # a backend whose scoring method changes its numbers (HTTP: exact / first-token / parse)
+            # keys its entries by the method it was asked for
+            tag = getattr(backend, "score_tag", "")
+            model = f"{backend.model_id}#{tag}" if tag else backend.model_id
+            keys = [score_key(backend.backend, model, r) for r in requests]
         found = self.get_many(keys)
         out: dict[str, Any] = {k: _stored(kind, row) for k, row in found.items()}
         hit_rows = [found[k] for k in keys if k in found]
@@ -295,7 +299,8 @@ def open_cache(path: str | Path | None = None) -> ResponseCache:
 def _response_json(d: Completion | Scored) -> str:
     if isinstance(d, Completion):
         return json.dumps({"text": d.text})
-    return json.dumps({"logprobs": list(d.result.logprobs), "num_tokens": list(d.result.num_tokens)})
+    r = d.result
+    return json.dumps({"logprobs": list(r.logprobs), "num_tokens": list(r.num_tokens), "method": r.method})
 
 
 def _stored(kind: str, row: Sequence[Any]) -> Completion | Scored:
@@ -304,7 +309,9 @@ def _stored(kind: str, row: Sequence[Any]) -> Completion | Scored:
     cost = {"prompt_tokens": int(row[1]), "completion_tokens": int(row[2]), "cost_usd": float(row[3])}
     if kind == "generate":
         return Completion(d["text"], latency_s=float(row[4]), cached=True, **cost)
-    result = ScoreResult(logprobs=tuple(d["logprobs"]), num_tokens=tuple(d["num_tokens"]))
+    result = ScoreResult(
+        logprobs=tuple(d["logprobs"]), num_tokens=tuple(d["num_tokens"]), method=str(d.get("method", "exact"))
+    )
     return Scored(result, latency_s=float(row[4]), cached=True, **cost)
 
 

@@ -42,6 +42,9 @@ def chat(
     ),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Use the response cache."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a spinner while loading."),
+    timeout: float | None = typer.Option(
+        None, "--timeout", min=0.001, help="Seconds per HTTP attempt (openai:MODEL; default 120)."
+    ),
     usage: bool = typer.Option(False, "--usage", help="Also print token usage and cost on stderr."),
     device: Device | None = typer.Option(None, "--device", help=DEVICE_HELP),
     dtype: Dtype | None = typer.Option(None, "--dtype", help=DTYPE_HELP),
@@ -59,7 +62,7 @@ def chat(
     err = Console(stderr=True, emoji=False)
     with err.status(f"loading {model}") if progress else contextlib.nullcontext():
         opts = load_options(device, dtype)
-        llm = load_model(model, base_url=base_url, api_key=api_key, cache=cache, **opts)
+        llm = load_model(model, base_url=base_url, api_key=api_key, cache=cache, timeout=timeout, **opts)
     reply = llm.generate(
         [messages], SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed)
     )[0]
@@ -69,22 +72,54 @@ def chat(
 
 
 def serve(
-    model: str = typer.Option(
-        "bundled", "--model", "-m", help="Local model spec or culture model directory."
+    model: list[str] = typer.Option(
+        ["bundled"],
+        "--model",
+        "-m",
+        help="Local model spec or culture model directory, optionally NAME=SPEC (repeatable: PEFT "
+        "adapters of one base share it in memory and are routed by the request's model name).",
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0 exposes it)."),
     port: int = typer.Option(8000, "--port", "-p", min=1, max=65535, help="TCP port (1-65535)."),
-    name: str | None = typer.Option(None, "--name", help="Model id clients send (default: the spec)."),
+    name: list[str] = typer.Option(
+        [], "--name", help="Model id clients send for the matching --model (default: the spec)."
+    ),
     batch_size: int = typer.Option(
         8, "--batch-size", min=1, help="Most concurrent requests per forward pass."
     ),
     device: Device | None = typer.Option(None, "--device", help=DEVICE_HELP),
     dtype: Dtype | None = typer.Option(None, "--dtype", help=DTYPE_HELP),
+    api_key: str | None = typer.Option(
+        None,
+        "--api-key",
+        envvar="CULTURELLM_API_KEY",
+        show_envvar=True,
+        help="Require 'Authorization: Bearer KEY' on every request (/health excepted).",
+    ),
+    max_body: int = typer.Option(1 << 20, "--max-body-bytes", min=1, help="Largest request body."),
+    max_request_tokens: int = typer.Option(
+        4096, "--max-request-tokens", min=1, help="Most new tokens one request may ask for."
+    ),
+    request_timeout: float = typer.Option(
+        300.0, "--request-timeout", min=0.1, help="Seconds of generation per request (then cut)."
+    ),
 ) -> None:
-    """Serve a local model over an OpenAI-compatible API (/v1/models, /v1/chat/completions, ...)."""
+    """Serve local models over an OpenAI-compatible API (/v1/models, /v1/chat/completions, ...)."""
+    from culturellm.llm.server import Limits
     from culturellm.llm.server import serve as run_server
 
-    run_server(model, host=host, port=port, name=name, batch_size=batch_size, dtype=dtype, device=device)
+    limits = Limits(max_body_bytes=max_body, max_tokens=max_request_tokens, request_seconds=request_timeout)
+    run_server(
+        model,
+        host=host,
+        port=port,
+        name=name,
+        batch_size=batch_size,
+        dtype=dtype,
+        device=device,
+        api_key=api_key or None,
+        limits=limits,
+    )
 
 
 def models() -> None:

@@ -336,10 +336,13 @@ class LocalChatModel(Backend):
         params: SamplingParams | None = None,
         *,
         logprobs: int | None = None,
+        stop_checks: Sequence[Any] | None = None,
     ) -> list[Completion]:
         """Generate from token-id prompts (chat-formatted or raw). `logprobs=k` also returns, per
         generated token, its log-probability under the model and the k most likely alternatives
-        (as the OpenAI API does; computed from the unmodified distribution)."""
+        (as the OpenAI API does; computed from the unmodified distribution). `stop_checks`: one
+        callable per prompt, asked after every decoding step; a row whose callable returns True stops
+        there (a cancelled request or a time limit; `culturellm serve` uses it)."""
         import torch
 
         params = params or SamplingParams()
@@ -369,7 +372,10 @@ class LocalChatModel(Backend):
                         torch.manual_seed(
                             (int(params.seed) * 1_000_003 + int(params.sample_index)) * 7919 + b
                         )
-                    result = self.model.generate(input_ids=ids, attention_mask=mask, **gen_kw)
+                    extra: dict[str, Any] = {}
+                    if stop_checks is not None:
+                        extra["stopping_criteria"] = _row_stops([stop_checks[i] for i in idx])
+                    result = self.model.generate(input_ids=ids, attention_mask=mask, **gen_kw, **extra)
                 latency = (time.perf_counter() - t0) / len(idx)
                 seqs = result.sequences if logprobs is not None else result
                 new = seqs[:, ids.shape[1] :]
@@ -412,7 +418,12 @@ class LocalChatModel(Backend):
                     for v, j in zip(vals.tolist(), idx.tolist(), strict=True)
                 ]
             entries.append(
-                {"token": self.tokenizer.decode([t]), "logprob": float(lp[step, t]), "top_logprobs": top}
+                {
+                    "id": int(t),
+                    "token": self.tokenizer.decode([t]),
+                    "logprob": float(lp[step, t]),
+                    "top_logprobs": top,
+                }
             )
         return entries
 
@@ -587,6 +598,18 @@ class LocalChatModel(Backend):
                 k0 = keep - 1 - n
                 t = torch.tensor(c, device=lp.device)
                 sums[i][j] = float(lp[r, torch.arange(k0, k0 + n, device=lp.device), t].sum())
+
+
+def _row_stops(checks: Sequence[Any]) -> Any:
+    """A StoppingCriteriaList that stops each row when its callable returns True."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class RowStop(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.tensor([bool(c()) for c in checks], dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([RowStop()])
 
 
 def _sliding_window(model: Any) -> int | None:
