@@ -47,6 +47,18 @@ def _variants(
     return out
 
 
+TIMEOUT_HELP = "Seconds per HTTP attempt for openai:MODEL (default 120)."
+
+
+def _http_timeout(timeout: float | None) -> None:
+    """--timeout for every openai:MODEL this process loads (models are loaded by spec deep inside
+    the runner): the backend reads CULTURELLM_HTTP_TIMEOUT when no timeout is passed."""
+    import os
+
+    if timeout is not None:
+        os.environ["CULTURELLM_HTTP_TIMEOUT"] = str(timeout)
+
+
 def tasks_command(
     culture: str | None = typer.Option(None, "--culture", "-c", help="Only this culture's tasks."),
     type_: str | None = typer.Option(None, "--type", help="Only this task type (offensive, hate...)."),
@@ -119,6 +131,7 @@ def evaluate_command(
     ),
     context: Path | None = typer.Option(None, "--context", help="Also each model + this context as system."),
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server (openai:MODEL)."),
+    timeout: float | None = typer.Option(None, "--timeout", min=0.001, help=TIMEOUT_HELP),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Use the response cache."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     force: bool = typer.Option(
@@ -132,6 +145,8 @@ def evaluate_command(
     from culturellm.evaluate.runner import RESULTS, evaluate
     from culturellm.llm.placement import local_defaults_applied
     from culturellm.outdir import check_claim
+
+    _http_timeout(timeout)
 
     if not culture:
         raise CultureLLMError("give at least one --culture (see `culturellm cultures`)")
@@ -212,6 +227,7 @@ def align_command(
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Append the summary row to OUT/align.jsonl."),
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server (openai:MODEL)."),
+    timeout: float | None = typer.Option(None, "--timeout", min=0.001, help=TIMEOUT_HELP),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Use the response cache."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show what is being scored."),
     device: Device | None = typer.Option(None, "--device", help=DEVICE_HELP),
@@ -231,6 +247,7 @@ def align_command(
 
     if culture_prompt and context:
         raise CultureLLMError("give --culture-prompt or --context, not both")
+    _http_timeout(timeout)
     system = "culture" if culture_prompt else context
     if len(model) > 1 or len(culture) > 1:
         if label:
@@ -293,7 +310,7 @@ def _print_alignment(res: dict) -> None:
     con.print(
         f"majority agreement {res['majority_agreement']:.3f} (chance {res['chance_agreement']:.3f}) · "
         f"1-JSD {res['one_minus_jsd']:.3f} (uniform {res['uniform_one_minus_jsd']:.3f}) · "
-        f"{res['n_questions']} items"
+        f"{res['n_questions']} items · scoring {res['scoring']}"
     )
 
 

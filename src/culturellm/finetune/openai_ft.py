@@ -25,6 +25,7 @@ from culturellm.finetune.data import TrainingRecord
 from culturellm.finetune.estimate import estimate, openai_epochs
 from culturellm.jsonio import append_jsonl, write_json, write_jsonl
 from culturellm.llm.modelref import MODELREF_FILE, ModelRef, write_modelref
+from culturellm.llm.openai_backend import redact_url
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 STATE_FILE = "finetune.json"
@@ -169,7 +170,7 @@ def _finish(
             base=f"openai:{model}",
             path=None,
             model=ft_model,
-            base_url=base_url,
+            base_url=redact_url(base_url) if base_url else None,  # never store credentials
             cultures=cultures,
             data_sha256=data_sha,
             extra=extra,

@@ -166,8 +166,9 @@ class ModelHost:
     """A LocalChatModel and the model names it answers to: name -> PEFT adapter name, or None for
     the model itself (adapters disabled when it has any)."""
 
-    def __init__(self, chat: LocalChatModel, routes: dict[str, str | None]) -> None:
+    def __init__(self, chat: LocalChatModel, routes: dict[str, str | None], base: str | None = None) -> None:
         self.chat = chat
+        self.base = base or chat.name  # what is in memory: the base model's spec or directory
         self.routes = dict(routes)
         self.peft = any(a is not None for a in routes.values())
 
@@ -224,8 +225,7 @@ def load_host(
             model.load_adapter(str(p.adapter), adapter_name=key)
         routes[name] = key
     model.eval()
-    base_name = base_spec.text if hasattr(base_spec, "text") else str(base_spec)
-    return ModelHost(LocalChatModel(model, tokenizer, name=base_name), routes, base=base_dir)
+    return ModelHost(LocalChatModel(model, tokenizer, name=base_spec.text), routes, base=base_dir)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -665,6 +665,7 @@ def make_app(
             "status": "ok",
             "models": host.names,
             "model": host.names[0],
+            "base": host.base,
             "busy": worker.busy,
             "queued": worker.queue.qsize(),
             "batches": worker.batches,
