@@ -142,3 +142,31 @@ def test_retries_on_429_and_5xx_then_succeeds() -> None:
             few.generate([[{"role": "user", "content": "hi"}]])
     finally:
         httpd.shutdown()
+
+
+def test_urls_lose_credentials_before_they_are_stored() -> None:
+    from culturellm.config import RunConfig
+    from culturellm.llm import load_model
+    from culturellm.llm.openai_backend import redact_url
+    from culturellm.pipeline import _without_credentials
+
+    assert redact_url("http://user:PASS@host:8000/v1") == "http://host:8000/v1"
+    assert redact_url("https://tok@[::1]/v1") == "https://[::1]/v1"
+    assert redact_url("http://127.0.0.1:9/v1") == "http://127.0.0.1:9/v1"
+    m = OpenAIChatModel("llama3", base_url="http://user:PASS@127.0.0.1:9/v1")
+    assert "PASS" not in m.model_id and m.display_url == "http://127.0.0.1:9/v1"
+    # the run config: [models] timeout reaches the backend; the run directory's copy has no password
+    cfg = RunConfig.model_validate({"models": {"base_url": "http://u:PW@127.0.0.1:9/v1", "timeout": 7}})
+    assert "PW" not in _without_credentials(cfg).to_toml() and cfg.models.base_url.count("PW") == 1
+    llm = load_model("openai:x", base_url=cfg.models.base_url, timeout=cfg.models.timeout, cache=False)
+    assert llm.timeout == 7.0 and "PW" not in llm.model_id
+
+
+def test_timeout_must_be_positive(monkeypatch) -> None:
+    with pytest.raises(CultureLLMError, match="positive"):
+        OpenAIChatModel("x", base_url="http://127.0.0.1:9/v1", timeout=0)
+    monkeypatch.setenv("CULTURELLM_HTTP_TIMEOUT", "3.5")
+    assert OpenAIChatModel("x", base_url="http://127.0.0.1:9/v1").timeout == 3.5
+    monkeypatch.setenv("CULTURELLM_HTTP_TIMEOUT", "soon")
+    with pytest.raises(CultureLLMError, match="CULTURELLM_HTTP_TIMEOUT"):
+        OpenAIChatModel("x", base_url="http://127.0.0.1:9/v1")

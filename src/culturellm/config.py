@@ -27,6 +27,9 @@ class ModelsConfig(StageConfig):
     augmenter: str = Field("bundled", description="LLM that writes paraphrases and synonyms (spec)")
     embedder: str = Field("bundled", description="sentence embedder for the similarity filters")
     base_url: str | None = Field(None, description="base URL for openai:MODEL specs (else OPENAI_BASE_URL)")
+    timeout: float | None = Field(
+        None, gt=0, description="seconds per HTTP attempt for openai:MODEL specs (default 120)"
+    )
     cache: bool = Field(True, description="use the response cache for every LLM call")
     device: Device | None = Field(None, description=f"{DEVICE_HELP} (None: auto)")
     dtype: Dtype | None = Field(None, description=f"{DTYPE_HELP} (None: auto)")

@@ -132,7 +132,8 @@ class Pipeline:
     def _model(self, spec: str):
         from culturellm.llm import load_model
 
-        return load_model(spec, base_url=self.config.models.base_url, cache=self.config.models.cache)
+        models = self.config.models
+        return load_model(spec, base_url=models.base_url, cache=models.cache, timeout=models.timeout)
 
     def _stage(self, name: str, key_parts: dict[str, Any], fn: Callable[[], StageResult]) -> None:
         key = stable_hash(key_parts)
@@ -165,11 +166,11 @@ class Pipeline:
         ours = ("manifest.json",) if _old_run_dir(self.run_dir) else ()
         claim(self.run_dir, "run", force=self.force, ours=ours)
         self.manifest = Manifest(self.layout, self.console)
-        save_config(cfg, self.layout.config)
+        save_config(_without_credentials(cfg), self.layout.config)
         m = self.manifest.data
         m["culturellm"] = __version__
         m["versions"] = _versions()
-        m["config"] = json.loads(cfg.model_dump_json())
+        m["config"] = json.loads(_without_credentials(cfg).model_dump_json())
         m["cultures"] = [c.name for c in self.cultures]
         m["inputs"] = self._input_hashes()
         self.manifest.save()
@@ -517,3 +518,13 @@ def _reference_rows(
             "one_minus_jsd": r.get("one_minus_jsd"),
             "items": ref.get("items"),
         }
+
+
+def _without_credentials(cfg: RunConfig) -> RunConfig:
+    """The config as stored in the run directory: no user name or password in the base URL."""
+    from culturellm.llm.openai_backend import redact_url
+
+    url = cfg.models.base_url
+    if not url or redact_url(url) == url:
+        return cfg
+    return cfg.model_copy(update={"models": cfg.models.model_copy(update={"base_url": redact_url(url)})})

@@ -32,6 +32,9 @@ def register(app: typer.Typer) -> None:
         base: str | None = typer.Option(None, "--base", "-b", help="model to fine-tune and evaluate"),
         llm: str | None = typer.Option(None, "--llm", help="augmentation LLM (spec)"),
         base_url: str | None = typer.Option(None, "--base-url", help="base URL for openai:MODEL specs"),
+        timeout: float | None = typer.Option(
+            None, "--timeout", min=0.001, help="seconds per HTTP attempt for openai:MODEL specs (default 120)"
+        ),
         data_dir: Path | None = typer.Option(None, "--data-dir", help="the release's data/ folder"),
         limit: int | None = typer.Option(None, "--limit", min=1, help="evaluation examples per task"),
         limit_seeds: int | None = typer.Option(
@@ -70,6 +73,7 @@ def register(app: typer.Typer) -> None:
                 "base": base,
                 "augmenter": llm,
                 "base_url": base_url,
+                "timeout": timeout,
                 "cache": cache,
                 "device": device,
                 "dtype": dtype,

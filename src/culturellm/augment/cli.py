@@ -54,6 +54,9 @@ def augment_command(
     seed: int | None = typer.Option(None, "--seed", help="random seed (default: 0)"),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="use the LLM response cache"),
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible base URL"),
+    timeout: float | None = typer.Option(
+        None, "--timeout", min=0.001, help="seconds per HTTP attempt for openai:MODEL (default 120)"
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
     force: bool = typer.Option(
         False, "--force", help="write into an existing --out directory that culturellm did not make"
@@ -82,9 +85,11 @@ def augment_command(
     check_claim(out, "augment", force=force, ours=OURS)  # refuse before loading anything
     console = Console(stderr=True, emoji=False)
     console.print(f"loading {llm} and the {embedder} embedder ...", markup=False)
-    model = load_model(llm, base_url=base_url, cache=cache)
+    model = load_model(llm, base_url=base_url, cache=cache, timeout=timeout)
     emb = load_embedder(embedder)
-    judge_model = load_model(config.judge, base_url=base_url, cache=cache) if config.judge else None
+    judge_model = (
+        load_model(config.judge, base_url=base_url, cache=cache, timeout=timeout) if config.judge else None
+    )
     manifest = augment(seeds, model, emb, config, out, progress=progress, force=force, judge=judge_model)
     _print_augment_summary(out, manifest)
 
