@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 
@@ -87,33 +86,6 @@ def stop(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
     if proc.stdout:
         proc.stdout.close()
-
-
-def write_tiny_llama(path: Path, *, seed: int = 0, context: int = 2048) -> Path:
-    """A tiny random Llama (2 layers, hidden 32) with the bundled SmolLM2 tokenizer, saved as a HF
-    model directory: fast enough for HTTP tests, real enough for every code path."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from culturellm.llm.local import resolve_local_dir
-
-    tok = AutoTokenizer.from_pretrained(resolve_local_dir("bundled"))
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=context,
-        eos_token_id=2,
-        pad_token_id=2,
-        bos_token_id=1,
-    )
-    LlamaForCausalLM(cfg).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
 
 
 @contextlib.contextmanager

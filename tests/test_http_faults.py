@@ -20,9 +20,9 @@ import pytest
 
 from culturellm.errors import CultureLLMError
 from culturellm.llm import SamplingParams, ScoreRequest
-from culturellm.llm.cache import CachedChatModel, ResponseCache
+from culturellm.llm.cache import ResponseCache
 from culturellm.llm.openai_backend import OpenAIChatModel, redact_url
-from serve_helpers import start_server, stop, write_tiny_llama
+from serve_helpers import start_server, stop
 
 pytestmark = pytest.mark.slow
 FAULTS = ("429", "500", "hang", "drop", "truncated", "empty_choices", "no_logprobs")
@@ -115,9 +115,9 @@ class FaultProxy:
 
 
 @pytest.fixture(scope="module")
-def upstream(tmp_path_factory):
-    tiny = write_tiny_llama(tmp_path_factory.mktemp("faults") / "tiny")
-    proc, url = start_server("--model", f"hf:{tiny}", "--name", "tiny")
+def upstream(tmp_path_factory, tiny_model_dir):
+    spec = tiny_model_dir(tmp_path_factory.mktemp("faults") / "tiny", max_position_embeddings=2048)
+    proc, url = start_server("--model", spec, "--name", "tiny")
     yield url
     stop(proc)
 
@@ -214,7 +214,7 @@ def test_hung_server_fails_within_the_timeout_and_credentials_never_show(upstrea
     # a working server behind a URL with credentials: nothing stored or printed holds them
     cache = ResponseCache(tmp_path / "responses.sqlite")
     good = upstream.replace("http://", "http://bob:PA55WORD@")
-    m = CachedChatModel(OpenAIChatModel("tiny", base_url=good, max_retries=0), cache)
+    m = OpenAIChatModel("tiny", base_url=good, max_retries=0).with_cache(cache)
     m.generate([CHATS[0]], SamplingParams(max_tokens=2))
     assert m.model_id == f"tiny@{upstream}" and redact_url(good) == upstream
     assert "PA55WORD" not in json.dumps(cache.stats())

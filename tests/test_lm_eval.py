@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from serve_helpers import start_server, stop, torch_threads, write_tiny_llama
+from serve_helpers import start_server, stop, torch_threads
 
 pytestmark = pytest.mark.slow
 lm_eval = pytest.importorskip("lm_eval")
@@ -76,8 +76,8 @@ def per_sample(res: dict[str, Any], task: str) -> list[Any]:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return write_tiny_llama(tmp_path_factory.mktemp("lmeval") / "tiny")
+def tiny(tmp_path_factory, tiny_model_dir) -> Path:
+    return Path(tiny_model_dir(tmp_path_factory.mktemp("lmeval") / "tiny", max_position_embeddings=2048)[3:])
 
 
 @pytest.fixture(scope="module")

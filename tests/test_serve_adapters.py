@@ -10,7 +10,7 @@ import pytest
 from culturellm.llm import SamplingParams, ScoreRequest
 from culturellm.llm.local import load_local_chat
 from culturellm.llm.openai_backend import OpenAIChatModel
-from serve_helpers import http, start_server, stop, torch_threads, write_tiny_llama
+from serve_helpers import http, start_server, stop, torch_threads
 
 pytestmark = pytest.mark.slow
 QUESTION = [{"role": "user", "content": "How important is family in your life? Answer 1, 2, 3 or 4."}]
@@ -34,9 +34,9 @@ def write_adapter(base: Path, out: Path, seed: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory) -> dict[str, Path]:
+def models(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("adapters")
-    tiny = write_tiny_llama(d / "tiny")
+    tiny = Path(tiny_model_dir(d / "tiny", max_position_embeddings=2048)[3:])
     return {
         "tiny": tiny,
         "arabic": write_adapter(tiny, d / "arabic", 1),
@@ -98,11 +98,12 @@ def test_one_server_answers_for_each_adapter_by_name(served, models) -> None:
     assert r.status_code == 404 and "'arabic', 'korean', 'base'" in r.json()["error"]["message"]
 
 
-def test_adapters_of_different_bases_are_refused(models, tmp_path) -> None:
+def test_adapters_of_different_bases_are_refused(models, tmp_path, tiny_model_dir) -> None:
     import subprocess
     import sys
 
-    other = write_adapter(write_tiny_llama(tmp_path / "other", seed=3), tmp_path / "other-adapter", 4)
+    other_base = Path(tiny_model_dir(tmp_path / "other", seed=3)[3:])
+    other = write_adapter(other_base, tmp_path / "other-adapter", 4)
     r = subprocess.run(
         [
             sys.executable,

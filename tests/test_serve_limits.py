@@ -14,7 +14,7 @@ import pytest
 from culturellm.errors import CultureLLMError
 from culturellm.llm import SamplingParams
 from culturellm.llm.openai_backend import OpenAIChatModel
-from serve_helpers import http, start_server, stop, write_tiny_llama
+from serve_helpers import http, start_server, stop
 
 pytestmark = pytest.mark.slow
 KEY = "k-3f9c1d"
@@ -22,8 +22,8 @@ CHAT = [{"role": "user", "content": "Tell me a long story."}]
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return write_tiny_llama(tmp_path_factory.mktemp("limits") / "tiny", context=8192)
+def tiny(tmp_path_factory, tiny_model_dir) -> Path:
+    return Path(tiny_model_dir(tmp_path_factory.mktemp("limits") / "tiny", max_position_embeddings=8192)[3:])
 
 
 @pytest.fixture(scope="module")
