@@ -357,7 +357,7 @@ class Pipeline:
         from culturellm.evaluate import ModelVariant
 
         models = self.config.models
-        variant = partial(ModelVariant, base_url=models.base_url, cache=models.cache)
+        variant = partial(ModelVariant, base_url=models.base_url, cache=models.cache, timeout=models.timeout)
         out = [variant("base", models.base, None)]
         if self.config.evaluate.baselines:
             out.append(variant("base+culture-prompt", models.base, "culture"))

@@ -28,20 +28,21 @@ class ModelVariant:
     """A model as compared in a report: `label` (its name in tables), `spec` (a `load_model` spec) and
     `system`: None (no system message), "culture" (culturellm.prompts.culture_system_prompt of the
     evaluated culture) or a Path to a text file whose content is the system message (a culture
-    context paragraph). `base_url` and `cache` are how it is loaded (`load()`): the server of an
-    openai:MODEL spec, and whether calls go through the response cache."""
+    context paragraph). `base_url`, `cache` and `timeout` are how it is loaded (`load()`): the server
+    of an openai:MODEL spec, whether calls go through the response cache, seconds per HTTP attempt."""
 
     label: str
     spec: str
     system: Literal["culture"] | Path | None = None
     base_url: str | None = None
     cache: bool = True
+    timeout: float | None = None  # seconds per HTTP attempt (openai:MODEL)
 
     def load(self) -> Any:
         """The ChatModel (loaded once per process and set of load options)."""
         from culturellm.llm import load_model
 
-        return load_model(self.spec, base_url=self.base_url, cache=self.cache)
+        return load_model(self.spec, base_url=self.base_url, cache=self.cache, timeout=self.timeout)
 
     def __post_init__(self) -> None:
         if isinstance(self.system, str) and self.system != "culture":
