@@ -8,13 +8,15 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from culturellm.evaluate import ModelVariant, align, evaluate
+from culturellm.evaluate import EvaluateConfig, ModelVariant, align, evaluate
 from culturellm.jsonio import read_jsonl, write_json
 
 TASKS = ["arabic/offensive_detect_mp", "arabic/spam_detect"]
+DATA = Path(__file__).parent / "data"
 
 
 def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -33,10 +35,8 @@ def scored(tmp_path_factory, release_fixtures, bundled_model):
     rows = evaluate(
         [ModelVariant("base", "bundled"), ModelVariant("base+culture", "bundled", "culture")],
         ["arabic"],
-        release_fixtures,
-        6,
+        EvaluateConfig(data_dir=release_fixtures, limit=6, tasks=TASKS),
         out,
-        tasks=TASKS,
         progress=False,
         n_boot=200,
     )
@@ -71,13 +71,10 @@ def test_score_mode_is_calibrated_by_default(scored, release_fixtures):
     raw = evaluate(
         [ModelVariant("base", "bundled")],
         ["arabic"],
-        release_fixtures,
-        6,
+        EvaluateConfig(data_dir=release_fixtures, limit=6, tasks=TASKS, calibration="none"),
         out.parent / "raw",
-        tasks=TASKS,
         progress=False,
         n_boot=0,
-        calibration="none",
     )
     by_task = {r["task"]: r for r in rows if r["model"] == "base"}
     for r in raw:
@@ -91,10 +88,8 @@ def test_rerun_resumes_per_task(scored, release_fixtures):
     again = evaluate(
         [ModelVariant("base", "bundled"), ModelVariant("base+culture", "bundled", "culture")],
         ["arabic"],
-        release_fixtures,
-        6,
+        EvaluateConfig(data_dir=release_fixtures, limit=6, tasks=TASKS),
         out,
-        tasks=TASKS,
         progress=False,
         n_boot=200,
     )
@@ -104,17 +99,9 @@ def test_rerun_resumes_per_task(scored, release_fixtures):
 
 def test_generate_mode_reports_unparseable_rate(tmp_path, release_fixtures, bundled_model):
     def generate(out, **kw):
+        config = EvaluateConfig(data_dir=release_fixtures, limit=4, tasks=TASKS[:1], mode="generate", **kw)
         (row,) = evaluate(
-            [ModelVariant("base", "bundled")],
-            ["arabic"],
-            release_fixtures,
-            4,
-            out,
-            tasks=TASKS[:1],
-            mode="generate",
-            progress=False,
-            n_boot=100,
-            **kw,
+            [ModelVariant("base", "bundled")], ["arabic"], config, out, progress=False, n_boot=100
         )
         return row
 
@@ -236,3 +223,48 @@ def test_cli_errors_are_one_line(tmp_path, args, needle):
     res = _cli(*args, timeout=300)
     assert res.returncode == 2, (res.stdout, res.stderr)
     assert needle in res.stderr and "Traceback" not in res.stderr
+
+
+def test_phased_evaluation_gives_the_rows_of_the_single_pass_runner(tmp_path):
+    """`culturellm evaluate --model bundled --culture english --limit 5`: the rows the runner wrote before
+    evaluation was split into phases (tests/data/evaluate-english-limit5.jsonl, computed with commit
+    b11323a), score for score, key for key and in the same key order."""
+    expected = read_jsonl(DATA / "evaluate-english-limit5.jsonl")
+    rows = evaluate(
+        [ModelVariant("bundled", "bundled")], ["english"], EvaluateConfig(limit=5), tmp_path, progress=False
+    )
+    volatile = ("seconds", "data_dir", "requests", "cache_hits", "scoring")  # scoring: a later field
+    assert [[k for k in r if k != "scoring"] for r in rows] == [list(e) for e in expected]
+    assert all(r["scoring"] == "exact" for r in rows)
+    for r, e in zip(rows, expected, strict=True):
+        assert {k: v for k, v in r.items() if k not in volatile} == {
+            k: v for k, v in e.items() if k not in volatile
+        }
+        assert r["requests"] + r["cache_hits"] == 8  # 5 examples + 3 content-free texts
+    assert read_jsonl(tmp_path / "results.jsonl") == rows
+
+
+def test_align_all_resumes_and_rewrites_once(tmp_path, bundled_model):
+    from culturellm.evaluate.align import AlignJob, align_all
+    from culturellm.llm import load_model
+
+    jobs = [AlignJob(ModelVariant("base", "bundled")), AlignJob(ModelVariant("base+c", "bundled", "culture"))]
+    first = align_all(jobs, "korean", tmp_path)
+    before = (tmp_path / "align.jsonl").read_text()
+    assert [r["model"] for r in read_jsonl(tmp_path / "align.jsonl")] == ["base", "base+c"]
+    assert first[0]["items"] == "all seeds" and len(first[0]["questions"]) == first[0]["n_questions"]
+    # a kill after the first job: its row is on disk, the second is not
+    (tmp_path / "align.jsonl").write_text(before.splitlines()[0] + "\n" + '{"model": "ba')
+    model = load_model("bundled")
+
+    def asked() -> int:
+        return model.usage.requests + model.usage.cache_hits
+
+    n = asked()
+    again = align_all(jobs[:1], "korean", tmp_path)
+    assert asked() == n  # resumed: no model call
+    assert again[0]["questions"] == first[0]["questions"]
+    third = align_all(jobs, "korean", tmp_path)
+    assert asked() > n  # only the second job ran again
+    assert (tmp_path / "align.jsonl").read_text() == before
+    assert third[1]["one_minus_jsd"] == first[1]["one_minus_jsd"]

@@ -26,7 +26,7 @@ from culturellm import __version__
 from culturellm.config import RunConfig, save_config
 from culturellm.errors import CultureLLMError, DataError
 from culturellm.hashing import sha256_file, stable_hash
-from culturellm.jsonio import append_jsonl, read_json, read_jsonl, write_json, write_jsonl
+from culturellm.jsonio import read_json, read_jsonl, write_json, write_jsonl
 from culturellm.outdir import check_claim, claim
 from culturellm.runlayout import ONE, RunLayout
 
@@ -369,49 +369,31 @@ class Pipeline:
     def stage_evaluate(self) -> StageResult:
         from culturellm.evaluate import evaluate
 
-        ev = self.config.evaluate
         outs, counts = [], {}
         for c in self.cultures:
             rows = evaluate(
                 self.variants(c.name),
                 [c.name],
-                ev.data_dir,
-                ev.limit,
+                self.config.evaluate,
                 self.layout.eval_dir(c.name),
-                seed=ev.seed,
-                mode=ev.mode,
                 progress=self.progress,
-                tasks=ev.tasks,
-                temperature=ev.temperature,
-                max_tokens=ev.max_tokens,
-                calibration=ev.calibration,
+                report=False,
             )
             outs.append(self.layout.results(c.name))
             counts[c.name] = len(rows)
         return StageResult(outs, {"result_rows": counts})
 
     def stage_align(self) -> StageResult:
-        from culturellm.evaluate import align
+        from culturellm.evaluate.align import align_all, run_job
 
         outs = []
         for c in self.cultures:
-            path = self.layout.align(c.name)
-            done = {r["model"] for r in read_jsonl(path, tolerate_torn_tail=True)} if path.exists() else set()
+            jobs = []
             for v in self.variants(c.name):
-                if v.label in done:
-                    continue
                 split = self.layout.split(ONE if v.label == "culturellm-one" else c.name)
-                use_split = _heldout_items(split) >= self.config.align.min_heldout
-                res = align(v, c.name, split=split if use_split else None)
-                row = {k: val for k, val in res.items() if k != "questions"}
-                row.update(
-                    model=v.label, culture=c.name, items="held-out" if use_split else "all seeds (trained)"
-                )
-                append_jsonl(path, [row])
-            # rewrite cleanly in variant order (drops a torn tail left by a kill)
-            rows = {r["model"]: r for r in read_jsonl(path, tolerate_torn_tail=True)}
-            write_jsonl(path, [rows[v.label] for v in self.variants(c.name)])
-            outs.append(path)
+                jobs.append(run_job(v, split, self.config.align))
+            align_all(jobs, c.name, self.layout.eval_dir(c.name))
+            outs.append(self.layout.align(c.name))
         if len(self.cultures) > 1:
             outs.append(self._align_matrix())
         return StageResult(outs)
@@ -420,11 +402,12 @@ class Pipeline:
         """Base, every culture model and CultureLLM-One x every culture, on the held-out items (the
         split is the same for every training set of a run): eval/align_matrix.json."""
         from culturellm.evaluate import ModelVariant
+        from culturellm.evaluate.align import heldout_items
         from culturellm.evaluate.matrix import align_matrix
 
         lay, names = self.layout, [c.name for c in self.cultures]
         split = lay.split(names[0])
-        use_split = _heldout_items(split) >= self.config.align.min_heldout
+        use_split = heldout_items(split) >= self.config.align.min_heldout
         variants = [ModelVariant("base", self.config.models.base, None)]
         variants += [ModelVariant(f"culturellm-{c}", str(lay.model_dir(c)), "culture") for c in names]
         variants.append(ModelVariant("culturellm-one", str(lay.model_dir(ONE)), "culture"))
@@ -460,13 +443,6 @@ def check_model_spec(spec: str, field: str) -> None:
         raise DataError(f"{field} = {spec!r}: {e}") from None
     if parsed.path is not None and not Path(parsed.path).expanduser().is_dir():
         raise DataError(f"{field} = {spec!r}: {parsed.path} is not a model directory")
-
-
-def _heldout_items(split: Path) -> int:
-    """How many items a training-set manifest holds out (held-out questions + held-out variants)."""
-    from culturellm.augment import read_split
-
-    return read_split(split).n_heldout if split.exists() else 0
 
 
 def summary_rows(run_dir: Path) -> list[dict[str, Any]]:

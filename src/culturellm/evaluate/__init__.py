@@ -2,15 +2,26 @@
 baselines, one protocol for every model) and WVS alignment, with reports and plots.
 
     from culturellm.evaluate import ModelVariant, evaluate, align, write_report
-    rows = evaluate([ModelVariant("base", "bundled")], ["arabic"], data_dir=None, limit=10, out=Path("out"))
+    rows = evaluate([ModelVariant("base", "bundled")], ["arabic"], EvaluateConfig(limit=10), Path("out"))
     align("bundled", "arabic")["one_minus_jsd"]
 """
 
 from __future__ import annotations
 
 from culturellm.evaluate.align import align
+from culturellm.evaluate.config import AlignConfig, EvaluateConfig
 from culturellm.evaluate.report import write_report
 from culturellm.evaluate.runner import ModelVariant, evaluate
 from culturellm.evaluate.tasks import Task, get_task, list_tasks
 
-__all__ = ["ModelVariant", "Task", "align", "evaluate", "get_task", "list_tasks", "write_report"]
+__all__ = [
+    "AlignConfig",
+    "EvaluateConfig",
+    "ModelVariant",
+    "Task",
+    "align",
+    "evaluate",
+    "get_task",
+    "list_tasks",
+    "write_report",
+]

@@ -9,12 +9,20 @@ measure of GlobalOpinionQA (Durmus et al. 2023); both are averaged over question
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from culturellm.augment.dataset import read_split
 from culturellm.errors import CultureLLMError, DataError
+from culturellm.evaluate.config import AlignConfig
 from culturellm.evaluate.scoring import softmax
+from culturellm.hashing import sha256_file, stable_hash
+from culturellm.jsonio import append_jsonl, iter_jsonl, write_jsonl
+
+ALIGN = "align.jsonl"  # OUT/align.jsonl: one summary row per model x culture
+QUESTIONS = "align"  # OUT/align/<model>/<culture>.jsonl: the per-question answers of that row
 
 
 def scoring_summary(methods: Any) -> str:
@@ -122,3 +130,77 @@ def align(
             "questions": rows,
         }
     )
+
+
+@dataclass(frozen=True)
+class AlignJob:
+    """One model variant to align: on the held-out items of `split`, or on all seeds (split None).
+    `items` names them in reports (default: "held-out" or "all seeds")."""
+
+    variant: Any  # a ModelVariant
+    split: Path | None = None
+    items: str | None = None
+
+
+def heldout_items(split: Path) -> int:
+    """How many items a training-set manifest holds out (held-out questions + held-out variants); 0 when
+    the file does not exist."""
+    return read_split(split).n_heldout if Path(split).exists() else 0
+
+
+def run_job(variant: Any, split: Path, config: AlignConfig) -> AlignJob:
+    """The alignment of a run's model: on `split`'s held-out items when it holds at least
+    config.min_heldout of them, else on all seeds (which that model was trained on)."""
+    if heldout_items(split) >= config.min_heldout:
+        return AlignJob(variant, split, "held-out")
+    return AlignJob(variant, None, "all seeds (trained)")
+
+
+def _job_key(job: AlignJob, culture: str) -> str:
+    """The protocol key of one alignment: a row with this key in align.jsonl is resumed."""
+    v = job.variant
+    split = Path(job.split) if job.split is not None else None
+    obj = {
+        "spec": v.spec,
+        "system": v.system_prompt(culture),
+        "culture": culture,
+        "split": sha256_file(split) if split and split.is_file() else None,
+        "items": job.items,
+    }
+    return stable_hash(obj)
+
+
+def _questions_path(out: Path, model: str, culture: str) -> Path:
+    safe = re.sub(r"[^\w.+-]+", "_", model).strip("_") or "model"
+    return Path(out) / QUESTIONS / safe / f"{culture}.jsonl"
+
+
+def align_all(jobs: list[AlignJob], culture: str, out: Path) -> list[dict[str, Any]]:
+    """Align every job's model with `culture`, resumably: each result's per-question rows go to
+    OUT/align/<model>/<culture>.jsonl and its summary row is appended to OUT/align.jsonl as soon as it
+    is done; a job whose key is already there is not recomputed. At the end align.jsonl is rewritten
+    once: these jobs' rows in job order, then earlier rows of other model x culture pairs. Returns the
+    results (summary and "questions") in job order."""
+    from culturellm.cultures import get_culture
+
+    culture = get_culture(culture).name
+    path = Path(out) / ALIGN
+    previous = list(iter_jsonl(path, tolerate_torn_tail=True)) if path.exists() else []
+    done = {r["key"]: r for r in previous if r.get("key")}
+    results = []
+    for job in jobs:
+        key = _job_key(job, culture)
+        qpath = _questions_path(out, job.variant.label, culture)
+        if key in done and qpath.exists():
+            results.append(done[key] | {"questions": list(iter_jsonl(qpath))})
+            continue
+        res = align(job.variant, culture, split=job.split)
+        row = {k: v for k, v in res.items() if k != "questions"}
+        row.update(items=job.items or ("held-out" if job.split else "all seeds"), key=key)
+        write_jsonl(qpath, res["questions"])
+        append_jsonl(path, [row])  # last: a job counts as done only once its row is on disk
+        results.append(row | {"questions": res["questions"]})
+    mine = {(r["model"], r["culture"]) for r in results}
+    kept = [r for r in previous if (r.get("model"), r.get("culture")) not in mine]
+    write_jsonl(path, [{k: v for k, v in r.items() if k != "questions"} for r in results] + kept)
+    return results

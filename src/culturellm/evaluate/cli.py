@@ -158,20 +158,7 @@ def evaluate_command(
     variants = _variants(model, label, cfg.baselines, context, culture_prompt, base_url=base_url, cache=cache)
     check_claim(out, "evaluate", force=force, ours=(RESULTS,))  # before any model runs
     with _claimed(out, force), local_defaults_applied(device=device, dtype=dtype, batch_size=batch_size):
-        rows = evaluate(
-            variants,
-            culture,
-            cfg.data_dir,
-            cfg.limit,
-            out,
-            seed=cfg.seed,
-            mode=cfg.mode,
-            progress=progress,
-            tasks=cfg.tasks,
-            temperature=cfg.temperature,
-            max_tokens=cfg.max_tokens,
-            calibration=cfg.calibration,
-        )
+        rows = evaluate(variants, culture, cfg, out, progress=progress)
     _print_f1_table(rows, out)
 
 
@@ -225,7 +212,9 @@ def align_command(
     context: Path | None = typer.Option(None, "--context", help="A file whose text is the system message."),
     label: str | None = typer.Option(None, "--label", help="The model's name in the output."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Append the summary row to OUT/align.jsonl."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Record it in OUT/align.jsonl (+ OUT/align/); a finished one is reused."
+    ),
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server (openai:MODEL)."),
     timeout: float | None = typer.Option(None, "--timeout", min=0.001, help=TIMEOUT_HELP),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Use the response cache."),
@@ -241,7 +230,7 @@ def align_command(
     from rich.console import Console
     from rich.text import Text
 
-    from culturellm.evaluate.align import align
+    from culturellm.evaluate.align import AlignJob, align, align_all
     from culturellm.evaluate.runner import ModelVariant
     from culturellm.llm.placement import local_defaults_applied
 
@@ -261,11 +250,10 @@ def align_command(
     status = Console(stderr=True).status(Text(f"aligning {variant.label} with {culture}"))
     placed = local_defaults_applied(device=device, dtype=dtype, batch_size=batch_size)
     with placed, status if progress else contextlib.nullcontext():
-        res = align(variant, culture, split=split)
-    if out is not None:
-        from culturellm.jsonio import append_jsonl
-
-        append_jsonl(out / "align.jsonl", [{k: v for k, v in res.items() if k != "questions"}])
+        if out is not None:
+            (res,) = align_all([AlignJob(variant, split)], culture, out)
+        else:
+            res = align(variant, culture, split=split)
     if as_json:
         print(json.dumps(res, ensure_ascii=False))
         return
