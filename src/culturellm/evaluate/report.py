@@ -79,6 +79,17 @@ def _table(header: list[str], body: list[list[str]]) -> str:
 def render_markdown(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]], plots: list[Path]) -> str:
     models = _models(rows)
     summary = summarize(rows)
+    out = _intro(rows, models) + _notes(rows, models) + _overall(rows, models, summary)
+    for c in sorted(summary["culture"]):
+        out += _culture_section(rows, models, c)
+    out += _align_section(align_rows)
+    if plots:
+        out += ["", "## Plots", ""]
+        out += [f"![{p.stem}]({PLOTS}/{p.name})" for p in plots]
+    return "\n".join(out) + "\n"
+
+
+def _intro(rows: list[dict[str, Any]], models: list[str]) -> list[str]:
     modes = sorted({r.get("mode", "score") for r in rows})
     calibrated = any((r.get("calibration") or {}).get("method") == "contextual" for r in rows)
     gens = sorted({json.dumps(r["generation"], sort_keys=True) for r in rows if r.get("generation")})
@@ -126,7 +137,11 @@ def render_markdown(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]]
             "class-balanced), not the benchmark. They exercise the pipeline; CIs are wide. Point "
             "`--data-dir` at the release's `data/` folder for real numbers.",
         ]
-    # honest chance notes
+    return out
+
+
+def _notes(rows: list[dict[str, Any]], models: list[str]) -> list[str]:
+    """Honest notes: near-chance models, calibrated vs uncalibrated, unparseable replies."""
     notes = []
     for m in models:
         mr = [r for r in rows if r["model"] == m]
@@ -149,11 +164,11 @@ def render_markdown(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]]
             notes.append(
                 f"- **{m}**: {100 * up:.1f}% of replies could not be mapped to a label (counted wrong)."
             )
-    if notes:
-        out += ["", "## Read this first", "", *notes]
+    return ["", "## Read this first", "", *notes] if notes else []
 
-    # overall
-    out += ["", "## Mean macro-F1 per culture", ""]
+
+def _overall(rows: list[dict[str, Any]], models: list[str], summary: dict[str, Any]) -> list[str]:
+    out = ["", "## Mean macro-F1 per culture", ""]
     body = []
     for c in sorted(summary["culture"]):
         d = summary["culture"][c]
@@ -168,43 +183,49 @@ def render_markdown(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]]
     out += ["", "## Mean macro-F1 per task type", ""]
     body = [[t, *(_f(summary["type"][t].get(m)) for m in models)] for t in sorted(summary["type"])]
     out.append(_table(["type", *models], body))
+    return out
 
-    for c in sorted(summary["culture"]):
-        out += ["", f"## {c}", ""]
-        crow = [r for r in rows if r.get("culture") == c]
-        tasks = list(dict.fromkeys(r["task"] for r in crow))
-        idx = {(r["model"], r["task"]): r for r in crow}
-        body = []
-        for t in tasks:
-            any_row = next(r for r in crow if r["task"] == t)
-            cells = []
-            for m in models:
-                r = idx.get((m, t))
-                if r is None:
-                    cells.append("–")
-                    continue
-                ci = r.get("macro_f1_ci") or [None, None]
-                cells.append(f"{_f(r['macro_f1'])} [{_f(ci[0], 2)}, {_f(ci[1], 2)}]")
-            b = any_row.get("baselines") or {}
-            extra = ""
-            present = [k for k, v in (any_row.get("label_counts") or {}).items() if v]
-            if len(present) < len(any_row.get("labels") or present):
-                extra = " (one class)" if len(present) == 1 else " (classes missing)"
-            body.append(
-                [
-                    t.split("/", 1)[-1] + extra,
-                    any_row.get("type", ""),
-                    str(any_row.get("n")),
-                    *cells,
-                    _f(b.get("majority")),
-                    _f(b.get("random")),
-                ]
-            )
-        out.append(_table(["task", "type", "n", *models, "majority", "random"], body))
-        skipped = sum(r.get("skipped_empty", 0) for r in crow if r["model"] == models[0])
-        if skipped:
-            out += ["", f"Rows with an empty label or text skipped: {skipped}."]
 
+def _culture_section(rows: list[dict[str, Any]], models: list[str], c: str) -> list[str]:
+    out = ["", f"## {c}", ""]
+    crow = [r for r in rows if r.get("culture") == c]
+    tasks = list(dict.fromkeys(r["task"] for r in crow))
+    idx = {(r["model"], r["task"]): r for r in crow}
+    body = []
+    for t in tasks:
+        any_row = next(r for r in crow if r["task"] == t)
+        cells = []
+        for m in models:
+            r = idx.get((m, t))
+            if r is None:
+                cells.append("–")
+                continue
+            ci = r.get("macro_f1_ci") or [None, None]
+            cells.append(f"{_f(r['macro_f1'])} [{_f(ci[0], 2)}, {_f(ci[1], 2)}]")
+        b = any_row.get("baselines") or {}
+        extra = ""
+        present = [k for k, v in (any_row.get("label_counts") or {}).items() if v]
+        if len(present) < len(any_row.get("labels") or present):
+            extra = " (one class)" if len(present) == 1 else " (classes missing)"
+        body.append(
+            [
+                t.split("/", 1)[-1] + extra,
+                any_row.get("type", ""),
+                str(any_row.get("n")),
+                *cells,
+                _f(b.get("majority")),
+                _f(b.get("random")),
+            ]
+        )
+    out.append(_table(["task", "type", "n", *models, "majority", "random"], body))
+    skipped = sum(r.get("skipped_empty", 0) for r in crow if r["model"] == models[0])
+    if skipped:
+        out += ["", f"Rows with an empty label or text skipped: {skipped}."]
+    return out
+
+
+def _align_section(align_rows: list[dict[str, Any]]) -> list[str]:
+    out: list[str] = []
     if align_rows:
         out += ["", "## WVS alignment", ""]
         out += [
@@ -247,10 +268,7 @@ def render_markdown(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]]
                 body,
             )
         )
-    if plots:
-        out += ["", "## Plots", ""]
-        out += [f"![{p.stem}]({PLOTS}/{p.name})" for p in plots]
-    return "\n".join(out) + "\n"
+    return out
 
 
 def _with_reference_rows(align_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -337,60 +355,80 @@ def make_plots(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]], plo
         plt.close(fig)
         made.append(path)
 
+    for plot in (_types_plot(rows, models, colors, plot_dir), _align_plot(align_rows, plot_dir)):
+        if plot is not None:
+            made.append(plot)
+    return made
+
+
+def _types_plot(
+    rows: list[dict[str, Any]], models: list[str], colors: list[str], plot_dir: Path
+) -> Path | None:
+    """Mean macro-F1 per task type: a radar (three types or more) or bars."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
     summary = summarize(rows)["type"]
     types = sorted(summary)
-    if types:
-        path = plot_dir / "task_types.png"
-        if len(types) >= 3:
-            ang = np.linspace(0, 2 * np.pi, len(types), endpoint=False).tolist()
-            fig = plt.figure(figsize=(5.5, 5.5))
-            ax = fig.add_subplot(111, polar=True)
-            for j, m in enumerate(models):
-                vals = [summary[t].get(m) or 0.0 for t in types]
-                ax.plot(ang + ang[:1], vals + vals[:1], label=m, color=colors[j % len(colors)])
-                ax.fill(ang + ang[:1], vals + vals[:1], alpha=0.1, color=colors[j % len(colors)])
-            ax.set_xticks(ang)
-            ax.set_xticklabels(types)
-            ax.set_ylim(0, 1)
-            ax.set_title("mean macro-F1 per task type")
-            ax.legend(loc="lower right", bbox_to_anchor=(1.25, -0.05), fontsize=8)
-        else:  # a radar needs three axes: bars instead
-            fig, ax = plt.subplots(figsize=(5, 4))
-            width = 0.8 / max(len(models), 1)
-            for j, m in enumerate(models):
-                ax.bar(
-                    np.arange(len(types)) + j * width,
-                    [summary[t].get(m) or 0.0 for t in types],
-                    width,
-                    label=m,
-                )
-            ax.set_xticks(np.arange(len(types)) + 0.4 - width / 2)
-            ax.set_xticklabels(types)
-            ax.set_ylim(0, 1)
-            ax.set_title("mean macro-F1 per task type")
-            ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        made.append(path)
-
-    if align_rows:
-        labels = [f"{r.get('culture', '')}\n{r['model']}" for r in align_rows]
-        fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(align_rows) + 2), 4))
-        x = np.arange(len(align_rows))
-        ax.bar(x - 0.2, [r["majority_agreement"] for r in align_rows], 0.4, label="majority agreement")
-        ax.bar(x + 0.2, [r["one_minus_jsd"] for r in align_rows], 0.4, label="1 − JSD")
-        ax.set_xticks(x)
-        ax.set_xticklabels(labels, fontsize=8)
+    if not types:
+        return None
+    path = plot_dir / "task_types.png"
+    if len(types) >= 3:
+        ang = np.linspace(0, 2 * np.pi, len(types), endpoint=False).tolist()
+        fig = plt.figure(figsize=(5.5, 5.5))
+        ax = fig.add_subplot(111, polar=True)
+        for j, m in enumerate(models):
+            vals = [summary[t].get(m) or 0.0 for t in types]
+            ax.plot(ang + ang[:1], vals + vals[:1], label=m, color=colors[j % len(colors)])
+            ax.fill(ang + ang[:1], vals + vals[:1], alpha=0.1, color=colors[j % len(colors)])
+        ax.set_xticks(ang)
+        ax.set_xticklabels(types)
         ax.set_ylim(0, 1)
-        ax.set_title("WVS alignment")
+        ax.set_title("mean macro-F1 per task type")
+        ax.legend(loc="lower right", bbox_to_anchor=(1.25, -0.05), fontsize=8)
+    else:  # a radar needs three axes: bars instead
+        fig, ax = plt.subplots(figsize=(5, 4))
+        width = 0.8 / max(len(models), 1)
+        for j, m in enumerate(models):
+            ax.bar(
+                np.arange(len(types)) + j * width,
+                [summary[t].get(m) or 0.0 for t in types],
+                width,
+                label=m,
+            )
+        ax.set_xticks(np.arange(len(types)) + 0.4 - width / 2)
+        ax.set_xticklabels(types)
+        ax.set_ylim(0, 1)
+        ax.set_title("mean macro-F1 per task type")
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = plot_dir / "alignment.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        made.append(path)
-    return made
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _align_plot(align_rows: list[dict[str, Any]], plot_dir: Path) -> Path | None:
+    """Majority agreement and 1 - JSD per culture x model."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if not align_rows:
+        return None
+    labels = [f"{r.get('culture', '')}\n{r['model']}" for r in align_rows]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(align_rows) + 2), 4))
+    x = np.arange(len(align_rows))
+    ax.bar(x - 0.2, [r["majority_agreement"] for r in align_rows], 0.4, label="majority agreement")
+    ax.bar(x + 0.2, [r["one_minus_jsd"] for r in align_rows], 0.4, label="1 − JSD")
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_title("WVS alignment")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = plot_dir / "alignment.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def write_report(results: list[Path], out: Path) -> Path:
