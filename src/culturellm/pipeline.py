@@ -381,7 +381,22 @@ class Pipeline:
             )
             outs.append(self.layout.results(c.name))
             counts[c.name] = len(rows)
+        if self.config.evaluate.general:
+            outs.append(self.stage_general())
         return StageResult(outs, {"result_rows": counts})
+
+    def stage_general(self) -> Path:
+        """The forgetting check ([evaluate] general): the base model and every culture model on the
+        general tasks; RUN/general.jsonl, which the report reads."""
+        from culturellm.evaluate import ModelVariant
+        from culturellm.evaluate.general import GENERAL, GeneralOptions, run_general
+
+        ev = self.config.evaluate
+        names = [c.name for c in self.cultures] + ([ONE] if len(self.cultures) > 1 else [])
+        variants = [ModelVariant("base", self.config.models.base)]
+        variants += [ModelVariant(f"culturellm-{n}", str(self.layout.model_dir(n))) for n in names]
+        run_general(variants, ev.general or [], self.run_dir, GeneralOptions(ev.general_limit, ev.seed))
+        return self.run_dir / GENERAL
 
     def stage_align(self) -> StageResult:
         from culturellm.evaluate.align import align_all, run_job

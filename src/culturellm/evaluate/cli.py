@@ -133,6 +133,15 @@ def evaluate_command(
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server (openai:MODEL)."),
     timeout: float | None = typer.Option(None, "--timeout", min=0.001, help=TIMEOUT_HELP),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Use the response cache."),
+    general: list[str] = typer.Option(
+        [],
+        "--general",
+        help="Forgetting check: lm-eval tasks (mmlu, hellaswag, arc_easy, gsm8k) or a local task "
+        "directory, on each base model and its culture models (repeatable or comma-separated).",
+    ),
+    general_limit: int | None = typer.Option(
+        None, "--general-limit", help=field_help(EvaluateConfig, "general_limit")
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     force: bool = typer.Option(
         False, "--force", help="Write into an existing --out directory that culturellm did not make."
@@ -141,36 +150,60 @@ def evaluate_command(
     dtype: Dtype | None = typer.Option(None, "--dtype", help=DTYPE_HELP),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help=BATCH_HELP),
 ) -> None:
-    """Evaluate models on the culture datasets: OUT/results.jsonl, OUT/report.md, OUT/plots/*.png."""
+    """Evaluate models on the culture datasets (and with --general on general-ability tasks):
+    OUT/results.jsonl, OUT/general.jsonl, OUT/report.md, OUT/plots/*.png."""
+    from culturellm.evaluate.general import GENERAL
     from culturellm.evaluate.runner import RESULTS, evaluate
     from culturellm.llm.placement import local_defaults_applied
     from culturellm.outdir import check_claim
 
     _http_timeout(timeout)
 
-    if not culture:
-        raise CultureLLMError("give at least one --culture (see `culturellm cultures`)")
-    given = pick(EvaluateConfig, locals()) | {"tasks": task or None}
+    given = pick(EvaluateConfig, locals()) | {"tasks": task or None, "general": general or None}
     toml = load_toml(config_file, "evaluate") if config_file else None
-    cfg = resolve(EvaluateConfig, toml, flags(given, {"tasks": "--task"}))
+    cfg = resolve(EvaluateConfig, toml, flags(given, {"tasks": "--task", "general": "--general"}))
+    if not culture and not cfg.general:
+        raise CultureLLMError("give at least one --culture (see `culturellm cultures`) or --general")
     if cfg.mode != "generate" and (cfg.temperature is not None or cfg.max_tokens is not None):
         raise CultureLLMError("--temperature and --max-tokens apply to --mode generate only")
     variants = _variants(model, label, cfg.baselines, context, culture_prompt, base_url=base_url, cache=cache)
-    check_claim(out, "evaluate", force=force, ours=(RESULTS,))  # before any model runs
+    check_claim(out, "evaluate", force=force, ours=(RESULTS, GENERAL))  # before any model runs
     with _claimed(out, force), local_defaults_applied(device=device, dtype=dtype, batch_size=batch_size):
+        if cfg.general:
+            _general(variants, cfg, out, report=not culture)
+        if not culture:
+            return
         rows = evaluate(variants, culture, cfg, out, progress=progress)
     _print_f1_table(rows, out)
+
+
+def _general(variants, config, out: Path, report: bool) -> None:
+    """The forgetting check of `culturellm evaluate --general`, its table on the terminal."""
+    from rich.console import Console
+
+    from culturellm.evaluate.general import GeneralOptions, general_table, run_general
+
+    options = GeneralOptions(limit=config.general_limit, seed=config.seed)
+    rows = run_general(variants, config.general, out, options)
+    if report:
+        from culturellm.evaluate.report import write_report
+
+        write_report([out], out)
+    con = Console()
+    con.print(general_table(rows))
+    con.print(f"wrote {out / 'general.jsonl'}" + (f", {out / 'report.md'}" if report else ""))
 
 
 @contextlib.contextmanager
 def _claimed(out: Path, force: bool):
     """Claim `out` (culturellm.outdir) for the evaluation; when it fails and `out` was created for it
     and holds nothing else, remove it again (a failed evaluation leaves no empty output behind)."""
+    from culturellm.evaluate.general import GENERAL
     from culturellm.evaluate.runner import RESULTS
     from culturellm.outdir import MARKER, claim
 
     created = not out.exists()
-    claim(out, "evaluate", force=force, ours=(RESULTS,))
+    claim(out, "evaluate", force=force, ours=(RESULTS, GENERAL))
     try:
         yield
     except BaseException:

@@ -31,6 +31,12 @@ class EvaluateConfig(StageConfig):
     max_tokens: int | None = Field(None, ge=1, description="generate mode: new tokens (None: 200)")
     baselines: bool = Field(False, description="also evaluate each model with the culture system prompt")
     seed: int = Field(0, description="seed of the stratified sample and of sampling")
+    general: list[str] | None = Field(
+        None,
+        description="forgetting check: lm-eval tasks (mmlu, hellaswag, arc_easy, gsm8k) or local task "
+        "directories, run on each base model and its culture models",
+    )
+    general_limit: int | None = Field(None, ge=1, description="documents per general task (None: all)")
 
 
 class AlignConfig(StageConfig):

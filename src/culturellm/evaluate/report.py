@@ -76,13 +76,23 @@ def _table(header: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]], plots: list[Path]) -> str:
+def render_markdown(
+    rows: list[dict[str, Any]],
+    align_rows: list[dict[str, Any]],
+    plots: list[Path],
+    general: list[dict[str, Any]] | None = None,
+) -> str:
+    from culturellm.evaluate.general import general_section
+
     models = _models(rows)
     summary = summarize(rows)
-    out = _intro(rows, models) + _notes(rows, models) + _overall(rows, models, summary)
+    out = ["# CultureLLM evaluation report"]
+    if rows:
+        out = _intro(rows, models) + _notes(rows, models) + _overall(rows, models, summary)
     for c in sorted(summary["culture"]):
         out += _culture_section(rows, models, c)
     out += _align_section(align_rows)
+    out += general_section(general or [])
     if plots:
         out += ["", "## Plots", ""]
         out += [f"![{p.stem}]({PLOTS}/{p.name})" for p in plots]
@@ -432,11 +442,19 @@ def _align_plot(align_rows: list[dict[str, Any]], plot_dir: Path) -> Path | None
 
 
 def write_report(results: list[Path], out: Path) -> Path:
-    """Merge result files (later files win for the same model x task), read align.jsonl beside each,
-    write out/report.md and out/plots/*.png; returns the report path."""
-    rows, align_rows = load_rows([Path(p) for p in results])
+    """Merge result files (later files win for the same model x task), read align.jsonl beside each
+    and general.jsonl (the forgetting check) beside each and in `out`, write out/report.md and
+    out/plots/*.png; returns the report path. A place with general.jsonl needs no results file."""
+    from culturellm.evaluate.general import general_plot, load_general
+
     out = Path(out)
+    places = [Path(p) for p in results]
+    general = load_general([*places, out])
+    if general:
+        places = [p for p in places if (p / "results.jsonl" if p.is_dir() else p).exists()]
+    rows, align_rows = load_rows(places)
     plots = make_plots(rows, align_rows, out / PLOTS) if rows or align_rows else []
+    plots += [p for p in [general_plot(general, out / PLOTS)] if p is not None]
     path = out / REPORT
-    atomic_write_text(path, render_markdown(rows, align_rows, plots))
+    atomic_write_text(path, render_markdown(rows, align_rows, plots, general))
     return path
