@@ -112,6 +112,14 @@ def test_general_check_cli_writes_the_table(tmp_path: Path) -> None:
         f"| tiny_mc | acc | {adapter} | bundled | {before['value']:.3f} | {after['value']:.3f} ± " in report
     )
     assert (out / "plots" / "general.png").stat().st_size > 0
+    # a rerun resumes: no model is loaded, the rows stay as they were
+    before_rerun = (out / "general.jsonl").read_text()
+    again = subprocess.run(
+        [sys.executable, "-m", "culturellm.cli", *args], capture_output=True, text=True, timeout=600
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (out / "general.jsonl").read_text() == before_rerun
+    assert "Running loglikelihood" not in again.stderr
 
 
 def test_task_dirs_and_names_resolve(tmp_path: Path) -> None:

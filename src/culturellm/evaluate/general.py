@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from culturellm.errors import CultureLLMError, DataError
-from culturellm.jsonio import iter_jsonl, write_jsonl
+from culturellm.jsonio import append_jsonl, iter_jsonl, write_jsonl
 
 GENERAL = "general.jsonl"  # OUT/general.jsonl
 SAMPLES = "general"  # OUT/general/<model>/<task>.jsonl: per-document scores
@@ -278,14 +278,42 @@ def run_general(
         ) from None
     names, include = resolve_tasks(tasks)
     models = general_models(variants)
-    out = Path(out)
-    rows: list[dict[str, Any]] = []
     options = options or GeneralOptions()
+    out = Path(out)
+    path = out / GENERAL
+    previous = list(iter_jsonl(path, tolerate_torn_tail=True)) if path.exists() else []
+    rows: list[dict[str, Any]] = []
     for m in models:
-        rows += score_model(m, names, include, out, options)
+        key = _key(m, names, include, options)
+        done = [_score_fields(r) for r in previous if r.get("key") == key and r.get("model") == m.label]
+        if not done:
+            done = [r | {"key": key} for r in score_model(m, names, include, out, options)]
+            append_jsonl(path, done)  # a model counts as done once its rows are on disk
+        rows += done
     _compare(rows, models, out, options.seed)
-    write_jsonl(out / GENERAL, rows)
+    mine = {(r["model"], r["task"]) for r in rows}
+    kept = {r.get("key", id(r)): r for r in previous if (r.get("model"), r.get("task")) not in mine}
+    write_jsonl(path, rows + list(kept.values()))  # once, cleanly: these rows, then earlier others
     return rows
+
+
+SCORE_FIELDS = ("model", "spec", "task", "metric", "filter", "value", "stderr", "n", "key")
+
+
+def _score_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """A resumed row without its comparison (recomputed against this run's base)."""
+    return {k: row[k] for k in SCORE_FIELDS if k in row}
+
+
+def _key(model: GeneralModel, names: list[str], include: list[str], options: GeneralOptions) -> str:
+    """What a model's general rows depend on: its spec, the tasks (and the local task files), the
+    document limit and the seed; rows with this key in general.jsonl are resumed."""
+    from culturellm.hashing import sha256_file, stable_hash
+
+    files = {str(f): sha256_file(f) for d in include for f in sorted(Path(d).rglob("*")) if f.is_file()}
+    return stable_hash(
+        {"spec": model.spec, "tasks": names, "files": files, "limit": options.limit, "seed": options.seed}
+    )
 
 
 def load_general(places: list[Path]) -> list[dict[str, Any]]:
