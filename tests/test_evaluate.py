@@ -133,3 +133,40 @@ def test_tests_use_data_inside_the_repository(release_fixtures: Path) -> None:
     repo = Path(__file__).resolve().parents[1]
     assert release_fixtures.resolve().is_relative_to(repo / "src")
     assert len(list(release_fixtures.glob("*/*/*.jsonl"))) == 60
+
+
+def test_phases_with_the_fake_backend(tmp_path: Path) -> None:
+    """The phased runner's plumbing, no weights: a plan of model x task items, each model asked only
+    its own requests (examples, then the content-free texts of contextual calibration, per task),
+    TaskResult rows in plan order, and a rerun that resumes every row without a model call."""
+    from culturellm.evaluate import EvaluateConfig, ModelVariant, evaluate
+    from culturellm.evaluate.runner import build_requests, plan_evaluation
+    from culturellm.jsonio import read_jsonl
+    from culturellm.llm import load_model
+
+    a, b = f"fake:a-{tmp_path.name}", f"fake:b-{tmp_path.name}"
+    models = [ModelVariant("a", a), ModelVariant("b", b, "culture")]
+    config = EvaluateConfig(limit=5)
+    plan = plan_evaluation(models, ["english"], config, tmp_path)
+    assert [(it.variant.label, it.data.task.name) for it in plan.items][:2] == [
+        ("a", "english/hate_detect_2"),
+        ("a", "english/hostility_directness_detect"),
+    ]
+    req = build_requests(plan, plan.items[0])
+    assert (len(req.score), len(req.content_free), req.chats) == (5, 3, [])
+    rows = evaluate(models, ["english"], config, tmp_path, progress=False, n_boot=50)
+    n_tasks = len(plan.items) // 2
+    assert [(r["model"], r["task"]) for r in rows] == [
+        (it.variant.label, it.data.task.name) for it in plan.items
+    ]
+    assert all(r["requests"] == 8 and r["calibration"]["method"] for r in rows)
+    for spec in (a, b):
+        assert load_model(spec).calls == [("score", 5), ("score", 3)] * n_tasks
+    before = (tmp_path / "results.jsonl").read_text()
+    again = evaluate(models, ["english"], config, tmp_path, progress=False, n_boot=50)
+    assert all(r["resumed"] for r in again) and (tmp_path / "results.jsonl").read_text() == before
+    assert load_model(a).calls == [("score", 5), ("score", 3)] * n_tasks  # no new call
+    assert read_jsonl(tmp_path / "results.jsonl") == rows
+    gen = evaluate(models[:1], ["english"], config.model_copy(update={"mode": "generate"}), tmp_path / "g")
+    assert all("reply" in p for p in read_jsonl(next((tmp_path / "g" / "predictions").rglob("*.jsonl"))))
+    assert all("calibration" not in r and r["generation"]["temperature"] == 0.7 for r in gen)

@@ -56,7 +56,7 @@ def write_culture_adapter(root: Path) -> Path:
     from peft import LoraConfig, get_peft_model
 
     from culturellm.llm.local import load_local
-    from culturellm.modelref import ModelRef, write_modelref
+    from culturellm.llm.modelref import ModelRef, write_modelref
 
     model, _ = load_local("bundled")
     peft_model = get_peft_model(
@@ -141,10 +141,11 @@ def test_task_dirs_and_names_resolve(tmp_path: Path) -> None:
 def test_culture_models_bring_their_base(tmp_path: Path) -> None:
     from culturellm.evaluate.general import GeneralModel, general_models
     from culturellm.evaluate.runner import ModelVariant
-    from culturellm.modelref import ModelRef, write_modelref
+    from culturellm.llm.modelref import ModelRef, write_modelref
 
     adapter = tmp_path / "models" / "korean"
     write_modelref(adapter, ModelRef(kind="peft-adapter", base="bundled"))
+    (adapter / "adapter_config.json").write_text('{"peft_type": "LORA"}')
     only_adapter = general_models([ModelVariant("ko", str(adapter), "culture")])
     assert only_adapter == [GeneralModel("bundled", "bundled"), GeneralModel("ko", str(adapter), "bundled")]
     with_base = general_models(

@@ -43,20 +43,10 @@ class GeneralModel:
 def base_spec(spec: str) -> str | None:
     """The base model spec of a culture model (a directory with culturellm.json or a PEFT adapter),
     None for anything else."""
-    from culturellm.modelref import find_modelref, read_modelref
+    from culturellm.llm.spec import parse_spec
 
-    if spec.startswith(("hf:", "openai:")):
-        return None
-    ref_file = find_modelref(spec)
-    if ref_file is not None:
-        ref = read_modelref(ref_file)
-        return ref.base if ref.kind == "peft-adapter" else None
-    cfg = Path(spec) / "adapter_config.json"
-    if cfg.is_file():
-        from culturellm.llm.local import _adapter_base
-
-        return _adapter_base(Path(spec))
-    return None
+    parsed = parse_spec(spec)
+    return parsed.base.text if parsed.adapter is not None and parsed.base is not None else None
 
 
 def general_models(variants: list[Any]) -> list[GeneralModel]:
@@ -117,21 +107,23 @@ def _task_manager(include: list[str]) -> Any:
 
 
 def _lm(spec: str, batch_size: int, device: str | None, dtype: str | None) -> Any:
-    """lm-eval's `hf` model around the model culturellm loads for `spec` (adapter merged)."""
-    if spec.startswith("openai:"):
+    """lm-eval's `hf` model around the model culturellm loads for `spec` (adapter merged), on `device`
+    (None: the best available) in `dtype` (None: the device's default)."""
+    from culturellm.llm.spec import parse_spec
+
+    if not parse_spec(spec).local:
         raise CultureLLMError(
             f"--general runs local models in-process; for '{spec}' run lm-eval's local-completions "
-            "model against the server (docs/evaluation.md)"
+            "model against its server (docs/evaluation.md)"
         )
-    import torch
     from lm_eval.models.huggingface import HFLM
 
     from culturellm.llm.local import load_local_chat
 
-    chat = load_local_chat(spec, dtype=dtype)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    chat.model.to(device)
-    return HFLM(pretrained=chat.model, tokenizer=chat.tokenizer, batch_size=batch_size, device=device)
+    chat = load_local_chat(spec, device=device, dtype=dtype)
+    return HFLM(
+        pretrained=chat.model, tokenizer=chat.tokenizer, batch_size=batch_size, device=str(chat.device)
+    )
 
 
 def _metric_rows(results: dict[str, Any], task: str) -> list[dict[str, Any]]:
@@ -181,7 +173,7 @@ class GeneralOptions:
     limit: int | None = None
     seed: int = 0
     batch_size: int = 8
-    device: str | None = None  # None: cuda when available, else cpu
+    device: str | None = None  # None: the best available (cuda, mps, cpu)
     dtype: str | None = None  # None: the loader's default (float32)
 
 
