@@ -25,6 +25,8 @@ def load_rows(results: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str,
         p = Path(p)
         if p.is_dir():
             p = p / "results.jsonl"
+        if not p.exists() and (p.parent / "general.jsonl").exists():
+            continue  # a forgetting check alone (evaluate --general without --culture)
         if not p.exists():
             raise DataError(f"{p}: results file not found")
         for i, r in enumerate(iter_jsonl(p, tolerate_torn_tail=True), 1):
@@ -450,8 +452,6 @@ def write_report(results: list[Path], out: Path) -> Path:
     out = Path(out)
     places = [Path(p) for p in results]
     general = load_general([*places, out])
-    if general:
-        places = [p for p in places if (p / "results.jsonl" if p.is_dir() else p).exists()]
     rows, align_rows = load_rows(places)
     plots = make_plots(rows, align_rows, out / PLOTS) if rows or align_rows else []
     plots += [p for p in [general_plot(general, out / PLOTS)] if p is not None]
