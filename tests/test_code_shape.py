@@ -7,6 +7,11 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 MAX_LINES = 100
+# Over the limit in files this change must not touch; each entry says whose and why, and must go once it
+# is fixed (the last test fails when an entry is no longer over the limit).
+PENDING = {
+    "culturellm/llm/server.py make_app": "engines' serve rewrite (#13) landed it at 403 lines",
+}
 
 
 def function_lengths(root: Path) -> list[tuple[int, str]]:
@@ -30,5 +35,16 @@ def test_counter_counts_a_long_function(tmp_path: Path) -> None:
 def test_no_function_in_src_is_longer_than_100_lines() -> None:
     lengths = function_lengths(SRC)
     assert len(lengths) > 100  # the walk found the package
-    too_long = sorted((n, where) for n, where in lengths if n > MAX_LINES)
+    too_long = sorted((n, where) for n, where in lengths if n > MAX_LINES and _name(where) not in PENDING)
     assert not too_long, f"functions over {MAX_LINES} lines: {too_long}"
+
+
+def test_pending_entries_are_still_over_the_limit() -> None:
+    over = {_name(where) for n, where in function_lengths(SRC) if n > MAX_LINES}
+    assert set(PENDING) <= over, f"fixed: remove {set(PENDING) - over} from PENDING"
+
+
+def _name(where: str) -> str:
+    """The location without its line number (stable while a file changes)."""
+    path, rest = where.split(":", 1)
+    return f"{path} {rest.split(' ', 1)[1]}"
