@@ -528,63 +528,151 @@ def _token_str(tokenizer: Any, ids: Sequence[int]) -> list[str]:
     return [tokenizer.decode([int(i)]) for i in ids]
 
 
-def make_app(
-    chat_or_host: LocalChatModel | ModelHost,
-    model_id: str | None = None,
-    *,
-    batch_size: int = 8,
-    api_key: str | None = None,
-    limits: Limits | None = None,
-) -> Any:
-    """A FastAPI app serving a LocalChatModel under `model_id`, or a ModelHost under its names."""
-    from fastapi import FastAPI
-    from fastapi.exceptions import RequestValidationError
+def _usage(prompts: list[list[int]], completion_tokens: int) -> dict[str, int]:
+    p = sum(len(x) for x in prompts)
+    return {"prompt_tokens": p, "completion_tokens": completion_tokens, "total_tokens": p + completion_tokens}
+
+
+def _params_for(body: _Sampling, max_tokens: int, index: int) -> SamplingParams:
+    """Sampling parameters of the `index`-th choice of a request (a random seed when none is given)."""
+    seed = body.seed if body.seed is not None else secrets.randbits(31)
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=body.temperature,
+        top_p=body.top_p if body.temperature > 0 else 1.0,
+        seed=(seed % (1 << 31)) if body.temperature > 0 else 0,
+        sample_index=index,
+        stop=body.stops(),
+    )
+
+
+def _chat_logprobs(o: Completion) -> dict[str, Any]:
+    """A generated completion's token log-probs in the chat format (`logprobs.content`)."""
+    return {
+        "content": [
+            {
+                "token": t["token"],
+                "logprob": t["logprob"],
+                "bytes": list(t["token"].encode("utf-8")),
+                "top_logprobs": [
+                    {"token": a["token"], "logprob": a["logprob"], "bytes": list(a["token"].encode())}
+                    for a in t["top_logprobs"]
+                ],
+            }
+            for t in (o.token_logprobs or [])
+        ]
+    }
+
+
+def _generated_legacy_logprobs(o: Completion) -> dict[str, Any]:
+    """A generated completion's token log-probs in the legacy completions format."""
+    toks = o.token_logprobs or []
+    return {
+        "tokens": [t["token"] for t in toks],
+        "token_logprobs": [t["logprob"] for t in toks],
+        "top_logprobs": [{a["token"]: a["logprob"] for a in t["top_logprobs"]} for t in toks],
+        "text_offset": list(itertools.accumulate([0] + [len(t["token"]) for t in toks[:-1]])) if toks else [],
+    }
+
+
+def _prompt_items(prompt: Any) -> list[Any]:
+    """A completions `prompt` (text, token ids, or a list of either) as a list of prompts."""
+    if isinstance(prompt, str):
+        return [prompt]
+    if prompt and all(isinstance(x, int) for x in prompt):
+        return [prompt]
+    return list(prompt)
+
+
+async def _wait(worker: Worker, request: Request, jobs: list[_Job]) -> list[Any]:
+    """The jobs' results; cancels them all when the client disconnects first."""
+    for j in jobs:
+        worker.submit(j)
+    gathered = asyncio.gather(*[asyncio.wrap_future(j.future) for j in jobs])
+    try:
+        while True:
+            done, _ = await asyncio.wait({gathered}, timeout=0.05)
+            if done:
+                return gathered.result()
+            if await request.is_disconnected():
+                raise Cancelled()
+    except BaseException:
+        for j in jobs:
+            j.cancel.set()
+        gathered.cancel()
+        with contextlib.suppress(BaseException):
+            await gathered
+        raise
+
+
+# --------------------------------------------------------------------------------------------------
+# Error responses (OpenAI-style JSON)
+
+
+async def _on_api_error(_: Request, e: APIError) -> Any:
     from fastapi.responses import JSONResponse
+
+    return JSONResponse(error_body(e.message, e.type, e.param, e.code), status_code=e.status)
+
+
+async def _on_invalid(_: Request, e: Any) -> Any:
+    from fastapi.responses import JSONResponse
+
+    first = e.errors()[0] if e.errors() else {}
+    loc = [str(x) for x in first.get("loc", ()) if x != "body"]
+    param = ".".join(loc) or None
+    msg = f"{param}: {first.get('msg', 'invalid request')}" if param else str(first.get("msg", e))
+    return JSONResponse(error_body(msg, "invalid_request_error", param, None), status_code=400)
+
+
+async def _on_http(_: Request, e: Any) -> Any:
+    from fastapi.responses import JSONResponse
+
+    kind = "invalid_request_error" if e.status_code < 500 else "server_error"
+    code = "not_found" if e.status_code == 404 else None
+    return JSONResponse(error_body(str(e.detail), kind, None, code), status_code=e.status_code)
+
+
+async def _on_crash(_: Request, e: Exception) -> Any:
+    from fastapi.responses import JSONResponse
+
+    LOG.error("internal error: %s: %s", type(e).__name__, e)
+    return JSONResponse(
+        error_body(f"internal server error ({type(e).__name__}); see the server log", "server_error"),
+        status_code=500,
+    )
+
+
+def _add_error_handlers(app: Any) -> None:
+    from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    host = (
-        chat_or_host
-        if isinstance(chat_or_host, ModelHost)
-        else ModelHost(chat_or_host, {model_id or "model": None})
-    )
-    limits = limits or Limits()
-    chat = host.chat
-    tok = chat.tokenizer
-    app = FastAPI(title="culturellm OpenAI-compatible server", version="1")
-    worker = Worker(host, batch_size=batch_size)
-    app.state.worker = app.state.batcher = worker
-    app.state.host = host
-    created = int(time.time())
-    context = int(getattr(chat.model.config, "max_position_embeddings", 0) or 0)
-    vocab = len(tok)
+    app.add_exception_handler(APIError, _on_api_error)
+    app.add_exception_handler(RequestValidationError, _on_invalid)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(Exception, _on_crash)
 
-    @app.exception_handler(APIError)
-    async def _api_error(_: Request, e: APIError) -> JSONResponse:
-        return JSONResponse(error_body(e.message, e.type, e.param, e.code), status_code=e.status)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, e: RequestValidationError) -> JSONResponse:
-        first = e.errors()[0] if e.errors() else {}
-        loc = [str(x) for x in first.get("loc", ()) if x != "body"]
-        param = ".".join(loc) or None
-        msg = f"{param}: {first.get('msg', 'invalid request')}" if param else str(first.get("msg", e))
-        return JSONResponse(error_body(msg, "invalid_request_error", param, None), status_code=400)
+# --------------------------------------------------------------------------------------------------
+# The app
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
-        kind = "invalid_request_error" if e.status_code < 500 else "server_error"
-        code = "not_found" if e.status_code == 404 else None
-        return JSONResponse(error_body(str(e.detail), kind, None, code), status_code=e.status_code)
 
-    @app.exception_handler(Exception)
-    async def _crash(_: Request, e: Exception) -> JSONResponse:
-        LOG.error("internal error: %s: %s", type(e).__name__, e)
-        return JSONResponse(
-            error_body(f"internal server error ({type(e).__name__}); see the server log", "server_error"),
-            status_code=500,
-        )
+class _Service:
+    """The served models, the server's limits and the worker queue; one method per endpoint."""
 
-    def route(name: str | None) -> str:
+    def __init__(self, host: ModelHost, limits: Limits, batch_size: int) -> None:
+        self.host, self.limits = host, limits
+        self.chat = host.chat
+        self.tok = self.chat.tokenizer
+        self.worker = Worker(host, batch_size=batch_size)
+        self.created = int(time.time())
+        self.context = int(getattr(self.chat.model.config, "max_position_embeddings", 0) or 0)
+        self.vocab = len(self.tok)
+
+    # ---- request checks
+
+    def route(self, name: str | None) -> str:
+        host = self.host
         if name is None and len(host.names) == 1:
             return host.names[0]
         if name not in host.routes:
@@ -598,24 +686,14 @@ def make_app(
             )
         return name
 
-    def check(body: _Sampling) -> str:
-        name = route(body.model)
+    def check(self, body: _Sampling) -> str:
+        name = self.route(body.model)
         if body.stream:
             raise invalid("stream=true is not supported by culturellm serve", "stream")
         return name
 
-    def params_for(body: _Sampling, max_tokens: int, index: int) -> SamplingParams:
-        seed = body.seed if body.seed is not None else secrets.randbits(31)
-        return SamplingParams(
-            max_tokens=max_tokens,
-            temperature=body.temperature,
-            top_p=body.top_p if body.temperature > 0 else 1.0,
-            seed=(seed % (1 << 31)) if body.temperature > 0 else 0,
-            sample_index=index,
-            stop=body.stops(),
-        )
-
-    def budget(prompt: list[int], asked: int | None, param: str) -> int:
+    def budget(self, prompt: list[int], asked: int | None, param: str) -> int:
+        context, limits = self.context, self.limits
         room = context - len(prompt) if context else DEFAULT_MAX_TOKENS
         if (context and room < 1) or (asked is not None and context and asked > room):
             raise invalid(
@@ -628,75 +706,15 @@ def make_app(
             raise invalid(f"{param}: at most {limits.max_tokens} tokens per request on this server", param)
         return asked if asked is not None else min(DEFAULT_MAX_TOKENS, room, limits.max_tokens)
 
-    async def wait(request: Request, jobs: list[_Job]) -> list[Any]:
-        """The jobs' results; cancels them all when the client disconnects first."""
-        for j in jobs:
-            worker.submit(j)
-        gathered = asyncio.gather(*[asyncio.wrap_future(j.future) for j in jobs])
-        try:
-            while True:
-                done, _ = await asyncio.wait({gathered}, timeout=0.05)
-                if done:
-                    return gathered.result()
-                if await request.is_disconnected():
-                    raise Cancelled()
-        except BaseException:
-            for j in jobs:
-                j.cancel.set()
-            gathered.cancel()
-            with contextlib.suppress(BaseException):
-                await gathered
-            raise
-
-    def job(name: str, kind: Any, prompt: list[int], params: SamplingParams, k: int | None) -> _Job:
-        return _Job(name, kind, prompt, params, k, limits.request_seconds)
-
-    def usage(prompts: list[list[int]], completion_tokens: int) -> dict[str, int]:
-        p = sum(len(x) for x in prompts)
-        return {
-            "prompt_tokens": p,
-            "completion_tokens": completion_tokens,
-            "total_tokens": p + completion_tokens,
-        }
-
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {
-            "status": "ok",
-            "models": host.names,
-            "model": host.names[0],
-            "base": host.base,
-            "busy": worker.busy,
-            "queued": worker.queue.qsize(),
-            "batches": worker.batches,
-            "largest_batch": worker.largest,
-            "cancelled": worker.cancelled,
-        }
-
-    def card(name: str) -> dict[str, Any]:
-        return {
-            "id": name,
-            "object": "model",
-            "created": created,
-            "owned_by": "culturellm",
-            "max_model_len": context or None,
-        }
-
-    @app.get("/v1/models")
-    async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [card(n) for n in host.names]}
-
-    @app.get("/v1/models/{name:path}")
-    async def model_info(name: str) -> dict[str, Any]:
-        return card(route(name))
-
-    def render(messages: list[dict[str, str]], gen: bool, cont: bool, param: str = "messages") -> list[int]:
+    def render(
+        self, messages: list[dict[str, str]], gen: bool, cont: bool, param: str = "messages"
+    ) -> list[int]:
         if gen and cont:
             raise invalid("add_generation_prompt and continue_final_message cannot both be true", param)
         if cont and messages[-1]["role"] != "assistant":
             raise invalid("continue_final_message needs a final assistant message", param)
         try:
-            ids = tok.apply_chat_template(
+            ids = self.tok.apply_chat_template(
                 messages,
                 add_generation_prompt=gen,
                 continue_final_message=cont,
@@ -709,189 +727,230 @@ def make_app(
             ids = ids["input_ids"]
         return [int(i) for i in ids]
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(body: ChatRequestIn, request: Request) -> dict[str, Any]:
-        name = check(body)
+    def prompts_of(self, body: CompletionRequestIn) -> list[list[int]]:
+        texts = _prompt_items(body.prompt)
+        if not texts:
+            raise invalid("prompt: must not be empty", "prompt")
+        out = []
+        for t in texts:
+            ids = [int(i) for i in t] if isinstance(t, list) else self.tok(t)["input_ids"]
+            if not ids:
+                raise invalid("prompt: must not be empty", "prompt")
+            if any(i < 0 or i >= self.vocab for i in ids):
+                raise invalid(f"prompt: token ids must be in [0, {self.vocab})", "prompt")
+            out.append(list(ids))
+        return out
+
+    # ---- jobs and formatting
+
+    def job(self, name: str, kind: Any, prompt: Any, params: SamplingParams, k: int | None) -> _Job:
+        return _Job(name, kind, prompt, params, k, self.limits.request_seconds)
+
+    async def wait(self, request: Request, jobs: list[_Job]) -> list[Any]:
+        return await _wait(self.worker, request, jobs)
+
+    def legacy_logprobs(
+        self, ids: list[int], lps: list[float | None], tops: list[dict[str, float] | None]
+    ) -> dict[str, Any]:
+        toks = _token_str(self.tok, ids)
+        offsets = list(itertools.accumulate([0] + [len(t) for t in toks[:-1]])) if toks else []
+        return {"tokens": toks, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offsets}
+
+    def top_dict(self, pairs: Sequence[tuple[int, float]]) -> dict[str, float]:
+        d: dict[str, float] = {}
+        for i, v in pairs:
+            d.setdefault(self.tok.decode([int(i)]), float(v))
+        return d
+
+    def card(self, name: str) -> dict[str, Any]:
+        return {
+            "id": name,
+            "object": "model",
+            "created": self.created,
+            "owned_by": "culturellm",
+            "max_model_len": self.context or None,
+        }
+
+    # ---- GET endpoints
+
+    async def health(self) -> dict[str, Any]:
+        host, worker = self.host, self.worker
+        return {
+            "status": "ok",
+            "models": host.names,
+            "model": host.names[0],
+            "base": host.base,
+            "busy": worker.busy,
+            "queued": worker.queue.qsize(),
+            "batches": worker.batches,
+            "largest_batch": worker.largest,
+            "cancelled": worker.cancelled,
+        }
+
+    async def models(self) -> dict[str, Any]:
+        return {"object": "list", "data": [self.card(n) for n in self.host.names]}
+
+    async def model_info(self, name: str) -> dict[str, Any]:
+        return self.card(self.route(name))
+
+    async def tokenizer_info(self) -> dict[str, Any]:
+        tok = self.tok
+        return {
+            "tokenizer_class": type(tok).__name__,
+            "eos_token": tok.eos_token,
+            "bos_token": tok.bos_token,
+            "pad_token": tok.pad_token,
+            "unk_token": tok.unk_token,
+            "chat_template": tok.chat_template,
+            "model_max_length": self.context or None,
+        }
+
+    # ---- chat completions
+
+    async def chat_completions(self, body: ChatRequestIn, request: Request) -> dict[str, Any]:
+        name = self.check(body)
         if body.top_logprobs is not None and not body.logprobs:
             raise invalid("top_logprobs requires logprobs=true", "top_logprobs")
-        prompt = render(_messages(body.messages), body.add_generation_prompt, body.continue_final_message)
+        prompt = self.render(
+            _messages(body.messages), body.add_generation_prompt, body.continue_final_message
+        )
         k = (body.top_logprobs or 0) if body.logprobs else None
         asked = body.max_completion_tokens or body.max_tokens
-        limit = budget(prompt, asked, "max_tokens")
-        outs = await wait(
-            request, [job(name, "generate", prompt, params_for(body, limit, i), k) for i in range(body.n)]
-        )
-        choices = []
-        for i, o in enumerate(outs):
-            lp = None
-            if k is not None:
-                lp = {
-                    "content": [
-                        {
-                            "token": t["token"],
-                            "logprob": t["logprob"],
-                            "bytes": list(t["token"].encode("utf-8")),
-                            "top_logprobs": [
-                                {
-                                    "token": a["token"],
-                                    "logprob": a["logprob"],
-                                    "bytes": list(a["token"].encode()),
-                                }
-                                for a in t["top_logprobs"]
-                            ],
-                        }
-                        for t in (o.token_logprobs or [])
-                    ]
-                }
-            choices.append(
-                {
-                    "index": i,
-                    "message": {"role": "assistant", "content": o.text},
-                    "logprobs": lp,
-                    "finish_reason": o.finish_reason,
-                }
-            )
+        limit = self.budget(prompt, asked, "max_tokens")
+        jobs = [self.job(name, "generate", prompt, _params_for(body, limit, i), k) for i in range(body.n)]
+        outs = await self.wait(request, jobs)
+        choices = [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": o.text},
+                "logprobs": _chat_logprobs(o) if k is not None else None,
+                "finish_reason": o.finish_reason,
+            }
+            for i, o in enumerate(outs)
+        ]
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": name,
             "choices": choices,
-            "usage": usage([prompt], sum(o.completion_tokens for o in outs)),
+            "usage": _usage([prompt], sum(o.completion_tokens for o in outs)),
         }
 
-    def prompts_of(body: CompletionRequestIn) -> list[list[int]]:
-        p = body.prompt
-        if isinstance(p, str):
-            texts: list[Any] = [p]
-        elif p and all(isinstance(x, int) for x in p):
-            texts = [p]
-        else:
-            texts = list(p)
-        if not texts:
-            raise invalid("prompt: must not be empty", "prompt")
-        out = []
-        for t in texts:
-            ids = [int(i) for i in t] if isinstance(t, list) else tok(t)["input_ids"]
-            if not ids:
-                raise invalid("prompt: must not be empty", "prompt")
-            if any(i < 0 or i >= vocab for i in ids):
-                raise invalid(f"prompt: token ids must be in [0, {vocab})", "prompt")
-            out.append(list(ids))
-        return out
+    # ---- completions
 
-    def legacy_logprobs(
-        ids: list[int], lps: list[float | None], tops: list[dict[str, float] | None]
-    ) -> dict[str, Any]:
-        toks = _token_str(tok, ids)
-        offsets = list(itertools.accumulate([0] + [len(t) for t in toks[:-1]])) if toks else []
-        return {"tokens": toks, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offsets}
-
-    def top_dict(pairs: Sequence[tuple[int, float]]) -> dict[str, float]:
-        d: dict[str, float] = {}
-        for i, v in pairs:
-            d.setdefault(tok.decode([int(i)]), float(v))
-        return d
-
-    async def echo_choices(request: Request, name: str, body: CompletionRequestIn, prompts: list[list[int]]):
-        """Completions with echo: prompt log-probs from one forward pass; greedy 0-1 new tokens come
-        from the same pass, anything else is generated afterwards."""
-        k = body.logprobs
-        for p in prompts:
-            budget(p, body.max_tokens or None, "max_tokens")
-        fast = not body.max_tokens or (body.max_tokens == 1 and body.temperature == 0)
-        (scored,) = await wait(request, [job(name, "logprobs", prompts, SamplingParams(), k or 0)])
-        gens: list[Completion | None] = [None] * (len(prompts) * body.n)
-        if not fast:
-            gens = list(
-                await wait(
-                    request,
-                    [
-                        job(name, "generate", p, params_for(body, int(body.max_tokens or 1), i), k)
-                        for p in prompts
-                        for i in range(body.n)
-                    ],
-                )
-            )
-        rows = [(p, s) for p, s in zip(prompts, scored, strict=True) for _ in range(body.n)]
-        choices, completion_tokens = [], 0
-        for idx, (p, s) in enumerate(rows):
-            ids, lps = list(p), [None, *s["token_logprobs"]]
-            tops: list[dict[str, float] | None] = [None, *(top_dict(t) for t in s["top"])]
-            text, finish, g = tok.decode(p), "length", gens[idx]
-            if fast and body.max_tokens:
-                nxt, nlp = s["next"]
-                ids.append(nxt)
-                lps.append(nlp)
-                tops.append(top_dict(s["next_top"]))
-                finish = "stop" if nxt in chat.stop_ids else "length"
-                text += "" if nxt in chat.stop_ids else tok.decode([nxt])
-                completion_tokens += 1
-            elif g is not None:
-                for t in g.token_logprobs or []:
-                    ids.append(t["id"])
-                    lps.append(t["logprob"])
-                    tops.append({a["token"]: a["logprob"] for a in t["top_logprobs"]})
-                text += g.text
-                finish, completion_tokens = g.finish_reason, completion_tokens + g.completion_tokens
-            lp = legacy_logprobs(ids, lps, tops if k else [None] * len(ids)) if k is not None else None
-            choices.append({"index": idx, "text": text, "logprobs": lp, "finish_reason": finish})
-        return choices, completion_tokens
-
-    @app.post("/v1/completions")
-    async def completions(body: CompletionRequestIn, request: Request) -> dict[str, Any]:
-        name = check(body)
-        prompts = prompts_of(body)
+    async def completions(self, body: CompletionRequestIn, request: Request) -> dict[str, Any]:
+        name = self.check(body)
+        prompts = self.prompts_of(body)
         if body.echo:
-            choices, ctoks = await echo_choices(request, name, body, prompts)
+            choices, ctoks = await self.echo_choices(request, name, body, prompts)
         else:
-            if not body.max_tokens:
-                raise invalid("max_tokens: must be at least 1 without echo", "max_tokens")
-            jobs = [
-                job(
-                    name,
-                    "generate",
-                    p,
-                    params_for(body, budget(p, body.max_tokens, "max_tokens"), i),
-                    body.logprobs,
-                )
-                for p in prompts
-                for i in range(body.n)
-            ]
-            outs = await wait(request, jobs)
-            choices, ctoks = [], sum(o.completion_tokens for o in outs)
-            for i, o in enumerate(outs):
-                lp = None
-                if body.logprobs is not None:
-                    toks = o.token_logprobs or []
-                    lp = {
-                        "tokens": [t["token"] for t in toks],
-                        "token_logprobs": [t["logprob"] for t in toks],
-                        "top_logprobs": [{a["token"]: a["logprob"] for a in t["top_logprobs"]} for t in toks],
-                        "text_offset": list(itertools.accumulate([0] + [len(t["token"]) for t in toks[:-1]]))
-                        if toks
-                        else [],
-                    }
-                choices.append({"index": i, "text": o.text, "logprobs": lp, "finish_reason": o.finish_reason})
+            choices, ctoks = await self.plain_choices(request, name, body, prompts)
         return {
             "id": f"cmpl-{uuid.uuid4().hex}",
             "object": "text_completion",
             "created": int(time.time()),
             "model": name,
             "choices": choices,
-            "usage": usage(prompts, ctoks),
+            "usage": _usage(prompts, ctoks),
         }
 
-    @app.post("/tokenize")
-    async def tokenize(body: TokenizeIn) -> dict[str, Any]:
+    async def plain_choices(
+        self, request: Request, name: str, body: CompletionRequestIn, prompts: list[list[int]]
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Completions without echo: generated text (and its log-probs when asked for)."""
+        if not body.max_tokens:
+            raise invalid("max_tokens: must be at least 1 without echo", "max_tokens")
+        jobs = [
+            self.job(
+                name,
+                "generate",
+                p,
+                _params_for(body, self.budget(p, body.max_tokens, "max_tokens"), i),
+                body.logprobs,
+            )
+            for p in prompts
+            for i in range(body.n)
+        ]
+        outs = await self.wait(request, jobs)
+        choices = [
+            {
+                "index": i,
+                "text": o.text,
+                "logprobs": _generated_legacy_logprobs(o) if body.logprobs is not None else None,
+                "finish_reason": o.finish_reason,
+            }
+            for i, o in enumerate(outs)
+        ]
+        return choices, sum(o.completion_tokens for o in outs)
+
+    async def echo_choices(
+        self, request: Request, name: str, body: CompletionRequestIn, prompts: list[list[int]]
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Completions with echo: prompt log-probs from one forward pass; greedy 0-1 new tokens come
+        from the same pass, anything else is generated afterwards."""
+        k = body.logprobs
+        for p in prompts:
+            self.budget(p, body.max_tokens or None, "max_tokens")
+        fast = not body.max_tokens or (body.max_tokens == 1 and body.temperature == 0)
+        (scored,) = await self.wait(request, [self.job(name, "logprobs", prompts, SamplingParams(), k or 0)])
+        gens: list[Completion | None] = [None] * (len(prompts) * body.n)
+        if not fast:
+            jobs = [
+                self.job(name, "generate", p, _params_for(body, int(body.max_tokens or 1), i), k)
+                for p in prompts
+                for i in range(body.n)
+            ]
+            gens = list(await self.wait(request, jobs))
+        rows = [(p, s) for p, s in zip(prompts, scored, strict=True) for _ in range(body.n)]
+        choices, completion_tokens = [], 0
+        for idx, (p, s) in enumerate(rows):
+            choice, ntoks = self.echo_choice(idx, p, s, gens[idx], fast and bool(body.max_tokens), k)
+            choices.append(choice)
+            completion_tokens += ntoks
+        return choices, completion_tokens
+
+    def echo_choice(
+        self, idx: int, p: list[int], s: dict[str, Any], g: Completion | None, one_more: bool, k: int | None
+    ) -> tuple[dict[str, Any], int]:
+        """One echo choice: the prompt's scored tokens, then the next token of the same pass
+        (`one_more`) or the generated completion `g`; and its number of completion tokens."""
+        tok, stop_ids = self.tok, self.chat.stop_ids
+        ids, lps = list(p), [None, *s["token_logprobs"]]
+        tops: list[dict[str, float] | None] = [None, *(self.top_dict(t) for t in s["top"])]
+        text, finish, ntoks = tok.decode(p), "length", 0
+        if one_more:
+            nxt, nlp = s["next"]
+            ids.append(nxt)
+            lps.append(nlp)
+            tops.append(self.top_dict(s["next_top"]))
+            finish = "stop" if nxt in stop_ids else "length"
+            text += "" if nxt in stop_ids else tok.decode([nxt])
+            ntoks = 1
+        elif g is not None:
+            for t in g.token_logprobs or []:
+                ids.append(t["id"])
+                lps.append(t["logprob"])
+                tops.append({a["token"]: a["logprob"] for a in t["top_logprobs"]})
+            text += g.text
+            finish, ntoks = g.finish_reason, g.completion_tokens
+        lp = self.legacy_logprobs(ids, lps, tops if k else [None] * len(ids)) if k is not None else None
+        return {"index": idx, "text": text, "logprobs": lp, "finish_reason": finish}, ntoks
+
+    # ---- tokenizer endpoints
+
+    async def tokenize(self, body: TokenizeIn) -> dict[str, Any]:
+        tok = self.tok
         if body.model is not None:
-            route(body.model)
+            self.route(body.model)
         if (body.prompt is None) == (body.messages is None):
             raise invalid("give either prompt or messages", "prompt")
         if body.messages is not None:
             if not body.messages:
                 raise invalid("messages: must not be empty", "messages")
-            ids = render(_messages(body.messages), body.add_generation_prompt, body.continue_final_message)
+            ids = self.render(
+                _messages(body.messages), body.add_generation_prompt, body.continue_final_message
+            )
             if body.add_special_tokens:  # as vLLM: BOS etc. on top of the template's own
                 ids = (
                     tok.build_inputs_with_special_tokens(ids)
@@ -901,35 +960,57 @@ def make_app(
         else:
             special = True if body.add_special_tokens is None else body.add_special_tokens
             ids = [int(i) for i in tok(body.prompt, add_special_tokens=special)["input_ids"]]
-        out: dict[str, Any] = {"count": len(ids), "max_model_len": context or None, "tokens": ids}
+        out: dict[str, Any] = {"count": len(ids), "max_model_len": self.context or None, "tokens": ids}
         if body.return_token_strs:
             out["token_strs"] = tok.convert_ids_to_tokens(ids)
         return out
 
-    @app.post("/detokenize")
-    async def detokenize(body: DetokenizeIn) -> dict[str, Any]:
+    async def detokenize(self, body: DetokenizeIn) -> dict[str, Any]:
         if body.model is not None:
-            route(body.model)
-        if any(i < 0 or i >= vocab for i in body.tokens):
-            raise invalid(f"tokens: ids must be in [0, {vocab})", "tokens")
-        return {"prompt": tok.decode(body.tokens)}
+            self.route(body.model)
+        if any(i < 0 or i >= self.vocab for i in body.tokens):
+            raise invalid(f"tokens: ids must be in [0, {self.vocab})", "tokens")
+        return {"prompt": self.tok.decode(body.tokens)}
 
-    @app.get("/tokenizer_info")
-    async def tokenizer_info() -> dict[str, Any]:
-        return {
-            "tokenizer_class": type(tok).__name__,
-            "eos_token": tok.eos_token,
-            "bos_token": tok.bos_token,
-            "pad_token": tok.pad_token,
-            "unk_token": tok.unk_token,
-            "chat_template": tok.chat_template,
-            "model_max_length": context or None,
-        }
+    def close(self) -> None:
+        self.worker.close()
 
-    @app.on_event("shutdown")
-    def _stop() -> None:
-        worker.close()
 
+def _add_routes(app: Any, svc: _Service) -> None:
+    app.add_api_route("/health", svc.health, methods=["GET"])
+    app.add_api_route("/v1/models", svc.models, methods=["GET"])
+    app.add_api_route("/v1/models/{name:path}", svc.model_info, methods=["GET"])
+    app.add_api_route("/v1/chat/completions", svc.chat_completions, methods=["POST"])
+    app.add_api_route("/v1/completions", svc.completions, methods=["POST"])
+    app.add_api_route("/tokenize", svc.tokenize, methods=["POST"])
+    app.add_api_route("/detokenize", svc.detokenize, methods=["POST"])
+    app.add_api_route("/tokenizer_info", svc.tokenizer_info, methods=["GET"])
+
+
+def make_app(
+    chat_or_host: LocalChatModel | ModelHost,
+    model_id: str | None = None,
+    *,
+    batch_size: int = 8,
+    api_key: str | None = None,
+    limits: Limits | None = None,
+) -> Any:
+    """A FastAPI app serving a LocalChatModel under `model_id`, or a ModelHost under its names."""
+    from fastapi import FastAPI
+
+    host = (
+        chat_or_host
+        if isinstance(chat_or_host, ModelHost)
+        else ModelHost(chat_or_host, {model_id or "model": None})
+    )
+    limits = limits or Limits()
+    app = FastAPI(title="culturellm OpenAI-compatible server", version="1")
+    svc = _Service(host, limits, batch_size)
+    app.state.worker = app.state.batcher = svc.worker
+    app.state.host = host
+    _add_error_handlers(app)
+    _add_routes(app, svc)
+    app.on_event("shutdown")(svc.close)
     return Guard(app, api_key, limits.max_body_bytes)
 
 
