@@ -228,7 +228,7 @@ def test_cli_errors_are_one_line(tmp_path, args, needle):
 def test_phased_evaluation_gives_the_rows_of_the_single_pass_runner(tmp_path):
     """`culturellm evaluate --model bundled --culture english --limit 5`: the rows the runner wrote before
     evaluation was split into phases (tests/data/evaluate-english-limit5.jsonl, computed with commit
-    b11323a), score for score, key for key and in the same key order."""
+    b11323a), score for score, in the same field order (the resume key hashes the config)."""
     expected = read_jsonl(DATA / "evaluate-english-limit5.jsonl")
     rows = evaluate(
         [ModelVariant("bundled", "bundled")], ["english"], EvaluateConfig(limit=5), tmp_path, progress=False
