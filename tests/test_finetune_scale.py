@@ -247,6 +247,9 @@ def test_report_to_wandb_offline(tiny_base, train_file, tmp_path, monkeypatch):
     (tmp_path / "wb").mkdir()
     out = tmp_path / "model"
     finetune(train_file, tiny_base, out, fast(max_steps=2, report_to="wandb"), progress=False)
+    import wandb
+
+    wandb.finish()  # in-process the run stays open until exit; the CLI's process exit flushes it
     runs = list((tmp_path / "wb" / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 1
     data = runs[0].read_bytes()
