@@ -67,7 +67,8 @@ def _cli(args: list[str], hf_home: Path, **env_vars: str) -> subprocess.Complete
     )
 
 
-def test_hub_ids_parse_without_touching_the_cache() -> None:
+def test_hub_ids_parse_without_touching_the_cache(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the relative bad paths below must not exist where the suite runs
     spec = parse_spec(f"hf:{REPO}@v1.0")
     assert (spec.kind, spec.name, spec.revision, spec.path, spec.local) == ("hf", REPO, "v1.0", None, True)
     assert parse_spec(f"hf:{REPO}").revision is None
