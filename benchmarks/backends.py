@@ -88,16 +88,16 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from culturellm.llm import SamplingParams, load_model
-    from culturellm.llm.cache import ResponseCache
-    from culturellm.llm.local import load_local_chat
+    from culturellm.llm import SamplingParams, load_model, parse_spec
+    from culturellm.llm.cache import CachingBackend, ResponseCache
+    from culturellm.llm.local_pool import load_local_chat
 
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f} (other processes share these cores)"
     )
     t0 = time.perf_counter()
-    model = load_local_chat("bundled")
+    model = load_local_chat(parse_spec("bundled"))
     print(f"load (converted safetensors cache): {time.perf_counter() - t0:.1f} s")
     prompt_len = statistics.mean(len(model.prompt_ids(r.messages)) for r in survey_requests(16))
     print(f"survey prompt length: {prompt_len:.0f} tokens (chat template, culture system prompt)")
@@ -121,7 +121,7 @@ def main() -> None:
     )
 
     with tempfile.TemporaryDirectory() as d:
-        cached = model.with_cache(ResponseCache(os.path.join(d, "r.sqlite")))
+        cached = CachingBackend(model, ResponseCache(os.path.join(d, "r.sqlite")))
         chat = [[{"role": "user", "content": "Name a colour."}]]
         p = SamplingParams(max_tokens=8)
         miss, _ = timed(lambda: cached.generate(chat, p))
@@ -135,7 +135,7 @@ def main() -> None:
         )
 
     if args.bf16:
-        bf = load_local_chat("bundled", dtype="bfloat16")
+        bf = load_local_chat(parse_spec("bundled"), dtype="bfloat16")
         bf.generate([[{"role": "user", "content": "warm up"}]], SamplingParams(max_tokens=4))
         b1, _ = bench_generate(bf, 1)
         b8, bout8 = bench_generate(bf, 8)

@@ -22,9 +22,9 @@ CLI_FAST = ["--n", "1", "--m", "2", "--k", "2", "--retries", "0", "--max-words",
 @pytest.fixture(scope="module")
 def cached_model(bundled_model):
     """The session's bundled model behind the real SQLite response cache (test-session home)."""
-    from culturellm.llm.cache import open_cache
+    from culturellm.llm.cache import CachingBackend, open_cache
 
-    return bundled_model.with_cache(open_cache())
+    return CachingBackend(bundled_model, open_cache())
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from culturellm.llm import SamplingParams, ScoreRequest, load_backend, parse_spec
-from culturellm.llm.cache import ResponseCache, generate_key, score_key
+from culturellm.llm.cache import CachingBackend, ResponseCache, generate_key, score_key
 from culturellm.llm.fake import FakeBackend
 
 CHAT = [{"role": "user", "content": "hello"}]
@@ -33,7 +33,7 @@ def reply(chat, params=None) -> str:
 def test_generate_hits_and_misses(tmp_path) -> None:
     cache = ResponseCache(tmp_path / "r.sqlite")
     inner = fake()
-    m = inner.with_cache(cache)
+    m = CachingBackend(inner, cache)
     p = SamplingParams(max_tokens=5)
     other = [{"role": "user", "content": "bye now"}]
     hello, bye = reply(CHAT, p), reply(other, p)
@@ -53,7 +53,7 @@ def test_generate_hits_and_misses(tmp_path) -> None:
     assert stats["tokens_saved"] == (2 + 5) + (1 + 5)  # the second call's two hits (a repeat saves none)
     # persists across processes/objects
     again = fake()
-    assert again.with_cache(ResponseCache(tmp_path / "r.sqlite")).generate([CHAT], p) == [hello]
+    assert CachingBackend(again, ResponseCache(tmp_path / "r.sqlite")).generate([CHAT], p) == [hello]
     assert again.calls == []
 
 
@@ -75,7 +75,7 @@ def test_keys() -> None:
 
 def test_score_cached(tmp_path) -> None:
     inner = fake()
-    m = inner.with_cache(ResponseCache(tmp_path / "r.sqlite"))
+    m = CachingBackend(inner, ResponseCache(tmp_path / "r.sqlite"))
     reqs = [ScoreRequest(CHAT, ("a", "bbb")), ScoreRequest(CHAT, ("cc",), end_of_turn=False)]
     first = m.score(reqs)
     second = m.score(reqs)
@@ -85,7 +85,7 @@ def test_score_cached(tmp_path) -> None:
 
 def test_failed_call_caches_nothing(tmp_path) -> None:
     cache = ResponseCache(tmp_path / "r.sqlite")
-    m = fake(fail=True).with_cache(cache)
+    m = CachingBackend(fake(fail=True), cache)
     with pytest.raises(ConnectionError):
         m.generate([CHAT])
     with pytest.raises(ConnectionError):
@@ -95,7 +95,7 @@ def test_failed_call_caches_nothing(tmp_path) -> None:
 
 def test_thread_safe(tmp_path) -> None:
     inner = fake()
-    m = inner.with_cache(ResponseCache(tmp_path / "r.sqlite"))
+    m = CachingBackend(inner, ResponseCache(tmp_path / "r.sqlite"))
     chats = [[{"role": "user", "content": f"q{i}"}] for i in range(40)]
     errors: list[BaseException] = []
 
@@ -119,7 +119,7 @@ def test_thread_safe(tmp_path) -> None:
 
 def test_clear(tmp_path) -> None:
     cache = ResponseCache(tmp_path / "r.sqlite")
-    m = fake().with_cache(cache)
+    m = CachingBackend(fake(), cache)
     m.generate([CHAT])
     assert cache.clear(model="other") == 0
     assert cache.clear() == 1 and cache.stats()["entries"] == 0 and cache.stats()["misses"] == 0
@@ -128,7 +128,7 @@ def test_clear(tmp_path) -> None:
 def test_bundled_cache_hit(tmp_path, bundled_model) -> None:
     """The real local backend behind the cache: a hit returns the same text without a forward pass."""
     inner = bundled_model
-    m = inner.with_cache(ResponseCache(tmp_path / "r.sqlite"))
+    m = CachingBackend(inner, ResponseCache(tmp_path / "r.sqlite"))
     p = SamplingParams(max_tokens=4)
     a = m.generate([CHAT], p)
     before = inner.usage.as_dict()
@@ -146,7 +146,7 @@ def test_cache_cli(tmp_path) -> None:
     from culturellm.cli import app
     from culturellm.llm.cache import open_cache
 
-    m = fake().with_cache(open_cache())
+    m = CachingBackend(fake(), open_cache())
     m.generate([[{"role": "user", "content": "cli"}]])
     m.generate([[{"role": "user", "content": "cli"}]])
     runner = CliRunner()

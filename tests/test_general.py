@@ -55,10 +55,11 @@ def write_culture_adapter(root: Path) -> Path:
     culturellm.json, as `finetune` writes them (no training: only the adapter's effect matters)."""
     from peft import LoraConfig, get_peft_model
 
-    from culturellm.llm.local import load_local
+    from culturellm.llm import parse_spec
+    from culturellm.llm.loading import load_local
     from culturellm.llm.modelref import ModelRef, write_modelref
 
-    model, _ = load_local("bundled")
+    model, _ = load_local(parse_spec("bundled"))
     peft_model = get_peft_model(
         model, LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     )

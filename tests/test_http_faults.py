@@ -20,7 +20,7 @@ import pytest
 
 from culturellm.errors import CultureLLMError
 from culturellm.llm import SamplingParams, ScoreRequest
-from culturellm.llm.cache import ResponseCache
+from culturellm.llm.cache import CachingBackend, ResponseCache
 from culturellm.llm.openai_backend import OpenAIChatModel, redact_url
 from serve_helpers import start_server, stop
 
@@ -214,7 +214,7 @@ def test_hung_server_fails_within_the_timeout_and_credentials_never_show(upstrea
     # a working server behind a URL with credentials: nothing stored or printed holds them
     cache = ResponseCache(tmp_path / "responses.sqlite")
     good = upstream.replace("http://", "http://bob:PA55WORD@")
-    m = OpenAIChatModel("tiny", base_url=good, max_retries=0).with_cache(cache)
+    m = CachingBackend(OpenAIChatModel("tiny", base_url=good, max_retries=0), cache)
     m.generate([CHATS[0]], SamplingParams(max_tokens=2))
     assert m.model_id == f"tiny@{upstream}" and redact_url(good) == upstream
     assert "PA55WORD" not in json.dumps(cache.stats())

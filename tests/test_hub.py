@@ -79,20 +79,23 @@ def test_hub_ids_parse_without_touching_the_cache(tmp_path, monkeypatch) -> None
 
 def test_hub_id_resolves_from_the_cache_offline(offline_hub) -> None:
     from culturellm.llm.hub import hub_base
-    from culturellm.llm.local import local_fingerprint, resolve_local_dir
+    from culturellm.llm.local_pool import local_fingerprint
+    from culturellm.llm.registry import weights_dir
 
     snap = offline_hub / "hub" / f"models--{REPO.replace('/', '--')}" / "snapshots" / COMMIT
     for text in (f"hf:{REPO}", f"hf:{REPO}@main", f"hf:{REPO}@{COMMIT}"):
-        assert resolve_local_dir(text) == snap
-    assert local_fingerprint(f"hf:{REPO}") == local_fingerprint(f"hf:{snap}")  # same weights, same key
+        assert weights_dir(parse_spec(text)) == snap
+    assert local_fingerprint(parse_spec(f"hf:{REPO}")) == local_fingerprint(
+        parse_spec(f"hf:{snap}")
+    )  # same weights, same key
     # what a model trained on it records: the Hub id, also when the base was named by its snapshot path
     assert hub_base(parse_spec(f"hf:{REPO}")) == (f"hf:{REPO}", REPO)
     assert hub_base(parse_spec(f"hf:{snap}")) == (f"hf:{REPO}@{COMMIT}", REPO)
     assert hub_base(parse_spec("bundled")) == ("bundled", None)
     with pytest.raises(CultureLLMError, match=r"not in the Hugging Face cache .* HF_HUB_OFFLINE=1"):
-        resolve_local_dir("hf:tiny-org/missing")
+        weights_dir(parse_spec("hf:tiny-org/missing"))
     with pytest.raises(CultureLLMError, match="not in the Hugging Face cache"):
-        resolve_local_dir(f"hf:{REPO}@v9")
+        weights_dir(parse_spec(f"hf:{REPO}@v9"))
 
 
 @pytest.mark.slow

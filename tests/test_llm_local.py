@@ -9,7 +9,9 @@ import torch
 
 from culturellm.errors import CultureLLMError, UnknownNameError
 from culturellm.llm import SamplingParams, ScoreRequest, load_model, parse_spec
-from culturellm.llm.local import LocalChatModel, load_local, resolve_local_dir
+from culturellm.llm.loading import load_local
+from culturellm.llm.local import LocalChatModel
+from culturellm.llm.registry import weights_dir
 
 SMALL = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
 SMALL["num_key_value_heads"] = 1
@@ -151,9 +153,9 @@ def test_unknown_specs(tmp_path) -> None:
             parse_spec(bad)
         assert "bundled" in str(e.value) and "openai:MODEL" in str(e.value) and "fake:NAME" in str(e.value)
     with pytest.raises(CultureLLMError):
-        load_local(f"hf:{tmp_path}")
+        load_local(parse_spec(f"hf:{tmp_path}"))
     with pytest.raises(CultureLLMError, match="no local weights"):
-        load_local("openai:gpt-4o")
+        load_local(parse_spec("openai:gpt-4o"))
     assert parse_spec("openai:gpt-4o").kind == "openai" and not parse_spec("openai:gpt-4o").local
     assert parse_spec("bundled").local and parse_spec("bundled").name == "bundled"
 
@@ -189,7 +191,7 @@ def test_adapter_dirs_load_on_base(tmp_path, tiny_model_dir) -> None:
 
     base_dir = tmp_path / "base"
     tiny_model_dir(base_dir, seed=1, **SMALL)
-    base_model, _ = load_local(f"hf:{base_dir}")
+    base_model, _ = load_local(parse_spec(f"hf:{base_dir}"))
     peft_model = get_peft_model(
         base_model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     )
@@ -204,7 +206,7 @@ def test_adapter_dirs_load_on_base(tmp_path, tiny_model_dir) -> None:
     assert a.logprobs != pytest.approx(b.logprobs, abs=1e-6)  # the adapter changes the model
     from peft import PeftModel
 
-    model, _tok = load_local(str(adapter))
+    model, _tok = load_local(parse_spec(str(adapter)))
     assert isinstance(model, PeftModel)
     # a plain PEFT adapter directory: base from adapter_config.json's base_model_name_or_path
     plain = tmp_path / "plain"
@@ -232,7 +234,7 @@ def test_long_prompts_score_in_smaller_chunks(tiny: LocalChatModel) -> None:
 def test_gemma_style_tokenizer_gets_gemma_template(smol_tokenizer, tiny_llama) -> None:
     import copy
 
-    from culturellm.llm.local import GEMMA_TEMPLATE
+    from culturellm.llm.hf_compat import GEMMA_TEMPLATE
 
     tok = copy.deepcopy(smol_tokenizer)
     tok.add_special_tokens({"additional_special_tokens": ["<start_of_turn>", "<end_of_turn>"]})
@@ -249,13 +251,13 @@ def test_converted_bundled_cache_is_keyed_by_the_gguf() -> None:
 
     from culturellm.llm.convert import BUNDLED, CONVERTER_VERSION, file_sha256
 
-    d = resolve_local_dir("bundled")
+    d = weights_dir(parse_spec("bundled"))
     gguf = BUNDLED["bundled"].locate()
     source = json.loads((d / "culturellm-source.json").read_text())
     assert source["sha256"] == file_sha256(gguf) and source["converter"] == CONVERTER_VERSION
     assert d.name == f"smollm2-135m-instruct-{source['sha256'][:12]}-c{CONVERTER_VERSION}"
     assert (d / "model.safetensors").is_file() and (d / "tokenizer.json").is_file()
-    assert resolve_local_dir("bundled") == d  # no second conversion
+    assert weights_dir(parse_spec("bundled")) == d  # no second conversion
 
 
 def test_shared_prefix_and_length_batching_stay_exact(tiny: LocalChatModel) -> None:

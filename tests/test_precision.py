@@ -101,7 +101,8 @@ def test_cli_evaluate_in_bf16_writes_calibrated_rows(tmp_path):
 
     from culturellm.cli import app
     from culturellm.jsonio import read_jsonl
-    from culturellm.llm.local import load_local_chat
+    from culturellm.llm import parse_spec
+    from culturellm.llm.local_pool import load_local_chat
 
     out = tmp_path / "eval"
     args = ["evaluate", "--model", "bundled", "--dtype", "bfloat16", "--limit", "5", "--culture", "arabic",
@@ -111,12 +112,14 @@ def test_cli_evaluate_in_bf16_writes_calibrated_rows(tmp_path):
     (row,) = read_jsonl(out / "results.jsonl")
     assert row["n"] == 5 and row["calibration"]["method"] == "contextual"
     assert 0.0 <= row["macro_f1"] <= 1.0 and "macro_f1_uncalibrated" in row
-    assert load_local_chat("bundled", dtype="bfloat16").dtype_name == "bfloat16"  # the model it used
+    assert (
+        load_local_chat(parse_spec("bundled"), dtype="bfloat16").dtype_name == "bfloat16"
+    )  # the model it used
 
 
 def test_local_defaults_apply_beneath_a_specs_own_options():
     from culturellm.llm.placement import local_defaults, local_defaults_applied
-    from culturellm.llm.spec import parse_spec
+    from culturellm.llm.registry import parse_spec
 
     assert local_defaults() == {}
     with local_defaults_applied(device="cpu", dtype="bfloat16", batch_size=None):

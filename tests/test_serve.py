@@ -15,7 +15,7 @@ import pytest
 
 from culturellm.errors import CultureLLMError
 from culturellm.llm import SamplingParams, ScoreRequest, load_model
-from culturellm.llm.cache import ResponseCache
+from culturellm.llm.cache import CachingBackend, ResponseCache
 from culturellm.llm.openai_backend import OpenAIChatModel
 from serve_helpers import http, start_server, stop
 
@@ -218,7 +218,7 @@ def test_server_dying_mid_run(tmp_path: Path, tiny_model_dir) -> None:
     try:
         cache = ResponseCache(tmp_path / "responses.sqlite")
         inner = OpenAIChatModel("tiny", base_url=url, max_retries=1, timeout=30, concurrency=2)
-        m = inner.with_cache(cache)
+        m = CachingBackend(inner, cache)
         assert len(m.generate([USER], SamplingParams(max_tokens=2))) == 1
         assert cache.stats()["entries"] == 1
         errors: list[BaseException] = []

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from culturellm.llm import SamplingParams, ScoreRequest
-from culturellm.llm.local import load_local_chat
+from culturellm.llm.local_pool import load_local_chat
 from culturellm.llm.openai_backend import OpenAIChatModel
 from serve_helpers import http, start_server, stop, torch_threads
 
@@ -89,7 +89,7 @@ def test_one_server_answers_for_each_adapter_by_name(served, models) -> None:
         ("korean", str(models["korean"])),
         ("base", f"hf:{models['tiny']}"),
     ):
-        alone = load_local_chat(spec)
+        alone = load_local_chat(parse_spec(spec))
         with torch_threads(1):
             assert alone.generate([QUESTION], params)[0] == replies[name], name
             ref = alone.score([ScoreRequest(QUESTION, cands)])[0]

@@ -21,19 +21,19 @@ from culturellm.llm import (
 from culturellm.llm.base import ScoreResult
 from culturellm.llm.modelref import ModelRef, write_modelref
 from culturellm.llm.records import Completion, Scored
-from culturellm.llm.spec import spec_forms, spec_kinds
+from culturellm.llm.registry import spec_forms, spec_kinds, unregister_kind
 
 USER = [{"role": "user", "content": "How important is family in your life? Answer with a number."}]
 
 
 def test_every_form_parses_once(tmp_path, tiny_model_dir) -> None:
-    assert parse_spec("bundled") == ModelSpec("bundled", "bundled", name="bundled")
+    assert parse_spec("bundled") == ModelSpec("bundled", "bundled", name="bundled", local=True)
     assert parse_spec(" gemma3-270m ").kind == "gemma3-270m"
     assert parse_spec("openai:gpt-4o-mini") == ModelSpec("openai:gpt-4o-mini", "openai", name="gpt-4o-mini")
     assert parse_spec("fake:demo").name == "demo" and not parse_spec("fake:demo").local
     base = tmp_path / "base"
     tiny_model_dir(base)
-    assert parse_spec(f"hf:{base}") == ModelSpec(f"hf:{base}", "hf", path=base)
+    assert parse_spec(f"hf:{base}") == ModelSpec(f"hf:{base}", "hf", path=base, local=True)
     assert parse_spec(str(base)).path == base and parse_spec(str(base)).local
     # culture models: a merged model, an adapter on a base (the base parsed too), a remote fine-tune
     write_modelref(base, ModelRef(kind="merged", base="bundled"))
@@ -99,13 +99,11 @@ def test_a_plugin_kind_is_registered_like_the_builtins() -> None:
         # the base class did the accounting
         assert model.usage.requests == 1 and model.usage.by_kind == {"generate": 1}
     finally:
-        from culturellm.llm import spec as spec_mod
-
-        spec_mod._KINDS.pop("upper", None)
+        unregister_kind("upper")
 
 
 def test_fake_backend_is_deterministic_and_loads_no_weights(fake_model) -> None:
-    from culturellm.llm.local import _LOADED
+    from culturellm.llm.local_pool import _LOADED
 
     loaded = dict(_LOADED)
     other = load_backend(parse_spec("fake:other"))
@@ -139,7 +137,7 @@ def test_fake_evaluate_end_to_end(tmp_path) -> None:
 
     from culturellm.cli import app
     from culturellm.jsonio import read_jsonl
-    from culturellm.llm.local import _LOADED
+    from culturellm.llm.local_pool import _LOADED
 
     loaded = dict(_LOADED)
     out = tmp_path / "eval"
@@ -161,7 +159,8 @@ def test_fake_evaluate_end_to_end(tmp_path) -> None:
 
 
 def test_device_and_dtype_options(tmp_path, tiny_model_dir) -> None:
-    from culturellm.llm.local import load_local, load_local_chat, resolve_device, resolve_dtype
+    from culturellm.llm.loading import load_local, resolve_device, resolve_dtype
+    from culturellm.llm.local_pool import load_local_chat
 
     assert resolve_device("cpu") == "cpu" and resolve_dtype("auto", "cpu") == torch.float32
     assert resolve_dtype("bf16") == torch.bfloat16 and resolve_dtype("float16", "cuda") == torch.float16
@@ -172,7 +171,7 @@ def test_device_and_dtype_options(tmp_path, tiny_model_dir) -> None:
     for bad in (lambda: resolve_device("tpu"), lambda: resolve_dtype("int3")):
         with pytest.raises(CultureLLMError, match="unknown"):
             bad()
-    spec = tiny_model_dir(tmp_path / "m")
+    spec = parse_spec(tiny_model_dir(tmp_path / "m"))
     model, _ = load_local(spec, dtype="bfloat16", device="cpu")
     assert next(model.parameters()).dtype == torch.bfloat16
     model, _ = load_local(parse_spec(spec, device_map="auto"))  # accelerate places it (CPU here)

@@ -43,7 +43,7 @@ class GeneralModel:
 def base_spec(spec: str) -> str | None:
     """The base model spec of a culture model (a directory with culturellm.json or a PEFT adapter),
     None for anything else."""
-    from culturellm.llm.spec import parse_spec
+    from culturellm.llm.registry import parse_spec
 
     parsed = parse_spec(spec)
     return parsed.base.text if parsed.adapter is not None and parsed.base is not None else None
@@ -109,18 +109,19 @@ def _task_manager(include: list[str]) -> Any:
 def _lm(spec: str, batch_size: int, device: str | None, dtype: str | None) -> Any:
     """lm-eval's `hf` model around the model culturellm loads for `spec` (adapter merged), on `device`
     (None: the best available) in `dtype` (None: the device's default)."""
-    from culturellm.llm.spec import parse_spec
+    from culturellm.llm.registry import parse_spec
 
-    if not parse_spec(spec).local:
+    parsed = parse_spec(spec)
+    if not parsed.local:
         raise CultureLLMError(
             f"--general runs local models in-process; for '{spec}' run lm-eval's local-completions "
             "model against its server (docs/evaluation.md)"
         )
     from lm_eval.models.huggingface import HFLM
 
-    from culturellm.llm.local import load_local_chat
+    from culturellm.llm.local_pool import load_local_chat
 
-    chat = load_local_chat(spec, device=device, dtype=dtype)
+    chat = load_local_chat(parsed, device=device, dtype=dtype)
     return HFLM(
         pretrained=chat.model, tokenizer=chat.tokenizer, batch_size=batch_size, device=str(chat.device)
     )

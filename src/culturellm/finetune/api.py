@@ -171,7 +171,7 @@ def _write_outputs(
     the model card, the finished state; returns DIR/culturellm.json."""
     from culturellm.finetune.card import write_model_card
     from culturellm.llm.hub import hub_base
-    from culturellm.llm.spec import parse_spec
+    from culturellm.llm.registry import parse_spec
 
     base_ref, hub_repo = hub_base(parse_spec(base))  # a Hub base is recorded by its Hub id
     summary.update(

@@ -35,13 +35,13 @@ def load_base(spec: ModelSpec | str, config: FinetuneConfig | None = None, **opt
 
     Weights are loaded in float32 and left on the CPU (the Trainer moves them to its device; mixed
     precision comes from the training arguments) unless `options` say otherwise (`dtype`, `device`,
-    `device_map`, see `culturellm.llm.local.load_local`). With `config.quantize` 4bit/8bit they are
+    `device_map`, see `culturellm.llm.loading.load_local`). With `config.quantize` 4bit/8bit they are
     bitsandbytes-quantised on the accelerator of this process (or the CPU). A merged culture model is
     accepted as a base; a PEFT adapter or a remote model is not (one clear error line).
     """
     from culturellm.llm.convert import forget_gguf_quantization
-    from culturellm.llm.local import load_local
-    from culturellm.llm.spec import parse_spec
+    from culturellm.llm.loading import load_local
+    from culturellm.llm.registry import parse_spec
 
     spec = parse_spec(spec, **{"dtype": "float32", "device": "cpu", **options})
     if not spec.local:

@@ -5,10 +5,12 @@
     llm.generate([[{"role": "user", "content": "Hi"}]], SamplingParams(max_tokens=32))
     llm.score([ScoreRequest(messages, ("1", "2", "3", "4"))])
 
-Specs (`culturellm.llm.spec`, parsed once into a `ModelSpec`): `bundled`, `gemma3-270m`, `hf:PATH`,
-`openai:MODEL`, `fake:NAME`, a HF model directory, a PEFT adapter directory, or a directory/file holding
-culturellm.json; plugins add kinds through the `culturellm.spec_kinds` entry point. Every backend is a
-`Backend` (`culturellm.llm.backend`): it implements the detailed calls, the base does the rest.
+Specs (parsed once by `culturellm.llm.registry.parse_spec` into a `ModelSpec`, a plain value):
+`bundled`, `gemma3-270m`, `hf:PATH`, `openai:MODEL`, `fake:NAME`, a HF model directory, a PEFT adapter
+directory, or a directory/file holding culturellm.json; plugins add kinds through the
+`culturellm.spec_kinds` entry point. Every backend is a `Backend` (`culturellm.llm.backend`): it
+implements the detailed calls, the base does the rest; the response cache wraps one
+(`culturellm.llm.cache.CachingBackend`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from culturellm.llm.base import (
     ScoreResult,
     Usage,
 )
-from culturellm.llm.spec import ModelSpec, SpecKind, load_backend, parse_spec, register_kind
+from culturellm.llm.registry import SpecKind, load_backend, parse_spec, register_kind
+from culturellm.llm.spec import ModelSpec
 
 __all__ = [
     "Backend",
@@ -93,8 +96,8 @@ def load_model(
         parsed = parsed.with_options(api_key=api_key)
     model = load_backend(parsed)
     if cache:
-        from culturellm.llm.cache import open_cache
+        from culturellm.llm.cache import CachingBackend, open_cache
 
-        model = model.with_cache(open_cache())
+        model = CachingBackend(model, open_cache())
     with _MODELS_LOCK:
         return _MODELS.setdefault(key, model)

@@ -2,26 +2,21 @@
 
 A backend implements the two detailed calls, `generate_detailed` (one `Completion` per chat) and
 `score_detailed` (one `Scored` per request), each with what it cost and without touching `usage`.
-Everything around them lives here once: the public `generate`/`score` of the `ChatModel` protocol,
-usage accounting, and the response-cache hook (`with_cache`). This is the contract the cache relies on:
-`backend` (a class-level name), `model_id` (what the weights/endpoint are), and the detailed calls.
+Everything around them lives here once: the public `generate`/`score` of the `ChatModel` protocol and
+usage accounting. The response cache (`culturellm.llm.cache.CachingBackend`) wraps a backend and relies
+on this contract only: `backend` (a class-level name), `model_id` (what the weights/endpoint are),
+`score_tag` (what else changes score results) and the detailed calls. This module knows nothing of it.
 """
 
 from __future__ import annotations
 
-import copy
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from culturellm.llm.base import Chat, SamplingParams, ScoreRequest, ScoreResult, Usage
 from culturellm.llm.records import Completion, Scored, account
-
-if TYPE_CHECKING:
-    from typing import Self
-
-    from culturellm.llm.cache import ResponseCache
 
 Kind = Literal["generate", "score"]
 
@@ -30,11 +25,13 @@ class Backend(ABC):
     """A chat model: subclasses set `backend` and implement `generate_detailed`/`score_detailed`.
 
     name: the model spec it was loaded from (its name in outputs); model_id: what the response cache
-    keys on (weights fingerprint, endpoint...); usage: what this object's calls cost.
+    keys on (weights fingerprint, endpoint...); score_tag: what else than the model changes the numbers
+    `score` gives (an HTTP backend's scoring method), "" when nothing does; the response cache keys
+    score entries on it; usage: what this object's calls cost.
     """
 
     backend: ClassVar[str] = "backend"
-    cache: ResponseCache | None = None
+    score_tag: str = ""
 
     def __init__(self, name: str, model_id: str | None = None) -> None:
         self.name = name
@@ -66,26 +63,15 @@ class Backend(ABC):
         requests: Sequence[Chat] | Sequence[ScoreRequest],
         params: SamplingParams | None = None,
     ) -> list[Completion] | list[Scored]:
-        """The detailed answers of one call, from the cache where it has them, counted in `usage`."""
+        """The detailed answers of one call, counted in `usage` (cached answers as hits)."""
         requests = list(requests)
         if not requests:
             return []
         done: list[Completion] | list[Scored]
-        if self.cache is not None:
-            done = self.cache.answer(self, kind, requests, params)
-        elif kind == "generate":
+        if kind == "generate":
             done = self.generate_detailed(requests, params)  # type: ignore[arg-type]
         else:
             done = self.score_detailed(requests)  # type: ignore[arg-type]
         with self._usage_lock:
             account(self.usage, kind, done)
         return done
-
-    def with_cache(self, cache: ResponseCache | None) -> Self:
-        """This backend answering through `cache` (None: not cached), with usage of its own; the
-        weights, client and locks are shared with this object."""
-        view = copy.copy(self)
-        view.cache = cache
-        view.usage = Usage()
-        view._usage_lock = threading.Lock()
-        return view

@@ -44,9 +44,6 @@ class ScoreRequest:
     end_of_turn: bool = True
 
 
-SCORING_METHODS = ("exact", "first-token", "parse")
-
-
 @dataclass(frozen=True)
 class ScoreResult:
     """Per candidate: summed log-probability, number of scored tokens, and the mean per token.

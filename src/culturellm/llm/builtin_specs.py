@@ -1,4 +1,5 @@
-"""The built-in model spec kinds, registered the way a plugin registers its own (`register_kinds`).
+"""The built-in model spec kinds, registered the way a plugin registers its own: `register_kinds` is
+the first entry point the registry loads (`culturellm.llm.registry.BUILTIN`).
 
 Tried in this order: `hf:PATH`, the bundled models by name, `openai:MODEL`, `fake:NAME`, then a
 directory or file: a culture model (culturellm.json), a HF model directory or a plain PEFT adapter
@@ -14,7 +15,8 @@ from typing import Any
 
 from culturellm.errors import CultureLLMError, DataError
 from culturellm.llm.modelref import MODELREF_FILE, find_modelref, read_modelref
-from culturellm.llm.spec import ModelSpec, SpecKind, parse_spec, unknown_spec
+from culturellm.llm.registry import SpecKind, parse_spec, unknown_spec
+from culturellm.llm.spec import ModelSpec
 
 
 def register_kinds(register: Callable[[SpecKind], None]) -> None:
@@ -25,10 +27,10 @@ def register_kinds(register: Callable[[SpecKind], None]) -> None:
         "hf:ORG/NAME[@REVISION] or hf:PATH (a Hugging Face Hub id, from the HF cache or downloaded when "
         "online; or a local model directory)"
     )
-    register(SpecKind("hf", (hf_form,), _parse_hf, _load_local, True))
+    register(SpecKind("hf", (hf_form,), _parse_hf, _load_local, _hf_weights))
     for entry in BUNDLED.values():
         form = f"{entry.name} ({entry.description}, offline)"
-        register(SpecKind(entry.name, (form,), _parse_bundled, _load_local, True))
+        register(SpecKind(entry.name, (form,), _parse_bundled, _load_local, _bundled_weights))
     register(
         SpecKind(
             "openai",
@@ -54,7 +56,7 @@ def register_kinds(register: Callable[[SpecKind], None]) -> None:
             ),
             _parse_dir,
             _load_local,
-            True,
+            _dir_weights,
         )
     )
 
@@ -161,6 +163,31 @@ def _adapter_base(adapter: Path) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
+# Where the weights are (the `weights` hook of the local kinds; adapters are resolved to their base
+# by the registry before the hook is asked)
+
+
+def _bundled_weights(spec: ModelSpec) -> Path:
+    from culturellm.llm.convert import converted_dir
+
+    return converted_dir(spec.name or spec.kind)  # converting the bundled GGUF once
+
+
+def _hf_weights(spec: ModelSpec) -> Path:
+    if spec.path is not None:
+        return spec.path
+    from culturellm.llm.hub import snapshot
+
+    assert spec.name is not None
+    return snapshot(spec.name, spec.revision)  # the Hugging Face cache, downloaded when online
+
+
+def _dir_weights(spec: ModelSpec) -> Path:
+    assert spec.path is not None
+    return spec.path
+
+
+# --------------------------------------------------------------------------------------------------
 # Loaders
 
 # options of local models that a remote one has no use for (one command line serves both kinds)
@@ -168,7 +195,7 @@ LOCAL_ONLY = ("device", "dtype", "device_map", "batch_size", "score_rows", "scor
 
 
 def _load_local(spec: ModelSpec) -> Any:
-    from culturellm.llm.local import load_local_chat
+    from culturellm.llm.local_pool import load_local_chat
 
     return load_local_chat(spec)
 

@@ -6,10 +6,11 @@ entry by backend, model, messages, candidates and end_of_turn. Each entry stores
 tokens, cost and latency. Hit/miss counters (and tokens/cost saved by hits) persist in the database.
 A failed call stores nothing. Safe to share between threads and processes.
 
-`ResponseCache.answer` is the hook every `Backend` calls when it has a cache (`backend.with_cache`): it
-relies only on the backend contract (`backend`, `model_id`, `generate_detailed`, `score_detailed`).
-Misses are sent to the backend in chunks of `chunk` requests, each stored as soon as it returns, so a
-run killed (or a server lost) midway keeps what was already paid for.
+`CachingBackend(backend, cache)` wraps a backend, as lm-eval's `CachingLM` wraps an LM: the dependency
+runs one way (the cache knows the backend contract: `backend`, `model_id`, `score_tag`,
+`generate_detailed`, `score_detailed`; the backend knows nothing of the cache). Misses are sent to the
+wrapped backend in chunks of `chunk` requests, each stored as soon as it returns, so a run killed (or a
+server lost) midway keeps what was already paid for.
 """
 
 from __future__ import annotations
@@ -23,15 +24,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from culturellm import paths
+from culturellm.llm.backend import Backend, Kind
 from culturellm.llm.base import Chat, SamplingParams, ScoreRequest, ScoreResult
 from culturellm.llm.records import Completion, Scored
 from culturellm.sqlitecache import guarded
-
-if TYPE_CHECKING:
-    from culturellm.llm.backend import Backend, Kind
 
 T = TypeVar("T")
 
@@ -181,58 +180,6 @@ class ResponseCache:
                 list(deltas.items()),
             )
 
-    def answer(
-        self,
-        backend: Backend,
-        kind: Kind,
-        requests: Sequence[Any],
-        params: SamplingParams | None = None,
-        *,
-        chunk: int = 64,
-    ) -> list[Any]:
-        """`backend`'s detailed answers to `requests`: stored ones (marked `cached`) and, for the
-        others, the backend's (stored as each chunk returns). Identical requests are computed once."""
-        params = params or SamplingParams()
-        if kind == "generate":
-            keys = [generate_key(backend.backend, backend.model_id, r, params) for r in requests]
-        else:
-            # a backend whose scoring method changes its numbers (HTTP: exact / first-token / parse)
-            # keys its entries by the method it was asked for
-            tag = getattr(backend, "score_tag", "")
-            model = f"{backend.model_id}#{tag}" if tag else backend.model_id
-            keys = [score_key(backend.backend, model, r) for r in requests]
-        found = self.get_many(keys)
-        out: dict[str, Any] = {k: _stored(kind, row) for k, row in found.items()}
-        hit_rows = [found[k] for k in keys if k in found]
-        self.bump(
-            hits=len(hit_rows),
-            tokens_saved=sum(int(r[1]) + int(r[2]) for r in hit_rows),
-            cost_saved_usd=sum(float(r[3]) for r in hit_rows),
-        )
-        first: dict[str, int] = {}
-        for i, k in enumerate(keys):
-            if k not in found:
-                first.setdefault(k, i)
-        miss = list(first.values())
-        for start in range(0, len(miss), chunk):
-            part = miss[start : start + chunk]
-            batch = [requests[i] for i in part]
-            if kind == "generate":
-                done: list[Any] = backend.generate_detailed(batch, params)
-            else:
-                done = backend.score_detailed(batch)
-            self.put_many(
-                kind,
-                backend.backend,
-                backend.model_id,
-                [(keys[i], _response_json(d), d) for i, d in zip(part, done, strict=True)],
-            )
-            self.bump(misses=len(part))
-            out.update((keys[i], d) for i, d in zip(part, done, strict=True))
-        dups = len(keys) - len(hit_rows) - len(miss)
-        self.bump(hits=dups)
-        return [out[k] if k in found or first[k] == i else _as_hit(out[k]) for i, k in enumerate(keys)]
-
     def stats(self) -> dict[str, Any]:
         return self._guard(self._stats)
 
@@ -281,6 +228,82 @@ class ResponseCache:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+class CachingBackend(Backend):
+    """`inner` answering through the response cache `cache`, with usage of its own (weights, client and
+    locks are `inner`'s). Every other attribute is `inner`'s (`tokenizer`, `device_name`...)."""
+
+    def __init__(self, inner: Backend, cache: ResponseCache, *, chunk: int = 64) -> None:
+        super().__init__(inner.name, inner.model_id)
+        self.inner, self.cache, self.chunk = inner, cache, chunk
+
+    @property  # type: ignore[misc]
+    def backend(self) -> str:  # type: ignore[override]
+        return self.inner.backend
+
+    @property  # type: ignore[misc]
+    def score_tag(self) -> str:  # type: ignore[override]
+        return self.inner.score_tag
+
+    def __getattr__(self, name: str) -> Any:
+        inner = self.__dict__.get("inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+    def generate_detailed(
+        self, requests: Sequence[Chat], params: SamplingParams | None = None
+    ) -> list[Completion]:
+        return self._answer("generate", requests, params or SamplingParams())
+
+    def score_detailed(self, requests: Sequence[ScoreRequest]) -> list[Scored]:
+        return self._answer("score", requests, None)
+
+    def _answer(self, kind: Kind, requests: Sequence[Any], params: SamplingParams | None) -> list[Any]:
+        """The wrapped backend's detailed answers to `requests`: stored ones (marked `cached`) and, for
+        the others, the backend's (stored as each chunk returns). Identical requests are computed once."""
+        inner, cache, chunk = self.inner, self.cache, self.chunk
+        params = params or SamplingParams()
+        if kind == "generate":
+            keys = [generate_key(inner.backend, inner.model_id, r, params) for r in requests]
+        else:
+            # a backend whose scoring method changes its numbers (HTTP: exact / first-token / parse)
+            # keys its entries by the method it was asked for
+            tag = inner.score_tag
+            model = f"{inner.model_id}#{tag}" if tag else inner.model_id
+            keys = [score_key(inner.backend, model, r) for r in requests]
+        found = cache.get_many(keys)
+        out: dict[str, Any] = {k: _stored(kind, row) for k, row in found.items()}
+        hit_rows = [found[k] for k in keys if k in found]
+        cache.bump(
+            hits=len(hit_rows),
+            tokens_saved=sum(int(r[1]) + int(r[2]) for r in hit_rows),
+            cost_saved_usd=sum(float(r[3]) for r in hit_rows),
+        )
+        first: dict[str, int] = {}
+        for i, k in enumerate(keys):
+            if k not in found:
+                first.setdefault(k, i)
+        miss = list(first.values())
+        for start in range(0, len(miss), chunk):
+            part = miss[start : start + chunk]
+            batch = [requests[i] for i in part]
+            if kind == "generate":
+                done: list[Any] = inner.generate_detailed(batch, params)
+            else:
+                done = inner.score_detailed(batch)
+            cache.put_many(
+                kind,
+                inner.backend,
+                inner.model_id,
+                [(keys[i], _response_json(d), d) for i, d in zip(part, done, strict=True)],
+            )
+            cache.bump(misses=len(part))
+            out.update((keys[i], d) for i, d in zip(part, done, strict=True))
+        dups = len(keys) - len(hit_rows) - len(miss)
+        cache.bump(hits=dups)
+        return [out[k] if k in found or first[k] == i else _as_hit(out[k]) for i, k in enumerate(keys)]
 
 
 _CACHES: dict[Path, ResponseCache] = {}

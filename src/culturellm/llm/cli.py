@@ -98,17 +98,38 @@ def serve(
     ),
     max_body: int = typer.Option(1 << 20, "--max-body-bytes", min=1, help="Largest request body."),
     max_request_tokens: int = typer.Option(
-        4096, "--max-request-tokens", min=1, help="Most new tokens one request may ask for."
+        4096,
+        "--max-request-tokens",
+        min=1,
+        help="Most new tokens one request may ask for, all its prompts and choices together.",
     ),
     request_timeout: float = typer.Option(
-        300.0, "--request-timeout", min=0.1, help="Seconds of generation per request (then cut)."
+        300.0,
+        "--request-timeout",
+        min=0.1,
+        help="Seconds of model time per request, all its prompts together (then cut).",
+    ),
+    max_request_prompts: int = typer.Option(
+        256, "--max-request-prompts", min=1, help="Most prompts x n one request may send."
+    ),
+    max_prompt_tokens: int = typer.Option(
+        32768,
+        "--max-prompt-tokens",
+        min=1,
+        help="Most prompt tokens one log-prob (echo) request may have scored, all its prompts together.",
     ),
 ) -> None:
     """Serve local models over an OpenAI-compatible API (/v1/models, /v1/chat/completions, ...)."""
-    from culturellm.llm.server import Limits
-    from culturellm.llm.server import serve as run_server
+    from culturellm.serve import Limits
+    from culturellm.serve import serve as run_server
 
-    limits = Limits(max_body_bytes=max_body, max_tokens=max_request_tokens, request_seconds=request_timeout)
+    limits = Limits(
+        max_body_bytes=max_body,
+        max_tokens=max_request_tokens,
+        request_seconds=request_timeout,
+        max_prompts=max_request_prompts,
+        max_logprob_tokens=max_prompt_tokens,
+    )
     run_server(
         model,
         host=host,
@@ -125,7 +146,7 @@ def serve(
 def models() -> None:
     """List the model spec forms and the bundled models."""
     from culturellm.llm.convert import BUNDLED
-    from culturellm.llm.spec import spec_forms
+    from culturellm.llm.registry import spec_forms
 
     for entry in BUNDLED.values():
         print(f"{entry.name:14s} {entry.description}")

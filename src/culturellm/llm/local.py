@@ -1,7 +1,7 @@
-"""Local chat models (transformers + torch): batched generation and exact, batched scoring.
+"""The local chat model (transformers + torch): batched generation and exact, batched scoring.
 
-`load_local(spec)` resolves a model spec to raw HF objects (used by fine-tuning too);
-`LocalChatModel(model, tokenizer, name=...)` wraps any in-memory causal LM (tiny random ones in tests).
+`LocalChatModel(model, tokenizer, name=...)` wraps any in-memory causal LM (tiny random ones in tests);
+`culturellm.llm.local_pool.load_local_chat(spec)` loads one for a spec, once per process.
 
 Scoring is exact: each candidate is scored as the assistant turn that follows the chat template's
 generation prompt, token by token, from one forward pass of the prompt (KV cache reused for all of its
@@ -11,198 +11,32 @@ by length so that padding stays small: on CPU both halve the cost of a classific
 With `end_of_turn=True` the template's end-of-turn token (`<|im_end|>` for SmolLM2) is appended to
 every candidate, so "1" cannot beat "10" by being its prefix; with `end_of_turn=False` and
 single-token candidates the prompt pass alone suffices.
+
+`prompt_logprobs` gives the log-probability of every token of token-id sequences (what an OpenAI
+`echo` request asks for; `culturellm serve` uses it).
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import functools
 import threading
 import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from culturellm.errors import CultureLLMError
 from culturellm.llm.backend import Backend
 from culturellm.llm.base import Chat, SamplingParams, ScoreRequest, ScoreResult
+from culturellm.llm.hf_compat import (
+    cache_kwarg,
+    cache_of,
+    end_of_turn_ids,
+    ensure_chat_template,
+    row_stops,
+    select_cache,
+    sliding_window,
+)
 from culturellm.llm.records import Completion, Scored
-from culturellm.llm.spec import ModelSpec, parse_spec
-
-# A plain ChatML template for tokenizers that have none (tiny test tokenizers, base models).
-CHATML_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-
-# Gemma 3's chat template (the GGUF in the gemma3-270m packages carries none): system text is
-# prepended to the first user turn; the assistant role is called "model".
-GEMMA_TEMPLATE = (
-    "{{ bos_token }}"
-    "{%- if messages[0]['role'] == 'system' -%}"
-    "{%- set first_user_prefix = messages[0]['content'] + '\\n\\n' -%}"
-    "{%- set loop_messages = messages[1:] -%}"
-    "{%- else -%}{%- set first_user_prefix = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
-    "{%- for message in loop_messages -%}"
-    "{%- if message['role'] == 'assistant' -%}{%- set role = 'model' -%}"
-    "{%- else -%}{%- set role = message['role'] -%}{%- endif -%}"
-    "{{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else '') }}"
-    "{{ message['content'] | trim }}{{ '<end_of_turn>\\n' }}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\\n' }}{%- endif -%}"
-)
-
-
-def ensure_chat_template(tokenizer: Any) -> None:
-    """Give a tokenizer without a chat template the one its vocabulary implies (Gemma's turn
-    markers, else ChatML), and a pad token (EOS) when it has none; both are needed for batching."""
-    if tokenizer.chat_template is None:
-        vocab = tokenizer.get_vocab()
-        tokenizer.chat_template = GEMMA_TEMPLATE if "<start_of_turn>" in vocab else CHATML_TEMPLATE
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-
-
-# --------------------------------------------------------------------------------------------------
-# Resolving specs to HF objects
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
-_DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-
-
-def resolve_device(device: str | None = None) -> str:
-    """The torch device a `device` option names: auto (or None) is CUDA when there is one, else MPS,
-    else the CPU; an explicit accelerator that is not present is an error."""
-    import torch
-
-    name = (device or "auto").strip().lower()
-    kind = name.split(":", 1)[0]
-    if kind not in DEVICES:
-        raise CultureLLMError(f"unknown device '{device}': use one of {', '.join(DEVICES)}")
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = bool(mps is not None and mps.is_available())
-    if kind == "auto":
-        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise CultureLLMError(f"device '{name}': no CUDA device is available to torch {torch.__version__}")
-    if kind == "mps" and not has_mps:
-        raise CultureLLMError(f"device '{name}': the MPS backend is not available")
-    return name
-
-
-def resolve_dtype(dtype: str | None, device: str = "cpu") -> Any:
-    """The torch dtype a `dtype` option names; auto (or None): bfloat16 on a CUDA device that supports
-    it (float16 on one that does not), float16 on MPS, float32 on the CPU."""
-    import torch
-
-    name = _DTYPE_ALIASES.get(str(dtype or "auto").lower(), str(dtype or "auto").lower())
-    if name not in DTYPES:
-        raise CultureLLMError(f"unknown dtype '{dtype}': use one of {', '.join(DTYPES)}")
-    if name == "auto":
-        if device.startswith("cuda"):
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float16 if device.startswith("mps") else torch.float32
-    return getattr(torch, name)
-
-
-def resolve_local_dir(spec: ModelSpec | str) -> Path:
-    """The directory of weights a local spec loads from (an adapter's: its base's; converting bundled
-    GGUFs once; a Hub id's snapshot in the Hugging Face cache, downloaded when online)."""
-    from culturellm.llm.convert import BUNDLED, converted_dir
-
-    spec = parse_spec(spec)
-    if spec.adapter is not None and spec.base is not None:
-        return resolve_local_dir(spec.base)
-    if spec.path is not None:
-        return spec.path
-    if spec.kind in BUNDLED and spec.name:
-        return converted_dir(spec.name)
-    if spec.kind == "hf" and spec.name:
-        from culturellm.llm.hub import snapshot
-
-        return snapshot(spec.name, spec.revision)
-    where = f"{spec.source}: a remote model" if spec.source else f"'{spec.text}' is a remote model"
-    raise CultureLLMError(f"{where}: it has no local weights")
-
-
-def load_local(spec: ModelSpec | str, *, merge: bool = False, **options: Any) -> tuple[Any, Any]:
-    """Load raw HF objects `(model, tokenizer)` for a local model spec.
-
-    Adapters are loaded on top of their base as a `peft.PeftModel` (merged into the base weights when
-    `merge=True`). Options (here or in the spec's options): `device` (auto|cpu|cuda|mps, default auto:
-    the accelerator when there is one), `dtype` (auto|float32|bfloat16|float16, default auto: bf16 on
-    an accelerator that supports it, fp32 on the CPU), `device_map` (e.g. "auto": accelerate places the
-    layers over the devices there are; `device` is then not used), `quantization_config` (a
-    transformers BitsAndBytesConfig: the weights are loaded quantised, placed by `device_map`).
-    Only a Hub id (`hf:ORG/NAME`) that is not in the Hugging Face cache is downloaded, and only when
-    online (HF_HUB_OFFLINE unset).
-    """
-    spec = parse_spec(spec, **options)
-    directory = resolve_local_dir(spec)  # raises for remote models
-    device = resolve_device(spec.options.get("device"))
-    dtype = resolve_dtype(spec.options.get("dtype"), device)
-    device_map = spec.options.get("device_map")
-    extra = {
-        k: spec.options[k] for k in ("device_map", "quantization_config") if spec.options.get(k) is not None
-    }
-    model, tokenizer = _from_pretrained(directory, dtype=dtype, **extra)
-    if spec.adapter is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(spec.adapter))
-        if merge:
-            model = model.merge_and_unload()
-    if device_map is None and device != "cpu":
-        model = model.to(device)
-    model.eval()
-    return model, tokenizer
-
-
-def _from_pretrained(directory: Path, **kw: Any) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # no "Loading weights" bar for a 3 s load; restored below
-    try:
-        model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True, **kw)
-        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
-    except (OSError, ValueError) as e:
-        raise CultureLLMError(f"{directory}: cannot load model: {e}") from None
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
-    ensure_chat_template(tokenizer)
-    return model, tokenizer
-
-
-# --------------------------------------------------------------------------------------------------
-# The chat model
-
-
-def _end_of_turn_ids(tokenizer: Any) -> list[int]:
-    """Token ids the chat template puts after an assistant message (e.g. `<|im_end|>`), else EOS."""
-    marker = "\x00ZQX\x00"
-    try:
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": "hi"}, {"role": "assistant", "content": marker}], tokenize=False
-        )
-        tail = text.split(marker, 1)[1].strip()
-    except Exception:  # templates that reject this conversation
-        tail = ""
-    if tail:
-        ids = tokenizer(tail, add_special_tokens=False)["input_ids"]
-        # keep the special token(s) only: the template's trailing newline is not part of the turn
-        special = [i for i in ids if i in set(tokenizer.all_special_ids)]
-        if special:
-            return special[:1]
-        if ids:
-            return ids
-    if tokenizer.eos_token_id is None:
-        raise CultureLLMError("tokenizer has neither an end-of-turn token in its chat template nor an EOS")
-    return [int(tokenizer.eos_token_id)]
 
 
 class LocalChatModel(Backend):
@@ -242,12 +76,12 @@ class LocalChatModel(Backend):
         self.score_tokens = score_tokens
         self.score_max_pad = score_max_pad
         self.score_min_prefix = score_min_prefix
-        self.sliding_window = _sliding_window(model)
+        self.sliding_window = sliding_window(model)
         self.progress = progress
         self._lock = threading.Lock()  # one forward pass at a time (torch uses all cores anyway)
         ensure_chat_template(tokenizer)
         self.pad_id = int(tokenizer.pad_token_id)
-        self.eot_ids = _end_of_turn_ids(tokenizer)
+        self.eot_ids = end_of_turn_ids(tokenizer)
         stop = {self.eot_ids[0]} if len(self.eot_ids) == 1 else set()
         if tokenizer.eos_token_id is not None:
             stop.add(int(tokenizer.eos_token_id))
@@ -374,7 +208,7 @@ class LocalChatModel(Backend):
                         )
                     extra: dict[str, Any] = {}
                     if stop_checks is not None:
-                        extra["stopping_criteria"] = _row_stops([stop_checks[i] for i in idx])
+                        extra["stopping_criteria"] = row_stops([stop_checks[i] for i in idx])
                     result = self.model.generate(input_ids=ids, attention_mask=mask, **gen_kw, **extra)
                 latency = (time.perf_counter() - t0) / len(idx)
                 seqs = result.sequences if logprobs is not None else result
@@ -500,7 +334,7 @@ class LocalChatModel(Backend):
 
         ids = torch.tensor([first[:k]], dtype=torch.long, device=self.device)
         out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-        return k, _cache_of(out)
+        return k, cache_of(out)
 
     def _score_kv(
         self,
@@ -523,7 +357,7 @@ class LocalChatModel(Backend):
         kw: dict[str, Any] = {}
         if plen:  # the suffixes continue the shared prefix: [prefix][left pads][suffix]
             rows0 = torch.zeros(len(idx), dtype=torch.long, device=ids.device)
-            kw[_cache_kwarg()] = _select_cache(pcache, rows0)
+            kw[cache_kwarg()] = select_cache(pcache, rows0)
             kw["cache_position"] = torch.arange(plen, plen + ids.shape[1], device=ids.device)
             mask = torch.cat([torch.ones((len(idx), plen), dtype=mask.dtype, device=mask.device), mask], 1)
             pos = pos + plen
@@ -536,7 +370,7 @@ class LocalChatModel(Backend):
             sums[i][j] = float(first[b, cands[i][j][0]])
         if not multi:
             return
-        cache = _cache_of(out)
+        cache = cache_of(out)
         width = mask.shape[1]
         step = self._rows_per_pass(width)  # each row holds a copy of its prompt's KV cache
         rows = [r for r in rows if len(cands[r[1]][r[2]]) > 1]
@@ -553,7 +387,7 @@ class LocalChatModel(Backend):
                 c_ids[r, : len(t)] = torch.tensor(t)
                 c_mask[r, : len(t)] = 1
             sel = torch.tensor([b for b, _, _ in chunk], dtype=torch.long, device=ids.device)
-            sub = _select_cache(cache, sel)
+            sub = select_cache(cache, sel)
             full_mask = torch.cat([mask.index_select(0, sel), c_mask.to(ids.device)], dim=1)
             start_pos = mask.index_select(0, sel).sum(-1, keepdim=True)
             c_pos = start_pos + torch.arange(c_width, device=ids.device)[None, :]
@@ -564,7 +398,7 @@ class LocalChatModel(Backend):
                 position_ids=c_pos,
                 cache_position=cache_pos,
                 use_cache=True,
-                **{_cache_kwarg(): sub},
+                **{cache_kwarg(): sub},
             )
             lp = torch.log_softmax(o.logits.float(), dim=-1)
             for r, (_, i, j) in enumerate(chunk):
@@ -599,48 +433,107 @@ class LocalChatModel(Backend):
                 t = torch.tensor(c, device=lp.device)
                 sums[i][j] = float(lp[r, torch.arange(k0, k0 + n, device=lp.device), t].sum())
 
+    # -- prompt log-probabilities ------------------------------------------------------------------
 
-def _row_stops(checks: Sequence[Any]) -> Any:
-    """A StoppingCriteriaList that stops each row when its callable returns True."""
+    def prompt_logprobs(
+        self,
+        groups: Sequence[Sequence[Sequence[int]]],
+        k: int = 0,
+        *,
+        stop_checks: Sequence[Callable[[], bool]] | None = None,
+    ) -> list[list[dict[str, Any]] | None]:
+        """Per group (one request's token-id sequences), per sequence: the log-probability of every
+        token after the first given the tokens before it (`token_logprobs`), its top-k alternatives
+        (`top`: (id, logprob) pairs), and the greedy next token after the whole sequence (`next`,
+        `next_top`). The prefix a group's sequences share (a scoring request's prompt) runs once; its KV
+        cache is reused for every sequence's remaining tokens. `stop_checks`: one callable per group,
+        asked before every forward pass; a group whose callable returns True stops there and gets
+        None (a cancelled request or a time limit; `culturellm serve` uses it)."""
+        import torch
+
+        checks = list(stop_checks) if stop_checks is not None else [lambda: False] * len(groups)
+        with self._lock, torch.inference_mode():
+            return [
+                self._group_logprobs([list(s) for s in seqs], k, stop)
+                for seqs, stop in zip(groups, checks, strict=True)
+            ]
+
+    def _group_logprobs(
+        self, seqs: list[list[int]], k: int, stop: Callable[[], bool]
+    ) -> list[dict[str, Any]] | None:
+        import torch
+
+        if stop():
+            return None
+        first, n = seqs[0], min(len(s) for s in seqs) - 1  # every sequence keeps >= 1 token of its own
+        plen = 0
+        while plen < n and all(s[plen] == first[plen] for s in seqs):
+            plen += 1
+        dev, pre_lp, cache = self.device, None, None
+        if plen:
+            out = self.model(input_ids=torch.tensor([first[:plen]], device=dev), use_cache=True)
+            pre_lp = torch.log_softmax(out.logits[0].float(), dim=-1)  # (plen, V): row t predicts t+1
+            cache = cache_of(out)
+        vocab = int(self.model.get_output_embeddings().weight.shape[0])
+        step = max(1, (32 << 20) // (vocab * max(len(s) - plen for s in seqs)))  # logits under ~128 MB
+        results: list[dict[str, Any]] = []
+        for start in range(0, len(seqs), step):
+            if stop():
+                return None
+            lp = self._suffix_logprobs([s[plen:] for s in seqs[start : start + step]], plen, cache)
+            for r, seq in enumerate(seqs[start : start + step]):
+                # distributions predicting tokens 1..len-1, then the one after the sequence
+                own = lp[r, : len(seq) - plen]
+                dists = torch.cat([pre_lp, own]) if pre_lp is not None else own
+                vals, top = _rows_of(dists, seq[1:], k)
+                nv, ni = dists[-1].max(-1)
+                _, next_top = _rows_of(dists[-1:], [int(ni)], k)
+                results.append(
+                    {
+                        "token_logprobs": vals,
+                        "top": top,
+                        "next": (int(ni), float(nv)),
+                        "next_top": next_top[0] if next_top else [],
+                    }
+                )
+        return results
+
+    def _suffix_logprobs(self, part: list[list[int]], plen: int, cache: Any) -> Any:
+        """Log-softmax over the vocabulary at every position of `part` (right-padded), continuing a
+        shared prefix of `plen` tokens whose KV cache is `cache`: (rows, width, V)."""
+        import torch
+
+        dev, width = self.device, max(len(x) for x in part)
+        ids = torch.full((len(part), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(part), plen + width), dtype=torch.long)
+        mask[:, :plen] = 1
+        for r, x in enumerate(part):  # right-padded: pads after a row's tokens cannot affect them
+            ids[r, : len(x)] = torch.tensor(x)
+            mask[r, plen : plen + len(x)] = 1
+        kw: dict[str, Any] = {}
+        if plen:
+            kw = {
+                cache_kwarg(): select_cache(cache, torch.zeros(len(part), dtype=torch.long, device=dev)),
+                "cache_position": torch.arange(plen, plen + width, device=dev),
+            }
+        pos = torch.arange(plen, plen + width, device=dev)[None, :].expand(len(part), -1)
+        out = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos, **kw)
+        return torch.log_softmax(out.logits.float(), dim=-1)
+
+
+def _rows_of(lp: Any, targets: list[int], k: int) -> tuple[list[float], list[list[tuple[int, float]]]]:
+    """Log-probs of `targets` under the distributions `lp` (one row per target) and their top-k."""
     import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
 
-    class RowStop(StoppingCriteria):
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            return torch.tensor([bool(c()) for c in checks], dtype=torch.bool, device=input_ids.device)
-
-    return StoppingCriteriaList([RowStop()])
-
-
-def _sliding_window(model: Any) -> int | None:
-    """The attention window of a model with sliding-window layers (Gemma 3, Mistral...), else None."""
-    cfg = getattr(model, "config", None)
-    cfg = getattr(cfg, "text_config", None) or cfg
-    window = getattr(cfg, "sliding_window", None)
-    return int(window) if isinstance(window, int) and window > 0 else None
-
-
-@functools.cache
-def _cache_kwarg() -> str:
-    """The forward() keyword of the KV cache: `cache` since transformers 5.24, `past_key_values` before
-    (still accepted, with a deprecation warning)."""
-    import inspect
-
-    from transformers import LlamaForCausalLM
-
-    return "cache" if "cache" in inspect.signature(LlamaForCausalLM.forward).parameters else "past_key_values"
-
-
-def _cache_of(out: Any) -> Any:
-    return out.cache if "cache" in out else out.past_key_values
-
-
-def _select_cache(cache: Any, index: Any) -> Any:
-    """A new cache holding rows `index` of `cache` (the original is left intact)."""
-    sub = copy.copy(cache)
-    sub.layers = [copy.copy(layer) for layer in cache.layers]
-    sub.reorder_cache(index)
-    return sub
+    if not targets:
+        return [], []
+    tgt = torch.tensor(targets, dtype=torch.long, device=lp.device)
+    vals = lp[: len(targets)].gather(1, tgt[:, None])[:, 0].tolist()
+    top: list[list[tuple[int, float]]] = []
+    if k > 0:
+        tv, ti = lp[: len(targets)].topk(k, dim=-1)
+        top = [list(zip(i, v, strict=True)) for i, v in zip(ti.tolist(), tv.tolist(), strict=True)]
+    return vals, top
 
 
 def _apply_stop(text: str, stop: Sequence[str]) -> str:
@@ -651,63 +544,3 @@ def _apply_stop(text: str, stop: Sequence[str]) -> str:
             if 0 <= k < cut:
                 cut = k
     return text[:cut]
-
-
-# --------------------------------------------------------------------------------------------------
-# Memoised loading
-
-
-def local_fingerprint(spec: ModelSpec | str) -> str:
-    """A short hash of the weight files a local spec loads (names, sizes, mtimes), so the response
-    cache never answers for a re-trained adapter or model from entries of its previous version."""
-    import hashlib
-
-    spec = parse_spec(spec)
-    if spec.adapter is not None and spec.base is not None:
-        return f"{local_fingerprint(spec.base)}+{_hash_dirs([spec.adapter])}"
-    return hashlib.sha256(_hash_dirs([resolve_local_dir(spec)]).encode()).hexdigest()[:12]
-
-
-def _hash_dirs(dirs: Sequence[Path]) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for d in dirs:
-        for f in sorted(d.iterdir()):
-            if f.is_file() and f.suffix in (".safetensors", ".bin", ".json", ".model", ".jinja"):
-                st = f.stat()
-                h.update(f"{f.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:12]
-
-
-LOAD_OPTIONS = ("device", "dtype", "device_map", "quantization_config")  # the rest are LocalChatModel options
-_LOADED: dict[tuple[str, str, str, str], LocalChatModel] = {}
-_LOAD_LOCK = threading.Lock()
-
-
-def load_local_chat(spec: ModelSpec | str, **options: Any) -> LocalChatModel:
-    """A `LocalChatModel` for a local spec, loaded once per process (memoised on the spec and the
-    device, dtype and device map it resolves to); adapters are merged into their base for inference.
-    Options: `device`, `dtype`, `device_map` (see `load_local`), and LocalChatModel's (`batch_size`...).
-    """
-    spec = parse_spec(spec, **options)
-    load = {k: v for k, v in spec.options.items() if k in LOAD_OPTIONS and v is not None}
-    device = resolve_device(load.get("device"))
-    dtype = str(resolve_dtype(load.get("dtype"), device)).removeprefix("torch.")
-    key = (spec.text, device, dtype, repr(load.get("device_map")))
-    with _LOAD_LOCK:
-        if key not in _LOADED:
-            t0 = time.perf_counter()
-            model, tokenizer = load_local(spec.with_options(device=device, dtype=dtype), merge=True)
-            rest = {k: v for k, v in spec.options.items() if k not in LOAD_OPTIONS}
-            if rest.get("batch_size") in (None, "auto"):  # from the free memory of the accelerator
-                from culturellm.llm.memory import auto_batch_size
-
-                rest["batch_size"] = auto_batch_size(model, device)
-            chat = LocalChatModel(model, tokenizer, name=spec.text, **rest)
-            chat.device_name, chat.dtype_name = device, dtype
-            suffix = f":{dtype}" if dtype != "float32" else ""  # fp32 keys match earlier versions' entries
-            chat.model_id = f"{spec.text}@{local_fingerprint(spec)}{suffix}"
-            chat.load_seconds = time.perf_counter() - t0
-            _LOADED[key] = chat
-        return _LOADED[key]

@@ -1,0 +1,45 @@
+"""POST /v1/chat/completions."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from culturellm.serve.protocol import ChatRequestIn, chat_logprobs, invalid, messages_of, usage_of
+from culturellm.serve.serving import Serving
+
+
+class ServingChat(Serving):
+    async def chat_completions(self, body: ChatRequestIn, request: Any) -> dict[str, Any]:
+        """Chat completions: `logprobs`/`top_logprobs`, `n`, `seed`, `stop`; vLLM's
+        `add_generation_prompt` / `continue_final_message`."""
+        name = self.check(body)
+        if body.top_logprobs is not None and not body.logprobs:
+            raise invalid("top_logprobs requires logprobs=true", "top_logprobs")
+        prompt = self.render(
+            messages_of(body.messages), body.add_generation_prompt, body.continue_final_message
+        )
+        k = (body.top_logprobs or 0) if body.logprobs else None
+        asked = body.max_completion_tokens or body.max_tokens
+        limit = self.budget(prompt, asked, "max_tokens", copies=body.n)
+        budget = self.new_budget()
+        jobs = [self.job(budget, name, "generate", prompt, body.params(limit, i), k) for i in range(body.n)]
+        outs = await self.wait(request, jobs)
+        choices = [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": o.text},
+                "logprobs": chat_logprobs(o) if k is not None else None,
+                "finish_reason": o.finish_reason,
+            }
+            for i, o in enumerate(outs)
+        ]
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": name,
+            "choices": choices,
+            "usage": usage_of([prompt], sum(o.completion_tokens for o in outs)),
+        }
