@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from culturellm.llm import SamplingParams, ScoreRequest
+from culturellm.llm import SamplingParams, ScoreRequest, parse_spec
 from culturellm.llm.local_pool import load_local_chat
 from culturellm.llm.openai_backend import OpenAIChatModel
 from serve_helpers import http, start_server, stop, torch_threads
