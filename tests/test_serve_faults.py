@@ -174,7 +174,7 @@ def test_health_reports_a_dead_worker(tiny) -> None:
         assert status == 503 and health["status"] == "dead"
         t0 = time.monotonic()
         r = http("POST", f"{url}/chat/completions", {"model": "tiny", "messages": CHAT, "max_tokens": 2})
-        assert r.status_code == 503 and "worker" in r.json()["error"]["message"]
+        assert r.status_code == 503 and "worker" in r.json()["error"]["message"], r._body[:300]
         assert time.monotonic() - t0 < 5
     finally:
         srv.should_exit = True

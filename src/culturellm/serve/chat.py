@@ -6,12 +6,14 @@ import time
 import uuid
 from typing import Any
 
+from fastapi import Request
+
 from culturellm.serve.protocol import ChatRequestIn, chat_logprobs, invalid, messages_of, usage_of
 from culturellm.serve.serving import Serving
 
 
 class ServingChat(Serving):
-    async def chat_completions(self, body: ChatRequestIn, request: Any) -> dict[str, Any]:
+    async def chat_completions(self, body: ChatRequestIn, request: Request) -> dict[str, Any]:
         """Chat completions: `logprobs`/`top_logprobs`, `n`, `seed`, `stop`; vLLM's
         `add_generation_prompt` / `continue_final_message`."""
         name = self.check(body)

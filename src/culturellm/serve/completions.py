@@ -8,6 +8,8 @@ import time
 import uuid
 from typing import Any
 
+from fastapi import Request
+
 from culturellm.llm.base import SamplingParams
 from culturellm.llm.records import Completion
 from culturellm.serve.protocol import CompletionRequestIn, generated_legacy_logprobs, invalid, usage_of
@@ -16,7 +18,7 @@ from culturellm.serve.worker import Budget
 
 
 class ServingCompletions(Serving):
-    async def completions(self, body: CompletionRequestIn, request: Any) -> dict[str, Any]:
+    async def completions(self, body: CompletionRequestIn, request: Request) -> dict[str, Any]:
         name = self.check(body)
         prompts = self.prompts_of(body)
         budget = self.new_budget()
@@ -34,7 +36,7 @@ class ServingCompletions(Serving):
         }
 
     async def plain_choices(
-        self, request: Any, budget: Budget, name: str, body: CompletionRequestIn, prompts: list[list[int]]
+        self, request: Request, budget: Budget, name: str, body: CompletionRequestIn, prompts: list[list[int]]
     ) -> tuple[list[dict[str, Any]], int]:
         """Completions without echo: generated text (and its log-probs when asked for)."""
         if not body.max_tokens:
@@ -59,7 +61,7 @@ class ServingCompletions(Serving):
         return choices, sum(o.completion_tokens for o in outs)
 
     async def echo_choices(
-        self, request: Any, budget: Budget, name: str, body: CompletionRequestIn, prompts: list[list[int]]
+        self, request: Request, budget: Budget, name: str, body: CompletionRequestIn, prompts: list[list[int]]
     ) -> tuple[list[dict[str, Any]], int]:
         """Completions with echo: prompt log-probs from one forward pass; greedy 0-1 new tokens come
         from the same pass, anything else is generated afterwards."""
