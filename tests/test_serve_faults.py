@@ -17,6 +17,7 @@ from serve_helpers import http, start_server, stop
 pytestmark = pytest.mark.slow
 CHAT = [{"role": "user", "content": "Tell me a long story."}]
 SEQ_LEN = 600  # token ids per echo prompt: one forward pass each over a 49k vocabulary (~0.1 GB logits)
+LONG_LEN = 1000  # the time-limit test's: 64 of them take several seconds even on a fast machine
 
 
 @pytest.fixture(scope="module")
@@ -116,11 +117,17 @@ def test_limits_hold_per_request_across_its_prompts(tiny) -> None:
         "--max-request-prompts",
         "64",
         "--max-prompt-tokens",
-        str(64 * SEQ_LEN),
+        str(64 * LONG_LEN),
     )
     try:
         many = {"model": "tiny", "prompt": [f"Story number {i}:" for i in range(24)], "max_tokens": 4000}
-        echo = {"model": "tiny", "prompt": _echo_prompts(64), "max_tokens": 0, "echo": True, "logprobs": 0}
+        echo = {
+            "model": "tiny",
+            "prompt": _echo_prompts(64, LONG_LEN),
+            "max_tokens": 0,
+            "echo": True,
+            "logprobs": 0,
+        }
         for payload in ({**many, "temperature": 0}, echo):
             t0 = time.monotonic()
             r = http("POST", f"{url}/completions", payload, timeout=120)
@@ -138,7 +145,7 @@ def test_limits_hold_per_request_across_its_prompts(tiny) -> None:
                 {"model": "tiny", "prompt": ["a"] * 40, "max_tokens": 1, "n": 2},
                 "prompts",
             ),  # 80 > 64 prompts x n
-            ({**echo, "prompt": _echo_prompts(65)}, "prompt tokens"),  # 65 x 600 > 64 x 600 tokens
+            ({**echo, "prompt": _echo_prompts(65, LONG_LEN)}, "prompt tokens"),  # 65 x 1000 > 64 x 1000
         ]
         for payload, words in over:
             r = http("POST", f"{url}/completions", payload, timeout=60)
