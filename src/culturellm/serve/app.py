@@ -19,7 +19,7 @@ from culturellm.serve.host import ModelHost, load_host
 from culturellm.serve.models import ServingModels
 from culturellm.serve.protocol import APIError, Limits, error_body
 from culturellm.serve.tokenize import ServingTokenization
-from culturellm.serve.worker import STUCK_GRACE_S, Worker
+from culturellm.serve.worker import STUCK_GRACE_S, Cancelled, Worker
 
 LOG = logging.getLogger("culturellm.serve")
 
@@ -121,6 +121,15 @@ async def _on_http(_: Any, e: Any) -> Any:
     return JSONResponse(error_body(str(e.detail), kind, None, code), status_code=e.status_code)
 
 
+async def _on_cancelled(_: Any, e: Cancelled) -> Any:
+    """The client went away: its request was cancelled; nothing to log beyond one line (a traceback
+    per disconnect would flood the log, and a server whose output is not read would block on it)."""
+    from fastapi.responses import JSONResponse
+
+    LOG.info("request cancelled: the client disconnected")
+    return JSONResponse(error_body("the client closed the request", "invalid_request_error"), status_code=499)
+
+
 async def _on_crash(_: Any, e: Exception) -> Any:
     from fastapi.responses import JSONResponse
 
@@ -136,6 +145,7 @@ def _add_error_handlers(app: Any) -> None:
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     app.add_exception_handler(APIError, _on_api_error)
+    app.add_exception_handler(Cancelled, _on_cancelled)
     app.add_exception_handler(RequestValidationError, _on_invalid)
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(Exception, _on_crash)
