@@ -136,10 +136,10 @@ def test_limits_hold_per_request_across_its_prompts(tiny) -> None:
             assert "--request-timeout" in r.json()["error"]["message"]
             assert took < timeout + 6, f"a request of many prompts ran {took:.1f} s under a {timeout} s limit"
         assert _health(url)[0] == 200
-        over = [  # 20 x 8000 > 100000 new tokens; 40 x 2 > 64 prompts x n; 65 x 1000 > 64 x 1000 tokens
+        over = [  # 20 x 8000 > 100000 new tokens; 40 x 2 > 64 prompts x n; 32 x 2001 > 64 x 1000 tokens
             ({"model": "tiny", "prompt": ["a"] * 20, "max_tokens": 8000}, "max_tokens"),
             ({"model": "tiny", "prompt": ["a"] * 40, "max_tokens": 1, "n": 2}, "prompts"),
-            ({**echo, "prompt": _echo_prompts(65, LONG_LEN)}, "prompt tokens"),
+            ({**echo, "prompt": _echo_prompts(32, 2 * LONG_LEN + 1)}, "prompt tokens"),
         ]
         for payload, words in over:
             r = http("POST", f"{url}/completions", payload, timeout=60)
