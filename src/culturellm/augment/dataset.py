@@ -23,18 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from culturellm.augment.config import Target
+from culturellm.augment.config import DatasetConfig, Target
 from culturellm.errors import CultureLLMError, DataError
 from culturellm.jsonio import iter_jsonl, write_json, write_jsonl
 from culturellm.prompts import culture_system_prompt, survey_messages
 
-TARGETS = ("majority", "distribution", "sampled")
-TARGET_HELP = (
-    "majority (the paper: every wording answered with the survey's majority code), "
-    "distribution (soft labels: the majority code plus the survey distribution as "
-    "`target_distribution`; local training learns the distribution), or sampled (each wording gets a "
-    "code drawn so the codes follow the distribution: hard labels, for the OpenAI fine-tuning API)"
-)
 
 
 def split_manifest_path(out: Path | str) -> Path:
@@ -267,34 +260,30 @@ def build_training_set(
     cultures: Sequence[str],
     augmented: Path | str,
     out: Path | str,
-    target: Target = "majority",
-    holdout_questions: int = 0,
-    holdout_fraction: float = 0.0,
-    seed: int = 0,
+    config: DatasetConfig | None = None,
     *,
-    holdout_variants: float = 0.0,
-    drop_rejected: bool = False,
     steps: Sequence[str] | None = None,
     max_records: int | None = None,
 ) -> dict[str, Any]:
     """Write `out` (OpenAI chat JSONL) for one culture or, with several / 'all', CultureLLM-One
     (the union, each record's system prompt naming its culture). Returns the manifest, also written
-    to `<out>.manifest.json`. Questions a culture never answered produce no record. `drop_rejected`:
-    leave out the samples that reviewers rejected (`culturellm review`; reviews.jsonl beside the set).
+    to `<out>.manifest.json`. Questions a culture never answered produce no record. `config` (the
+    one `culturellm dataset` resolves from its flags; None: DatasetConfig's defaults) sets the answer
+    target, the held-out split and its seed, and whether samples reviewers rejected are left out.
 
     The split is always made on every variant of the file, so it does not depend on `steps` (train on
     the variants of these augmentation steps only, e.g. ("seed", "paraphrase")) or `max_records` (a
     seeded subsample of the training records): the ablation's sets share one held-out split."""
-    if target not in TARGETS:
-        raise CultureLLMError(f"unknown target {target!r}; expected one of: {', '.join(TARGETS)}")
+    cfg = config or DatasetConfig()
+    target, seed = cfg.target, cfg.seed
     augmented, out = Path(augmented), Path(out)
     variants = read_augmented(augmented)
-    review = _drop_rejected(variants, augmented) if drop_rejected else None
+    review = _drop_rejected(variants, augmented) if cfg.drop_rejected else None
     split = make_split(
         variants,
-        holdout_questions=holdout_questions,
-        holdout_fraction=holdout_fraction,
-        holdout_variants=holdout_variants,
+        holdout_questions=cfg.holdout_questions,
+        holdout_fraction=cfg.holdout_fraction,
+        holdout_variants=cfg.holdout_variants,
         seed=seed,
     )
     train_ids = set(split.pop("train_variant_ids"))
@@ -331,9 +320,9 @@ def build_training_set(
         "steps": list(steps) if steps is not None else None,
         "max_records": max_records,
         "holdout": {
-            "questions": holdout_questions,
-            "fraction": holdout_fraction,
-            "variants": holdout_variants,
+            "questions": cfg.holdout_questions,
+            "fraction": cfg.holdout_fraction,
+            "variants": cfg.holdout_variants,
         },
         "counts": {
             "records": len(records),

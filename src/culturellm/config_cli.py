@@ -1,0 +1,144 @@
+"""The config is the CLI: a stage command's flags are made from its config class's fields.
+
+`@config_command(EvaluateConfig, "evaluate")` turns `def evaluate_command(config: EvaluateConfig,
+**own)` into a typer command whose options are the function's own (what is not a stage option: the
+models, the output directory, ...), one flag per field of the config and `--config FILE` (that file's
+`[evaluate]` table). A field's flag is `--field-name` with the field's type, its `description` and
+default as help; `settings.Flag(...)` in the field's `Annotated` type gives other names, a bool's off
+switch or a parser of the flag's text. On a call the flags that were given (a flag left unset is not a
+value) are resolved with the one precedence rule, defaults < preset < TOML < flags (settings.resolve),
+into the config object the function receives: the option is written once, in the config class.
+
+Like transformers' HfArgumentParser / TRL's TrlParser, which make argparse arguments from dataclass
+fields (help and aliases in the field's metadata), but on click options through typer.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import typer
+from pydantic.fields import FieldInfo
+
+from culturellm.llm.placement import BATCH_HELP, DEVICE_HELP, DTYPE_HELP, Device, Dtype
+from culturellm.settings import Flag, StageConfig, field_help, flags, load_toml, marker, resolve
+
+C = TypeVar("C", bound=StageConfig)
+R = TypeVar("R")
+CONFIG_FILE = "config_file"  # the parameter of --config
+
+
+@dataclass(frozen=True)
+class FieldFlag:
+    """The command-line flag of one config field."""
+
+    name: str  # the field (and the command function's parameter)
+    names: tuple[str, ...]  # e.g. ("--question", "-q"); the first is the one messages name
+    off: str | None  # a bool's off switch
+    type: Any  # what typer parses the flag's text into
+    parse: Callable[[str], Any] | None
+    help: str
+
+    @classmethod
+    def of(cls, config: type[StageConfig], name: str, info: FieldInfo) -> FieldFlag:
+        spec = marker(info, Flag) or Flag()
+        names = spec.names or ("--" + name.replace("_", "-"),)
+        kind = str if spec.parse is not None else _flag_type(config, name, info.annotation)
+        off = spec.off or ("--no-" + names[0][2:] if kind is bool else None)
+        return cls(name, names, off, kind, spec.parse, field_help(config, name))
+
+    def parameter(self, panel: str) -> inspect.Parameter:
+        decls = (f"{self.names[0]}/{self.off}", *self.names[1:]) if self.off else self.names
+        option = typer.Option(*decls, help=self.help, rich_help_panel=panel, show_default=False)
+        annotation = Annotated[self.type | None, option]  # None: not given, so not a value
+        return inspect.Parameter(self.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+
+    def value(self, given: Any) -> Any:
+        """The field's value from what typer parsed (None and an empty list: the flag was not given)."""
+        if given is None or given == []:
+            return None
+        if self.parse is None:
+            return given
+        try:
+            return self.parse(given)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint=f"'{self.names[0]}'") from None
+
+
+def _flag_type(config: type[StageConfig], name: str, annotation: Any) -> Any:
+    """The field's type without None (what its flag takes); a union of several types needs a parser."""
+    args = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+    kinds = [a for a in args if a is not type(None)]
+    if len(kinds) != 1:
+        raise TypeError(f"{config.__name__}.{name}: a {annotation} field needs Flag(parse=...) for its flag")
+    kind = kinds[0]
+    if get_origin(kind) is list and get_origin(get_args(kind)[0]) is Literal:
+        raise TypeError(f"{config.__name__}.{name}: a list of choices needs Flag(parse=...) for its flag")
+    return kind
+
+
+def field_flags(config: type[StageConfig]) -> list[FieldFlag]:
+    """One flag per field of `config`, in field order."""
+    return [FieldFlag.of(config, name, info) for name, info in config.model_fields.items()]
+
+
+def config_command(config: type[C], section: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Decorate `fn(config: C, **own)` into a typer command: `own`'s options, a flag per field of
+    `config` and --config FILE (its `[section]` table); `fn` is called with the resolved config."""
+
+    def decorate(fn: Callable[..., R]) -> Callable[..., R]:
+        hints = get_type_hints(fn, include_extras=True)
+        _, *rest = inspect.signature(fn).parameters.values()  # the first: the config, not a flag
+        own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in rest]
+        fields = field_flags(config)
+        clash = {p.name for p in own} & {CONFIG_FILE, *(f.name for f in fields)}
+        if clash:
+            raise TypeError(f"{fn.__name__}: {sorted(clash)} are both its own and {config.__name__}'s")
+        toml_help = f"a run TOML: its [{section}] table (flags override it)"
+        toml = inspect.Parameter(
+            CONFIG_FILE,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[Path | None, typer.Option("--config", help=toml_help)],
+        )
+        panel = f"{section.capitalize()} options (also in a run TOML's [{section}])"
+        params = [*own, toml, *(f.parameter(panel) for f in fields)]
+        messages = {f.name: f.names[0] for f in fields}
+
+        def command(**kwargs: Any) -> R:
+            path = kwargs.pop(CONFIG_FILE)
+            given = {f.name: f.value(kwargs.pop(f.name)) for f in fields}
+            layer = load_toml(path, section) if path is not None else None
+            return fn(resolve(config, layer, flags(given, messages)), **kwargs)
+
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        for attr in ("__name__", "__qualname__", "__doc__", "__module__"):
+            setattr(command, attr, getattr(fn, attr))
+        return command
+
+    return decorate
+
+
+# Options of the commands that load a model, which are not stage options (how a model is reached and
+# placed, the terminal, the output directory): written here once for evaluate, align and augment.
+BaseUrl = Annotated[
+    str | None, typer.Option("--base-url", help="OpenAI-compatible server (openai:MODEL specs).")
+]
+Timeout = Annotated[
+    float | None,
+    typer.Option("--timeout", min=0.001, help="Seconds per HTTP attempt for openai:MODEL (default 120)."),
+]
+Cache = Annotated[bool, typer.Option("--cache/--no-cache", help="Use the response cache.")]
+Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress.")]
+Force = Annotated[
+    bool, typer.Option("--force", help="Write into an existing --out directory that culturellm did not make.")
+]
+PlaceDevice = Annotated[Device | None, typer.Option("--device", help=DEVICE_HELP)]
+PlaceDtype = Annotated[Dtype | None, typer.Option("--dtype", help=DTYPE_HELP)]
+PlaceBatch = Annotated[int | None, typer.Option("--batch-size", min=1, help=BATCH_HELP)]
