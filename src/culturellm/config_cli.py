@@ -56,7 +56,9 @@ class FieldFlag:
         decls = (f"{self.names[0]}/{self.off}", *self.names[1:]) if self.off else self.names
         option = typer.Option(*decls, help=self.help, rich_help_panel=panel, show_default=False)
         annotation = Annotated[self.type | None, option]  # None: not given, so not a value
-        return inspect.Parameter(self.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+        return inspect.Parameter(
+            self.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation
+        )
 
     def value(self, given: Any) -> Any:
         """The field's value from what typer parsed (None and an empty list: the flag was not given)."""
@@ -92,7 +94,7 @@ def config_command(config: type[C], section: str) -> Callable[[Callable[..., R]]
     `config` and --config FILE (its `[section]` table); `fn` is called with the resolved config."""
 
     def decorate(fn: Callable[..., R]) -> Callable[..., R]:
-        hints = get_type_hints(fn, include_extras=True)
+        hints = get_type_hints(fn, localns={config.__name__: config}, include_extras=True)
         _, *rest = inspect.signature(fn).parameters.values()  # the first: the config, not a flag
         own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in rest]
         fields = field_flags(config)

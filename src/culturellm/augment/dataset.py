@@ -23,11 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from culturellm.augment.config import DatasetConfig, Target
+from culturellm.augment.config import DatasetConfig
 from culturellm.errors import CultureLLMError, DataError
 from culturellm.jsonio import iter_jsonl, write_json, write_jsonl
 from culturellm.prompts import culture_system_prompt, survey_messages
-
 
 
 def split_manifest_path(out: Path | str) -> Path:

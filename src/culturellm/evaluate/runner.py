@@ -454,8 +454,6 @@ def evaluate(
     return rows
 
 
-
-
 def _safe(label: str) -> str:
     """A model label (or a task name part) as one directory name: never '.', '..' or hidden."""
     name = re.sub(r"[^\w.+-]+", "_", label).strip("_")[:100] or "model"
