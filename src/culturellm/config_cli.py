@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import typer
+from pydantic import Field
 from pydantic.fields import FieldInfo
 
 from culturellm.llm.placement import BATCH_HELP, DEVICE_HELP, DTYPE_HELP, Device, Dtype
@@ -89,37 +90,45 @@ def field_flags(config: type[StageConfig]) -> list[FieldFlag]:
     return [FieldFlag.of(config, name, info) for name, info in config.model_fields.items()]
 
 
-def config_command(config: type[C], section: str) -> Callable[[Callable[..., R]], Callable[..., R]]:
-    """Decorate `fn(config: C, **own)` into a typer command: `own`'s options, a flag per field of
-    `config` and --config FILE (its `[section]` table); `fn` is called with the resolved config."""
+def config_command(
+    config: type[C], section: str | None = None, panel: str | None = None
+) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Decorate `fn(..., name: C, **own)` into a typer command: `own`'s options, a flag per field of
+    `config` and, with a `section`, --config FILE (that table of a run TOML); `fn` gets the resolved
+    config as its parameter annotated `config`. Decorators stack (one config object each)."""
 
     def decorate(fn: Callable[..., R]) -> Callable[..., R]:
         hints = get_type_hints(fn, localns={config.__name__: config}, include_extras=True)
-        _, *rest = inspect.signature(fn).parameters.values()  # the first: the config, not a flag
-        own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in rest]
+        params = list(inspect.signature(fn).parameters.values())
+        target = next((p.name for p in params if hints.get(p.name) is config), None)
+        if target is None:
+            raise TypeError(f"{fn.__name__}: no parameter annotated {config.__name__}")
+        own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in params if p.name != target]
         fields = field_flags(config)
         clash = {p.name for p in own} & {CONFIG_FILE, *(f.name for f in fields)}
         if clash:
             raise TypeError(f"{fn.__name__}: {sorted(clash)} are both its own and {config.__name__}'s")
-        toml_help = f"a run TOML: its [{section}] table (flags override it)"
-        toml = inspect.Parameter(
-            CONFIG_FILE,
-            inspect.Parameter.KEYWORD_ONLY,
-            default=None,
-            annotation=Annotated[Path | None, typer.Option("--config", help=toml_help)],
-        )
-        panel = f"{section.capitalize()} options (also in a run TOML's [{section}])"
-        params = [*own, toml, *(f.parameter(panel) for f in fields)]
+        title = panel or f"{str(section).capitalize()} options (also in a run TOML's [{section}])"
+        added = [f.parameter(title) for f in fields]
+        if section is not None:
+            toml_help = f"a run TOML: its [{section}] table (flags override it)"
+            option = typer.Option("--config", help=toml_help)
+            kind = inspect.Parameter.KEYWORD_ONLY
+            added.insert(
+                0,
+                inspect.Parameter(CONFIG_FILE, kind, default=None, annotation=Annotated[Path | None, option]),
+            )
         messages = {f.name: f.names[0] for f in fields}
 
         def command(**kwargs: Any) -> R:
-            path = kwargs.pop(CONFIG_FILE)
+            path = kwargs.pop(CONFIG_FILE) if section is not None else None
             given = {f.name: f.value(kwargs.pop(f.name)) for f in fields}
-            layer = load_toml(path, section) if path is not None else None
-            return fn(resolve(config, layer, flags(given, messages)), **kwargs)
+            layer = load_toml(path, section) if path is not None and section is not None else None
+            kwargs[target] = resolve(config, layer, flags(given, messages))
+            return fn(**kwargs)
 
-        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-        command.__annotations__ = {p.name: p.annotation for p in params}
+        command.__signature__ = inspect.Signature([*own, *added])  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in (*own, *added)}
         for attr in ("__name__", "__qualname__", "__doc__", "__module__"):
             setattr(command, attr, getattr(fn, attr))
         return command
@@ -127,20 +136,31 @@ def config_command(config: type[C], section: str) -> Callable[[Callable[..., R]]
     return decorate
 
 
-# Options of the commands that load a model, which are not stage options (how a model is reached and
-# placed, the terminal, the output directory): written here once for evaluate, align and augment.
-BaseUrl = Annotated[
-    str | None, typer.Option("--base-url", help="OpenAI-compatible server (openai:MODEL specs).")
-]
-Timeout = Annotated[
-    float | None,
-    typer.Option("--timeout", min=0.001, help="Seconds per HTTP attempt for openai:MODEL (default 120)."),
-]
-Cache = Annotated[bool, typer.Option("--cache/--no-cache", help="Use the response cache.")]
+class Endpoint(StageConfig):
+    """How the commands that call models reach them (evaluate, align, augment): not a stage option
+    (a run sets them once, in [models]); flags through `config_command(Endpoint, panel=...)`."""
+
+    base_url: str | None = Field(None, description="OpenAI-compatible server (openai:MODEL specs)")
+    timeout: float | None = Field(
+        None, gt=0, description="seconds per HTTP attempt for openai:MODEL (default 120)"
+    )
+    cache: bool = Field(True, description="use the response cache")
+
+
+class Placement(StageConfig):
+    """Where and how local models run (evaluate, align)."""
+
+    device: Device | None = Field(None, description=DEVICE_HELP)
+    dtype: Dtype | None = Field(None, description=DTYPE_HELP)
+    batch_size: int | None = Field(None, ge=1, description=BATCH_HELP)
+
+
+MODELS = "Model options"  # the help panel of Endpoint and Placement
+
+
+# Options of the commands that run a stage, which are not stage options (the terminal, the output
+# directory): written here once.
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress.")]
 Force = Annotated[
     bool, typer.Option("--force", help="Write into an existing --out directory that culturellm did not make.")
 ]
-PlaceDevice = Annotated[Device | None, typer.Option("--device", help=DEVICE_HELP)]
-PlaceDtype = Annotated[Dtype | None, typer.Option("--dtype", help=DTYPE_HELP)]
-PlaceBatch = Annotated[int | None, typer.Option("--batch-size", min=1, help=BATCH_HELP)]

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from culturellm.augment.config import AugmentConfig, DatasetConfig
-from culturellm.config_cli import BaseUrl, Cache, Force, Progress, Timeout, config_command
+from culturellm.config_cli import MODELS, Endpoint, Force, Progress, config_command
 
 AUGMENT_HELP = """Augment the WVS seed questions with any LLM: paraphrase -> similarity filter ->
 synonym swap -> similarity filter (-> translation). Writes OUT/augmented.jsonl (one record per
@@ -20,15 +20,14 @@ cultures (several / 'all' = CultureLLM-One). Writes OUT and OUT's .manifest.json
 
 
 @config_command(AugmentConfig, "augment")
+@config_command(Endpoint, panel=MODELS)
 def augment_command(
     config: AugmentConfig,
+    endpoint: Endpoint,
     ctx: typer.Context,
     llm: str = typer.Option("bundled", "--llm", help="LLM spec: bundled, gemma3-270m, hf:DIR, openai:MODEL"),
     out: Path | None = typer.Option(None, "--out", "-o", help="output directory (required)"),
     embedder: str = typer.Option("bundled", "--embedder", help="sentence embedder spec"),
-    cache: Cache = True,
-    base_url: BaseUrl = None,
-    timeout: Timeout = None,
     progress: Progress = True,
     force: Force = False,
 ) -> None:
@@ -50,11 +49,9 @@ def augment_command(
     check_claim(out, "augment", force=force, ours=OURS)  # refuse before loading anything
     console = Console(stderr=True, emoji=False)
     console.print(f"loading {llm} and the {embedder} embedder ...", markup=False)
-    model = load_model(llm, base_url=base_url, cache=cache, timeout=timeout)
+    model = load_model(llm, **endpoint.model_dump())
     emb = load_embedder(embedder)
-    judge_model = (
-        load_model(config.judge, base_url=base_url, cache=cache, timeout=timeout) if config.judge else None
-    )
+    judge_model = load_model(config.judge, **endpoint.model_dump()) if config.judge else None
     manifest = augment(seeds, model, emb, config, out, progress=progress, force=force, judge=judge_model)
     _print_augment_summary(out, manifest)
 

@@ -9,17 +9,7 @@ from pathlib import Path
 
 import typer
 
-from culturellm.config_cli import (
-    BaseUrl,
-    Cache,
-    Force,
-    PlaceBatch,
-    PlaceDevice,
-    PlaceDtype,
-    Progress,
-    Timeout,
-    config_command,
-)
+from culturellm.config_cli import MODELS, Endpoint, Force, Placement, Progress, config_command
 from culturellm.errors import CultureLLMError
 from culturellm.evaluate.config import EvaluateConfig
 from culturellm.evaluate.variant import ModelVariant, System
@@ -32,13 +22,12 @@ def _variants(
     baselines: bool,
     context: Path | None,
     culture_prompt: bool,
-    base_url: str | None,
-    cache: bool,
+    endpoint: Endpoint,
 ) -> list[ModelVariant]:
-    """The compared variants; `base_url` and `cache` are how every model is loaded."""
+    """The compared variants; `endpoint` is how every model is reached."""
 
     def variant(label: str, spec: str, system: System) -> ModelVariant:
-        return ModelVariant(label, spec, system, base_url=base_url, cache=cache)
+        return _variant(endpoint, label, spec, system)
 
     if not models:
         raise CultureLLMError("give at least one --model SPEC (e.g. --model bundled)")
@@ -54,6 +43,10 @@ def _variants(
         if context is not None:
             out.append(variant(f"{label}+context", spec, context))
     return out
+
+
+def _variant(endpoint: Endpoint, label: str, spec: str, system: System) -> ModelVariant:
+    return ModelVariant(label, spec, system, base_url=endpoint.base_url, cache=endpoint.cache)
 
 
 def _http_timeout(timeout: float | None) -> None:
@@ -104,8 +97,12 @@ def tasks_command(
 
 
 @config_command(EvaluateConfig, "evaluate")
+@config_command(Endpoint, panel=MODELS)
+@config_command(Placement, panel=MODELS)
 def evaluate_command(
     cfg: EvaluateConfig,
+    endpoint: Endpoint,
+    placement: Placement,
     model: list[str] = typer.Option([], "--model", "-m", help="Model spec (repeatable)."),
     label: list[str] = typer.Option([], "--label", help="Name of the matching --model in reports."),
     culture: list[str] = typer.Option([], "--culture", "-c", help="Culture (repeatable)."),
@@ -114,14 +111,8 @@ def evaluate_command(
         False, "--culture-prompt", help="Give every model the culture prompt."
     ),
     context: Path | None = typer.Option(None, "--context", help="Also each model + this context as system."),
-    base_url: BaseUrl = None,
-    timeout: Timeout = None,
-    cache: Cache = True,
     progress: Progress = True,
     force: Force = False,
-    device: PlaceDevice = None,
-    dtype: PlaceDtype = None,
-    batch_size: PlaceBatch = None,
 ) -> None:
     """Evaluate models on the culture datasets (and with --general on general-ability tasks):
     OUT/results.jsonl, OUT/general.jsonl, OUT/report.md, OUT/plots/*.png."""
@@ -130,14 +121,14 @@ def evaluate_command(
     from culturellm.llm.placement import local_defaults_applied
     from culturellm.outdir import check_claim
 
-    _http_timeout(timeout)
+    _http_timeout(endpoint.timeout)
     if not culture and not cfg.general:
         raise CultureLLMError("give at least one --culture (see `culturellm cultures`) or --general")
     if cfg.mode != "generate" and (cfg.temperature is not None or cfg.max_tokens is not None):
         raise CultureLLMError("--temperature and --max-tokens apply to --mode generate only")
-    variants = _variants(model, label, cfg.baselines, context, culture_prompt, base_url=base_url, cache=cache)
+    variants = _variants(model, label, cfg.baselines, context, culture_prompt, endpoint)
     check_claim(out, "evaluate", force=force, ours=(RESULTS, GENERAL))  # before any model runs
-    with _claimed(out, force), local_defaults_applied(device=device, dtype=dtype, batch_size=batch_size):
+    with _claimed(out, force), local_defaults_applied(**placement.model_dump()):
         if cfg.general:
             _general(variants, cfg, out, report=not culture)
         if not culture:
@@ -202,7 +193,11 @@ def _print_f1_table(rows: list[dict], out: Path) -> None:
     con.print(f"wrote {out / 'results.jsonl'}, {out / 'report.md'}, {out / 'plots'}/")
 
 
+@config_command(Endpoint, panel=MODELS)
+@config_command(Placement, panel=MODELS)
 def align_command(
+    endpoint: Endpoint,
+    placement: Placement,
     model: list[str] = typer.Option(..., "--model", "-m", help="Model spec (repeat for a matrix)."),
     culture: list[str] = typer.Option(
         ..., "--culture", "-c", help="Culture whose WVS answers are the target (repeat for a matrix)."
@@ -217,13 +212,7 @@ def align_command(
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Record it in OUT/align.jsonl (+ OUT/align/); a finished one is reused."
     ),
-    base_url: BaseUrl = None,
-    timeout: Timeout = None,
-    cache: Cache = True,
     progress: Progress = True,
-    device: PlaceDevice = None,
-    dtype: PlaceDtype = None,
-    batch_size: PlaceBatch = None,
 ) -> None:
     """WVS alignment: majority agreement and 1 - Jensen-Shannon distance to the culture's answers.
     Several --model and/or --culture: a model x culture matrix (JSON, tables, OUT/align_matrix.png)."""
@@ -237,19 +226,19 @@ def align_command(
 
     if culture_prompt and context:
         raise CultureLLMError("give --culture-prompt or --context, not both")
-    _http_timeout(timeout)
+    _http_timeout(endpoint.timeout)
     system = "culture" if culture_prompt else context
     if len(model) > 1 or len(culture) > 1:
         if label:
             raise CultureLLMError("--label names a single --model; omit it for a matrix")
-        variants = [ModelVariant(m, m, system, base_url=base_url, cache=cache) for m in model]
+        variants = [_variant(endpoint, m, m, system) for m in model]
         _matrix_command(variants, culture, split, as_json, out)
         return
     model, culture = model[0], culture[0]
     label = check_name(label, "--label") if label is not None else None
-    variant = ModelVariant(label or model, model, system, base_url=base_url, cache=cache)
+    variant = _variant(endpoint, label or model, model, system)
     status = Console(stderr=True).status(Text(f"aligning {variant.label} with {culture}"))
-    placed = local_defaults_applied(device=device, dtype=dtype, batch_size=batch_size)
+    placed = local_defaults_applied(**placement.model_dump())
     with placed, status if progress else contextlib.nullcontext():
         if out is not None:
             (res,) = align_all([AlignJob(variant, split)], culture, out)
