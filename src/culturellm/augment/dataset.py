@@ -306,25 +306,41 @@ def build_training_set(
             "(none of its questions was answered by these cultures)"
         )
     write_jsonl(out, records)
-    sha = hashlib.sha256(out.read_bytes()).hexdigest()
-    manifest = {
+    head = {"cultures": list(per_culture), "steps": list(steps) if steps is not None else None}
+    manifest = _manifest(out, augmented, cfg, head | {"max_records": max_records}, split, per_culture)
+    manifest["counts"]["records"] = len(records)
+    manifest["review"] = review
+    write_json(split_manifest_path(out), manifest)
+    return manifest
+
+
+def _manifest(
+    out: Path,
+    augmented: Path,
+    cfg: DatasetConfig,
+    head: dict[str, Any],
+    split: dict[str, Any],
+    per_culture: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The manifest of a written training set (its keys in the order every version wrote them)."""
+    return {
         "kind": "culturellm.dataset",
         "data": out.name,
-        "data_sha256": sha,
+        "data_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
         "augmented": str(augmented),
         "augmented_sha256": hashlib.sha256(augmented.read_bytes()).hexdigest(),
-        "cultures": list(per_culture),
-        "target": target,
-        "seed": seed,
-        "steps": list(steps) if steps is not None else None,
-        "max_records": max_records,
+        "cultures": head["cultures"],
+        "target": cfg.target,
+        "seed": cfg.seed,
+        "steps": head["steps"],
+        "max_records": head["max_records"],
         "holdout": {
             "questions": cfg.holdout_questions,
             "fraction": cfg.holdout_fraction,
             "variants": cfg.holdout_variants,
         },
         "counts": {
-            "records": len(records),
+            "records": 0,
             "train_questions": len(split["train_questions"]),
             "heldout_questions": len(split["heldout_questions"]),
             "heldout_variants": len(split["heldout_variants"]),
@@ -332,7 +348,5 @@ def build_training_set(
         },
         "per_culture": per_culture,
         "split": split,
-        "review": review,
+        "review": None,
     }
-    write_json(split_manifest_path(out), manifest)
-    return manifest
