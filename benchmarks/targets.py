@@ -113,14 +113,15 @@ def augmented_file(args: argparse.Namespace) -> Path:
 
 
 def train(args: argparse.Namespace, target: str, augmented: Path) -> tuple[Path, Path, dict]:
-    from culturellm.augment import build_training_set, split_manifest_path
+    from culturellm.augment import DatasetConfig, build_training_set, split_manifest_path
     from culturellm.finetune import FinetuneConfig, finetune
 
     data = args.out / "data" / target / "train.jsonl"
-    manifest = build_training_set(
-        [args.culture], augmented, data, target=target, holdout_questions=args.holdout_questions,
-        holdout_variants=args.holdout_variants, seed=0,
+    dataset = DatasetConfig.model_validate(
+        {"target": target, "holdout_questions": args.holdout_questions,
+         "holdout_variants": args.holdout_variants, "seed": 0}
     )  # fmt: skip
+    manifest = build_training_set([args.culture], augmented, data, dataset)
     cfg = FinetuneConfig.from_preset(
         args.preset, lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, seed=0
     )

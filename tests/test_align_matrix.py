@@ -42,7 +42,7 @@ def tiny_base(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def trained(tiny_base, tmp_path_factory):
     """(split manifest, Arabic adapter dir) from 8 seeds with two variants each."""
-    from culturellm.augment import build_training_set, split_manifest_path
+    from culturellm.augment import DatasetConfig, build_training_set, split_manifest_path
     from culturellm.finetune import FinetuneConfig, finetune
 
     d = tmp_path_factory.mktemp("run")
@@ -55,7 +55,9 @@ def trained(tiny_base, tmp_path_factory):
         ]
     write_jsonl(d / "aug.jsonl", rows)
     data = d / "train.jsonl"
-    build_training_set(["arabic"], d / "aug.jsonl", data, holdout_questions=2, holdout_variants=0.5)
+    build_training_set(
+        ["arabic"], d / "aug.jsonl", data, DatasetConfig(holdout_questions=2, holdout_variants=0.5)
+    )
     finetune(data, tiny_base, d / "arabic", FinetuneConfig.from_preset("smoke", max_steps=1), progress=False)
     return split_manifest_path(data), d / "arabic"
 

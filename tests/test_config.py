@@ -200,3 +200,109 @@ def test_split_reader(tmp_path):
         read_split(p)
     with pytest.raises(DataError, match="split file not found"):
         read_split(tmp_path / "nope.json")
+
+
+# --- the config is the CLI ---------------------------------------------------------------------------
+
+
+def test_a_config_field_is_a_flag_written_once(tmp_path):
+    """config_command: a flag per field (name, type, description, default); Flag() for other names, a
+    bool's off switch and parsed text; defaults < TOML < flags, and a flag left unset is not a value."""
+    from typing import Annotated
+
+    import typer
+    from pydantic import Field
+    from typer.testing import CliRunner
+
+    from culturellm.config_cli import config_command
+    from culturellm.settings import Flag, StageConfig, comma_list
+
+    class Demo(StageConfig):
+        width: int = Field(3, ge=1, description="how wide")
+        names: Annotated[list[str] | None, Flag("--name", "-n")] = Field(None, description="names")
+        fast: Annotated[bool, Flag(off="--slow")] = Field(False, description="go fast")
+        parts: Annotated[list[str], Flag(parse=comma_list)] = Field(default_factory=list, description="parts")
+
+    got: list[Demo] = []
+
+    @config_command(Demo, "demo")
+    def demo(config: Demo, out: str = typer.Option("x", "--out", help="own option")) -> None:
+        got.append(config)
+
+    app = typer.Typer()
+    app.command("demo")(demo)
+    app.command("other")(lambda: None)
+
+    def run(*args: str) -> Demo:
+        res = CliRunner().invoke(app, ["demo", *args])
+        assert res.exit_code == 0, res.output
+        return got[-1]
+
+    out = CliRunner().invoke(app, ["demo", "--help"], env={"COLUMNS": "200"}).output
+    for text in ("--width", "how wide (default: 3)", "-n", "--name", "--fast", "--slow", "--parts", "--out"):
+        assert text in out, text
+    assert run() == Demo()
+    assert run("--width", "5", "-n", "a", "-n", "b", "--fast", "--parts", "x, y") == Demo(
+        width=5, names=["a", "b"], fast=True, parts=["x", "y"]
+    )
+    toml = tmp_path / "run.toml"
+    toml.write_text("[demo]\nwidth = 7\nfast = true\n")
+    assert run("--config", str(toml)) == Demo(width=7, fast=True)
+    assert run("--config", str(toml), "--width", "2") == Demo(width=2, fast=True)  # flags win
+    assert run("--config", str(toml), "--slow") == Demo(width=7, fast=False)
+    bad = CliRunner().invoke(app, ["demo", "--width", "0"])
+    assert isinstance(bad.exception, DataError) and "invalid option --width" in str(bad.exception)
+
+
+# Every flag of the stage commands before their options were generated from the config fields.
+KEPT_FLAGS = {
+    "evaluate": "--baselines --base-url --batch-size --cache --calibration --config --context "
+    "--culture --culture-prompt --data-dir --device --dtype --force --general --general-limit --label "
+    "--limit --max-tokens --mode --model --no-baselines --no-cache --no-progress --out --progress --seed "
+    "--task --temperature --timeout -c -m -o",
+    "augment": "--base-url --batch-size --cache --checks --config --embedder --force --judge --k "
+    "--limit-seeds --llm --m --max-words --n --no-cache --no-progress --out --progress --question "
+    "--retries --seed --synonym-requests --t1 --t2 --temperature --timeout --translate -o -q",
+    "dataset": "--augmented --config --culture --drop-rejected --holdout-fraction --holdout-questions "
+    "--holdout-variants --keep-rejected --out --seed --target -a -c -o",
+    "finetune": "--backend --base --base-url --batch-size --config --culture --data --device "
+    "--dry-run --dtype --epochs --grad-accum --keep-checkpoints --lora-alpha --lora-r --lr "
+    "--max-length --max-steps --merge --no-keep-checkpoints --no-merge --no-progress --no-resume "
+    "--poll-interval --preset --price-per-mtok --progress --quantize --report-to --resume --save-steps "
+    "--seed -b -c -d -o",
+}
+
+
+@pytest.mark.parametrize("command", sorted(KEPT_FLAGS))
+def test_stage_commands_keep_every_flag(command):
+    import typer
+
+    from culturellm.cli import app
+
+    click_app = typer.main.get_command(app)
+    cmd = click_app.commands[command]  # type: ignore[attr-defined]
+    have = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
+    assert set(KEPT_FLAGS[command].split()) <= have
+
+
+@pytest.mark.parametrize(
+    ("config", "command"),
+    [
+        (EvaluateConfig, "evaluate"),
+        (AugmentConfig, "augment"),
+        (DatasetConfig, "dataset"),
+        (FinetuneConfig, "finetune"),
+    ],
+)
+def test_every_stage_option_is_a_flag(config, command):
+    """Adding a field to a stage config adds its flag: nothing else to edit."""
+    import typer
+
+    from culturellm.cli import app
+    from culturellm.config_cli import field_flags
+
+    cmd = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    params = {p.name: p for p in cmd.params}
+    for flag in field_flags(config):
+        assert flag.name in params and flag.names[0] in params[flag.name].opts, flag.name
+        assert config.model_fields[flag.name].description, f"{config.__name__}.{flag.name}: no description"

@@ -8,9 +8,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from culturellm.augment import build_training_set, split_manifest_path
+from culturellm.augment import DatasetConfig, build_training_set, split_manifest_path
 from culturellm.augment.dataset import distribution_targets, largest_remainder, make_split
 from culturellm.cli import app
 from culturellm.errors import CultureLLMError, DataError, UnknownNameError
@@ -60,7 +61,7 @@ def aug(tmp_path: Path) -> Path:
 
 def test_majority_records_use_the_shared_prompt_wording(aug: Path, tmp_path: Path):
     out = tmp_path / "train.jsonl"
-    man = build_training_set(["arabic"], aug, out)
+    man = build_training_set(["arabic"], aug, out, DatasetConfig(target="majority"))
     rows = read_jsonl(out)
     seeds = {s.question_id: s for s in seed_set("arabic")}
     expect_q = [q for q in QIDS if q in seeds]
@@ -90,12 +91,12 @@ def test_missing_questions_produce_no_record(aug: Path, tmp_path: Path):
 def test_sampled_targets_match_the_survey(tmp_path: Path):
     aug = _augmented(tmp_path / "a.jsonl", ["Q27", "Q28"], per_q=40)
     out = tmp_path / "d.jsonl"
-    build_training_set(["english"], aug, out, target="sampled", seed=3)
+    build_training_set(["english"], aug, out, DatasetConfig(target="sampled", seed=3))
     seeds = {s.question_id: s for s in seed_set("english")}
     answers = Counter(r["messages"][2]["content"] for r in read_jsonl(out)[:40])
     assert answers == Counter(largest_remainder(seeds["Q27"].distribution, 40)) - Counter()
     again = tmp_path / "d2.jsonl"
-    build_training_set(["english"], aug, again, target="sampled", seed=3)
+    build_training_set(["english"], aug, again, DatasetConfig(target="sampled", seed=3))
     assert out.read_bytes() == again.read_bytes()  # fixed seed: same draws
 
 
@@ -104,7 +105,7 @@ def test_distribution_target_carries_the_survey_for_soft_labels(tmp_path: Path):
 
     aug = _augmented(tmp_path / "a.jsonl", ["Q27", "Q28"], per_q=3)
     out = tmp_path / "d.jsonl"
-    man = build_training_set(["english"], aug, out, target="distribution")
+    man = build_training_set(["english"], aug, out, DatasetConfig(target="distribution"))
     seed = {s.question_id: s for s in seed_set("english")}["Q27"]
     rows = read_jsonl(out)
     assert man["target"] == "distribution"
@@ -126,10 +127,10 @@ def test_steps_and_max_records_keep_the_split(tmp_path: Path):
             {"id": f"{q}-y{i}", "question_id": q, "step": "synonym", "text": f"{q} y{i}"} for i in range(3)
         ]
     write_jsonl(tmp_path / "a.jsonl", rows)
-    kw = {"holdout_questions": 1, "holdout_variants": 0.34}
-    full = build_training_set(["english"], tmp_path / "a.jsonl", tmp_path / "f.jsonl", **kw)
-    seeds = build_training_set(["english"], tmp_path / "a.jsonl", tmp_path / "s.jsonl", steps=["seed"], **kw)
-    small = build_training_set(["english"], tmp_path / "a.jsonl", tmp_path / "m.jsonl", max_records=5, **kw)
+    cfg = DatasetConfig(holdout_questions=1, holdout_variants=0.34)
+    full = build_training_set(["english"], tmp_path / "a.jsonl", tmp_path / "f.jsonl", cfg)
+    seeds = build_training_set(["english"], tmp_path / "a.jsonl", tmp_path / "s.jsonl", cfg, steps=["seed"])
+    small = build_training_set(["english"], tmp_path / "a.jsonl", tmp_path / "m.jsonl", cfg, max_records=5)
     assert full["split"] == seeds["split"] == small["split"]
     assert seeds["counts"]["records"] == 3 and small["counts"]["records"] == 5
     assert small["counts"]["per_culture"] == {"english": 5}
@@ -158,15 +159,10 @@ def test_culturellm_one_union_names_each_culture(aug: Path, tmp_path: Path):
 
 
 def test_holdout_split_is_deterministic_and_disjoint(aug: Path, tmp_path: Path):
-    a = build_training_set(
-        ["german"], aug, tmp_path / "a.jsonl", holdout_questions=2, seed=7, holdout_variants=0.4
-    )
-    b = build_training_set(
-        ["german"], aug, tmp_path / "b.jsonl", holdout_questions=2, seed=7, holdout_variants=0.4
-    )
-    c = build_training_set(
-        ["german"], aug, tmp_path / "c.jsonl", holdout_questions=2, seed=8, holdout_variants=0.4
-    )
+    split = DatasetConfig(holdout_questions=2, seed=7, holdout_variants=0.4)
+    a = build_training_set(["german"], aug, tmp_path / "a.jsonl", split)
+    b = build_training_set(["german"], aug, tmp_path / "b.jsonl", split)
+    c = build_training_set(["german"], aug, tmp_path / "c.jsonl", split.model_copy(update={"seed": 8}))
     assert a["split"] == b["split"] and a["data_sha256"] == b["data_sha256"]
     assert a["split"]["heldout_questions"] != c["split"]["heldout_questions"] or a["split"] != c["split"]
     held_q = set(a["split"]["heldout_questions"])
@@ -180,7 +176,9 @@ def test_holdout_split_is_deterministic_and_disjoint(aug: Path, tmp_path: Path):
     assert not any(qs[q] + "\n" in train_text for q in held_q)
     saved = json.loads(split_manifest_path(tmp_path / "a.jsonl").read_text())
     assert saved["split"] == a["split"] and saved["counts"]["records"] == a["counts"]["records"]
-    frac = build_training_set(["german"], aug, tmp_path / "f.jsonl", holdout_fraction=0.25, seed=7)
+    frac = build_training_set(
+        ["german"], aug, tmp_path / "f.jsonl", DatasetConfig(holdout_fraction=0.25, seed=7)
+    )
     assert len(frac["split"]["heldout_questions"]) == 2
 
 
@@ -203,8 +201,8 @@ def test_api_errors(aug: Path, tmp_path: Path):
     bad.write_text('{"question_id": "Q27"}\n')
     with pytest.raises(DataError, match=r"bad\.jsonl:1: field 'text'"):
         build_training_set(["arabic"], bad, tmp_path / "x.jsonl")
-    with pytest.raises(CultureLLMError, match="target"):
-        build_training_set(["arabic"], aug, tmp_path / "x.jsonl", target="mean")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="target"):
+        DatasetConfig(target="mean")  # type: ignore[arg-type]
     only_unknown = _augmented(tmp_path / "u.jsonl", ["Q27"])
     rows = read_jsonl(only_unknown)
     for r in rows:
@@ -242,6 +240,19 @@ def test_cli_dataset(aug: Path, tmp_path: Path):
     assert r.exit_code == 0, r.output
     assert out.exists() and split_manifest_path(out).exists()
     assert "records" in r.output
+
+
+def test_api_and_cli_build_the_same_training_set_by_default(aug: Path, tmp_path: Path):
+    """`build_training_set` takes the DatasetConfig that `culturellm dataset` resolves from its flags,
+    so with no option given both make the same records (the default target: distribution)."""
+    api = build_training_set(["arabic"], aug, tmp_path / "api.jsonl")
+    cli = tmp_path / "cli.jsonl"
+    r = _cli("dataset", "--culture", "arabic", "--augmented", str(aug), "--out", str(cli))
+    assert r.exit_code == 0, r.output
+    assert cli.read_bytes() == (tmp_path / "api.jsonl").read_bytes()
+    saved = json.loads(split_manifest_path(cli).read_text())
+    assert api["target"] == saved["target"] == DatasetConfig().target == "distribution"
+    assert api["split"] == saved["split"] and "target_distribution" in read_jsonl(cli)[0]
 
 
 def test_cli_dataset_errors_exit_2_with_one_line(aug: Path, tmp_path: Path):

@@ -170,3 +170,43 @@ def test_phases_with_the_fake_backend(tmp_path: Path) -> None:
     gen = evaluate(models[:1], ["english"], config.model_copy(update={"mode": "generate"}), tmp_path / "g")
     assert all("reply" in p for p in read_jsonl(next((tmp_path / "g" / "predictions").rglob("*.jsonl"))))
     assert all("calibration" not in r and r["generation"]["temperature"] == 0.7 for r in gen)
+
+
+def test_resume_key_is_derived_from_the_config(tmp_path: Path) -> None:
+    """A result row's resume key hashes every EvaluateConfig field not marked Unkeyed: a field added
+    later is in it by construction (a resume never reuses rows made without it); a field marked
+    Unkeyed (selection, the terminal) leaves it alone."""
+    from typing import Annotated
+
+    from pydantic import Field
+
+    from culturellm.evaluate import EvaluateConfig, ModelVariant
+    from culturellm.evaluate.runner import protocol_key
+    from culturellm.settings import Unkeyed
+
+    task = list_tasks(culture="arabic")[0]
+
+    def key(config: EvaluateConfig) -> str:
+        return protocol_key(ModelVariant("base", "bundled"), None, task, 6, tmp_path, config)
+
+    class WithNewOption(EvaluateConfig):
+        new_option: int = Field(3, description="an option a later version adds")
+
+    class WithProgress(EvaluateConfig):
+        progress: Annotated[bool, Unkeyed("the terminal only")] = Field(True, description="show progress")
+
+    base = EvaluateConfig()
+    assert key(WithNewOption()) != key(base)
+    assert key(WithNewOption(new_option=4)) != key(WithNewOption())
+    assert key(WithProgress()) == key(WithProgress(progress=False)) == key(base)
+    changed = {
+        "data_dir": tmp_path, "limit": 5, "tasks": ["x"], "mode": "generate", "calibration": "none",
+        "temperature": 0.0, "max_tokens": 9, "baselines": True, "seed": 1, "general": ["mmlu"],
+        "general_limit": 3,
+    }  # fmt: skip
+    assert set(changed) == set(EvaluateConfig.model_fields)  # a value for every field
+    same = {
+        name for name, value in changed.items() if key(base.model_copy(update={name: value})) == key(base)
+    }
+    assert same == {"data_dir", "tasks", "baselines", "general", "general_limit"}  # the Unkeyed ones
+    assert set(base.keyed()) == set(changed) - same

@@ -141,7 +141,7 @@ def test_task_dirs_and_names_resolve(tmp_path: Path) -> None:
 
 def test_culture_models_bring_their_base(tmp_path: Path) -> None:
     from culturellm.evaluate.general import GeneralModel, general_models
-    from culturellm.evaluate.runner import ModelVariant
+    from culturellm.evaluate.variant import ModelVariant
     from culturellm.llm.modelref import ModelRef, write_modelref
 
     adapter = tmp_path / "models" / "korean"

@@ -222,12 +222,14 @@ def test_review_stats_prints_acceptance_and_agreement(tmp_path):
 
 
 def test_dataset_drops_samples_reviewers_rejected(tmp_path):
-    from culturellm.augment import build_training_set
+    from culturellm.augment import DatasetConfig, build_training_set
 
     d = _aug_dir(tmp_path)
     _rate_two_reviewers(d)
     full = build_training_set(["german"], d / "augmented.jsonl", tmp_path / "all.jsonl")
-    man = build_training_set(["german"], d / "augmented.jsonl", tmp_path / "kept.jsonl", drop_rejected=True)
+    man = build_training_set(
+        ["german"], d / "augmented.jsonl", tmp_path / "kept.jsonl", DatasetConfig(drop_rejected=True)
+    )
     ids = _ids(d)
     assert man["review"]["dropped"] == sorted([ids[1], ids[3]])
     assert man["counts"]["records"] == full["counts"]["records"] - 2

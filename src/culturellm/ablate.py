@@ -79,15 +79,18 @@ def ablate(
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Train and align every planned set; return the rows (also in OUT/ablation.jsonl)."""
-    from culturellm.augment import build_training_set, split_manifest_path
+    from culturellm.augment import DatasetConfig, build_training_set, split_manifest_path
     from culturellm.augment.dataset import read_augmented
     from culturellm.evaluate import ModelVariant, align
     from culturellm.finetune import FinetuneConfig, finetune
 
     out.mkdir(parents=True, exist_ok=True)
     steps_present = {r.get("step") for rows in read_augmented(augmented).values() for r in rows}
-    split_kw = {"holdout_questions": holdout_questions, "holdout_variants": holdout_variants, "seed": seed}
-    full = build_training_set([culture], augmented, out / "data" / "full.jsonl", target=target, **split_kw)
+    dataset = DatasetConfig.model_validate(
+        {"target": target, "holdout_questions": holdout_questions, "holdout_variants": holdout_variants,
+         "seed": seed}
+    )  # fmt: skip
+    full = build_training_set([culture], augmented, out / "data" / "full.jsonl", dataset)
     split = split_manifest_path(out / "data" / "full.jsonl")
     if not full["counts"]["heldout_variants"] and not full["counts"]["heldout_questions"]:
         raise CultureLLMError(f"{augmented}: the split holds nothing out; raise --holdout-variants")
@@ -104,13 +107,7 @@ def ablate(
             continue
         data = out / "data" / f"set{i}.jsonl"
         man = build_training_set(
-            [culture],
-            augmented,
-            data,
-            target=target,
-            steps=s["steps"],
-            max_records=s["max_records"],
-            **split_kw,
+            [culture], augmented, data, dataset, steps=s["steps"], max_records=s["max_records"]
         )
         model_dir = out / "models" / f"set{i}"
         finetune(data, base, model_dir, cfg, progress=progress)

@@ -17,7 +17,7 @@ from pathlib import Path
 from culturellm.errors import DataError, UnknownNameError
 from culturellm.jsonio import atomic_write_text, read_toml
 from culturellm.names import is_safe_name
-from culturellm.paths import data_dir, package_data
+from culturellm.paths import data_dir, layered
 
 CULTURES_FILE = "cultures.toml"
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -86,19 +86,9 @@ def user_cultures_path() -> Path:
     return data_dir() / CULTURES_FILE
 
 
-_bundled: dict[str, Culture] | None = None
-
-
 def registry() -> dict[str, Culture]:
     """All registered cultures by name: bundled, overridden/extended by the user's cultures.toml."""
-    global _bundled
-    if _bundled is None:
-        _bundled = read_cultures(package_data(CULTURES_FILE))
-    out = dict(_bundled)
-    user = user_cultures_path()
-    if user.exists():
-        out.update(read_cultures(user))
-    return out
+    return layered(CULTURES_FILE, read_cultures)
 
 
 def list_cultures(*, include_countries: bool = False) -> list[Culture]:

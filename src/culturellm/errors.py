@@ -15,10 +15,6 @@ class UnknownNameError(CultureLLMError):
     """An unknown culture, task, model spec, ... The message lists the known names."""
 
 
-class ValidationFailed(CultureLLMError):
-    """Invalid settings or records, already phrased as one line naming the source and the field."""
-
-
 def one_line(text: str) -> str:
     """Collapse whitespace (newlines included) so a message is printed on exactly one line."""
     return " ".join(str(text).split())

@@ -6,12 +6,16 @@ per-user data and cache directories are used.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import platformdirs
 
 APP = "culturellm"
+V = TypeVar("V")
 
 
 def data_dir() -> Path:
@@ -53,3 +57,19 @@ def log_dir() -> Path:
 def package_data(name: str) -> Path:
     """A file bundled in culturellm/data."""
     return Path(__file__).parent / "data" / name
+
+
+def layered(name: str, read: Callable[[Path], dict[str, V]]) -> dict[str, V]:
+    """A registry (cultures.toml, tasks.toml): the bundled file `name` (read once per process),
+    extended and overridden entry by entry by the user's file of that name in `data_dir()` (read on
+    every call, so an edit shows at once)."""
+    out: dict[str, V] = dict(_bundled(name, read))
+    user = data_dir() / name
+    if user.exists():
+        out.update(read(user))
+    return out
+
+
+@functools.cache
+def _bundled(name: str, read: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    return read(package_data(name))

@@ -324,14 +324,14 @@ class Pipeline:
         from culturellm.augment import build_training_set
 
         outs, counts = [], {}
-        opts = self.config.dataset.model_dump()
-        if opts["target"] == "distribution" and self.config.finetune.backend == "openai":
+        opts = self.config.dataset
+        if opts.target == "distribution" and self.config.finetune.backend == "openai":
             self.console.print("[yellow]the OpenAI fine-tuning API takes hard labels: target 'sampled'[/]")
-            opts["target"] = "sampled"
+            opts = opts.model_copy(update={"target": "sampled"})
         for name in self._training_sets():
             cultures = [c.name for c in self.cultures] if name == ONE else [name]
             path = self.layout.train(name)
-            manifest = build_training_set(cultures, self.layout.augmented, path, **opts)
+            manifest = build_training_set(cultures, self.layout.augmented, path, opts)
             outs += [path, self.layout.split(name)]
             counts[name] = manifest.get("counts")
         return StageResult(outs, counts)

@@ -9,22 +9,60 @@
   a flag left unset (None) is not a value.
 - A bad value is one line naming the file (through culturellm.errors.validation_message, the one
   pydantic-error formatter) or the flag, and the field: a DataError (the CLI prints it, exit 2).
+- A field is written once: its name, type, default and `description` make its command-line flag
+  (culturellm.config_cli); `Flag(...)` in its `Annotated` type only when the flag is not
+  `--field-name` (a short alias, a bool's off switch, text parsed into the value). Every field is
+  part of the stage's resume key / fingerprint (`StageConfig.keyed()`) unless it is marked
+  `Unkeyed(why)`: a new field changes the key by construction.
 """
 
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 
 from culturellm.errors import DataError, one_line, validation_message
 from culturellm.jsonio import read_text
 
 FLAGS = "flags"  # Layer.source of command-line flags
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, init=False)
+class Flag:
+    """How a config field is spelled on the command line, in its `Annotated` type, when not
+    `--field-name`: `names` (e.g. "--question", "-q"), `off` (a bool's off switch, default
+    --no-NAME) and `parse` (the flag takes text, turned into the field's value, e.g. a comma list)."""
+
+    names: tuple[str, ...]
+    off: str | None
+    parse: Callable[[str], Any] | None
+
+    def __init__(
+        self, *names: str, off: str | None = None, parse: Callable[[str], Any] | None = None
+    ) -> None:
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "off", off)
+        object.__setattr__(self, "parse", parse)
+
+
+@dataclass(frozen=True)
+class Unkeyed:
+    """Marks a config field (in its `Annotated` type) that does not change what the stage writes
+    (which items run, progress, run control): left out of `StageConfig.keyed()`; `why` says why."""
+
+    why: str
+
+
+def marker(info: FieldInfo, kind: type[T]) -> T | None:
+    """The `kind` marker (Flag, Unkeyed) in a pydantic field's metadata, if any."""
+    return next((m for m in info.metadata if isinstance(m, kind)), None)
 
 
 class StageConfig(BaseModel):
@@ -45,6 +83,13 @@ class StageConfig(BaseModel):
         if preset is None:
             return data  # unknown name: the `preset` field's own validation reports it
         return deep_merge(preset, {**data, "preset": str(name).lower()})
+
+    def keyed(self) -> dict[str, Any]:
+        """The values that decide the stage's outputs: every field not marked `Unkeyed` (JSON
+        values, in field order). Resume keys and fingerprints hash this, so a new field is in them."""
+        fields = type(self).model_fields
+        dump = self.model_dump(mode="json")
+        return {k: v for k, v in dump.items() if marker(fields[k], Unkeyed) is None}
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -110,10 +155,6 @@ def _message(e: ValidationError, layers: list[Layer]) -> str:
     return validation_message(e, files[-1] if files else None)
 
 
-def _dotted(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(x) for x in loc) or "(root)"
-
-
 def _has(values: Any, loc: tuple[str, ...]) -> bool:
     for key in loc:
         if not isinstance(values, Mapping) or key not in values:
@@ -145,11 +186,6 @@ def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def pick(cls: type[BaseModel], values: Mapping[str, Any]) -> dict[str, Any]:
-    """The entries of `values` (e.g. a CLI function's parameters) that are fields of `cls`."""
-    return {k: v for k, v in values.items() if k in cls.model_fields}
-
-
 def field_help(cls: type[BaseModel], name: str, extra: str = "") -> str:
     """A flag's help: the config field's description and its default (one source for both)."""
     info = cls.model_fields[name]
@@ -158,3 +194,9 @@ def field_help(cls: type[BaseModel], name: str, extra: str = "") -> str:
     if default is not None and not isinstance(default, bool):
         text += f" (default: {default})"
     return text + (f" {extra}" if extra else "")
+
+
+def comma_list(text: str) -> list[str]:
+    """A flag's comma-separated list (Flag(parse=comma_list)): "a, b" -> ["a", "b"]; "none" -> []."""
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    return [] if items == ["none"] else items

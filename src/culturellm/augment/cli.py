@@ -7,8 +7,8 @@ from typing import Any
 
 import typer
 
-from culturellm.augment.config import AugmentConfig, DatasetConfig, SynonymScope, Target
-from culturellm.settings import field_help, flags, load_toml, pick, resolve
+from culturellm.augment.config import AugmentConfig, DatasetConfig
+from culturellm.config_cli import MODELS, Endpoint, Force, Progress, config_command
 
 AUGMENT_HELP = """Augment the WVS seed questions with any LLM: paraphrase -> similarity filter ->
 synonym swap -> similarity filter (-> translation). Writes OUT/augmented.jsonl (one record per
@@ -19,48 +19,17 @@ DATASET_HELP = """Turn augmented questions into an OpenAI-format chat fine-tunin
 cultures (several / 'all' = CultureLLM-One). Writes OUT and OUT's .manifest.json (split, counts, sha256)."""
 
 
+@config_command(AugmentConfig, "augment")
+@config_command(Endpoint, panel=MODELS)
 def augment_command(
+    config: AugmentConfig,
+    endpoint: Endpoint,
     ctx: typer.Context,
     llm: str = typer.Option("bundled", "--llm", help="LLM spec: bundled, gemma3-270m, hf:DIR, openai:MODEL"),
     out: Path | None = typer.Option(None, "--out", "-o", help="output directory (required)"),
-    config_file: Path | None = typer.Option(
-        None, "--config", help="a run TOML: its [augment] table (flags override it)"
-    ),
-    n: int | None = typer.Option(None, "--n", help=field_help(AugmentConfig, "n")),
-    m: int | None = typer.Option(None, "--m", help=field_help(AugmentConfig, "m")),
-    limit_seeds: int | None = typer.Option(None, "--limit-seeds", help="only the first N seeds"),
-    questions: list[str] | None = typer.Option(None, "--question", "-q", help="only these question ids"),
     embedder: str = typer.Option("bundled", "--embedder", help="sentence embedder spec"),
-    t1: float | None = typer.Option(None, "--t1", help=field_help(AugmentConfig, "t1")),
-    t2: float | None = typer.Option(None, "--t2", help=field_help(AugmentConfig, "t2")),
-    k: int | None = typer.Option(None, "--k", help="rewrites asked per paraphrase request (default: n + 2)"),
-    max_words: int | None = typer.Option(None, "--max-words", help=field_help(AugmentConfig, "max_words")),
-    retries: int | None = typer.Option(None, "--retries", help=field_help(AugmentConfig, "retries")),
-    temperature: float | None = typer.Option(
-        None, "--temperature", help=field_help(AugmentConfig, "temperature")
-    ),
-    translate: str | None = typer.Option(None, "--translate", help=field_help(AugmentConfig, "translate")),
-    synonym_requests: SynonymScope | None = typer.Option(
-        None, "--synonym-requests", help="sentence: one request per paraphrase; seed: one per seed"
-    ),
-    batch_size: int | None = typer.Option(None, "--batch-size", help=field_help(AugmentConfig, "batch_size")),
-    checks_arg: str | None = typer.Option(
-        None,
-        "--checks",
-        help="meaning checks, comma-separated, or 'none' (default: repeated_word, opposed_words, "
-        "synonym_word, modal_change, key_word_missing)",
-    ),
-    judge: str | None = typer.Option(None, "--judge", help=field_help(AugmentConfig, "judge")),
-    seed: int | None = typer.Option(None, "--seed", help="random seed (default: 0)"),
-    cache: bool = typer.Option(True, "--cache/--no-cache", help="use the LLM response cache"),
-    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible base URL"),
-    timeout: float | None = typer.Option(
-        None, "--timeout", min=0.001, help="seconds per HTTP attempt for openai:MODEL (default 120)"
-    ),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
-    force: bool = typer.Option(
-        False, "--force", help="write into an existing --out directory that culturellm did not make"
-    ),
+    progress: Progress = True,
+    force: Force = False,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
@@ -76,20 +45,13 @@ def augment_command(
 
     if out is None:
         raise CultureLLMError("give --out DIR (where augmented.jsonl and manifest.json go)")
-    names = None if checks_arg is None else checks_arg.replace(" ", "").split(",")
-    checks = None if names is None else [c for c in names if c != "none"]
-    given = pick(AugmentConfig, locals())
-    toml = load_toml(config_file, "augment") if config_file else None
-    config = resolve(AugmentConfig, toml, flags(given, {"questions": "--question"}))
     seeds = config.select(load_questions())
     check_claim(out, "augment", force=force, ours=OURS)  # refuse before loading anything
     console = Console(stderr=True, emoji=False)
     console.print(f"loading {llm} and the {embedder} embedder ...", markup=False)
-    model = load_model(llm, base_url=base_url, cache=cache, timeout=timeout)
+    model = load_model(llm, **endpoint.model_dump())
     emb = load_embedder(embedder)
-    judge_model = (
-        load_model(config.judge, base_url=base_url, cache=cache, timeout=timeout) if config.judge else None
-    )
+    judge_model = load_model(config.judge, **endpoint.model_dump()) if config.judge else None
     manifest = augment(seeds, model, emb, config, out, progress=progress, force=force, judge=judge_model)
     _print_augment_summary(out, manifest)
 
@@ -134,38 +96,20 @@ def _print_augment_summary(out: Path, manifest: dict[str, Any]) -> None:
         )
 
 
+@config_command(DatasetConfig, "dataset")
 def dataset_command(
+    config: DatasetConfig,
     culture: list[str] = typer.Option(..., "--culture", "-c", help="culture name (repeat) or 'all'"),
     augmented: Path = typer.Option(
         ..., "--augmented", "-a", help="augmented.jsonl from `culturellm augment`"
     ),
     out: Path = typer.Option(..., "--out", "-o", help="output training JSONL"),
-    config_file: Path | None = typer.Option(
-        None, "--config", help="a run TOML: its [dataset] table (flags override it)"
-    ),
-    target: Target | None = typer.Option(None, "--target", help=field_help(DatasetConfig, "target")),
-    holdout_questions: int | None = typer.Option(
-        None, "--holdout-questions", help=field_help(DatasetConfig, "holdout_questions")
-    ),
-    holdout_fraction: float | None = typer.Option(
-        None, "--holdout-fraction", help=field_help(DatasetConfig, "holdout_fraction")
-    ),
-    holdout_variants: float | None = typer.Option(
-        None, "--holdout-variants", help=field_help(DatasetConfig, "holdout_variants")
-    ),
-    seed: int | None = typer.Option(None, "--seed", help=field_help(DatasetConfig, "seed")),
-    drop_rejected: bool | None = typer.Option(
-        None, "--drop-rejected/--keep-rejected", help=field_help(DatasetConfig, "drop_rejected")
-    ),
 ) -> None:
     from rich.console import Console
 
     from culturellm.augment import build_training_set, split_manifest_path
 
-    given = pick(DatasetConfig, locals())
-    toml = load_toml(config_file, "dataset") if config_file else None
-    config = resolve(DatasetConfig, toml, flags(given))
-    manifest = build_training_set(culture, augmented, out, **config.model_dump())
+    manifest = build_training_set(culture, augmented, out, config)
     c = manifest["counts"]
     per = ", ".join(f"{k} {v}" for k, v in c["per_culture"].items())
     Console().print(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from culturellm.errors import UnknownNameError
-from culturellm.settings import StageConfig
+from culturellm.settings import Flag, StageConfig, Unkeyed, comma_list
 
 # Default thresholds, chosen by measurement (benchmarks/augment.py --only calibrate; numbers in
 # docs/augmentation.md) on 80 hand-written pairs of WVS-style statements with the bundled
@@ -29,14 +29,19 @@ Target = Literal["majority", "distribution", "sampled"]
 
 # Which seeds are augmented: not part of the records' fingerprint (a run that augments more seeds
 # later resumes the same records).
-SELECTION_FIELDS = frozenset({"limit_seeds", "questions"})
+SELECTION = Unkeyed("selects the seeds; a run that augments more seeds later resumes the same records")
 
 
 class AugmentConfig(StageConfig):
-    """Configuration of `augment()`. Part of the manifest, so a run says how it was made."""
+    """Configuration of `augment()`. Part of the manifest, so a run says how it was made. Each field
+    is a flag of `culturellm augment` and in the records' fingerprint unless marked Unkeyed."""
 
-    limit_seeds: int | None = Field(None, ge=1, description="augment only the first N seed questions")
-    questions: list[str] | None = Field(None, description="augment only these seed question ids")
+    limit_seeds: Annotated[int | None, SELECTION] = Field(
+        None, ge=1, description="augment only the first N seed questions"
+    )
+    questions: Annotated[list[str] | None, Flag("--question", "-q"), SELECTION] = Field(
+        None, description="augment only these seed question ids (repeatable)"
+    )
     n: int = Field(5, ge=0, description="paraphrases kept per seed (step 1)")
     m: int = Field(10, ge=0, description="synonym variants kept per seed (step 2), spread over paraphrases")
     k: int | None = Field(
@@ -57,9 +62,10 @@ class AugmentConfig(StageConfig):
     check_negation: bool = Field(
         True, description="reject variants whose count of negation words differs from the seed's"
     )
-    checks: list[Literal[MEANING_CHECKS]] = Field(  # type: ignore[valid-type]
+    checks: Annotated[list[Literal[MEANING_CHECKS]], Flag(parse=comma_list)] = Field(  # type: ignore[valid-type]
         default_factory=lambda: list(MEANING_CHECKS),
-        description="lexical meaning checks run on every paraphrase and synonym variant ([]: none)",
+        description="lexical meaning checks run on every paraphrase and synonym variant, "
+        "comma-separated ('none' or []: no check)",
     )
     t_standin: float = Field(
         0.33,
@@ -84,14 +90,14 @@ class AugmentConfig(StageConfig):
         64, ge=1, description="synonym variants built (then embedded) per paraphrase, at most"
     )
     temperature: float = Field(0.8, ge=0.0, description="sampling temperature of the LLM")
-    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="nucleus sampling: top-p of the LLM")
     max_tokens_paraphrase: int | None = Field(
         None, ge=16, description="token budget of a paraphrase answer (default 16 + 28 per rewrite asked)"
     )
     max_tokens_synonyms: int | None = Field(
         None, ge=16, description="token budget of a synonym answer (default 16 + 18 per word asked)"
     )
-    max_tokens_translate: int = Field(160, ge=16)
+    max_tokens_translate: int = Field(160, ge=16, description="token budget of a translation answer")
     batch_size: int = Field(8, ge=1, description="seeds processed together (one LLM batch per step)")
     translate: str | None = Field(None, description="also translate into this language (step 3)")
     t3: float = Field(
@@ -109,7 +115,7 @@ class AugmentConfig(StageConfig):
 
     def fingerprint(self) -> dict[str, Any]:
         """What decides the records (the seed selection does not): stored beside them for resuming."""
-        return self.model_dump(mode="json", exclude=set(SELECTION_FIELDS))
+        return self.keyed()
 
     def select(self, seeds: Sequence[Any]) -> list[Any]:
         """The seeds to augment: `questions` (in seed order), then the first `limit_seeds`."""
@@ -146,6 +152,6 @@ class DatasetConfig(StageConfig):
         0.0, ge=0.0, lt=1.0, description="fraction of each question's variants held out for alignment"
     )
     seed: int = Field(0, description="random seed of the split and of sampled targets")
-    drop_rejected: bool = Field(
+    drop_rejected: Annotated[bool, Flag(off="--keep-rejected")] = Field(
         False, description="leave out the samples reviewers rejected (culturellm review; reviews.jsonl)"
     )

@@ -23,18 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from culturellm.augment.config import Target
+from culturellm.augment.config import DatasetConfig
 from culturellm.errors import CultureLLMError, DataError
 from culturellm.jsonio import iter_jsonl, write_json, write_jsonl
 from culturellm.prompts import culture_system_prompt, survey_messages
-
-TARGETS = ("majority", "distribution", "sampled")
-TARGET_HELP = (
-    "majority (the paper: every wording answered with the survey's majority code), "
-    "distribution (soft labels: the majority code plus the survey distribution as "
-    "`target_distribution`; local training learns the distribution), or sampled (each wording gets a "
-    "code drawn so the codes follow the distribution: hard labels, for the OpenAI fine-tuning API)"
-)
 
 
 def split_manifest_path(out: Path | str) -> Path:
@@ -267,34 +259,30 @@ def build_training_set(
     cultures: Sequence[str],
     augmented: Path | str,
     out: Path | str,
-    target: Target = "majority",
-    holdout_questions: int = 0,
-    holdout_fraction: float = 0.0,
-    seed: int = 0,
+    config: DatasetConfig | None = None,
     *,
-    holdout_variants: float = 0.0,
-    drop_rejected: bool = False,
     steps: Sequence[str] | None = None,
     max_records: int | None = None,
 ) -> dict[str, Any]:
     """Write `out` (OpenAI chat JSONL) for one culture or, with several / 'all', CultureLLM-One
     (the union, each record's system prompt naming its culture). Returns the manifest, also written
-    to `<out>.manifest.json`. Questions a culture never answered produce no record. `drop_rejected`:
-    leave out the samples that reviewers rejected (`culturellm review`; reviews.jsonl beside the set).
+    to `<out>.manifest.json`. Questions a culture never answered produce no record. `config` (the
+    one `culturellm dataset` resolves from its flags; None: DatasetConfig's defaults) sets the answer
+    target, the held-out split and its seed, and whether samples reviewers rejected are left out.
 
     The split is always made on every variant of the file, so it does not depend on `steps` (train on
     the variants of these augmentation steps only, e.g. ("seed", "paraphrase")) or `max_records` (a
     seeded subsample of the training records): the ablation's sets share one held-out split."""
-    if target not in TARGETS:
-        raise CultureLLMError(f"unknown target {target!r}; expected one of: {', '.join(TARGETS)}")
+    cfg = config or DatasetConfig()
+    target, seed = cfg.target, cfg.seed
     augmented, out = Path(augmented), Path(out)
     variants = read_augmented(augmented)
-    review = _drop_rejected(variants, augmented) if drop_rejected else None
+    review = _drop_rejected(variants, augmented) if cfg.drop_rejected else None
     split = make_split(
         variants,
-        holdout_questions=holdout_questions,
-        holdout_fraction=holdout_fraction,
-        holdout_variants=holdout_variants,
+        holdout_questions=cfg.holdout_questions,
+        holdout_fraction=cfg.holdout_fraction,
+        holdout_variants=cfg.holdout_variants,
         seed=seed,
     )
     train_ids = set(split.pop("train_variant_ids"))
@@ -318,25 +306,41 @@ def build_training_set(
             "(none of its questions was answered by these cultures)"
         )
     write_jsonl(out, records)
-    sha = hashlib.sha256(out.read_bytes()).hexdigest()
-    manifest = {
+    head = {"cultures": list(per_culture), "steps": list(steps) if steps is not None else None}
+    manifest = _manifest(out, augmented, cfg, head | {"max_records": max_records}, split, per_culture)
+    manifest["counts"]["records"] = len(records)
+    manifest["review"] = review
+    write_json(split_manifest_path(out), manifest)
+    return manifest
+
+
+def _manifest(
+    out: Path,
+    augmented: Path,
+    cfg: DatasetConfig,
+    head: dict[str, Any],
+    split: dict[str, Any],
+    per_culture: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The manifest of a written training set (its keys in the order every version wrote them)."""
+    return {
         "kind": "culturellm.dataset",
         "data": out.name,
-        "data_sha256": sha,
+        "data_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
         "augmented": str(augmented),
         "augmented_sha256": hashlib.sha256(augmented.read_bytes()).hexdigest(),
-        "cultures": list(per_culture),
-        "target": target,
-        "seed": seed,
-        "steps": list(steps) if steps is not None else None,
-        "max_records": max_records,
+        "cultures": head["cultures"],
+        "target": cfg.target,
+        "seed": cfg.seed,
+        "steps": head["steps"],
+        "max_records": head["max_records"],
         "holdout": {
-            "questions": holdout_questions,
-            "fraction": holdout_fraction,
-            "variants": holdout_variants,
+            "questions": cfg.holdout_questions,
+            "fraction": cfg.holdout_fraction,
+            "variants": cfg.holdout_variants,
         },
         "counts": {
-            "records": len(records),
+            "records": 0,
             "train_questions": len(split["train_questions"]),
             "heldout_questions": len(split["heldout_questions"]),
             "heldout_variants": len(split["heldout_variants"]),
@@ -344,7 +348,5 @@ def build_training_set(
         },
         "per_culture": per_culture,
         "split": split,
-        "review": review,
+        "review": None,
     }
-    write_json(split_manifest_path(out), manifest)
-    return manifest

@@ -11,8 +11,9 @@ from __future__ import annotations
 from culturellm.evaluate.align import align
 from culturellm.evaluate.config import AlignConfig, EvaluateConfig
 from culturellm.evaluate.report import write_report
-from culturellm.evaluate.runner import ModelVariant, evaluate
+from culturellm.evaluate.runner import evaluate
 from culturellm.evaluate.tasks import Task, get_task, list_tasks
+from culturellm.evaluate.variant import ModelVariant
 
 __all__ = [
     "AlignConfig",

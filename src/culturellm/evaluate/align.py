@@ -18,6 +18,7 @@ from culturellm.augment.dataset import read_split
 from culturellm.errors import CultureLLMError, DataError
 from culturellm.evaluate.config import AlignConfig
 from culturellm.evaluate.scoring import softmax
+from culturellm.evaluate.variant import ModelVariant, System, scoring_summary, variant_from
 from culturellm.hashing import sha256_file, stable_hash
 from culturellm.jsonio import append_jsonl, iter_jsonl, write_jsonl
 
@@ -25,22 +26,12 @@ ALIGN = "align.jsonl"  # OUT/align.jsonl: one summary row per model x culture
 QUESTIONS = "align"  # OUT/align/<model>/<culture>.jsonl: the per-question answers of that row
 
 
-def scoring_summary(methods: Any) -> str:
-    """How a set of rows was scored: one method ("exact"), or the counts of each ("exact 3, parse 1")."""
-    counts: dict[str, int] = {}
-    for m in methods:
-        counts[m] = counts.get(m, 0) + 1
-    if len(counts) == 1:
-        return next(iter(counts))
-    return ", ".join(f"{m} {n}" for m, n in sorted(counts.items()))
-
-
 def align(
-    variant_or_spec: Any,
+    variant_or_spec: ModelVariant | str,
     culture: str,
     split: Path | None = None,
     *,
-    system: Any = None,
+    system: System = None,
 ) -> dict[str, Any]:
     """Alignment of a model (a ModelVariant or a load_model spec) with `culture`'s WVS answers.
 
@@ -53,7 +44,6 @@ def align(
     from scipy.spatial.distance import jensenshannon
 
     from culturellm.cultures import get_culture
-    from culturellm.evaluate.runner import variant_from
     from culturellm.llm import ScoreRequest
     from culturellm.prompts import survey_messages
     from culturellm.wvs import seed_set
@@ -137,7 +127,7 @@ class AlignJob:
     """One model variant to align: on the held-out items of `split`, or on all seeds (split None).
     `items` names them in reports (default: "held-out" or "all seeds")."""
 
-    variant: Any  # a ModelVariant
+    variant: ModelVariant
     split: Path | None = None
     items: str | None = None
 
@@ -148,7 +138,7 @@ def heldout_items(split: Path) -> int:
     return read_split(split).n_heldout if Path(split).exists() else 0
 
 
-def run_job(variant: Any, split: Path, config: AlignConfig) -> AlignJob:
+def run_job(variant: ModelVariant, split: Path, config: AlignConfig) -> AlignJob:
     """The alignment of a run's model: on `split`'s held-out items when it holds at least
     config.min_heldout of them, else on all seeds (which that model was trained on)."""
     if heldout_items(split) >= config.min_heldout:

@@ -81,14 +81,6 @@ def other_survey(result: Mapping[str, Any], other: str, kinds: Iterable[str] | N
     return _summary(f"{c.name} survey", rows)
 
 
-def baseline_rows(
-    result: Mapping[str, Any], others: Sequence[str] = (), kinds: Iterable[str] | None = None
-) -> list[dict[str, Any]]:
-    """The uniform answer and each other culture's survey, on the items of `result`."""
-    kinds = list(kinds) if kinds is not None else None
-    return [uniform(result, kinds), *(other_survey(result, o, kinds) for o in others)]
-
-
 def contrast_culture(culture: str) -> str:
     """The culture whose survey an alignment table shows as a reference: German for every culture but
     German, Arabic for German (the pair the issue measured: far apart on the seed questions)."""

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import typer
 
+from culturellm.config_cli import MODELS, Endpoint, Force, Placement, Progress, config_command
 from culturellm.errors import CultureLLMError
-from culturellm.evaluate.config import Calibration, EvaluateConfig, Mode
-from culturellm.llm.placement import BATCH_HELP, DEVICE_HELP, DTYPE_HELP, Device, Dtype
+from culturellm.evaluate.config import EvaluateConfig
+from culturellm.evaluate.variant import ModelVariant, System
 from culturellm.names import check_name
-from culturellm.settings import field_help, flags, load_toml, pick, resolve
 
 
 def _variants(
@@ -22,14 +22,12 @@ def _variants(
     baselines: bool,
     context: Path | None,
     culture_prompt: bool,
-    **load: object,
-):
-    """The compared variants; `load` (base_url, cache) is how every model is loaded."""
-    from functools import partial
+    endpoint: Endpoint,
+) -> list[ModelVariant]:
+    """The compared variants; `endpoint` is how every model is reached."""
 
-    from culturellm.evaluate.runner import ModelVariant as _ModelVariant
-
-    ModelVariant = partial(_ModelVariant, **load)
+    def variant(label: str, spec: str, system: System) -> ModelVariant:
+        return _variant(endpoint, label, spec, system)
 
     if not models:
         raise CultureLLMError("give at least one --model SPEC (e.g. --model bundled)")
@@ -39,15 +37,16 @@ def _variants(
     out = []
     for i, spec in enumerate(models):
         label = check_name(labels[i], "--label") if i < len(labels) else spec
-        out.append(ModelVariant(label, spec, "culture" if culture_prompt else None))
+        out.append(variant(label, spec, "culture" if culture_prompt else None))
         if baselines and not culture_prompt:
-            out.append(ModelVariant(f"{label}+culture-prompt", spec, "culture"))
+            out.append(variant(f"{label}+culture-prompt", spec, "culture"))
         if context is not None:
-            out.append(ModelVariant(f"{label}+context", spec, context))
+            out.append(variant(f"{label}+context", spec, context))
     return out
 
 
-TIMEOUT_HELP = "Seconds per HTTP attempt for openai:MODEL (default 120)."
+def _variant(endpoint: Endpoint, label: str, spec: str, system: System) -> ModelVariant:
+    return ModelVariant(label, spec, system, base_url=endpoint.base_url, cache=endpoint.cache)
 
 
 def _http_timeout(timeout: float | None) -> None:
@@ -97,58 +96,23 @@ def tasks_command(
     Console(markup=False, emoji=False).print(table)
 
 
+@config_command(EvaluateConfig, "evaluate")
+@config_command(Endpoint, panel=MODELS)
+@config_command(Placement, panel=MODELS)
 def evaluate_command(
+    cfg: EvaluateConfig,
+    endpoint: Endpoint,
+    placement: Placement,
     model: list[str] = typer.Option([], "--model", "-m", help="Model spec (repeatable)."),
     label: list[str] = typer.Option([], "--label", help="Name of the matching --model in reports."),
     culture: list[str] = typer.Option([], "--culture", "-c", help="Culture (repeatable)."),
-    task: list[str] = typer.Option([], "--task", help="Only these tasks (full or short name)."),
-    data_dir: Path | None = typer.Option(
-        None, "--data-dir", help="The release's data/ folder (default: bundled 30-row sample)."
-    ),
-    limit: int | None = typer.Option(None, "--limit", help="Stratified, seeded examples per task."),
     out: Path = typer.Option(Path("eval-out"), "--out", "-o", help="Output directory."),
-    config_file: Path | None = typer.Option(
-        None, "--config", help="A run TOML: its [evaluate] table (flags override it)."
-    ),
-    seed: int | None = typer.Option(None, "--seed", help="Sample seed (default: 0)."),
-    mode: Mode | None = typer.Option(
-        None, "--mode", help="score (label log-probs, default) or generate (parse replies)."
-    ),
-    calibration: Calibration | None = typer.Option(
-        None, "--calibration", help=field_help(EvaluateConfig, "calibration")
-    ),
-    temperature: float | None = typer.Option(
-        None, "--temperature", help=field_help(EvaluateConfig, "temperature")
-    ),
-    max_tokens: int | None = typer.Option(
-        None, "--max-tokens", help=field_help(EvaluateConfig, "max_tokens")
-    ),
-    baselines: bool | None = typer.Option(
-        None, "--baselines/--no-baselines", help="Also each model + culture system prompt."
-    ),
     culture_prompt: bool = typer.Option(
         False, "--culture-prompt", help="Give every model the culture prompt."
     ),
     context: Path | None = typer.Option(None, "--context", help="Also each model + this context as system."),
-    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server (openai:MODEL)."),
-    timeout: float | None = typer.Option(None, "--timeout", min=0.001, help=TIMEOUT_HELP),
-    cache: bool = typer.Option(True, "--cache/--no-cache", help="Use the response cache."),
-    general: list[str] = typer.Option(
-        [],
-        "--general",
-        help="Forgetting check: lm-eval tasks (mmlu, hellaswag, arc_easy, gsm8k) or a local task "
-        "directory, on each base model and its culture models (repeatable or comma-separated).",
-    ),
-    general_limit: int | None = typer.Option(
-        None, "--general-limit", help=field_help(EvaluateConfig, "general_limit")
-    ),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-    force: bool = typer.Option(
-        False, "--force", help="Write into an existing --out directory that culturellm did not make."
-    ),
-    device: Device | None = typer.Option(None, "--device", help=DEVICE_HELP),
-    dtype: Dtype | None = typer.Option(None, "--dtype", help=DTYPE_HELP),
-    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help=BATCH_HELP),
+    progress: Progress = True,
+    force: Force = False,
 ) -> None:
     """Evaluate models on the culture datasets (and with --general on general-ability tasks):
     OUT/results.jsonl, OUT/general.jsonl, OUT/report.md, OUT/plots/*.png."""
@@ -157,18 +121,14 @@ def evaluate_command(
     from culturellm.llm.placement import local_defaults_applied
     from culturellm.outdir import check_claim
 
-    _http_timeout(timeout)
-
-    given = pick(EvaluateConfig, locals()) | {"tasks": task or None, "general": general or None}
-    toml = load_toml(config_file, "evaluate") if config_file else None
-    cfg = resolve(EvaluateConfig, toml, flags(given, {"tasks": "--task", "general": "--general"}))
+    _http_timeout(endpoint.timeout)
     if not culture and not cfg.general:
         raise CultureLLMError("give at least one --culture (see `culturellm cultures`) or --general")
     if cfg.mode != "generate" and (cfg.temperature is not None or cfg.max_tokens is not None):
         raise CultureLLMError("--temperature and --max-tokens apply to --mode generate only")
-    variants = _variants(model, label, cfg.baselines, context, culture_prompt, base_url=base_url, cache=cache)
+    variants = _variants(model, label, cfg.baselines, context, culture_prompt, endpoint)
     check_claim(out, "evaluate", force=force, ours=(RESULTS, GENERAL))  # before any model runs
-    with _claimed(out, force), local_defaults_applied(device=device, dtype=dtype, batch_size=batch_size):
+    with _claimed(out, force), local_defaults_applied(**placement.model_dump()):
         if cfg.general:
             _general(variants, cfg, out, report=not culture)
         if not culture:
@@ -233,7 +193,11 @@ def _print_f1_table(rows: list[dict], out: Path) -> None:
     con.print(f"wrote {out / 'results.jsonl'}, {out / 'report.md'}, {out / 'plots'}/")
 
 
+@config_command(Endpoint, panel=MODELS)
+@config_command(Placement, panel=MODELS)
 def align_command(
+    endpoint: Endpoint,
+    placement: Placement,
     model: list[str] = typer.Option(..., "--model", "-m", help="Model spec (repeat for a matrix)."),
     culture: list[str] = typer.Option(
         ..., "--culture", "-c", help="Culture whose WVS answers are the target (repeat for a matrix)."
@@ -248,13 +212,7 @@ def align_command(
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Record it in OUT/align.jsonl (+ OUT/align/); a finished one is reused."
     ),
-    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server (openai:MODEL)."),
-    timeout: float | None = typer.Option(None, "--timeout", min=0.001, help=TIMEOUT_HELP),
-    cache: bool = typer.Option(True, "--cache/--no-cache", help="Use the response cache."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show what is being scored."),
-    device: Device | None = typer.Option(None, "--device", help=DEVICE_HELP),
-    dtype: Dtype | None = typer.Option(None, "--dtype", help=DTYPE_HELP),
-    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help=BATCH_HELP),
+    progress: Progress = True,
 ) -> None:
     """WVS alignment: majority agreement and 1 - Jensen-Shannon distance to the culture's answers.
     Several --model and/or --culture: a model x culture matrix (JSON, tables, OUT/align_matrix.png)."""
@@ -264,24 +222,23 @@ def align_command(
     from rich.text import Text
 
     from culturellm.evaluate.align import AlignJob, align, align_all
-    from culturellm.evaluate.runner import ModelVariant
     from culturellm.llm.placement import local_defaults_applied
 
     if culture_prompt and context:
         raise CultureLLMError("give --culture-prompt or --context, not both")
-    _http_timeout(timeout)
+    _http_timeout(endpoint.timeout)
     system = "culture" if culture_prompt else context
     if len(model) > 1 or len(culture) > 1:
         if label:
             raise CultureLLMError("--label names a single --model; omit it for a matrix")
-        variants = [ModelVariant(m, m, system, base_url=base_url, cache=cache) for m in model]
+        variants = [_variant(endpoint, m, m, system) for m in model]
         _matrix_command(variants, culture, split, as_json, out)
         return
     model, culture = model[0], culture[0]
     label = check_name(label, "--label") if label is not None else None
-    variant = ModelVariant(label or model, model, system, base_url=base_url, cache=cache)
+    variant = _variant(endpoint, label or model, model, system)
     status = Console(stderr=True).status(Text(f"aligning {variant.label} with {culture}"))
-    placed = local_defaults_applied(device=device, dtype=dtype, batch_size=batch_size)
+    placed = local_defaults_applied(**placement.model_dump())
     with placed, status if progress else contextlib.nullcontext():
         if out is not None:
             (res,) = align_all([AlignJob(variant, split)], culture, out)

@@ -27,7 +27,6 @@ from culturellm.jsonio import append_jsonl, iter_jsonl, write_jsonl
 
 GENERAL = "general.jsonl"  # OUT/general.jsonl
 SAMPLES = "general"  # OUT/general/<model>/<task>.jsonl: per-document scores
-STANDARD = ("mmlu", "hellaswag", "arc_easy", "arc_challenge", "gsm8k", "winogrande", "truthfulqa_mc2")
 
 
 @dataclass(frozen=True)
@@ -156,10 +155,6 @@ def _doc_scores(samples: list[dict[str, Any]], metric: str, filt: str) -> dict[s
         if isinstance(v, int | float | bool):
             out[str(s["doc_id"])] = float(v)
     return out
-
-
-def _id(row: dict[str, Any]) -> dict[str, Any]:
-    return {"metric": row["metric"], "filter": row["filter"]}
 
 
 def _safe(label: str) -> str:

@@ -19,13 +19,14 @@ MEASURES = ("majority_agreement", "one_minus_jsd")
 
 def own_culture(spec: str) -> str | None:
     """The single culture a model reference names (None: a base model, or several cultures)."""
+    from culturellm.errors import CultureLLMError
     from culturellm.llm.modelref import find_modelref, read_modelref
 
     try:
         ref_file = find_modelref(spec)
         cultures = read_modelref(ref_file).cultures if ref_file is not None else []
-    except Exception:  # not a model reference: no culture of its own
-        return None
+    except (CultureLLMError, OSError, ValueError):  # damaged or unreadable (ValueError: bad text or
+        return None  # a NUL in the path): not a model reference, so no culture of its own
     return cultures[0] if cultures and len(cultures) == 1 else None
 
 
@@ -41,7 +42,7 @@ def align_matrix(
     list of lists, plus `own_minus_best_other` per model whose own culture is known and measured."""
     from culturellm.cultures import get_culture
     from culturellm.evaluate.align import align
-    from culturellm.evaluate.runner import variant_from
+    from culturellm.evaluate.variant import variant_from
 
     vs = [variant_from(v, None) for v in variants]
     names = [get_culture(c).name for c in cultures]

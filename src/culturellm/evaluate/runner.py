@@ -15,8 +15,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from culturellm.errors import CultureLLMError, DataError, UnknownNameError
+from culturellm.errors import CultureLLMError, UnknownNameError
 from culturellm.evaluate.config import EvaluateConfig
+from culturellm.evaluate.variant import ModelVariant, scoring_summary
 from culturellm.hashing import stable_hash
 from culturellm.jsonio import append_jsonl, iter_jsonl, write_jsonl
 from culturellm.llm.base import Chat, ChatModel, SamplingParams, ScoreRequest
@@ -30,89 +31,20 @@ PREDICTIONS = "predictions"  # OUT/predictions/<model>/<culture>/<task>.jsonl, o
 MODES = ("score", "generate")
 
 
-@dataclass(frozen=True)
-class ModelVariant:
-    """A model as compared in a report: `label` (its name in tables), `spec` (a `load_model` spec) and
-    `system`: None (no system message), "culture" (culturellm.prompts.culture_system_prompt of the
-    evaluated culture) or a Path to a text file whose content is the system message (a culture
-    context paragraph). `base_url`, `cache` and `timeout` are how it is loaded (`load()`): the server
-    of an openai:MODEL spec, whether calls go through the response cache, seconds per HTTP attempt."""
-
-    label: str
-    spec: str
-    system: Literal["culture"] | Path | None = None
-    base_url: str | None = None
-    cache: bool = True
-    timeout: float | None = None  # seconds per HTTP attempt (openai:MODEL)
-
-    def load(self) -> Any:
-        """The ChatModel (loaded once per process and set of load options)."""
-        from culturellm.llm import load_model
-
-        return load_model(self.spec, base_url=self.base_url, cache=self.cache, timeout=self.timeout)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.system, str) and self.system != "culture":
-            object.__setattr__(self, "system", Path(self.system))
-
-    def system_prompt(self, culture: str) -> str | None:
-        """The system message for `culture` (None: none)."""
-        if self.system is None:
-            return None
-        if self.system == "culture":
-            from culturellm.cultures import get_culture
-            from culturellm.prompts import culture_system_prompt
-
-            return culture_system_prompt(get_culture(culture).display)
-        path = Path(self.system)
-        try:
-            text = path.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            raise DataError(f"{path}: context file not found (model {self.label})") from None
-        if not text:
-            raise DataError(f"{path}: context file is empty (model {self.label})")
-        return text
-
-    def describe_system(self) -> str:
-        if self.system is None:
-            return "none"
-        if self.system == "culture":
-            return "culture"
-        return f"context:{self.system}"
-
-
-def variant_from(spec_or_variant: ModelVariant | str, system: Any = None) -> ModelVariant:
-    if isinstance(spec_or_variant, ModelVariant):
-        return spec_or_variant
-    return ModelVariant(label=str(spec_or_variant), spec=str(spec_or_variant), system=system)
-
-
-def _protocol_key(
-    v: ModelVariant,
-    system_text: str | None,
-    task: Any,
-    n: int,
-    limit: Any,
-    seed: int,
-    mode: str,
-    data: Path,
-    generation: dict[str, Any] | None = None,
-    calibration: str = "none",
+def protocol_key(
+    v: ModelVariant, system_text: str | None, task: Task, n: int, data: Path, config: EvaluateConfig
 ) -> str:
+    """The resume key of one model x task row: the variant, its system message, the task, the number
+    of examples, the resolved data directory and every output-deciding field of the config
+    (`config.keyed()`: a new EvaluateConfig field is in it by construction)."""
     obj: dict[str, Any] = {
         "spec": v.spec,
         "system": system_text,
         "task": task.to_dict() | {"source": None},
         "n": n,
-        "limit": limit,
-        "seed": seed,
-        "mode": mode,
         "data": str(data.resolve()),
+        "config": config.keyed(),
     }
-    if generation is not None:  # generate mode only, so score-mode keys stay as they were
-        obj["generation"] = generation
-    if calibration != "none":  # uncalibrated score-mode keys stay as they were
-        obj["calibration"] = calibration
     return stable_hash(obj)
 
 
@@ -320,15 +252,11 @@ def plan_evaluation(
     out = Path(out)
     res_path = out / RESULTS
     previous = list(iter_jsonl(res_path, tolerate_torn_tail=True)) if res_path.exists() else []
-    calibration = config.calibration if config.mode == "score" else "none"
     items = []
     for v in models:
         for td, exs in loaded:
             system = v.system_prompt(td.task.culture)
-            key = _protocol_key(
-                v, system, td.task, len(exs), config.limit, config.seed, config.mode, root,
-                _generation_dict(generation), calibration,
-            )  # fmt: skip
+            key = protocol_key(v, system, td.task, len(exs), root, config)
             items.append(PlanItem(v, td, exs, system, key))
     return Plan(config, root, out, items, previous, generation)
 
@@ -524,12 +452,6 @@ def evaluate(
     rows = [done[it.key] | {"resumed": True} if it.key in done else new[it.key] for it in plan.items]
     write_outputs(plan, rows, report)
     return rows
-
-
-def scoring_summary(methods: list[str]) -> str:
-    from culturellm.evaluate.align import scoring_summary as summary
-
-    return summary(methods)
 
 
 def _safe(label: str) -> str:

@@ -14,10 +14,9 @@ from typing import Any
 from culturellm.errors import DataError, UnknownNameError
 from culturellm.jsonio import read_toml
 from culturellm.names import check_name, check_relative
-from culturellm.paths import data_dir, package_data
+from culturellm.paths import data_dir, layered
 
 TASKS_FILE = "tasks.toml"
-TASK_TYPES = ("offensive", "hate", "spam", "abusive", "bias", "threat", "toxicity", "stance")
 _TASK_KEYS = {
     "name",
     "culture",
@@ -190,19 +189,10 @@ def user_tasks_path() -> Path:
     return data_dir() / TASKS_FILE
 
 
-_bundled: dict[str, Task] | None = None
-
-
 def registry() -> dict[str, Task]:
-    """All tasks by name: bundled, extended/overridden by the user's tasks.toml."""
-    global _bundled
-    if _bundled is None:
-        _bundled = read_tasks(package_data(TASKS_FILE))
-    out = dict(_bundled)
-    user = user_tasks_path()
-    if user.exists():
-        out.update(read_tasks(user))
-    return out
+    """All tasks by name: bundled, extended/overridden by the user's tasks.toml (the one place a new
+    task is added: an entry in that file, or in culturellm/data/tasks.toml for a bundled one)."""
+    return layered(TASKS_FILE, read_tasks)
 
 
 def list_tasks(

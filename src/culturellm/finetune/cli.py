@@ -11,16 +11,8 @@ from pathlib import Path
 
 import typer
 
-from culturellm.finetune.config import (
-    Backend,
-    FinetuneConfig,
-    FinetuneDevice,
-    FinetuneDtype,
-    Preset,
-    Quantize,
-    ReportTo,
-)
-from culturellm.settings import field_help, flags, load_toml, pick, resolve
+from culturellm.config_cli import Progress, config_command
+from culturellm.finetune.config import FinetuneConfig
 
 HELP = """Fine-tune a model on culture training data (OpenAI chat JSONL from `culturellm dataset`).
 
@@ -30,7 +22,9 @@ PEFT adapter, the tokenizer, a model card and DIR/culturellm.json (a model spec 
 """
 
 
+@config_command(FinetuneConfig, "finetune")
 def finetune_command(
+    config: FinetuneConfig,
     data: list[Path] = typer.Option(
         ..., "--data", "-d", help="training JSONL (repeat for several; concatenated, e.g. CultureLLM-One)"
     ),
@@ -38,62 +32,13 @@ def finetune_command(
         "bundled", "--base", "-b", help="base model spec (bundled, gemma3-270m, hf:DIR; OpenAI model name)"
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="output directory (required unless --dry-run)"),
-    config_file: Path | None = typer.Option(
-        None, "--config", help="a run TOML: its [finetune] table (flags override it)"
-    ),
-    preset: Preset | None = typer.Option(
-        None, "--preset", help="cpu-small (bundled model on CPU, default), paper, paper-qlora (4-bit), smoke"
-    ),
-    backend: Backend | None = typer.Option(
-        None, "--backend", help="local (TRL+PEFT LoRA, default) or openai"
-    ),
     culture: list[str] | None = typer.Option(
         None, "--culture", "-c", help="culture(s) for the model card (default: read from system prompts)"
-    ),
-    epochs: float | None = typer.Option(None, "--epochs", help=field_help(FinetuneConfig, "epochs")),
-    lr: float | None = typer.Option(None, "--lr", help=field_help(FinetuneConfig, "lr")),
-    batch_size: int | None = typer.Option(
-        None, "--batch-size", help=field_help(FinetuneConfig, "batch_size")
-    ),
-    grad_accum: int | None = typer.Option(
-        None, "--grad-accum", help=field_help(FinetuneConfig, "grad_accum")
-    ),
-    max_steps: int | None = typer.Option(None, "--max-steps", help=field_help(FinetuneConfig, "max_steps")),
-    max_length: int | None = typer.Option(
-        None, "--max-length", help=field_help(FinetuneConfig, "max_length")
-    ),
-    lora_r: int | None = typer.Option(None, "--lora-r", help="LoRA rank"),
-    lora_alpha: int | None = typer.Option(None, "--lora-alpha", help="LoRA alpha"),
-    dtype: FinetuneDtype | None = typer.Option(None, "--dtype", help=field_help(FinetuneConfig, "dtype")),
-    device: FinetuneDevice | None = typer.Option(None, "--device", help=field_help(FinetuneConfig, "device")),
-    seed: int | None = typer.Option(None, "--seed", help="random seed (default: 0)"),
-    quantize: Quantize | None = typer.Option(
-        None, "--quantize", help="train LoRA on a bitsandbytes-quantised base (QLoRA)"
-    ),
-    report_to: ReportTo | None = typer.Option(
-        None, "--report-to", help="training tracker (TensorBoard files in DIR/logs)"
-    ),
-    save_steps: int | None = typer.Option(
-        None, "--save-steps", help=field_help(FinetuneConfig, "save_steps")
-    ),
-    merge: bool | None = typer.Option(None, "--merge/--no-merge", help=field_help(FinetuneConfig, "merge")),
-    keep_checkpoints: bool | None = typer.Option(
-        None, "--keep-checkpoints/--no-keep-checkpoints", help="keep DIR/checkpoints (for a later --resume)"
-    ),
-    resume: bool | None = typer.Option(
-        None, "--resume/--no-resume", help="continue from DIR's last checkpoint even if options changed"
-    ),
-    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible URL (openai backend)"),
-    price_per_mtok: float | None = typer.Option(
-        None, "--price-per-mtok", help="training price, USD per 1M tokens (openai backend)"
-    ),
-    poll_interval: float | None = typer.Option(
-        None, "--poll-interval", help="seconds between job status polls (openai backend; default 10)"
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="validate the data and estimate tokens/cost; train nothing"
     ),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
+    progress: Progress = True,
 ) -> None:
     from rich.console import Console
 
@@ -101,9 +46,6 @@ def finetune_command(
 
     console = Console(stderr=True)
     cultures = _cultures(culture)
-    given = pick(FinetuneConfig, locals())
-    toml = load_toml(config_file, "finetune") if config_file else None
-    config = resolve(FinetuneConfig, toml, flags(given))
     if dry_run:
         from culturellm.finetune.data import load_records
         from culturellm.finetune.estimate import estimate, print_estimate

@@ -16,34 +16,18 @@ Presets:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field
 
 from culturellm.errors import UnknownNameError
 from culturellm.hashing import stable_hash
-from culturellm.settings import StageConfig, flags, resolve
+from culturellm.settings import Flag, StageConfig, Unkeyed, comma_list, flags, resolve
 
 Backend = Literal["local", "openai"]
 
-# Fields that do not change the trained model.
-RUN_CONTROL_FIELDS: frozenset[str] = frozenset(
-    {
-        "preset",
-        "save_steps",
-        "save_total_limit",
-        "logging_steps",
-        "merge",
-        "keep_checkpoints",
-        "poll_interval",
-        "base_url",
-        "price_per_mtok",
-        "gradient_checkpointing",
-        "resume",
-        "report_to",
-        "device",
-    }
-)
+# Marks the fields that do not change the trained model: outside `fingerprint()`.
+RUN_CONTROL = Unkeyed("run control: does not change the trained weights")
 
 Quantize = Literal["none", "4bit", "8bit"]
 ReportTo = Literal["none", "tensorboard", "wandb"]
@@ -103,17 +87,28 @@ FinetuneDtype = Literal["auto", "float32", "bfloat16", "float16"]
 FinetuneDevice = Literal["auto", "cpu", "cuda", "mps"]
 
 
+def _target_modules(text: str) -> str | list[str]:
+    """--target-modules: all-linear, or module names, comma-separated (one name is a list too: PEFT
+    matches a bare string as a pattern for the whole module path)."""
+    return text if text.strip() == "all-linear" else comma_list(text)
+
+
 class FinetuneConfig(StageConfig):
     """Everything that decides what a fine-tuning run produces (and a few things that do not).
 
-    Fields that change the trained weights are part of `fingerprint()`; a directory that already
-    holds a finished adapter with the same data hash, base and fingerprint is not trained again.
+    Each field is a flag of `culturellm finetune`. Fields not marked RUN_CONTROL are part of
+    `fingerprint()`; a directory that already holds a finished adapter with the same data hash, base
+    and fingerprint is not trained again.
     """
 
     model_config = ConfigDict(validate_assignment=True)
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = PRESETS
 
-    preset: Preset = Field("cpu-small", description="the preset the other defaults come from")
+    preset: Annotated[Preset, RUN_CONTROL] = Field(
+        "cpu-small",
+        description="where the other defaults come from: cpu-small (bundled model on a CPU), paper, "
+        "paper-qlora (4-bit base), smoke",
+    )
     backend: Backend = Field("local", description="local LoRA (TRL+PEFT) or the OpenAI fine-tuning API")
 
     # --- optimisation -------------------------------------------------------------------------
@@ -122,8 +117,8 @@ class FinetuneConfig(StageConfig):
     batch_size: int = Field(8, ge=1, description="examples per optimiser step (per device)")
     grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimiser steps")
-    warmup_ratio: float = Field(0.03, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
+    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="fraction of the steps spent warming up")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     max_length: int = Field(512, ge=8, description="longer examples are truncated (prompt end kept)")
     max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping (global L2 norm)")
     lr_scheduler: Literal["linear", "constant_with_warmup", "cosine"] = Field(
@@ -132,7 +127,7 @@ class FinetuneConfig(StageConfig):
     optim: str = Field(
         "adamw_torch", description="optimizer name of transformers' Trainer (e.g. paged_adamw_32bit)"
     )
-    seed: int = 0
+    seed: int = Field(0, description="random seed")
 
     # --- quantised base (QLoRA; needs bitsandbytes: pip install 'culturellm[qlora]') -------------
     quantize: Quantize = Field("none", description="load the frozen base in 4-bit or 8-bit (bitsandbytes)")
@@ -140,41 +135,54 @@ class FinetuneConfig(StageConfig):
     double_quant: bool = Field(True, description="4-bit: also quantise the quantisation constants")
 
     # --- LoRA -------------------------------------------------------------------------------------
-    lora_r: int = Field(16, ge=1)
-    lora_alpha: int = Field(32, ge=1)
-    lora_dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: str | list[str] = Field(
-        "all-linear", description="PEFT target modules; 'all-linear' = every linear layer but the head"
+    lora_r: int = Field(16, ge=1, description="LoRA rank")
+    lora_alpha: int = Field(32, ge=1, description="LoRA alpha (the update is scaled by alpha / r)")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA path")
+    target_modules: Annotated[str | list[str], Flag(parse=_target_modules)] = Field(
+        "all-linear",
+        description="PEFT target modules, comma-separated; all-linear = every linear layer but the head",
     )
 
     # --- run control (not part of the fingerprint) --------------------------------------------
-    save_steps: int = Field(50, ge=1, description="checkpoint every N steps (kept for --resume)")
-    save_total_limit: int = Field(2, ge=1)
-    logging_steps: int = Field(1, ge=1)
-    merge: bool = Field(False, description="also write a merged full model to DIR/merged")
+    save_steps: Annotated[int, RUN_CONTROL] = Field(
+        50, ge=1, description="checkpoint every N steps (kept for --resume)"
+    )
+    save_total_limit: Annotated[int, RUN_CONTROL] = Field(2, ge=1, description="checkpoints kept")
+    logging_steps: Annotated[int, RUN_CONTROL] = Field(1, ge=1, description="log every N steps")
+    merge: Annotated[bool, RUN_CONTROL] = Field(
+        False, description="also write a merged full model to DIR/merged"
+    )
     dtype: FinetuneDtype = Field(
         "auto", description="training dtype; auto = bf16 on a GPU that supports it, else fp32"
     )
-    device: FinetuneDevice = Field(
+    device: Annotated[FinetuneDevice, RUN_CONTROL] = Field(
         "auto", description="where to train; auto = the accelerator when there is one, else the CPU"
     )
-    gradient_checkpointing: bool = False
-    report_to: ReportTo = Field(
+    gradient_checkpointing: Annotated[bool, RUN_CONTROL] = Field(
+        False, description="recompute activations in the backward pass (less memory, slower)"
+    )
+    report_to: Annotated[ReportTo, RUN_CONTROL] = Field(
         "none", description="training tracker: tensorboard (event files in DIR/logs) or wandb"
     )
-    keep_checkpoints: bool = Field(False, description="keep DIR/checkpoints after a finished run")
-    resume: bool = Field(
+    keep_checkpoints: Annotated[bool, RUN_CONTROL] = Field(
+        False, description="keep DIR/checkpoints after a finished run (for a later --resume)"
+    )
+    resume: Annotated[bool, RUN_CONTROL] = Field(
         False,
         description="continue from DIR's last checkpoint even if training options changed "
         "(data and base must match); a run with unchanged options resumes without it",
     )
 
     # --- OpenAI backend ---------------------------------------------------------------------------
-    base_url: str | None = Field(None, description="OpenAI-compatible base URL (else OPENAI_BASE_URL)")
-    price_per_mtok: float | None = Field(
-        None, ge=0, description="training price in USD per 1M tokens (overrides the built-in table)"
+    base_url: Annotated[str | None, RUN_CONTROL] = Field(
+        None, description="openai backend: OpenAI-compatible base URL (else OPENAI_BASE_URL)"
     )
-    poll_interval: float = Field(10.0, gt=0, description="seconds between job status polls")
+    price_per_mtok: Annotated[float | None, RUN_CONTROL] = Field(
+        None, ge=0, description="openai backend: USD per 1M training tokens (else the built-in table)"
+    )
+    poll_interval: Annotated[float, RUN_CONTROL] = Field(
+        10.0, gt=0, description="openai backend: seconds between job status polls"
+    )
     suffix: str | None = Field(None, description="suffix for the fine-tuned model name (OpenAI)")
 
     @classmethod
@@ -187,5 +195,4 @@ class FinetuneConfig(StageConfig):
 
     def fingerprint(self) -> str:
         """Hash of the fields that change the trained weights."""
-        d = {k: v for k, v in self.model_dump(mode="json").items() if k not in RUN_CONTROL_FIELDS}
-        return stable_hash(d)
+        return stable_hash(self.keyed())

@@ -31,15 +31,6 @@ import torch
 SOFT_COLUMN = "soft_target"
 
 
-def normalize_distribution(dist: Mapping[str, float]) -> dict[str, float]:
-    """Shares that sum to 1 (negative entries count as 0). Raises ValueError when nothing is positive."""
-    pos = {str(k): max(float(v), 0.0) for k, v in dist.items()}
-    s = sum(pos.values())
-    if s <= 0:
-        raise ValueError("distribution has no positive share")
-    return {k: v / s for k, v in pos.items()}
-
-
 def node_targets(
     code_tokens: Mapping[str, Sequence[int]], dist: Mapping[str, float], path: Sequence[int], eot: int
 ) -> list[dict[int, float]]:

@@ -1,0 +1,166 @@
+"""The config is the CLI: a stage command's flags are made from its config class's fields.
+
+`@config_command(EvaluateConfig, "evaluate")` turns `def evaluate_command(config: EvaluateConfig,
+**own)` into a typer command whose options are the function's own (what is not a stage option: the
+models, the output directory, ...), one flag per field of the config and `--config FILE` (that file's
+`[evaluate]` table). A field's flag is `--field-name` with the field's type, its `description` and
+default as help; `settings.Flag(...)` in the field's `Annotated` type gives other names, a bool's off
+switch or a parser of the flag's text. On a call the flags that were given (a flag left unset is not a
+value) are resolved with the one precedence rule, defaults < preset < TOML < flags (settings.resolve),
+into the config object the function receives: the option is written once, in the config class.
+
+Like transformers' HfArgumentParser / TRL's TrlParser, which make argparse arguments from dataclass
+fields (help and aliases in the field's metadata), but on click options through typer.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import typer
+from pydantic import Field
+from pydantic.fields import FieldInfo
+
+from culturellm.llm.placement import BATCH_HELP, DEVICE_HELP, DTYPE_HELP, Device, Dtype
+from culturellm.settings import Flag, StageConfig, field_help, flags, load_toml, marker, resolve
+
+C = TypeVar("C", bound=StageConfig)
+R = TypeVar("R")
+CONFIG_FILE = "config_file"  # the parameter of --config
+
+
+@dataclass(frozen=True)
+class FieldFlag:
+    """The command-line flag of one config field."""
+
+    name: str  # the field (and the command function's parameter)
+    names: tuple[str, ...]  # e.g. ("--question", "-q"); the first is the one messages name
+    off: str | None  # a bool's off switch
+    type: Any  # what typer parses the flag's text into
+    parse: Callable[[str], Any] | None
+    help: str
+
+    @classmethod
+    def of(cls, config: type[StageConfig], name: str, info: FieldInfo) -> FieldFlag:
+        spec = marker(info, Flag) or Flag()
+        names = spec.names or ("--" + name.replace("_", "-"),)
+        kind = str if spec.parse is not None else _flag_type(config, name, info.annotation)
+        off = spec.off or ("--no-" + names[0][2:] if kind is bool else None)
+        return cls(name, names, off, kind, spec.parse, field_help(config, name))
+
+    def parameter(self, panel: str) -> inspect.Parameter:
+        decls = (f"{self.names[0]}/{self.off}", *self.names[1:]) if self.off else self.names
+        option = typer.Option(*decls, help=self.help, rich_help_panel=panel, show_default=False)
+        annotation = Annotated[self.type | None, option]  # None: not given, so not a value
+        return inspect.Parameter(
+            self.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation
+        )
+
+    def value(self, given: Any) -> Any:
+        """The field's value from what typer parsed (None and an empty list: the flag was not given)."""
+        if given is None or given == []:
+            return None
+        if self.parse is None:
+            return given
+        try:
+            return self.parse(given)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint=f"'{self.names[0]}'") from None
+
+
+def _flag_type(config: type[StageConfig], name: str, annotation: Any) -> Any:
+    """The field's type without None (what its flag takes); a union of several types needs a parser."""
+    args = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+    kinds = [a for a in args if a is not type(None)]
+    if len(kinds) != 1:
+        raise TypeError(f"{config.__name__}.{name}: a {annotation} field needs Flag(parse=...) for its flag")
+    kind = kinds[0]
+    if get_origin(kind) is list and get_origin(get_args(kind)[0]) is Literal:
+        raise TypeError(f"{config.__name__}.{name}: a list of choices needs Flag(parse=...) for its flag")
+    return kind
+
+
+def field_flags(config: type[StageConfig]) -> list[FieldFlag]:
+    """One flag per field of `config`, in field order."""
+    return [FieldFlag.of(config, name, info) for name, info in config.model_fields.items()]
+
+
+def config_command(
+    config: type[C], section: str | None = None, panel: str | None = None
+) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Decorate `fn(..., name: C, **own)` into a typer command: `own`'s options, a flag per field of
+    `config` and, with a `section`, --config FILE (that table of a run TOML); `fn` gets the resolved
+    config as its parameter annotated `config`. Decorators stack (one config object each)."""
+
+    def decorate(fn: Callable[..., R]) -> Callable[..., R]:
+        hints = get_type_hints(fn, localns={config.__name__: config}, include_extras=True)
+        params = list(inspect.signature(fn).parameters.values())
+        target = next((p.name for p in params if hints.get(p.name) is config), None)
+        if target is None:
+            raise TypeError(f"{fn.__name__}: no parameter annotated {config.__name__}")
+        own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in params if p.name != target]
+        fields = field_flags(config)
+        clash = {p.name for p in own} & {CONFIG_FILE, *(f.name for f in fields)}
+        if clash:
+            raise TypeError(f"{fn.__name__}: {sorted(clash)} are both its own and {config.__name__}'s")
+        title = panel or f"{str(section).capitalize()} options (also in a run TOML's [{section}])"
+        added = [f.parameter(title) for f in fields]
+        if section is not None:
+            toml_help = f"a run TOML: its [{section}] table (flags override it)"
+            option = typer.Option("--config", help=toml_help)
+            kind = inspect.Parameter.KEYWORD_ONLY
+            added.insert(
+                0,
+                inspect.Parameter(CONFIG_FILE, kind, default=None, annotation=Annotated[Path | None, option]),
+            )
+        messages = {f.name: f.names[0] for f in fields}
+
+        def command(**kwargs: Any) -> R:
+            path = kwargs.pop(CONFIG_FILE) if section is not None else None
+            given = {f.name: f.value(kwargs.pop(f.name)) for f in fields}
+            layer = load_toml(path, section) if path is not None and section is not None else None
+            kwargs[target] = resolve(config, layer, flags(given, messages))
+            return fn(**kwargs)
+
+        command.__signature__ = inspect.Signature([*own, *added])  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in (*own, *added)}
+        for attr in ("__name__", "__qualname__", "__doc__", "__module__"):
+            setattr(command, attr, getattr(fn, attr))
+        return command
+
+    return decorate
+
+
+class Endpoint(StageConfig):
+    """How the commands that call models reach them (evaluate, align, augment): not a stage option
+    (a run sets them once, in [models]); flags through `config_command(Endpoint, panel=...)`."""
+
+    base_url: str | None = Field(None, description="OpenAI-compatible server (openai:MODEL specs)")
+    timeout: float | None = Field(
+        None, gt=0, description="seconds per HTTP attempt for openai:MODEL (default 120)"
+    )
+    cache: bool = Field(True, description="use the response cache")
+
+
+class Placement(StageConfig):
+    """Where and how local models run (evaluate, align)."""
+
+    device: Device | None = Field(None, description=DEVICE_HELP)
+    dtype: Dtype | None = Field(None, description=DTYPE_HELP)
+    batch_size: int | None = Field(None, ge=1, description=BATCH_HELP)
+
+
+MODELS = "Model options"  # the help panel of Endpoint and Placement
+
+
+# Options of the commands that run a stage, which are not stage options (the terminal, the output
+# directory): written here once.
+Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress.")]
+Force = Annotated[
+    bool, typer.Option("--force", help="Write into an existing --out directory that culturellm did not make.")
+]

@@ -1,0 +1,83 @@
+"""What every evaluation compares and reports, shared by the task evaluation (runner), the WVS
+alignment (align) and the forgetting check: a model variant (a model spec, how it is loaded and its
+system message) and how a set of rows was scored. Imports nothing of culturellm.evaluate, so the
+modules that use it depend on it one way."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from culturellm.errors import DataError
+from culturellm.llm.base import ChatModel
+
+System = Literal["culture"] | Path | None
+
+
+@dataclass(frozen=True)
+class ModelVariant:
+    """A model as compared in a report: `label` (its name in tables), `spec` (a `load_model` spec) and
+    `system`: None (no system message), "culture" (culturellm.prompts.culture_system_prompt of the
+    evaluated culture) or a Path to a text file whose content is the system message (a culture
+    context paragraph). `base_url`, `cache` and `timeout` are how it is loaded (`load()`): the server
+    of an openai:MODEL spec, whether calls go through the response cache, seconds per HTTP attempt."""
+
+    label: str
+    spec: str
+    system: System = None
+    base_url: str | None = None
+    cache: bool = True
+    timeout: float | None = None  # seconds per HTTP attempt (openai:MODEL)
+
+    def load(self) -> ChatModel:
+        """The ChatModel (loaded once per process and set of load options)."""
+        from culturellm.llm import load_model
+
+        return load_model(self.spec, base_url=self.base_url, cache=self.cache, timeout=self.timeout)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.system, str) and self.system != "culture":
+            object.__setattr__(self, "system", Path(self.system))
+
+    def system_prompt(self, culture: str) -> str | None:
+        """The system message for `culture` (None: none)."""
+        if self.system is None:
+            return None
+        if self.system == "culture":
+            from culturellm.cultures import get_culture
+            from culturellm.prompts import culture_system_prompt
+
+            return culture_system_prompt(get_culture(culture).display)
+        path = Path(self.system)
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise DataError(f"{path}: context file not found (model {self.label})") from None
+        if not text:
+            raise DataError(f"{path}: context file is empty (model {self.label})")
+        return text
+
+    def describe_system(self) -> str:
+        if self.system is None:
+            return "none"
+        if self.system == "culture":
+            return "culture"
+        return f"context:{self.system}"
+
+
+def variant_from(spec_or_variant: ModelVariant | str, system: System = None) -> ModelVariant:
+    """A ModelVariant as given, or one for a bare spec (labelled by the spec) with `system`."""
+    if isinstance(spec_or_variant, ModelVariant):
+        return spec_or_variant
+    return ModelVariant(label=str(spec_or_variant), spec=str(spec_or_variant), system=system)
+
+
+def scoring_summary(methods: Iterable[str]) -> str:
+    """How a set of rows was scored: one method ("exact"), or the counts of each ("exact 3, parse 1")."""
+    counts = Counter(methods)
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{m} {n}" for m, n in sorted(counts.items()))
