@@ -113,18 +113,18 @@ def test_run_with_several_cultures_puts_the_matrix_in_its_report(tiny_base, trai
     from culturellm.config import RunConfig
     from culturellm.cultures import get_culture
     from culturellm.evaluate.matrix import plot_matrix, report_section
-    from culturellm.pipeline import Pipeline
+    from culturellm.runlayout import RunLayout
+    from culturellm.stages import Run, align_matrix
 
     split, adapter = trained
-    p = Pipeline(
-        RunConfig(cultures=["arabic", "german"], models={"base": tiny_base}), tmp_path, progress=False
-    )
-    p.cultures = [get_culture("arabic"), get_culture("german")]
+    cfg = RunConfig(cultures=["arabic", "german"], models={"base": tiny_base})
+    cultures = [get_culture("arabic"), get_culture("german")]
+    p = Run(cfg, RunLayout(tmp_path), cultures, ["arabic", "german"], progress=False)
     for name in ("arabic", "german", "one"):
         shutil.copytree(adapter, p.layout.model_dir(name))
     p.layout.split("arabic").parent.mkdir(parents=True)
     shutil.copy(split, p.layout.split("arabic"))
-    m = json.loads(p._align_matrix().read_text())
+    m = json.loads(align_matrix(p).read_text())
     assert m["models"] == ["base", "culturellm-arabic", "culturellm-german", "culturellm-one"]
     assert m["items"] == "held-out" and m["cultures"] == ["arabic", "german"]
     assert set(m["own_minus_best_other"]) == {"culturellm-arabic", "culturellm-german"}

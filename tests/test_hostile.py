@@ -345,7 +345,7 @@ def test_damaged_run_manifest_is_moved_aside(tmp_path, content):
     """[6] A torn or wrong-shaped manifest.json was a traceback; now a warning and a fresh manifest."""
     from rich.console import Console
 
-    from culturellm.pipeline import Manifest
+    from culturellm.manifest import Manifest
     from culturellm.runlayout import RunLayout
 
     (tmp_path / "manifest.json").write_text(content)
