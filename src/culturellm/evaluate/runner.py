@@ -8,7 +8,6 @@ at the end results.jsonl is rewritten cleanly and OUT/report.md and OUT/plots/*.
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
@@ -18,8 +17,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from culturellm.errors import CultureLLMError, DataError, UnknownNameError
 from culturellm.evaluate.config import EvaluateConfig
 from culturellm.hashing import stable_hash
-from culturellm.jsonio import append_jsonl, iter_jsonl, write_jsonl
+from culturellm.jsonio import ResumableRows, write_jsonl
 from culturellm.llm.base import Chat, ChatModel, SamplingParams, ScoreRequest
+from culturellm.names import path_part
+from culturellm.progress import progress_bar
 
 if TYPE_CHECKING:
     from culturellm.evaluate.data import Example, TaskData
@@ -114,27 +115,6 @@ def _protocol_key(
     if calibration != "none":  # uncalibrated score-mode keys stay as they were
         obj["calibration"] = calibration
     return stable_hash(obj)
-
-
-def _progress(enabled: bool) -> Any:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not enabled,
-        transient=True,
-    )
 
 
 @dataclass(frozen=True)
@@ -319,7 +299,7 @@ def plan_evaluation(
         loaded.append((td, stratified_sample(td.examples, config.limit, config.seed)))
     out = Path(out)
     res_path = out / RESULTS
-    previous = list(iter_jsonl(res_path, tolerate_torn_tail=True)) if res_path.exists() else []
+    previous = ResumableRows(res_path).previous
     calibration = config.calibration if config.mode == "score" else "none"
     items = []
     for v in models:
@@ -472,10 +452,10 @@ def task_result(plan: Plan, req: TaskRequests, resp: Responses, n_boot: int) -> 
 def _record(plan: Plan, result: TaskResult, pred_rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Checkpoint one finished plan item: its predictions file, then its row appended to results.jsonl
     (last: a task counts as done only once its row is on disk)."""
-    parts = "/".join(_safe(x) for x in result.task.split("/"))
-    write_jsonl(plan.out / PREDICTIONS / _safe(result.model) / f"{parts}.jsonl", pred_rows)
+    parts = "/".join(path_part(x) for x in result.task.split("/"))
+    write_jsonl(plan.out / PREDICTIONS / path_part(result.model) / f"{parts}.jsonl", pred_rows)
     row = result.to_row()
-    append_jsonl(plan.out / RESULTS, [row])
+    ResumableRows(plan.out / RESULTS).append([row])
     return row
 
 
@@ -486,9 +466,8 @@ def write_outputs(plan: Plan, rows: list[dict[str, Any]], report: bool = True) -
     from culturellm.evaluate.report import write_report
 
     res_path = plan.out / RESULTS
-    mine = {(r["model"], r["task"]) for r in rows}
-    kept = [r for r in plan.previous if (r.get("model"), r.get("task")) not in mine]
-    write_jsonl(res_path, [{k: v for k, v in r.items() if k != "resumed"} for r in kept + rows])
+    rows_file = ResumableRows(res_path, plan.previous)
+    rows_file.finish(rows, ("model", "task"), earlier_first=True, drop=("resumed",))
     if report:
         write_report([res_path], plan.out)
 
@@ -517,7 +496,7 @@ def evaluate(
     done = plan.done
     requests = [build_requests(plan, it) for it in plan.todo()]
     new: dict[str, dict[str, Any]] = {}
-    with _progress(progress) as prog:
+    with progress_bar(progress) as prog:
         for req, resp in run_requests(plan, requests, prog):
             result, preds = task_result(plan, req, resp, n_boot)
             new[req.item.key] = _record(plan, result, preds)
@@ -530,9 +509,3 @@ def scoring_summary(methods: list[str]) -> str:
     from culturellm.evaluate.align import scoring_summary as summary
 
     return summary(methods)
-
-
-def _safe(label: str) -> str:
-    """A model label (or a task name part) as one directory name: never '.', '..' or hidden."""
-    name = re.sub(r"[^\w.+-]+", "_", label).strip("_")[:100] or "model"
-    return "_" + name if name.startswith(".") else name
