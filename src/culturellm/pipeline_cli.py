@@ -18,7 +18,9 @@ every stage's own defaults) < CONFIG_FILE (any field of [models], [augment], [da
 
 
 def register(app: typer.Typer) -> None:
-    """Add `run` to the root app."""
+    """Add `run` to the root app.
+
+    Long because: it holds the `run` command, whose signature is one typer option per flag."""
 
     @app.command("run", help=RUN_HELP)
     def run_cmd(
@@ -56,6 +58,7 @@ def register(app: typer.Typer) -> None:
         dtype: Dtype | None = typer.Option(None, "--dtype", help=f"{DTYPE_HELP} (and fine-tuning)"),
         batch_size: int | None = typer.Option(None, "--batch-size", min=1, help=BATCH_HELP),
     ) -> None:
+        """Long because: one typer option per flag of `culturellm run` (the help is RUN_HELP)."""
         from rich.console import Console
 
         from culturellm.config import RunConfig

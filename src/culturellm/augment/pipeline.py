@@ -246,30 +246,7 @@ class Augmenter:
         cfg, st = self.cfg, self.stats["synonym"]
         if cfg.m == 0:
             return
-        # a job: (seed state, the sentences it serves, context sentence, words)
-        jobs: list[tuple[_SeedState, list[_Kept | None], str, list[str]]] = []
-        for s in states:
-            protected = option_words(s.item.options.values())
-            sources: list[_Kept | None] = list(s.para) or [None]  # no paraphrase kept: the seed itself
-            if cfg.synonym_requests == "seed":
-                words: list[str] = []
-                for src in [None, *s.para]:
-                    for w in content_words(src.text if src else s.item.text, protected):
-                        if w.lower() not in {x.lower() for x in words}:
-                            words.append(w)
-                words = words[: 2 * cfg.max_words]
-                if words:
-                    jobs.append((s, sources, s.item.text, words))
-                else:
-                    st.rejected["no_content_words"] += 1
-                continue
-            for src in sources:
-                text = src.text if src else s.item.text
-                words = content_words(text, protected, limit=cfg.max_words)
-                if words:
-                    jobs.append((s, [src], text, words))
-                else:
-                    st.rejected["no_content_words"] += 1
+        jobs = self._synonym_jobs(states)
         if not jobs:
             return
         reqs = [synonym_messages(text, words, cfg.synonyms_per_word) for _, _, text, words in jobs]
@@ -314,6 +291,37 @@ class Augmenter:
             else:
                 pools[id(s)][id(src)].append((sim, t, swaps))
         self._take_synonyms(states, pools)
+
+    def _synonym_jobs(
+        self, states: list[_SeedState]
+    ) -> list[tuple[_SeedState, list[_Kept | None], str, list[str]]]:
+        """One synonym request per job: (seed state, the sentences it serves, context sentence, words);
+        per seed (synonym_requests = "seed") or per kept paraphrase."""
+        cfg, st = self.cfg, self.stats["synonym"]
+        jobs: list[tuple[_SeedState, list[_Kept | None], str, list[str]]] = []
+        for s in states:
+            protected = option_words(s.item.options.values())
+            sources: list[_Kept | None] = list(s.para) or [None]  # no paraphrase kept: the seed itself
+            if cfg.synonym_requests == "seed":
+                words: list[str] = []
+                for src in [None, *s.para]:
+                    for w in content_words(src.text if src else s.item.text, protected):
+                        if w.lower() not in {x.lower() for x in words}:
+                            words.append(w)
+                words = words[: 2 * cfg.max_words]
+                if words:
+                    jobs.append((s, sources, s.item.text, words))
+                else:
+                    st.rejected["no_content_words"] += 1
+                continue
+            for src in sources:
+                text = src.text if src else s.item.text
+                words = content_words(text, protected, limit=cfg.max_words)
+                if words:
+                    jobs.append((s, [src], text, words))
+                else:
+                    st.rejected["no_content_words"] += 1
+        return jobs
 
     def _take_synonyms(self, states: list[_SeedState], pools: dict[int, dict[int, list]]) -> None:
         """Up to m variants per seed: the most similar of each paraphrase in turn (round-robin over
