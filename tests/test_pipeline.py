@@ -9,12 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
 
 from culturellm.config import RunConfig, load_config, save_config
 from culturellm.errors import DataError
+from culturellm.stages import STAGES
 
 pytestmark = pytest.mark.slow  # subprocesses running the bundled models
 
@@ -117,6 +119,9 @@ def test_run_end_to_end(uninterrupted):
         "report",
     ]
     assert manifest["versions"]["torch"] and manifest["inputs"]["questions"]
+    for stage in STAGES:  # each stage wrote what its row in the table declares
+        outs = manifest["stages"][stage.name]["outputs"]
+        assert outs and all(any(fnmatch(rel, w) for w in stage.writes) for rel in outs), (stage.name, outs)
     assert (run_dir / "config.toml").exists() and (run_dir / "report.md").exists()
     written = load_config(run_dir / "config.toml")  # every field, reloadable as it was run
     assert written.finetune.max_steps == 2 and written.align.min_heldout == 1
