@@ -127,21 +127,33 @@ def tiny_llama():
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(smol_tokenizer):
-    """Factory: `tiny_model_dir(path, nan=False, **config_overrides)` saves a random tiny Llama with the
-    SmolLM2 tokenizer as a HF model directory at `path` and returns its spec `hf:PATH`."""
+    """Factory: `tiny_model_dir(path, nan=False, boost=(), **config_overrides)` saves a random tiny Llama
+    with the SmolLM2 tokenizer as a HF model directory at `path` and returns its spec `hf:PATH`
+    (`boost`: tokens whose embeddings are made 50x longer)."""
 
-    def make(path: Path, *, nan: bool = False, seed: int = 0, **overrides) -> str:
+    def make(
+        path: Path, *, nan: bool = False, seed: int = 0, boost: tuple[str, ...] = (), **overrides
+    ) -> str:
         import torch
 
         model = _tiny_llama(smol_tokenizer, seed=seed, **overrides)
-        if nan:
-            with torch.no_grad():
+        with torch.no_grad():
+            if nan:
                 model.model.norm.weight.fill_(float("nan"))
+            for token in boost:  # a longer (tied) embedding: the model can put its mass on it
+                model.get_input_embeddings().weight[smol_tokenizer.convert_tokens_to_ids(token)] *= 50
         model.save_pretrained(path)
         smol_tokenizer.save_pretrained(path)
         return f"hf:{path}"
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tiny_model_dir, tmp_path_factory) -> str:
+    """A tiny random Llama (2 layers, width 32, seed 0) with the bundled SmolLM2 tokenizer, saved once
+    per session: its spec `hf:PATH` (fine-tuning writes elsewhere, so tests share it)."""
+    return tiny_model_dir(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture

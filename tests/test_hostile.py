@@ -345,7 +345,7 @@ def test_damaged_run_manifest_is_moved_aside(tmp_path, content):
     """[6] A torn or wrong-shaped manifest.json was a traceback; now a warning and a fresh manifest."""
     from rich.console import Console
 
-    from culturellm.pipeline import Manifest
+    from culturellm.manifest import Manifest
     from culturellm.runlayout import RunLayout
 
     (tmp_path / "manifest.json").write_text(content)
@@ -448,11 +448,10 @@ def test_evaluate_resumes_in_its_own_directory_and_cleans_up_a_failed_start(cli,
 def test_model_labels_follow_the_safe_name_rule(cli, tmp_path):
     """[1] A --label becomes a directory under OUT/predictions."""
     assert_clear_error(cli("evaluate", *EVAL, "--label", "../../x", "--out", str(tmp_path / "o")), "--label")
-    from culturellm.evaluate.runner import _safe
+    from culturellm.names import path_part
 
-    assert (
-        _safe("..") == "_.." and _safe(".hidden") == "_.hidden" and _safe("openai:gpt-4o") == "openai_gpt-4o"
-    )
+    assert path_part("..") == "_.." and path_part(".hidden") == "_.hidden"
+    assert path_part("openai:gpt-4o") == "openai_gpt-4o"
 
 
 RUN_TOML = """

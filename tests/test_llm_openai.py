@@ -148,7 +148,6 @@ def test_urls_lose_credentials_before_they_are_stored() -> None:
     from culturellm.config import RunConfig
     from culturellm.llm import load_model
     from culturellm.llm.openai_backend import redact_url
-    from culturellm.pipeline import _without_credentials
 
     assert redact_url("http://user:PASS@host:8000/v1") == "http://host:8000/v1"
     assert redact_url("https://tok@[::1]/v1") == "https://[::1]/v1"
@@ -157,7 +156,7 @@ def test_urls_lose_credentials_before_they_are_stored() -> None:
     assert "PASS" not in m.model_id and m.display_url == "http://127.0.0.1:9/v1"
     # the run config: [models] timeout reaches the backend; the run directory's copy has no password
     cfg = RunConfig.model_validate({"models": {"base_url": "http://u:PW@127.0.0.1:9/v1", "timeout": 7}})
-    assert "PW" not in _without_credentials(cfg).to_toml() and cfg.models.base_url.count("PW") == 1
+    assert "PW" not in cfg.without_credentials().to_toml() and cfg.models.base_url.count("PW") == 1
     llm = load_model("openai:x", base_url=cfg.models.base_url, timeout=cfg.models.timeout, cache=False)
     assert llm.timeout == 7.0 and "PW" not in llm.model_id
 

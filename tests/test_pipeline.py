@@ -9,13 +9,20 @@ import signal
 import subprocess
 import sys
 import time
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
 
 from culturellm.config import RunConfig, load_config, save_config
 from culturellm.errors import DataError
+from culturellm.stages import STAGES
 
+pytestmark = pytest.mark.slow  # subprocesses running the bundled models
+
+# The smallest run that still exercises every stage and gives each stage a point where a kill lands
+# half-way (a partial output exists and more work remains): two seeds augmented one at a time, two
+# fine-tuning steps with a checkpoint after each, one task (three model rows), three alignment rows.
 TINY = """
 name = "tiny"
 cultures = ["arabic"]
@@ -24,18 +31,20 @@ seed = 0
 [augment]
 n = 1
 m = 1
-limit_seeds = 3
+limit_seeds = 2
+batch_size = 1
 
 [dataset]
 holdout_questions = 1
 
 [finetune]
-max_steps = 4
+max_steps = 2
 batch_size = 4
+save_steps = 1
 
 [evaluate]
-limit = 6
-tasks = ["offensive_detect_mp", "spam_detect"]
+limit = 4
+tasks = ["spam_detect"]
 
 [align]
 min_heldout = 1
@@ -85,7 +94,7 @@ def uninterrupted(tiny_config, tmp_path_factory) -> Path:
 
 def test_config_roundtrip_and_errors(tmp_path, tiny_config):
     cfg = load_config(tiny_config)
-    assert cfg.augment.limit_seeds == 3 and cfg.evaluate.limit == 6
+    assert cfg.augment.limit_seeds == 2 and cfg.evaluate.limit == 4
     save_config(cfg, tmp_path / "c.toml")
     assert load_config(tmp_path / "c.toml") == cfg
     (tmp_path / "bad.toml").write_text("[augment]\nn = 'many'\n")
@@ -110,9 +119,12 @@ def test_run_end_to_end(uninterrupted):
         "report",
     ]
     assert manifest["versions"]["torch"] and manifest["inputs"]["questions"]
+    for stage in STAGES:  # each stage wrote what its row in the table declares
+        outs = manifest["stages"][stage.name]["outputs"]
+        assert outs and all(any(fnmatch(rel, w) for w in stage.writes) for rel in outs), (stage.name, outs)
     assert (run_dir / "config.toml").exists() and (run_dir / "report.md").exists()
     written = load_config(run_dir / "config.toml")  # every field, reloadable as it was run
-    assert written.finetune.max_steps == 4 and written.align.min_heldout == 1
+    assert written.finetune.max_steps == 2 and written.align.min_heldout == 1
     text = (run_dir / "config.toml").read_text()
     for field in ("grad_accum", "max_length", "t1", "calibration", "min_heldout", "# max_tokens = (unset)"):
         assert field in text, field
@@ -134,37 +146,65 @@ def test_rerun_skips_every_stage(uninterrupted, tiny_config):
     assert after["stages"] == json.loads(before)["stages"]
 
 
-def _wait_for_stage(run_dir: Path, stage: str, proc: subprocess.Popen, timeout: float = 600) -> bool:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if proc.poll() is not None:
-            return False
-        try:
-            st = json.loads((run_dir / "manifest.json").read_text())["stages"].get(stage, {})
-        except (FileNotFoundError, json.JSONDecodeError):
-            st = {}
-        if st.get("status") in ("running", "done"):
-            return True
-        time.sleep(0.2)
-    return False
+def _lines(path: Path) -> int:
+    return len(path.read_bytes().splitlines()) if path.is_file() else 0
+
+
+# Per stage: its partial output, seen while the stage runs and before it finishes.
+PARTIAL = {
+    "augment": lambda d: _lines(d / "augment/augmented.jsonl") > 0,  # the first seed's records
+    "finetune": lambda d: any(d.glob("models/arabic/checkpoints/checkpoint-*/trainer_state.json")),
+    "evaluate": lambda d: _lines(d / "eval/arabic/results.jsonl") > 0,  # the first model's row
+    "align": lambda d: _lines(d / "eval/arabic/align.jsonl") > 0,
+}
+
+
+def _stage_status(run_dir: Path, stage: str) -> str | None:
+    try:
+        return json.loads((run_dir / "manifest.json").read_text())["stages"].get(stage, {}).get("status")
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return None
+
+
+def _mid_stage(run_dir: Path, stage: str) -> bool:
+    return _stage_status(run_dir, stage) == "running" and PARTIAL[stage](run_dir)
+
+
+def _kill_mid_stage(cmd: list[str], run_dir: Path, stage: str, timeout: float = 900) -> None:
+    """Start the run; once `stage` is running with a partial output, freeze the process (SIGSTOP),
+    check that the stage is still running with its partial output on disk, then SIGKILL it. Frozen,
+    the run cannot move on between the check and the kill: the kill lands half-way through `stage`."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    try:
+        t0 = time.monotonic()
+        while not _mid_stage(run_dir, stage):
+            assert proc.poll() is None, f"the run ended (rc {proc.returncode}) before {stage} was half-done"
+            assert time.monotonic() - t0 < timeout, f"{stage} never ran with a partial output"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGSTOP)
+        status = _stage_status(run_dir, stage)
+        assert status == "running" and PARTIAL[stage](run_dir), (
+            f"{stage} was {status} when the run was stopped: the kill would not land mid-stage"
+        )
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert _stage_status(run_dir, stage) == "running" and PARTIAL[stage](run_dir)
 
 
 def test_sigkill_resume_matches_uninterrupted(uninterrupted, tiny_config, tmp_path):
+    """Killed half-way through augment, finetune, evaluate and align in turn (each restart resumes
+    the stage killed before), then run to the end: the same artefacts as the uninterrupted run."""
     run_dir = tmp_path / "killed"
     cmd = [sys.executable, "-m", "culturellm.cli", "run", str(tiny_config), "--out", str(run_dir)]
-    for stage, delay in (("augment", 4.0), ("finetune", 6.0), ("evaluate", 3.0), ("align", 1.0)):
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy()
-        )
-        try:
-            if _wait_for_stage(run_dir, stage, proc):
-                time.sleep(delay)
-        finally:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+    for stage in ("augment", "finetune", "evaluate", "align"):
+        _kill_mid_stage(cmd, run_dir, stage)
     res = _run(["run", str(tiny_config), "--out", str(run_dir)], timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["stages"]["augment"]["counts"]["seeds_resumed"] == 1  # resumed, not redone
     assert _artefacts(run_dir) == _artefacts(uninterrupted)
     for jsonl in run_dir.rglob("*.jsonl"):  # no torn or duplicated records anywhere
         lines = jsonl.read_text().splitlines()

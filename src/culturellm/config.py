@@ -101,6 +101,17 @@ class RunConfig(StageConfig):
         """Every field of every section: set values as TOML, unset (None) ones as comments."""
         return render_toml(self)
 
+    def without_credentials(self) -> RunConfig:
+        """The config as stored in the run directory: no user name or password in the base URL."""
+        from culturellm.llm.openai_backend import redact_url
+
+        url = self.models.base_url
+        if not url or redact_url(url) == url:
+            return self
+        return self.model_copy(
+            update={"models": self.models.model_copy(update={"base_url": redact_url(url)})}
+        )
+
     def section_hash(self, *sections: str) -> str:
         """A stable hash of some sections (a stage's inputs), to decide whether it must rerun."""
         dump = self.model_dump(mode="json")

@@ -140,3 +140,57 @@ def iter_jsonl(path: str | Path, *, tolerate_torn_tail: bool = False) -> Iterato
 
 def read_jsonl(path: str | Path, **kw: Any) -> list[dict[str, Any]]:
     return list(iter_jsonl(path, **kw))
+
+
+class ResumableRows:
+    """A JSONL file of finished rows that a killed command resumes from (evaluation results, alignment
+    rows, augmentation records, general-ability rows), written one way:
+
+    - `previous`: the rows on disk when first asked (a torn last line, left by a kill mid-append, is
+      dropped);
+    - `append(rows)`: each finished row appended and fsync'd at once, the resume checkpoint (before the
+      first append, a file whose last line is torn or unterminated is rewritten cleanly, so no record
+      is glued to a torn one);
+    - `finish(rows, same)`: the file rewritten cleanly once at the end: these rows, and the earlier
+      rows that none of them replaces."""
+
+    def __init__(self, path: str | Path, previous: list[dict[str, Any]] | None = None) -> None:
+        self.path = Path(path)
+        self._previous = previous
+        self._clean = False
+
+    @property
+    def previous(self) -> list[dict[str, Any]]:
+        if self._previous is None:
+            exists = self.path.exists()
+            self._previous = read_jsonl(self.path, tolerate_torn_tail=True) if exists else []
+        return self._previous
+
+    def append(self, rows: Iterable[dict[str, Any]]) -> None:
+        if not self._clean and self.path.is_file() and self.path.stat().st_size:
+            with open(self.path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    self.rewrite(self.previous)
+        self._clean = True
+        append_jsonl(self.path, rows)
+
+    def rewrite(self, rows: Iterable[dict[str, Any]]) -> None:
+        write_jsonl(self.path, rows)
+        self._clean = True
+
+    def finish(
+        self,
+        rows: list[dict[str, Any]],
+        same: tuple[str, ...],
+        *,
+        earlier_first: bool = False,
+        drop: tuple[str, ...] = (),
+    ) -> None:
+        """Rewrite the file once: `rows` and the earlier rows that none of them replaces (a row replaces
+        the earlier rows with the same values of the fields `same`), in that order or the earlier rows
+        first, without the fields in `drop`."""
+        mine = {tuple(r.get(f) for f in same) for r in rows}
+        kept = [r for r in self.previous if tuple(r.get(f) for f in same) not in mine]
+        ordered = kept + rows if earlier_first else rows + kept
+        self.rewrite([{k: v for k, v in r.items() if k not in drop} for r in ordered])

@@ -54,3 +54,12 @@ def check_relative(value: str, what: str, where: str = "") -> str:
     if any(part == ".." for part in re.split(r"[/\\]", value)):
         raise DataError(f"{prefix}{what} {value!r} must not contain '..' (it would leave the data directory)")
     return value
+
+
+def path_part(label: str) -> str:
+    """Any label (a model label, a model spec, a task name part) as one file or folder name: runs of
+    other characters than letters, digits, '.', '+', '-' and '_' become '_', at most 100 characters,
+    never empty, never '.', '..' or hidden (a leading '.' gets a '_' before it). The one rule for
+    output paths built from labels that are not checked safe names."""
+    name = re.sub(r"[^\w.+-]+", "_", label).strip("_")[:100] or "model"
+    return "_" + name if name.startswith(".") else name

@@ -18,7 +18,9 @@ every stage's own defaults) < CONFIG_FILE (any field of [models], [augment], [da
 
 
 def register(app: typer.Typer) -> None:
-    """Add `run` to the root app."""
+    """Add `run` to the root app.
+
+    Long because: it holds the `run` command, whose signature is one typer option per flag."""
 
     @app.command("run", help=RUN_HELP)
     def run_cmd(
@@ -56,6 +58,7 @@ def register(app: typer.Typer) -> None:
         dtype: Dtype | None = typer.Option(None, "--dtype", help=f"{DTYPE_HELP} (and fine-tuning)"),
         batch_size: int | None = typer.Option(None, "--batch-size", min=1, help=BATCH_HELP),
     ) -> None:
+        """Long because: one typer option per flag of `culturellm run` (the help is RUN_HELP)."""
         from rich.console import Console
 
         from culturellm.config import RunConfig
@@ -104,7 +107,6 @@ def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from culturellm.pipeline import summary_rows
     from culturellm.runlayout import RunLayout
 
     table = Table(title=Text(f"culturellm run: {run_dir}"))
@@ -131,3 +133,57 @@ def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
     con.print(f"report:   {layout.report}")
     con.print(f"plots:    {layout.plots_dir}")
     con.print(f"manifest: {layout.manifest}  ({manifest.get('total_elapsed_s')} s)")
+
+
+def summary_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """Per culture and model: mean macro-F1 over tasks, and WVS alignment (for the closing table)."""
+    from culturellm.jsonio import read_jsonl
+    from culturellm.runlayout import RunLayout
+
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    layout = RunLayout(run_dir)
+    for culture in layout.evaluated_cultures():
+        for r in read_jsonl(layout.results(culture)):
+            d = rows.setdefault((culture, r["model"]), {"culture": culture, "model": r["model"], "f1": []})
+            if isinstance(r.get("macro_f1"), int | float):
+                d["f1"].append(r["macro_f1"])
+        al = layout.align(culture)
+        if al.exists():
+            for r in read_jsonl(al):
+                d = rows.setdefault(
+                    (culture, r["model"]), {"culture": culture, "model": r["model"], "f1": []}
+                )
+                d["majority_agreement"] = r.get("majority_agreement")
+                d["one_minus_jsd"] = r.get("one_minus_jsd")
+                d["items"] = r.get("items")
+            _reference_rows(rows, culture, read_jsonl(al))
+    out = []
+    for d in rows.values():
+        f1 = d.pop("f1")
+        d["tasks"] = len(f1)
+        d["mean_macro_f1"] = sum(f1) / len(f1) if f1 else None
+        out.append(d)
+    return out
+
+
+def _reference_rows(
+    rows: dict[tuple[str, str], dict[str, Any]], culture: str, align_rows: list[dict]
+) -> None:
+    """Summary rows for the uniform answer and another culture's survey on the items of the run's
+    alignment (those of its culture model: held-out items when there were enough)."""
+    ref = next((r for r in align_rows if r.get("model") == "culturellm" and r.get("uniform")), None)
+    if ref is None:
+        return
+    refs = [("reference: uniform answer", ref["uniform"])]
+    contrast = ref.get("contrast") or {}
+    if contrast.get("n_questions"):
+        refs.append((f"reference: {contrast['culture']} survey", contrast))
+    for label, r in refs:
+        rows[(culture, label)] = {
+            "culture": culture,
+            "model": label,
+            "f1": [],
+            "majority_agreement": r.get("majority_agreement"),
+            "one_minus_jsd": r.get("one_minus_jsd"),
+            "items": ref.get("items"),
+        }

@@ -13,8 +13,8 @@ from typing import Any
 
 _EXPORTS = {
     "AugmentConfig": "culturellm.augment.config",
-    "augment": "culturellm.augment.pipeline",
-    "read_complete": "culturellm.augment.pipeline",
+    "augment": "culturellm.augment.run",
+    "read_complete": "culturellm.augment.state",
     "build_training_set": "culturellm.augment.dataset",
     "split_manifest_path": "culturellm.augment.dataset",
     "read_split": "culturellm.augment.dataset",

@@ -40,15 +40,6 @@ def _csv(text: str) -> frozenset[str]:
     return frozenset(text.split(","))
 
 
-REASONS = (
-    "repeated_word",
-    "opposed_words",
-    "synonym_not_a_word",
-    "synonym_pos_mismatch",
-    "modal_change",
-    "key_word_missing",
-)
-
 # Opposed pairs and groups: a swap from one side to the other reverses who or what the statement is
 # about. Words may sit in several dimensions (mother: gender and generation).
 OPPOSED: dict[str, tuple[frozenset[str], frozenset[str]]] = {

@@ -36,7 +36,7 @@ def augment_command(
     from rich.console import Console
 
     from culturellm.augment import augment
-    from culturellm.augment.pipeline import OURS
+    from culturellm.augment.state import OURS
     from culturellm.embed import load_embedder
     from culturellm.errors import CultureLLMError
     from culturellm.llm import load_model

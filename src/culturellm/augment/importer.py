@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from culturellm.augment.config import DEFAULT_T1
-from culturellm.augment.pipeline import RECORDS, record_id
+from culturellm.augment.pipeline import record_id
+from culturellm.augment.state import RECORDS
 from culturellm.errors import DataError
 from culturellm.jsonio import write_json, write_jsonl
 

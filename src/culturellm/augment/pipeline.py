@@ -7,18 +7,19 @@ Step 2 asks, in ONE request per kept paraphrase, for synonyms of all its content
 single and combined swaps, keeps those with cosine >= t2 to the seed, and takes the most similar,
 round-robin over paraphrases, up to m per seed. Optional step 3 translates seed and paraphrases and
 keeps a translation when its back-translation is close to the source. All candidates of a batch are
-embedded in one call. Records are appended per seed (fsync'd); a rerun skips finished seeds.
+embedded in one call.
+
+This module is the algorithm (`Augmenter`); `augment.run.augment()` drives it over the seeds,
+resumably (records appended per chunk of seeds; `augment.state`), and writes the manifest
+(`augment.summary`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,21 +27,13 @@ import numpy as np
 from culturellm.augment.checks import MeaningChecks
 from culturellm.augment.config import AugmentConfig
 from culturellm.augment.judge import Judge
-from culturellm.augment.metrics import describe, distinct_n, diversity_gain
 from culturellm.augment.parse import clean_sentence, normalize, parse_list, parse_synonyms
 from culturellm.augment.prompts import paraphrase_messages, synonym_messages, translate_messages
 from culturellm.augment.words import build_variants, content_words, negation_count, option_words
-from culturellm.errors import CultureLLMError, DataError
-from culturellm.hashing import stable_hash
-from culturellm.jsonio import append_jsonl, iter_jsonl, read_json, write_json, write_jsonl
+from culturellm.errors import DataError
 from culturellm.llm.base import ChatModel, Embedder, SamplingParams
-from culturellm.outdir import check_claim, claim
 
 STEPS = ("seed", "paraphrase", "synonym", "translation")
-RECORDS = "augmented.jsonl"
-MANIFEST = "manifest.json"
-STATE = ".augment-state.json"
-OURS = (STATE, RECORDS)  # an augment directory from before output markers existed
 
 
 @dataclass
@@ -121,10 +114,6 @@ class _SeedState:
         self.syn: list[_Kept] = []
         self.trans: list[_Kept] = []
         self.neg = negation_count(item.text)
-
-
-def _cos(emb: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    return np.asarray(emb @ ref, dtype=np.float64)
 
 
 class Augmenter:
@@ -257,30 +246,7 @@ class Augmenter:
         cfg, st = self.cfg, self.stats["synonym"]
         if cfg.m == 0:
             return
-        # a job: (seed state, the sentences it serves, context sentence, words)
-        jobs: list[tuple[_SeedState, list[_Kept | None], str, list[str]]] = []
-        for s in states:
-            protected = option_words(s.item.options.values())
-            sources: list[_Kept | None] = list(s.para) or [None]  # no paraphrase kept: the seed itself
-            if cfg.synonym_requests == "seed":
-                words: list[str] = []
-                for src in [None, *s.para]:
-                    for w in content_words(src.text if src else s.item.text, protected):
-                        if w.lower() not in {x.lower() for x in words}:
-                            words.append(w)
-                words = words[: 2 * cfg.max_words]
-                if words:
-                    jobs.append((s, sources, s.item.text, words))
-                else:
-                    st.rejected["no_content_words"] += 1
-                continue
-            for src in sources:
-                text = src.text if src else s.item.text
-                words = content_words(text, protected, limit=cfg.max_words)
-                if words:
-                    jobs.append((s, [src], text, words))
-                else:
-                    st.rejected["no_content_words"] += 1
+        jobs = self._synonym_jobs(states)
         if not jobs:
             return
         reqs = [synonym_messages(text, words, cfg.synonyms_per_word) for _, _, text, words in jobs]
@@ -325,6 +291,37 @@ class Augmenter:
             else:
                 pools[id(s)][id(src)].append((sim, t, swaps))
         self._take_synonyms(states, pools)
+
+    def _synonym_jobs(
+        self, states: list[_SeedState]
+    ) -> list[tuple[_SeedState, list[_Kept | None], str, list[str]]]:
+        """One synonym request per job: (seed state, the sentences it serves, context sentence, words);
+        per seed (synonym_requests = "seed") or per kept paraphrase."""
+        cfg, st = self.cfg, self.stats["synonym"]
+        jobs: list[tuple[_SeedState, list[_Kept | None], str, list[str]]] = []
+        for s in states:
+            protected = option_words(s.item.options.values())
+            sources: list[_Kept | None] = list(s.para) or [None]  # no paraphrase kept: the seed itself
+            if cfg.synonym_requests == "seed":
+                words: list[str] = []
+                for src in [None, *s.para]:
+                    for w in content_words(src.text if src else s.item.text, protected):
+                        if w.lower() not in {x.lower() for x in words}:
+                            words.append(w)
+                words = words[: 2 * cfg.max_words]
+                if words:
+                    jobs.append((s, sources, s.item.text, words))
+                else:
+                    st.rejected["no_content_words"] += 1
+                continue
+            for src in sources:
+                text = src.text if src else s.item.text
+                words = content_words(text, protected, limit=cfg.max_words)
+                if words:
+                    jobs.append((s, [src], text, words))
+                else:
+                    st.rejected["no_content_words"] += 1
+        return jobs
 
     def _take_synonyms(self, states: list[_SeedState], pools: dict[int, dict[int, list]]) -> None:
         """Up to m variants per seed: the most similar of each paraphrase in turn (round-robin over
@@ -484,300 +481,3 @@ def _first_line(text: str) -> str:
         if c and not c.endswith(":"):
             return c
     return ""
-
-
-def read_complete(path: Path) -> tuple[list[dict[str, Any]], set[str]]:
-    """Records of the seeds whose group is complete (seed record's group_size matched), and their ids."""
-    if not path.exists():
-        return [], set()
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    order: list[str] = []
-    for i, r in enumerate(iter_jsonl(path, tolerate_torn_tail=True), 1):
-        bad = [k for k in ("id", "question_id", "step", "text") if not isinstance(r.get(k), str)]
-        if not isinstance(r.get("similarity"), int | float) or isinstance(r.get("similarity"), bool):
-            bad.append("similarity")
-        if bad or r["step"] not in STEPS:
-            raise DataError(
-                f"{path}: record {i} is not an augmentation record (field '{(bad or ['step'])[0]}'); "
-                "use a new --out directory or delete this one"
-            )
-        q = str(r.get("question_id"))
-        if q not in groups:
-            order.append(q)
-        groups[q].append(r)
-    rows, done = [], set()
-    for q in order:
-        g = groups[q]
-        head = next((r for r in g if r.get("step") == "seed"), None)
-        if head is not None and head.get("group_size") == len(g):
-            rows += g
-            done.add(q)
-    return rows, done
-
-
-def state_key(fingerprint: dict[str, Any]) -> str:
-    """A short stable hash of the settings that decide the records (config, LLM, embedder)."""
-    return stable_hash(fingerprint)
-
-
-def _warn(message: str) -> None:
-    import sys
-
-    print(f"warning: {message}", file=sys.stderr)
-
-
-def _read_state(state_path: Path) -> dict[str, Any] | None:
-    """The hidden state file, or None when it is missing or damaged (a warning says so)."""
-    if not state_path.exists():
-        return None
-    try:
-        state = read_json(state_path, what="augmentation state")
-    except DataError as e:
-        _warn(f"{e}; ignoring it")
-        return None
-    if not _counters_ok(state) or not isinstance(state.get("fingerprint"), dict):
-        _warn(f"{state_path}: damaged augmentation state (wrong shape); ignoring it")
-        return None
-    return state
-
-
-def _counters_ok(state: dict[str, Any]) -> bool:
-    """True when the step counters, usage and elapsed time of a state (or manifest) can be added up."""
-    steps, usage = state.get("steps", {}), state.get("usage", {})
-    if not isinstance(steps, dict) or not isinstance(usage, dict):
-        return False
-    try:
-        for d in steps.values():
-            StepStats().add(d)
-            if not all(isinstance(v, int) for v in d.get("reasons", {}).values()):
-                return False
-        for v in usage.values():
-            float(v)
-        float(state.get("elapsed_s", 0.0))
-    except (TypeError, ValueError, AttributeError, OverflowError):
-        return False
-    return True
-
-
-def _record_keys(path: Path) -> set[str | None]:
-    """The state keys of the seed records in the records file (None: a record without a key)."""
-    if not path.exists():
-        return set()
-    return {r.get("state_key") for r in iter_jsonl(path, tolerate_torn_tail=True) if r.get("step") == "seed"}
-
-
-def resume_state(out_dir: Path, fingerprint: dict[str, Any], key: str) -> dict[str, Any]:
-    """The previous state to continue from ({} for a fresh start), checked against the records.
-
-    Records made with other settings (another key in the seed records) are refused, whatever the state
-    file says. When the records are ours and the state file is missing, damaged or foreign, the counters
-    come from manifest.json when it has our key, else they restart (with a warning); the records are
-    kept either way. Records without a key (an older version) are accepted only when the state file
-    matches, as before."""
-    path, state_path = out_dir / RECORDS, out_dir / STATE
-    state = _read_state(state_path)
-    keys = _record_keys(path)
-    if not keys:
-        return state if state and state.get("fingerprint") == fingerprint else {}
-    matching_state = state is not None and state.get("fingerprint") == fingerprint
-    if keys - {None, key} or (None in keys and not matching_state):
-        other = (state or {}).get("fingerprint", {}).get("llm") if state else None
-        raise CultureLLMError(
-            f"{out_dir}: holds records made with other settings (another configuration, model or "
-            f"embedder{f': {other}' if other else ''}); use a new --out directory or delete it"
-        )
-    if matching_state:
-        return state
-    manifest = out_dir / MANIFEST
-    try:
-        m = read_json(manifest, what="augmentation manifest") if manifest.exists() else {}
-    except DataError:
-        m = {}
-    if m.get("state_key") == key and _counters_ok(m):
-        _warn(f"{state_path}: missing or not ours; counters restored from {manifest.name}")
-        return {k: m.get(k, 0.0) for k in ("steps", "usage", "elapsed_s")} | {"fingerprint": fingerprint}
-    _warn(f"{state_path}: missing or not ours; the records are kept, step counters restart")
-    return {}
-
-
-@contextmanager
-def _progress_task(progress: Any, total: int, description: str) -> Iterator[Any]:
-    """Yield an `advance(n)` callable; progress may be None (silent), True (own bar) or a rich Progress."""
-    if not progress:
-        yield lambda n=1: None
-        return
-    if progress is True:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
-        ) as p:
-            task = p.add_task(description, total=total)
-            yield lambda n=1: p.advance(task, n)
-        return
-    task = progress.add_task(description, total=total)
-    yield lambda n=1: progress.advance(task, n)
-
-
-def augment(
-    seeds: Sequence[Any],
-    llm: ChatModel,
-    embedder: Embedder,
-    config: AugmentConfig | None = None,
-    out_dir: Path | str = "augment",
-    *,
-    progress: Any = None,
-    force: bool = False,
-    judge: ChatModel | None = None,
-) -> dict[str, Any]:
-    """Augment seed questions (wvs Question or Seed objects); write out_dir/augmented.jsonl and
-    out_dir/manifest.json; return the manifest. Resumable: seeds already complete in the file are
-    skipped (a torn last line is dropped and the file rewritten cleanly).
-
-    out_dir is claimed (culturellm.outdir): a non-empty directory culturellm did not make is refused
-    unless force. The settings' key (`state_key`) is stored in the hidden state file, in manifest.json
-    and in every seed record, so records made with other settings are refused even when the state
-    file is missing (see resume_state). `judge`: the chat model of the judge step (default:
-    `load_model(config.judge)` when config.judge is set)."""
-    cfg = config or AugmentConfig()
-    out_dir = Path(out_dir)
-    check_claim(out_dir, "augment", force=force, ours=OURS)
-    items = [SeedItem.of(q) for q in seeds]
-    dup = [q for q, c in Counter(i.question_id for i in items).items() if c > 1]
-    if dup:
-        raise DataError(f"seed questions: duplicate question ids {dup}")
-    path, state_path = out_dir / RECORDS, out_dir / STATE
-    fingerprint = {"config": cfg.fingerprint(), "llm": llm.name, "embedder": embedder.name}
-    key = state_key(fingerprint)
-    rows, done = read_complete(path)  # damaged records: an error before anything is written
-    prev = resume_state(out_dir, fingerprint, key)
-    claim(out_dir, "augment", force=force, ours=OURS)
-    if cfg.judge and judge is None:
-        from culturellm.llm import load_model
-
-        judge = load_model(cfg.judge)
-    if path.exists():
-        write_jsonl(path, rows)  # drop torn / incomplete groups
-    wanted = {i.question_id for i in items}
-    todo = [i for i in items if i.question_id not in done]
-    aug = Augmenter(llm, embedder, cfg, judge if cfg.judge else None)
-    for step, d in prev.get("steps", {}).items():
-        if step in aug.stats:
-            aug.stats[step].add(d)
-    usage0 = llm.usage.as_dict()
-    judge0 = judge.usage.as_dict() if judge is not None and cfg.judge else None
-    prev_usage = prev.get("usage", {})
-    elapsed_prev = float(prev.get("elapsed_s", 0.0))
-    t0 = time.monotonic()
-
-    def save_state() -> dict[str, Any]:
-        u1 = llm.usage.as_dict()
-        usage = _usage_delta(prev_usage, usage0, u1)
-        state = {
-            "key": key,
-            "fingerprint": fingerprint,
-            "steps": {k: v.as_dict() for k, v in aug.stats.items()},
-            "usage": usage,
-            "elapsed_s": round(elapsed_prev + time.monotonic() - t0, 2),
-        }
-        if judge0 is not None and judge is not None:
-            state["judge_usage"] = _usage_delta(prev.get("judge_usage", {}), judge0, judge.usage.as_dict())
-        write_json(state_path, state)
-        return state
-
-    with _progress_task(progress, len(items), f"augment ({llm.name})") as advance:
-        advance(len(items) - len(todo))
-        for start in range(0, len(todo), cfg.batch_size):
-            chunk = todo[start : start + cfg.batch_size]
-            for group in aug.run_chunk(chunk):
-                group[0]["state_key"] = key  # the seed record heads its group
-                append_jsonl(path, group)
-            save_state()
-            advance(len(chunk))
-    state = save_state()
-    all_rows, _ = read_complete(path)
-    all_rows = [r for r in all_rows if r["question_id"] in wanted] if all_rows else []
-    manifest = _manifest(all_rows, cfg, llm, embedder, state, aug, len(items) - len(todo))
-    manifest["state_key"] = key
-    write_json(out_dir / MANIFEST, manifest)
-    return manifest
-
-
-def _usage_delta(prev: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """Usage of earlier runs (prev) plus what this run added (after - before)."""
-    usage = {
-        k: round(float(prev.get(k, 0)) + float(after[k]) - float(before[k]), 6)
-        for k in ("requests", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd")
-    }
-    for k in ("requests", "cache_hits", "prompt_tokens", "completion_tokens"):
-        usage[k] = int(usage[k])
-    return usage
-
-
-def _judge_summary(cfg: AugmentConfig, state: dict[str, Any]) -> dict[str, Any] | None:
-    if not cfg.judge:
-        return None
-    steps = state["steps"].values()
-    return {
-        "model": cfg.judge,
-        "requests": sum(int(s.get("judge_requests", 0)) for s in steps),
-        "rejected": sum(int(s["reasons"].get("judge_rejected", 0)) for s in steps),
-        "usage": state.get("judge_usage", {}),
-    }
-
-
-def _manifest(
-    rows: list[dict[str, Any]],
-    cfg: AugmentConfig,
-    llm: ChatModel,
-    embedder: Embedder,
-    state: dict[str, Any],
-    aug: Augmenter,
-    resumed: int,
-) -> dict[str, Any]:
-    counts = Counter(r["step"] for r in rows)
-    seeds = [r for r in rows if r["step"] == "seed"]
-    new = [r for r in rows if r["step"] in ("paraphrase", "synonym")]
-    seed_emb = aug._encode([r["text"] for r in seeds])
-    new_emb = aug._encode([r["text"] for r in new])
-    steps = state["steps"]
-    llm_requests = sum(int(s["requests"]) for s in steps.values())
-    accepted = len(rows) - len(seeds)
-    return {
-        "kind": "culturellm.augment",
-        "llm": llm.name,
-        "embedder": embedder.name,
-        "config": cfg.model_dump(mode="json"),
-        "counts": {
-            "seeds": counts["seed"],
-            "paraphrase": counts["paraphrase"],
-            "synonym": counts["synonym"],
-            "translation": counts["translation"],
-            "accepted": accepted,
-            "total": len(rows),
-            "seeds_resumed": resumed,
-            "seeds_short_of_n": sum(
-                1
-                for s in seeds
-                if sum(1 for r in rows if r["parent"] == s["id"] and r["step"] == "paraphrase") < cfg.n
-            ),
-        },
-        "steps": steps,
-        "llm_requests": llm_requests,
-        "llm_requests_per_accepted": round(llm_requests / accepted, 4) if accepted else None,
-        "usage": state["usage"],
-        "tokens": state["usage"]["prompt_tokens"] + state["usage"]["completion_tokens"],
-        "cost_usd": state["usage"]["cost_usd"],
-        "cache_hits": state["usage"]["cache_hits"],
-        "elapsed_s": state["elapsed_s"],
-        "parse_formats": dict(sorted(aug.parse_formats.items())),
-        "judge": _judge_summary(cfg, state),
-        "metrics": {
-            "similarity": {
-                step: describe([r["similarity"] for r in rows if r["step"] == step]) for step in STEPS[1:]
-            },
-            "diversity_gain": diversity_gain(new_emb, seed_emb) if len(new) else 0.0,
-            "distinct_2_seeds": distinct_n([r["text"] for r in seeds]),
-            "distinct_2_all": distinct_n([r["text"] for r in rows if r["step"] != "translation"]),
-        },
-    }

@@ -9,7 +9,6 @@ measure of GlobalOpinionQA (Durmus et al. 2023); both are averaged over question
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,8 @@ from culturellm.evaluate.config import AlignConfig
 from culturellm.evaluate.scoring import softmax
 from culturellm.evaluate.variant import ModelVariant, System, scoring_summary, variant_from
 from culturellm.hashing import sha256_file, stable_hash
-from culturellm.jsonio import append_jsonl, iter_jsonl, write_jsonl
+from culturellm.jsonio import ResumableRows, iter_jsonl, write_jsonl
+from culturellm.names import path_part
 
 ALIGN = "align.jsonl"  # OUT/align.jsonl: one summary row per model x culture
 QUESTIONS = "align"  # OUT/align/<model>/<culture>.jsonl: the per-question answers of that row
@@ -161,8 +161,7 @@ def _job_key(job: AlignJob, culture: str) -> str:
 
 
 def _questions_path(out: Path, model: str, culture: str) -> Path:
-    safe = re.sub(r"[^\w.+-]+", "_", model).strip("_") or "model"
-    return Path(out) / QUESTIONS / safe / f"{culture}.jsonl"
+    return Path(out) / QUESTIONS / path_part(model) / f"{culture}.jsonl"
 
 
 def align_all(jobs: list[AlignJob], culture: str, out: Path) -> list[dict[str, Any]]:
@@ -174,9 +173,8 @@ def align_all(jobs: list[AlignJob], culture: str, out: Path) -> list[dict[str, A
     from culturellm.cultures import get_culture
 
     culture = get_culture(culture).name
-    path = Path(out) / ALIGN
-    previous = list(iter_jsonl(path, tolerate_torn_tail=True)) if path.exists() else []
-    done = {r["key"]: r for r in previous if r.get("key")}
+    rows_file = ResumableRows(Path(out) / ALIGN)
+    done = {r["key"]: r for r in rows_file.previous if r.get("key")}
     results = []
     for job in jobs:
         key = _job_key(job, culture)
@@ -188,9 +186,7 @@ def align_all(jobs: list[AlignJob], culture: str, out: Path) -> list[dict[str, A
         row = {k: v for k, v in res.items() if k != "questions"}
         row.update(items=job.items or ("held-out" if job.split else "all seeds"), key=key)
         write_jsonl(qpath, res["questions"])
-        append_jsonl(path, [row])  # last: a job counts as done only once its row is on disk
+        rows_file.append([row])  # last: a job counts as done only once its row is on disk
         results.append(row | {"questions": res["questions"]})
-    mine = {(r["model"], r["culture"]) for r in results}
-    kept = [r for r in previous if (r.get("model"), r.get("culture")) not in mine]
-    write_jsonl(path, [{k: v for k, v in r.items() if k != "questions"} for r in results] + kept)
+    rows_file.finish(results, ("model", "culture"), drop=("questions",))
     return results

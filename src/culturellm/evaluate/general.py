@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from culturellm.errors import CultureLLMError, DataError
-from culturellm.jsonio import append_jsonl, iter_jsonl, write_jsonl
+from culturellm.jsonio import ResumableRows, iter_jsonl, write_jsonl
+from culturellm.names import path_part
 
 GENERAL = "general.jsonl"  # OUT/general.jsonl
 SAMPLES = "general"  # OUT/general/<model>/<task>.jsonl: per-document scores
@@ -157,8 +158,6 @@ def _doc_scores(samples: list[dict[str, Any]], metric: str, filt: str) -> dict[s
     return out
 
 
-def _safe(label: str) -> str:
-    return re.sub(r"[^\w.+-]+", "_", label).strip("_") or "model"
 
 
 @dataclass(frozen=True)
@@ -201,7 +200,7 @@ def score_model(
             n = len(docs) or (res.get("n-samples", {}).get(task) or {}).get("effective")
             rows.append({"model": model.label, "spec": model.spec, "task": task, **m, "n": n})
         if per_doc:
-            write_jsonl(out / SAMPLES / _safe(model.label) / f"{_safe(task)}.jsonl", per_doc)
+            write_jsonl(out / SAMPLES / path_part(model.label) / f"{path_part(task)}.jsonl", per_doc)
     return rows
 
 
@@ -239,7 +238,7 @@ def _compare(rows: list[dict[str, Any]], models: list[GeneralModel], out: Path, 
 
 
 def _load_docs(out: Path, row: dict[str, Any]) -> dict[str, float]:
-    path = out / SAMPLES / _safe(row["model"]) / f"{_safe(row['task'])}.jsonl"
+    path = out / SAMPLES / path_part(row["model"]) / f"{path_part(row['task'])}.jsonl"
     if not path.exists():
         return {}
     return {
@@ -268,20 +267,20 @@ def run_general(
     models = general_models(variants)
     options = options or GeneralOptions()
     out = Path(out)
-    path = out / GENERAL
-    previous = list(iter_jsonl(path, tolerate_torn_tail=True)) if path.exists() else []
+    rows_file = ResumableRows(out / GENERAL)
+    previous = rows_file.previous
     rows: list[dict[str, Any]] = []
     for m in models:
         key = _key(m, names, include, options)
         done = [_score_fields(r) for r in previous if r.get("key") == key and r.get("model") == m.label]
         if not done:
             done = [r | {"key": key} for r in score_model(m, names, include, out, options)]
-            append_jsonl(path, done)  # a model counts as done once its rows are on disk
+            rows_file.append(done)  # a model counts as done once its rows are on disk
         rows += done
     _compare(rows, models, out, options.seed)
     mine = {(r["model"], r["task"]) for r in rows}
     kept = {r.get("key", id(r)): r for r in previous if (r.get("model"), r.get("task")) not in mine}
-    write_jsonl(path, rows + list(kept.values()))  # once, cleanly: these rows, then earlier others
+    rows_file.rewrite(rows + list(kept.values()))  # once, cleanly: these rows, then earlier others
     return rows
 
 

@@ -8,7 +8,6 @@ at the end results.jsonl is rewritten cleanly and OUT/report.md and OUT/plots/*.
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
@@ -19,8 +18,10 @@ from culturellm.errors import CultureLLMError, UnknownNameError
 from culturellm.evaluate.config import EvaluateConfig
 from culturellm.evaluate.variant import ModelVariant, scoring_summary
 from culturellm.hashing import stable_hash
-from culturellm.jsonio import append_jsonl, iter_jsonl, write_jsonl
+from culturellm.jsonio import ResumableRows, write_jsonl
 from culturellm.llm.base import Chat, ChatModel, SamplingParams, ScoreRequest
+from culturellm.names import path_part
+from culturellm.progress import progress_bar
 
 if TYPE_CHECKING:
     from culturellm.evaluate.data import Example, TaskData
@@ -46,27 +47,6 @@ def protocol_key(
         "config": config.keyed(),
     }
     return stable_hash(obj)
-
-
-def _progress(enabled: bool) -> Any:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not enabled,
-        transient=True,
-    )
 
 
 @dataclass(frozen=True)
@@ -251,7 +231,7 @@ def plan_evaluation(
         loaded.append((td, stratified_sample(td.examples, config.limit, config.seed)))
     out = Path(out)
     res_path = out / RESULTS
-    previous = list(iter_jsonl(res_path, tolerate_torn_tail=True)) if res_path.exists() else []
+    previous = ResumableRows(res_path).previous
     items = []
     for v in models:
         for td, exs in loaded:
@@ -400,10 +380,10 @@ def task_result(plan: Plan, req: TaskRequests, resp: Responses, n_boot: int) -> 
 def _record(plan: Plan, result: TaskResult, pred_rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Checkpoint one finished plan item: its predictions file, then its row appended to results.jsonl
     (last: a task counts as done only once its row is on disk)."""
-    parts = "/".join(_safe(x) for x in result.task.split("/"))
-    write_jsonl(plan.out / PREDICTIONS / _safe(result.model) / f"{parts}.jsonl", pred_rows)
+    parts = "/".join(path_part(x) for x in result.task.split("/"))
+    write_jsonl(plan.out / PREDICTIONS / path_part(result.model) / f"{parts}.jsonl", pred_rows)
     row = result.to_row()
-    append_jsonl(plan.out / RESULTS, [row])
+    ResumableRows(plan.out / RESULTS).append([row])
     return row
 
 
@@ -414,9 +394,8 @@ def write_outputs(plan: Plan, rows: list[dict[str, Any]], report: bool = True) -
     from culturellm.evaluate.report import write_report
 
     res_path = plan.out / RESULTS
-    mine = {(r["model"], r["task"]) for r in rows}
-    kept = [r for r in plan.previous if (r.get("model"), r.get("task")) not in mine]
-    write_jsonl(res_path, [{k: v for k, v in r.items() if k != "resumed"} for r in kept + rows])
+    rows_file = ResumableRows(res_path, plan.previous)
+    rows_file.finish(rows, ("model", "task"), earlier_first=True, drop=("resumed",))
     if report:
         write_report([res_path], plan.out)
 
@@ -445,7 +424,7 @@ def evaluate(
     done = plan.done
     requests = [build_requests(plan, it) for it in plan.todo()]
     new: dict[str, dict[str, Any]] = {}
-    with _progress(progress) as prog:
+    with progress_bar(progress) as prog:
         for req, resp in run_requests(plan, requests, prog):
             result, preds = task_result(plan, req, resp, n_boot)
             new[req.item.key] = _record(plan, result, preds)
@@ -454,7 +433,3 @@ def evaluate(
     return rows
 
 
-def _safe(label: str) -> str:
-    """A model label (or a task name part) as one directory name: never '.', '..' or hidden."""
-    name = re.sub(r"[^\w.+-]+", "_", label).strip("_")[:100] or "model"
-    return "_" + name if name.startswith(".") else name

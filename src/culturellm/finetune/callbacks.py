@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import Progress
 from transformers import TrainerCallback
 
 from culturellm.errors import CultureLLMError
 from culturellm.jsonio import append_jsonl, iter_jsonl, write_jsonl
+from culturellm.progress import progress_bar
 
 
 class TrainingDivergedError(CultureLLMError):
@@ -30,18 +31,10 @@ class RichProgressCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
             return
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"),
-            TimeRemainingColumn(),
-            console=self.console,
-            transient=False,
-        )
+        self._progress = progress_bar(console=self.console, transient=False, extra="loss {task.fields[loss]}")
         self._progress.start()
         self._task = self._progress.add_task(
-            self.description, total=state.max_steps, completed=state.global_step, loss="-"
+            f"[bold]{self.description}", total=state.max_steps, completed=state.global_step, loss="-"
         )
 
     def on_step_end(self, args, state, control, **kwargs):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from culturellm.errors import CultureLLMError
 from culturellm.finetune.config import FinetuneConfig
@@ -26,6 +26,7 @@ from culturellm.finetune.estimate import estimate, openai_epochs
 from culturellm.jsonio import append_jsonl, write_json, write_jsonl
 from culturellm.llm.modelref import MODELREF_FILE, ModelRef, write_modelref
 from culturellm.llm.openai_backend import redact_url
+from culturellm.progress import progress_bar
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 STATE_FILE = "finetune.json"
@@ -212,16 +213,9 @@ def _poll(
     bar: Progress | None = None
     task = None
     if progress:
-        bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=console,
-        )
+        bar = progress_bar(console=console, transient=False, extra="{task.fields[status]}")
         bar.start()
-        task = bar.add_task(f"job {job_id}", total=None, status="")
+        task = bar.add_task(f"[bold]job {job_id}", total=None, status="")
     try:
         while True:
             job = client.fine_tuning.jobs.retrieve(job_id)

@@ -29,25 +29,11 @@ def _split_codes(values: list[str] | None) -> list[str]:
 
 def _progress(enabled: bool):
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True, emoji=False),
-        disable=not enabled,
-        transient=True,  # bars vanish when done; the summary table stays
-    )
+    from culturellm.progress import progress_bar
+
+    # bars vanish when done; the summary table stays
+    return progress_bar(enabled, console=Console(stderr=True, emoji=False), percent=True)
 
 
 def cultures_list(
