@@ -12,17 +12,13 @@ import ast
 from pathlib import Path
 
 import networkx as nx
-import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ROOT = "culturellm"
 
 # Circles known to be fixed on another branch; each entry must match a circle found today, so the test
 # fails once the circle is gone and whoever merges the fix removes the entry.
-EXPECTED: dict[str, frozenset[str]] = {
-    # evaluate/align <-> evaluate/runner: being removed on the evaluate branch (issue 19, build item 1)
-    "evaluate align<->runner": frozenset({"culturellm.evaluate.align", "culturellm.evaluate.runner"}),
-}
+EXPECTED: dict[str, frozenset[str]] = {}  # none left: a new circle is a failure
 
 
 def module_name(path: Path) -> str:
@@ -92,9 +88,3 @@ def test_no_import_cycle_in_src():
     found = cycles(import_graph())
     unexpected = [sorted(c) for c in found if c not in EXPECTED.values()]
     assert not unexpected, f"{len(unexpected)} import circle(s) in src/: {unexpected}"
-
-
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_expected_cycle_still_there(name):
-    """An expected circle that is gone: remove its entry from EXPECTED."""
-    assert EXPECTED[name] in cycles(import_graph()), f"the {name} circle is fixed: remove it from EXPECTED"
