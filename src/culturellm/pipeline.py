@@ -26,7 +26,7 @@ from culturellm import __version__
 from culturellm.config import RunConfig, save_config
 from culturellm.errors import CultureLLMError, DataError
 from culturellm.hashing import sha256_file, stable_hash
-from culturellm.jsonio import read_json, read_jsonl, write_json, write_jsonl
+from culturellm.jsonio import atomic_write_text, read_json, read_jsonl, write_json, write_jsonl
 from culturellm.outdir import check_claim, claim
 from culturellm.runlayout import ONE, RunLayout
 
@@ -441,8 +441,7 @@ class Pipeline:
 
             matrix = json.loads(self.layout.align_matrix.read_text())
             png = plot_matrix(matrix, self.layout.plots_dir / "align_matrix.png")
-            with open(report, "a", encoding="utf-8") as f:
-                f.write(report_section(matrix, png))
+            atomic_write_text(report, report.read_text(encoding="utf-8") + report_section(matrix, png))
         pngs = self.layout.plots()
         return StageResult([report, *pngs], {"plots": len(pngs)})
 

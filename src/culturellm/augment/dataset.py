@@ -27,6 +27,7 @@ from culturellm.augment.config import Target
 from culturellm.errors import CultureLLMError, DataError
 from culturellm.jsonio import iter_jsonl, write_json, write_jsonl
 from culturellm.prompts import culture_system_prompt, survey_messages
+from culturellm.safewrite import check_output_file
 
 TARGETS = ("majority", "distribution", "sampled")
 TARGET_HELP = (
@@ -35,6 +36,25 @@ TARGET_HELP = (
     "`target_distribution`; local training learns the distribution), or sampled (each wording gets a "
     "code drawn so the codes follow the distribution: hard labels, for the OpenAI fine-tuning API)"
 )
+
+
+def _load_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return manifest if isinstance(manifest, dict) and manifest.get("kind") == "culturellm.dataset" else {}
+
+
+def _ours(path: Path) -> bool:
+    """A training set this command wrote (the manifest beside it records its hash), or such a manifest."""
+    if path.name.endswith(".manifest.json"):
+        return bool(_load_manifest(path))
+    try:
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return False
+    return _load_manifest(split_manifest_path(path)).get("data_sha256") == sha
 
 
 def split_manifest_path(out: Path | str) -> Path:
@@ -276,6 +296,7 @@ def build_training_set(
     drop_rejected: bool = False,
     steps: Sequence[str] | None = None,
     max_records: int | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Write `out` (OpenAI chat JSONL) for one culture or, with several / 'all', CultureLLM-One
     (the union, each record's system prompt naming its culture). Returns the manifest, also written
@@ -288,6 +309,8 @@ def build_training_set(
     if target not in TARGETS:
         raise CultureLLMError(f"unknown target {target!r}; expected one of: {', '.join(TARGETS)}")
     augmented, out = Path(augmented), Path(out)
+    check_output_file(out, inputs=[augmented], force=force, ours=_ours)  # before any work
+    check_output_file(split_manifest_path(out), inputs=[augmented], force=force, ours=_ours, flag="manifest")
     variants = read_augmented(augmented)
     review = _drop_rejected(variants, augmented) if drop_rejected else None
     split = make_split(

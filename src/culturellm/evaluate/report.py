@@ -10,6 +10,7 @@ from typing import Any
 
 from culturellm.errors import DataError
 from culturellm.jsonio import atomic_write_text, iter_jsonl
+from culturellm.safewrite import target
 
 NEAR_CHANCE = 0.05  # a model whose mean macro-F1 is within this of the random baseline is "near chance"
 REPORT = "report.md"
@@ -363,7 +364,8 @@ def make_plots(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]], plo
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = plot_dir / f"f1_{c}.png"
-        fig.savefig(path, dpi=110)
+        with target(path) as tmp:
+            fig.savefig(tmp, dpi=110)
         plt.close(fig)
         made.append(path)
 
@@ -414,7 +416,8 @@ def _types_plot(
         ax.set_title("mean macro-F1 per task type")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with target(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return path
 
@@ -438,7 +441,8 @@ def _align_plot(align_rows: list[dict[str, Any]], plot_dir: Path) -> Path | None
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = plot_dir / "alignment.png"
-    fig.savefig(path, dpi=110)
+    with target(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return path
 

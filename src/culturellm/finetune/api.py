@@ -11,6 +11,7 @@ fingerprint, status). Calling `finetune` again
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Sequence
@@ -25,6 +26,8 @@ from culturellm.finetune.config import FinetuneConfig
 from culturellm.finetune.data import cultures_in, data_sha256, load_records
 from culturellm.jsonio import write_json
 from culturellm.llm.modelref import MODELREF_FILE, ModelRef, write_modelref
+from culturellm.outdir import claim
+from culturellm.safewrite import library_writes
 
 STATE_FILE = "finetune.json"
 SUMMARY_FILE = "train_summary.json"
@@ -138,20 +141,22 @@ def finetune(
         console.print(f"[yellow]{out}: held a run with other data, base or config; starting again[/]")
         _clean(out)
     if _is_main_process():
-        out.mkdir(parents=True, exist_ok=True)
+        claim(out, "finetune", ours=(STATE_FILE,))  # culturellm.outdir: our files only, never through links
         _write_state(out, {**key, "status": "running", "backend": "local", "config": _config_dict(config)})
     wait_for_everyone(config.device)
 
-    summary = train_local(
-        records,
-        base,
-        out,
-        config,
-        resume_from=resume_from,
-        progress=progress,
-        console=console,
-        model_and_tokenizer=model_and_tokenizer,
-    )
+    writes = library_writes(out) if _is_main_process() else contextlib.nullcontext()
+    with writes:  # the Trainer writes files itself: never through a link, and they are ours afterwards
+        summary = train_local(
+            records,
+            base,
+            out,
+            config,
+            resume_from=resume_from,
+            progress=progress,
+            console=console,
+            model_and_tokenizer=model_and_tokenizer,
+        )
     if not _is_main_process():
         return ref_file
 

@@ -26,6 +26,7 @@ from culturellm.finetune.estimate import estimate, openai_epochs
 from culturellm.jsonio import append_jsonl, write_json, write_jsonl
 from culturellm.llm.modelref import MODELREF_FILE, ModelRef, write_modelref
 from culturellm.llm.openai_backend import redact_url
+from culturellm.outdir import claim
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 STATE_FILE = "finetune.json"
@@ -89,7 +90,7 @@ def finetune_openai(
     elif state.get("status") in ("failed", "cancelled"):
         console.print(f"previous job {state.get('job_id')} {state['status']}: starting a new job")
         state.pop("job_id", None)
-    out.mkdir(parents=True, exist_ok=True)
+    claim(out, "finetune", ours=(STATE_FILE,))  # culturellm.outdir: our files only, never through links
     write_json(out / STATE_FILE, state)
     cost = est.get("cost_usd")
     cost_text = f"estimated cost ${cost:.4f}" if cost is not None else "cost unknown (no price known)"
