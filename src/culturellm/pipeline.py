@@ -252,8 +252,7 @@ class Pipeline:
         check_claim(self.run_dir, "run", force=self.force, ours=ours)
         cultures = self._expand_cultures(cfg.cultures)
         self.cultures = [get_culture(c) for c in cultures]
-        check_model_spec(cfg.models.base, "models.base")
-        check_model_spec(cfg.models.augmenter, "models.augmenter")
+        check_models(cfg)
         if not cfg.augment.select(load_questions()):
             raise DataError("augment: no seed question selected (check augment.questions / limit_seeds)")
         root = resolve_data_dir(cfg.evaluate.data_dir)
@@ -444,6 +443,28 @@ class Pipeline:
             atomic_write_text(report, report.read_text(encoding="utf-8") + report_section(matrix, png))
         pngs = self.layout.plots()
         return StageResult([report, *pngs], {"plots": len(pngs)})
+
+
+def check_models(cfg: RunConfig) -> None:
+    """Every model the run will use, built from its spec without loading weights: the base (which
+    must have local weights unless fine-tuned with the openai backend), the augmenter, the judge and
+    the embedder. DataError naming the config field otherwise."""
+    from culturellm.embed import check_embedder
+    from culturellm.llm import parse_spec
+
+    check_model_spec(cfg.models.base, "models.base")
+    check_model_spec(cfg.models.augmenter, "models.augmenter")
+    if cfg.augment.judge:
+        check_model_spec(cfg.augment.judge, "augment.judge")
+    if cfg.finetune.backend == "local" and not parse_spec(cfg.models.base).local:
+        raise DataError(
+            f"models.base = {cfg.models.base!r}: has no local weights to fine-tune (use a local model, "
+            'or finetune.backend = "openai" for an openai: model)'
+        )
+    try:
+        check_embedder(cfg.models.embedder)
+    except CultureLLMError as e:
+        raise DataError(f"models.embedder = {cfg.models.embedder!r}: {e}") from None
 
 
 def check_model_spec(spec: str, field: str) -> None:

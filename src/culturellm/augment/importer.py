@@ -26,6 +26,7 @@ from culturellm.augment.config import DEFAULT_T1
 from culturellm.augment.pipeline import RECORDS, record_id
 from culturellm.errors import DataError
 from culturellm.jsonio import read_text, write_json, write_jsonl
+from culturellm.numbers import check_number
 from culturellm.safewrite import check_distinct
 
 IMPORTED = "imported"
@@ -106,6 +107,8 @@ def import_release(
     from culturellm.wvs import load_questions
 
     path, out_dir = Path(path), Path(out_dir)
+    check_number(t1, "--t1", lo=-1.0, hi=1.0)
+    check_number(seed_match, "seed_match", lo=-1.0, hi=1.0)
     check_distinct(out_dir / RECORDS, [path], "FILE")
     lines = _read_lines(path)
     _claim_out(out_dir, force)
