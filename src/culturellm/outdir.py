@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from culturellm.errors import DataError
+from culturellm.jsonio import read_json
 from culturellm.safewrite import MARKER, read_marker, write_marker
 
 __all__ = ["MARKER", "check_claim", "claim", "owner"]
@@ -27,6 +28,15 @@ def owner(out: Path) -> str | None:
     """The kind recorded in `out`'s marker, or None when there is no (readable) marker."""
     kind = (read_marker(out) or {}).get("kind")
     return kind if isinstance(kind, str) else None
+
+
+def _our_json(path: Path) -> bool:
+    """A state file of ours from before markers: a regular file holding a JSON object (a user's file
+    that merely has the name is not)."""
+    try:
+        return not path.is_symlink() and isinstance(read_json(path), dict)
+    except DataError:
+        return False
 
 
 def check_claim(
@@ -53,7 +63,7 @@ def check_claim(
             )
         return out
     entries = [p.name for p in out.iterdir()]
-    if entries and not any((out / name).exists() for name in ours):
+    if entries and not any(_our_json(out / name) for name in ours):
         shown = ", ".join(sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
         raise DataError(
             f"{out}: exists, is not empty ({shown}) and was not made by culturellm {kind}; choose another "
