@@ -83,8 +83,8 @@ def read_split(path: Path | str) -> Split:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path}: split file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e})") from None
+    except (ValueError, RecursionError) as e:  # bad JSON, bad UTF-8, nested too deeply
+        raise DataError(f"{path}: not valid JSON ({type(e).__name__}: {str(e)[:200]})") from None
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object (a training-set manifest)")
     src = data.get("split") if isinstance(data.get("split"), dict) else data

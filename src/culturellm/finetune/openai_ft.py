@@ -50,7 +50,7 @@ def _read_state(out: Path) -> dict[str, Any]:
     p = out / STATE_FILE
     try:
         return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
 
 
