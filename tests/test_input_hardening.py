@@ -123,7 +123,7 @@ def test_report_refuses_bad_numbers(cli, tmp_path):
 
 def test_chat_stdin_not_utf8(cli, monkeypatch):
     """[4] `printf 'hello \\xe9' | culturellm chat - --model fake:x` crashed (UnicodeEncodeError)."""
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"hello \xe9")))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"hello \xe9"), errors="surrogateescape"))
     assert_clear_error(cli("chat", "-", "--model", "fake:x", "--no-progress"), "stdin", "0xe9")
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("héllo".encode())))
     assert cli("chat", "-", "--model", "fake:x", "--no-progress").code == 0
