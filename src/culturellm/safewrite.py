@@ -208,11 +208,15 @@ def check_output_file(
 
 
 @contextlib.contextmanager
-def library_writes(directory: str | Path) -> Iterator[None]:
+def library_writes(directory: str | Path, *, active: bool = True) -> Iterator[None]:
     """For a library that writes files itself (a Trainer's checkpoints, `save_pretrained`) into the
     claimed `directory`: refuse first if anything in it is a symbolic link (the library would follow
-    it); afterwards record every file it left as ours."""
+    it); afterwards record every file it left as ours. `active=False` (another process of a
+    distributed run, which leaves the marker to the main one): nothing."""
     directory = Path(directory)
+    if not active:
+        yield
+        return
     root = find_root(directory / MARKER)
     for d, dirs, files in os.walk(directory, followlinks=False):
         for name in dirs + files:

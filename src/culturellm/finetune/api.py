@@ -11,7 +11,6 @@ fingerprint, status). Calling `finetune` again
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 from collections.abc import Sequence
@@ -145,8 +144,7 @@ def finetune(
         _write_state(out, {**key, "status": "running", "backend": "local", "config": _config_dict(config)})
     wait_for_everyone(config.device)
 
-    writes = library_writes(out) if _is_main_process() else contextlib.nullcontext()
-    with writes:  # the Trainer writes files itself: never through a link, and they are ours afterwards
+    with library_writes(out, active=_is_main_process()):  # the Trainer writes files itself
         summary = train_local(
             records,
             base,
