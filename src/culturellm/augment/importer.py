@@ -62,7 +62,7 @@ def _claim_out(out_dir: Path, force: bool) -> None:
 
 
 def _short(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else json.dumps(value)[:40]
+    text = repr(value) if isinstance(value, str | bool) or value is None else json.dumps(value)[:40]
     return text if len(text) <= 40 else text[:37] + "..."
 
 
