@@ -155,7 +155,7 @@ CMDS = [
     Cmd("align-matrix", lambda fx, o: ["align", "--model", "fake:ws", "--model", "fake:ws2", "--culture",
                                        "arabic", "--no-progress", "--out", str(o)],
         ("align_matrix.json", "align_matrix.png"), "align"),
-    Cmd("ablate", _ablate, ("ablation.jsonl", "ablation.md", "data"), "ablate", cheap=False,
+    Cmd("ablate", _ablate, ("ablation.jsonl", "ablation.md", "data/full.jsonl"), "ablate", cheap=False,
         same=lambda fx, o: _ablate(fx, o, o / "data" / "full.jsonl")),
     Cmd("report", lambda fx, o: ["report", str(fx.evaldir), "--out", str(o)],
         ("report.md", "results.jsonl", "plots"), "report",

@@ -17,17 +17,14 @@ def plain(value: Any) -> str:
     item = getattr(value, "item", None)
     if callable(item) and type(value).__module__ == "numpy":
         value = item()
-    if isinstance(value, bool) or value is None:
-        return str(value).lower() if value is not None else "null"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
     if isinstance(value, float):
         return repr(value)
-    if isinstance(value, int):
-        text = (
-            str(value)
-            if abs(value) < 10**30
-            else f"{'-' if value < 0 else ''}a {len(str(abs(value)))}-digit number"
-        )
-        return text
+    if isinstance(value, int) and abs(value) >= 10**30:  # never str() of a 5,000-digit number
+        return f"{'-' if value < 0 else ''}a number of about {int(value.bit_length() * 0.30103) + 1} digits"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 

@@ -89,8 +89,6 @@ def guard(path: str | Path) -> Path | None:
     if root is None:
         return None
     rel = _rel(root, path)
-    if rel.startswith("../") or rel == "..":
-        return None
     _check_links(root, path)
     if os.path.lexists(path):
         if not _is_file(path):
