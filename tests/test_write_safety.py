@@ -379,3 +379,22 @@ def test_review_writes_only_its_own_ratings_file(fx, tmp_path, scenario):
         _rate(aug)
     COUNTS["refused"] += 1
     assert snapshot(tmp_path) == before
+
+
+def test_ledger_keeps_every_file_written_by_threads(tmp_path):
+    """Threads writing into one claimed directory (evaluation jobs) lose no ledger entry, so a rerun
+    may replace every file it wrote."""
+    import threading
+
+    from culturellm.jsonio import write_json
+    from culturellm.outdir import claim
+    from culturellm.safewrite import ledger
+
+    out = claim(tmp_path / "o", "evaluate")
+    threads = [threading.Thread(target=write_json, args=(out / f"f{i}.json", {"i": i})) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ledger(out) == {f"f{i}.json" for i in range(40)}
+    write_json(out / "f0.json", {"i": "again"})  # ours: replaced

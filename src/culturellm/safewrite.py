@@ -25,6 +25,7 @@ import json
 import os
 import stat
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from typing import Any
 from culturellm.errors import DataError
 
 MARKER = ".culturellm"
+_LEDGER_LOCK = threading.RLock()
 
 
 def _is_file(path: Path) -> bool:
@@ -112,14 +114,15 @@ def record(root: Path | None, paths: Iterable[str | Path]) -> None:
     """Add `paths` to `root`'s ledger (nothing for no root or a marker without a ledger)."""
     if root is None:
         return
-    info = read_marker(root)
-    if info is None or not isinstance(info.get("files"), list):
-        return
-    have = set(info["files"])
-    new = {_rel(root, Path(p)) for p in paths} - have
-    if new:
-        info["files"] = sorted(have | new)
-        _write_marker(root, info)
+    with _LEDGER_LOCK:  # threads writing into one directory must not lose each other's entries
+        info = read_marker(root)
+        if info is None or not isinstance(info.get("files"), list):
+            return
+        have = set(info["files"])
+        new = {_rel(root, Path(p)) for p in paths} - have
+        if new:
+            info["files"] = sorted(have | new)
+            _write_marker(root, info)
 
 
 def existing_files(root: Path) -> list[str]:
