@@ -398,3 +398,16 @@ def test_ledger_keeps_every_file_written_by_threads(tmp_path):
         t.join()
     assert ledger(out) == {f"f{i}.json" for i in range(40)}
     write_json(out / "f0.json", {"i": "again"})  # ours: replaced
+
+
+def test_import_never_replaces_a_users_manifest(case, fx, tmp_path):
+    """[2] `augment import FILE --out DIR` replaced DIR/manifest.json (the user's, no augmented.jsonl
+    beside it), even when the import then failed."""
+    out = tmp_path / "out"
+    _user_file(out / "manifest.json")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"q_id": "999", "q_content": "no such seed"}\n', encoding="utf-8")
+    before = snapshot(tmp_path)
+    for src in (fx.release, bad):
+        _check(fx, tmp_path, out, before, case("augment", "import", str(src), "--out", str(out)), refuse=True)
+    assert snapshot(tmp_path) == before
