@@ -80,5 +80,5 @@ def test_import_errors_are_one_line_and_keep_user_files(tmp_path):
     src = tmp_path / "release.jsonl"
     _write_release(src)
     p = _cli("augment", "import", str(src), "--out", str(ours))
-    assert p.returncode == 2 and "was not written by an import" in p.stderr
+    assert p.returncode == 2 and "was not made by culturellm augment-import" in p.stderr
     assert (ours / "augmented.jsonl").read_text() == '{"question_id": "Q27", "text": "x"}\n'

@@ -334,3 +334,181 @@ def test_fuzz_task_files(sandbox_cli, content):
         check_case(res, before, snapshot(root), allowed=("home/", "out/"), protected=tuple(before))
         if res.code == 2:
             assert not (root / "out").exists()
+
+
+# --- issue #20: release files for `augment import` -------------------------------------------------
+
+QID = st.one_of(
+    st.sampled_from(["27", "Q27", 27, "²", "٢٧", "1" * 5000, "0x1b", -1, 1e309, None, True, [], {}, *NASTY]),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.text(max_size=6),
+)
+RAW_LINE = st.sampled_from(
+    ["[" * 100_000, "{" * 50_000, '{"q_id": ' + "9" * 5000 + "}", "{torn", "[]", "null"]
+)
+
+
+@st.composite
+def release_file(draw) -> bytes:
+    lines = []
+    for _ in range(draw(st.integers(1, 4))):
+        if draw(st.booleans()):
+            lines.append(draw(RAW_LINE))
+        else:
+            row = {
+                "q_id": draw(QID),
+                "q_content": draw(st.one_of(st.sampled_from(NASTY), st.text(max_size=20))),
+            }
+            lines.append(json.dumps(row, ensure_ascii=False, allow_nan=True))
+    text = "\n".join(lines) + "\n"
+    return text.encode(draw(st.sampled_from(["utf-8", "utf-8", "latin-1", "utf-16"])), errors="replace")
+
+
+@settings(SETTINGS, max_examples=25)
+@given(content=release_file(), t1=st.sampled_from([None, "0.8", "nan", "inf", "-5", "1e309"]))
+def test_fuzz_import_release_files(sandbox_cli, content, t1):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "rel.jsonl").write_bytes(content)
+        before = snapshot(root)
+        extra = ["--t1", t1] if t1 else []
+        res = sandbox_cli(root, "augment", "import", "rel.jsonl", "--out", "out", *extra)
+        check_case(res, before, snapshot(root), allowed=("home/", "out/"), protected=tuple(before))
+
+
+# --- issue #20: result rows for `report` -----------------------------------------------------------
+
+NUMBER = st.one_of(
+    st.sampled_from(
+        [0.5, 0, 1, float("nan"), float("inf"), -float("inf"), 1e309, -5, 1.5, "NaN", "0.5", None]
+    ),
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+)
+
+
+@settings(SETTINGS, max_examples=30)
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries(
+            {
+                "task": st.sampled_from(["arabic/spam_detect", "x", *NASTY]),
+                "model": st.sampled_from(["m", *NASTY]),
+            },
+            optional={
+                "macro_f1": NUMBER,
+                "n": NUMBER,
+                "accuracy": NUMBER,
+                "baselines": st.dictionaries(
+                    st.sampled_from(["random", "majority", "[/x]"]), NUMBER, max_size=2
+                ),
+            },
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_fuzz_report_rows(sandbox_cli, rows):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        text = "".join(json.dumps(r, allow_nan=True) + "\n" for r in rows)
+        (root / "res.jsonl").write_text(text, encoding="utf-8")
+        before = snapshot(root)
+        res = sandbox_cli(root, "report", "res.jsonl", "--out", "out")
+        check_case(res, before, snapshot(root), allowed=("home/", "out/"), protected=tuple(before))
+
+
+# --- issue #20: output directories holding user files and links out of them -----------------------
+
+ENTRY_NAMES = ["results.jsonl", "report.md", "plots", "predictions", "align.jsonl", "augmented.jsonl"]
+ENTRY_NAMES += ["manifest.json", ".augment-state.json", "train.jsonl", "train.manifest.json", "notes.txt"]
+ENTRY = st.tuples(st.sampled_from(ENTRY_NAMES), st.sampled_from(["file", "link-file", "link-dir"]))
+MARKER = st.sampled_from([None, '{"kind": "report", "version": "0", "files": []}', "garbage", "[" * 5000])
+WRITERS = {
+    "report": lambda: ["report", "res.jsonl", "--out", "out"],
+    "import": lambda: ["augment", "import", "rel.jsonl", "--out", "out"],
+    "dataset": lambda: ["dataset", "-c", "arabic", "-a", "aug.jsonl", "--out", "out/train.jsonl"],
+    "align": lambda: ["align", "--model", "fake:a", "--model", "fake:b", "-c", "arabic", "--out", "out",
+                      "--no-progress"],
+}  # fmt: skip
+
+
+def _user_tree(root: Path, entries: list[tuple[str, str]], marker: str | None) -> None:
+    out, outside = root / "out", root / "outside"
+    out.mkdir()
+    (outside / "dir").mkdir(parents=True)
+    (outside / "file").write_text("a user's file outside the output")
+    (outside / "dir" / "inner").write_text("a user's file in a directory outside")
+    for name, how in entries:
+        p = out / name
+        if p.exists() or p.is_symlink():
+            continue
+        if how == "file":
+            p.write_text(f"the user's own {name}")
+        else:
+            p.symlink_to(outside / ("file" if how == "link-file" else "dir"))
+    if marker is not None:
+        (out / ".culturellm").write_text(marker)
+
+
+@settings(SETTINGS, max_examples=30)
+@given(
+    command=st.sampled_from(sorted(WRITERS)),
+    entries=st.lists(ENTRY, max_size=4),
+    marker=MARKER,
+)
+def test_fuzz_output_trees(sandbox_cli, command, entries, marker):
+    """Whatever the user keeps in the output directory (files with our names, links out of it, a
+    damaged marker): no user byte changes and nothing is written outside the output root."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "res.jsonl").write_text(
+            json.dumps({"task": "arabic/x", "model": "m", "macro_f1": 0.5}) + "\n"
+        )
+        (root / "rel.jsonl").write_text(
+            json.dumps({"q_id": "27", "q_content": "Making my parents proud"}) + "\n"
+        )
+        seed = {"id": "Q27-s", "question_id": "Q27", "step": "seed", "text": "a seed", "parent": None}
+        (root / "aug.jsonl").write_text(json.dumps(seed) + "\n")
+        _user_tree(root, entries, marker)
+        links = [p for p in (root / "out").iterdir() if p.is_symlink()]
+        before = snapshot(root)
+        res = sandbox_cli(root, *WRITERS[command]())
+        ledger = marker is not None and marker.startswith("{")  # a valid marker records what we write
+        protected = tuple(p for p in before if not (ledger and p == "out/.culturellm"))
+        check_case(res, before, snapshot(root), allowed=("home/", "out/"), protected=protected)
+        assert all(p.is_symlink() for p in links), "a user's link was replaced"
+
+
+# --- issue #20: names as Rich markup in `review --stats`, bytes on `chat -` -------------------------
+
+
+@settings(SETTINGS, max_examples=15)
+@given(step=st.one_of(st.sampled_from(NASTY), st.text(max_size=8)), reviewer=st.sampled_from([*NASTY, "ann"]))
+def test_fuzz_review_stats_names(sandbox_cli, step, reviewer):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        d = root / "a[" / "x]"
+        d.mkdir(parents=True)
+        rows = [{"id": "s", "question_id": "Q27", "step": "seed", "text": "t", "parent": None},
+                {"id": "p", "question_id": "Q27", "step": step, "text": "u", "parent": "s"}]  # fmt: skip
+        (d / "augmented.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (d / "reviews.jsonl").write_text(
+            json.dumps({"reviewer": reviewer, "id": "p", "rating": "same"}) + "\n"
+        )
+        before = snapshot(root)
+        res = sandbox_cli(root, "review", "a[/x]", "--stats")
+        check_case(res, before, snapshot(root), allowed=("home/",), protected=tuple(before))
+
+
+@settings(SETTINGS, max_examples=15)
+@given(data=st.one_of(st.binary(max_size=30), st.text(max_size=20).map(str.encode)))
+def test_fuzz_chat_stdin(sandbox_cli, monkeypatch, data):
+    import sys
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), errors="surrogateescape"))
+        res = sandbox_cli(root, "chat", "-", "--model", "fake:x", "--no-progress")
+        check_case(res, {}, snapshot(root), allowed=("home/",))

@@ -219,3 +219,59 @@ def test_hung_server_fails_within_the_timeout_and_credentials_never_show(upstrea
     assert m.model_id == f"tiny@{upstream}" and redact_url(good) == upstream
     assert "PA55WORD" not in json.dumps(cache.stats())
     assert b"PA55WORD" not in (tmp_path / "responses.sqlite").read_bytes()
+
+
+# --- issue #20: the review server against hostile HTTP (a real uvicorn on 127.0.0.1) ----------------
+
+
+def _raw(port: int, request: bytes) -> int:
+    """Send raw bytes, return the reply's status code."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        reply = b""
+        while b"\r\n" not in reply:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    return int(reply.split(b" ", 2)[1])
+
+
+def test_review_server_host_check_and_body_limits(tmp_path: Path) -> None:
+    """DNS rebinding (a foreign Host) gets 421; a declared or chunked body over the limit gets 413,
+    and nothing reaches reviews.jsonl; a normal rating is saved."""
+    import uvicorn
+
+    from culturellm.review.app import make_app
+
+    aug = tmp_path / "aug"
+    aug.mkdir()
+    rows = [{"id": "s", "question_id": "Q27", "step": "seed", "text": "t", "parent": None},
+            {"id": "p", "question_id": "Q27", "step": "paraphrase", "text": "u", "parent": "s"}]  # fmt: skip
+    (aug / "augmented.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    srv = uvicorn.Server(uvicorn.Config(make_app(aug), host="127.0.0.1", port=0, log_level="warning"))
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert time.monotonic() < deadline, "review server did not start"
+        time.sleep(0.05)
+    port = srv.servers[0].sockets[0].getsockname()[1]
+    try:
+        rating = json.dumps({"reviewer": "ann", "id": "p", "rating": "same"}).encode()
+        post = b"POST /api/ratings HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+        assert _raw(port, b"GET /api/items HTTP/1.1\r\nHost: evil.example\r\n\r\n") == 421
+        big = post % b"127.0.0.1" + b"Content-Length: 100000000\r\n\r\n"
+        assert _raw(port, big) == 413
+        chunk = b"%x\r\n%s\r\n" % (60_000, b"x" * 60_000)
+        chunked = post % b"127.0.0.1" + b"Transfer-Encoding: chunked\r\n\r\n" + chunk * 3 + b"0\r\n\r\n"
+        assert _raw(port, chunked) == 413
+        assert not (aug / "reviews.jsonl").exists()
+        ok = post % f"127.0.0.1:{port}".encode() + b"Content-Length: %d\r\n\r\n%s" % (len(rating), rating)
+        assert _raw(port, ok) == 200
+        assert len((aug / "reviews.jsonl").read_text().splitlines()) == 1
+    finally:
+        srv.should_exit = True
+        t.join(10)

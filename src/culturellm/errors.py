@@ -73,4 +73,6 @@ def describe_error(exc: BaseException) -> str | None:
         msg = f"database error: {exc} (a cache file may be damaged; `culturellm cache clear` removes it)"
     else:
         return None
-    return one_line(msg) or type(exc).__name__
+    from culturellm.redact import redact_text
+
+    return one_line(redact_text(msg)) or type(exc).__name__

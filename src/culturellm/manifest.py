@@ -117,6 +117,6 @@ def old_run_dir(root: Path) -> bool:
     """A run directory made before output markers existed: its manifest.json is a run manifest."""
     try:
         data = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # 100,000 `[` is not a manifest either
         return False
     return isinstance(data, dict) and "stages" in data and "culturellm" in data

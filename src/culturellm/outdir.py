@@ -6,6 +6,10 @@ marker is refused with a message naming `--force`, unless it holds files only cu
 (`ours`: e.g. `.augment-state.json`, from a version before markers existed), in which case the marker is
 added. A path that exists and is not a directory is refused too. Every refusal happens before anything
 is written.
+
+The marker also holds the ledger of the files culturellm wrote there (culturellm.safewrite: every writer
+refuses to replace or append to any other file, or to write through a symbolic link). With `force`, or
+for a directory claimed before the ledger existed, the files present at the claim are recorded as ours.
 """
 
 from __future__ import annotations
@@ -14,21 +18,25 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from culturellm.errors import DataError
+from culturellm.jsonio import read_json
+from culturellm.safewrite import MARKER, read_marker, write_marker
 
-MARKER = ".culturellm"
+__all__ = ["MARKER", "check_claim", "claim", "owner"]
 
 
 def owner(out: Path) -> str | None:
     """The kind recorded in `out`'s marker, or None when there is no (readable) marker."""
-    import json
-
-    marker = out / MARKER
-    try:
-        info = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    kind = info.get("kind") if isinstance(info, dict) else None
+    kind = (read_marker(out) or {}).get("kind")
     return kind if isinstance(kind, str) else None
+
+
+def _our_json(path: Path) -> bool:
+    """A state file of ours from before markers: a regular file holding a JSON object (a user's file
+    that merely has the name is not)."""
+    try:
+        return not path.is_symlink() and isinstance(read_json(path), dict)
+    except DataError:
+        return False
 
 
 def check_claim(
@@ -55,7 +63,7 @@ def check_claim(
             )
         return out
     entries = [p.name for p in out.iterdir()]
-    if entries and not any((out / name).exists() for name in ours):
+    if entries and not any(_our_json(out / name) for name in ours):
         shown = ", ".join(sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
         raise DataError(
             f"{out}: exists, is not empty ({shown}) and was not made by culturellm {kind}; choose another "
@@ -74,10 +82,12 @@ def claim(
 ) -> Path:
     """Check (see check_claim), create `out` and write our marker (unless it has one); returns `out`."""
     from culturellm import __version__
-    from culturellm.jsonio import write_json
 
     out = check_claim(out, kind, force=force, ours=ours, accept=accept)
     out.mkdir(parents=True, exist_ok=True)
-    if owner(out) is None or force:
-        write_json(out / MARKER, {"kind": kind, "version": __version__})
+    info = read_marker(out)
+    if info is None or force:  # new, forced, or from before markers: what is here now is ours
+        write_marker(out, kind, __version__, adopt=True)
+    elif not isinstance(info.get("files"), list):  # a marker from before the ledger
+        write_marker(out, str(info.get("kind", kind)), str(info.get("version", __version__)), adopt=True)
     return out

@@ -109,8 +109,7 @@ class Pipeline:
         check_claim(self.run_dir, "run", force=self.force, ours=self._ours())
         requested = self._expand_cultures(cfg.cultures)
         cultures = [get_culture(c) for c in requested]
-        check_model_spec(cfg.models.base, "models.base")
-        check_model_spec(cfg.models.augmenter, "models.augmenter")
+        check_models(cfg)
         if not cfg.augment.select(load_questions()):
             raise DataError("augment: no seed question selected (check augment.questions / limit_seeds)")
         root = resolve_data_dir(cfg.evaluate.data_dir)
@@ -141,6 +140,28 @@ class Pipeline:
             "questions": sha256_file(package_data("wvs_questions.jsonl"))[:16],
             "seeds": stable_hash([run.seed_rows(c) for c in run.cultures]),
         }
+
+
+def check_models(cfg: RunConfig) -> None:
+    """Every model the run will use, built from its spec without loading weights: the base (which
+    must have local weights unless fine-tuned with the openai backend), the augmenter, the judge and
+    the embedder. DataError naming the config field otherwise."""
+    from culturellm.embed import check_embedder
+    from culturellm.llm import parse_spec
+
+    check_model_spec(cfg.models.base, "models.base")
+    check_model_spec(cfg.models.augmenter, "models.augmenter")
+    if cfg.augment.judge:
+        check_model_spec(cfg.augment.judge, "augment.judge")
+    if cfg.finetune.backend == "local" and not parse_spec(cfg.models.base).local:
+        raise DataError(
+            f"models.base = {cfg.models.base!r}: has no local weights to fine-tune (use a local model, "
+            'or finetune.backend = "openai" for an openai: model)'
+        )
+    try:
+        check_embedder(cfg.models.embedder)
+    except CultureLLMError as e:
+        raise DataError(f"models.embedder = {cfg.models.embedder!r}: {e}") from None
 
 
 def check_model_spec(spec: str, field: str) -> None:

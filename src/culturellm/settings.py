@@ -68,7 +68,7 @@ def marker(info: FieldInfo, kind: type[T]) -> T | None:
 class StageConfig(BaseModel):
     """Base of every stage config: strict fields, optional named presets."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # every number finite
 
     # preset name -> field values (nested tables for a composed config); empty: no `preset` field
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}

@@ -1,6 +1,7 @@
 """Opening SQLite cache files that may be damaged (a disk filled up, a file overwritten, a copy cut short).
 
-The caches (LLM responses, embeddings) can always be rebuilt, so a damaged file is never an error:
+The caches (LLM responses, embeddings) can always be rebuilt, so a damaged file (or one whose tables lack
+our columns) is never an error:
 it is moved aside as `<name>.corrupt-<time>` (with its -wal/-shm side files), a warning goes to stderr,
 and a fresh, empty cache is created in its place.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,8 +21,27 @@ T = TypeVar("T")
 CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 
+class WrongSchema(sqlite3.DatabaseError):
+    """A cache table without the columns this version reads and writes (another program's file, an old
+    layout): handled like a damaged file, moved aside and rebuilt."""
+
+
+def check_columns(conn: sqlite3.Connection, table: str, columns: Sequence[str]) -> None:
+    """Raise WrongSchema when `table` lacks any of `columns` (a table created by CREATE TABLE IF NOT
+    EXISTS keeps whatever layout it already had)."""
+    have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    missing = [c for c in columns if c not in have]
+    if missing:
+        raise WrongSchema(
+            f"table {table} lacks column(s) {', '.join(missing)}: not a culturellm cache layout"
+        )
+
+
 def is_corruption(exc: BaseException) -> bool:
-    """True for an sqlite3 error that says the database file is damaged or not a database."""
+    """True for an sqlite3 error that says the database file is damaged, not a database, or not laid out
+    as our cache (WrongSchema)."""
+    if isinstance(exc, WrongSchema):
+        return True
     if not isinstance(exc, sqlite3.DatabaseError):
         return False
     code = getattr(exc, "sqlite_errorcode", None)

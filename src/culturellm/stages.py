@@ -21,7 +21,7 @@ from typing import Any
 from rich.console import Console
 
 from culturellm.config import RunConfig
-from culturellm.jsonio import write_json, write_jsonl
+from culturellm.jsonio import atomic_write_text, write_json, write_jsonl
 from culturellm.runlayout import ONE, RunLayout
 
 Digest = Callable[[str], str]  # stage name -> one hash of that finished stage's outputs
@@ -302,8 +302,7 @@ def _report(run: Run) -> StageResult:
 
         matrix = json.loads(lay.align_matrix.read_text())
         png = plot_matrix(matrix, lay.plots_dir / "align_matrix.png")
-        with open(report, "a", encoding="utf-8") as f:
-            f.write(report_section(matrix, png))
+        atomic_write_text(report, report.read_text(encoding="utf-8") + report_section(matrix, png))
     pngs = lay.plots()
     return StageResult([report, *pngs], {"plots": len(pngs)})
 

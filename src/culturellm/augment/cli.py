@@ -104,12 +104,13 @@ def dataset_command(
         ..., "--augmented", "-a", help="augmented.jsonl from `culturellm augment`"
     ),
     out: Path = typer.Option(..., "--out", "-o", help="output training JSONL"),
+    force: bool = typer.Option(False, "--force", help="replace an --out file culturellm did not write"),
 ) -> None:
     from rich.console import Console
 
     from culturellm.augment import build_training_set, split_manifest_path
 
-    manifest = build_training_set(culture, augmented, out, config)
+    manifest = build_training_set(culture, augmented, out, config, force=force)
     c = manifest["counts"]
     per = ", ".join(f"{k} {v}" for k, v in c["per_culture"].items())
     Console().print(
@@ -131,15 +132,24 @@ def import_command(
     file: Path = typer.Argument(..., help="release-format JSONL"),
     out: Path = typer.Option(..., "--out", "-o", help="output directory"),
     embedder: str = typer.Option("bundled", "--embedder", help="sentence embedder spec"),
-    t1: float | None = typer.Option(None, "--t1", help="min cosine(new wording, seed) (default 0.80)"),
+    t1: float | None = typer.Option(
+        None, "--t1", min=-1.0, max=1.0, help="min cosine(new wording, seed) (default 0.80)"
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="write into an --out directory culturellm did not make"
+    ),
 ) -> None:
     from rich.console import Console
 
     from culturellm.augment.config import DEFAULT_T1
     from culturellm.augment.importer import import_release
     from culturellm.embed import load_embedder
+    from culturellm.outdir import check_claim
 
-    manifest = import_release(file, out, load_embedder(embedder), t1=DEFAULT_T1 if t1 is None else t1)
+    check_claim(out, "augment-import", force=force)  # refuse before loading the embedder
+    manifest = import_release(
+        file, out, load_embedder(embedder), t1=DEFAULT_T1 if t1 is None else t1, force=force
+    )
     c = manifest["counts"]
     reasons = ", ".join(
         f"{k} {v}" for k, v in sorted(manifest["rejection_reasons"].items(), key=lambda x: -x[1])

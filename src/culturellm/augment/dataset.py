@@ -27,6 +27,26 @@ from culturellm.augment.config import DatasetConfig
 from culturellm.errors import CultureLLMError, DataError
 from culturellm.jsonio import iter_jsonl, write_json, write_jsonl
 from culturellm.prompts import culture_system_prompt, survey_messages
+from culturellm.safewrite import check_output_file
+
+
+def _load_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return manifest if isinstance(manifest, dict) and manifest.get("kind") == "culturellm.dataset" else {}
+
+
+def _ours(path: Path) -> bool:
+    """A training set this command wrote (the manifest beside it records its hash), or such a manifest."""
+    if path.name.endswith(".manifest.json"):
+        return bool(_load_manifest(path))
+    try:
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return False
+    return _load_manifest(split_manifest_path(path)).get("data_sha256") == sha
 
 
 def split_manifest_path(out: Path | str) -> Path:
@@ -55,8 +75,8 @@ def read_split(path: Path | str) -> Split:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path}: split file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e})") from None
+    except (ValueError, RecursionError) as e:  # bad JSON, bad UTF-8, nested too deeply
+        raise DataError(f"{path}: not valid JSON ({type(e).__name__}: {str(e)[:200]})") from None
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object (a training-set manifest)")
     src = data.get("split") if isinstance(data.get("split"), dict) else data
@@ -263,6 +283,7 @@ def build_training_set(
     *,
     steps: Sequence[str] | None = None,
     max_records: int | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Write `out` (OpenAI chat JSONL) for one culture or, with several / 'all', CultureLLM-One
     (the union, each record's system prompt naming its culture). Returns the manifest, also written
@@ -276,6 +297,8 @@ def build_training_set(
     cfg = config or DatasetConfig()
     target, seed = cfg.target, cfg.seed
     augmented, out = Path(augmented), Path(out)
+    check_output_file(out, inputs=[augmented], force=force, ours=_ours)  # before any work
+    check_output_file(split_manifest_path(out), inputs=[augmented], force=force, ours=_ours, flag="manifest")
     variants = read_augmented(augmented)
     review = _drop_rejected(variants, augmented) if cfg.drop_rejected else None
     split = make_split(

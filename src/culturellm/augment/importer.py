@@ -26,44 +26,50 @@ from culturellm.augment.config import DEFAULT_T1
 from culturellm.augment.pipeline import record_id
 from culturellm.augment.state import RECORDS
 from culturellm.errors import DataError
-from culturellm.jsonio import write_json, write_jsonl
+from culturellm.jsonio import read_text, write_json, write_jsonl
+from culturellm.numbers import check_number
+from culturellm.safewrite import check_distinct
 
 IMPORTED = "imported"
 SEED_MATCH = 0.80  # the release's seed wording vs ours: same question, maybe other punctuation
 
 
 def _read_lines(path: Path) -> list[tuple[int, Any]]:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
     out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append((n, json.loads(line)))
-            except json.JSONDecodeError:
-                out.append((n, None))
+    for n, line in enumerate(read_text(path).split("\n"), 1):  # read_text names the file on bad bytes
+        if not line.strip():
+            continue
+        try:
+            out.append((n, json.loads(line)))
+        except (ValueError, RecursionError):  # nested too deeply, a 5,000-digit number: not a record
+            out.append((n, None))
     if not out:
         raise DataError(f"{path}: no records (empty file)")
     return out
 
 
-def _refuse_foreign(out_dir: Path) -> None:
-    """Never replace an augmented.jsonl that an import did not write (e.g. a paid augmentation run)."""
-    if not (out_dir / RECORDS).exists():
-        return
+def _claim_out(out_dir: Path, force: bool) -> None:
+    """Claim OUT (culturellm.outdir): new, an earlier import's, or --force; never a directory of the
+    user's files or another command's output (e.g. a paid augmentation run). An import made before
+    claim markers (its manifest says so) is adopted."""
+    from culturellm.outdir import claim, owner
+
     try:
         kind = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8")).get("kind")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         kind = None
-    if kind != "culturellm.augment.import":
-        raise DataError(f"{out_dir / RECORDS}: exists and was not written by an import; choose another --out")
+    legacy = owner(out_dir) is None and kind == "culturellm.augment.import"
+    claim(out_dir, "augment-import", force=force or legacy)
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if isinstance(value, str | bool) or value is None else json.dumps(value)[:40]
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _question_id(raw: Any) -> str | None:
-    s = str(raw).strip().upper().removeprefix("Q") if raw is not None else ""
-    return f"Q{int(s)}" if s.isdigit() else None
+    s = str(raw).strip().upper().removeprefix("Q") if isinstance(raw, (str, int)) else ""
+    return f"Q{int(s)}" if s.isascii() and s.isdigit() and len(s) <= 6 else None  # not "²", not 5,000 digits
 
 
 def _candidates(lines: list[tuple[int, Any]], seeds: dict[str, Any], reject) -> list[dict[str, Any]]:
@@ -76,7 +82,7 @@ def _candidates(lines: list[tuple[int, Any]], seeds: dict[str, Any], reject) -> 
         qid = _question_id(obj.get("q_id"))
         text = obj.get("q_content")
         if qid is None:
-            reject(n, f"q_id {obj.get('q_id')!r} is not a WVS question number")
+            reject(n, f"q_id {_short(obj.get('q_id'))} is not a WVS question number")
         elif not isinstance(text, str) or not text.strip():
             reject(n, "q_content missing or empty")
         elif qid not in seeds:
@@ -96,14 +102,18 @@ def import_release(
     *,
     t1: float = DEFAULT_T1,
     seed_match: float = SEED_MATCH,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Read a release-format JSONL; write OUT/augmented.jsonl and OUT/manifest.json; return the manifest."""
     from culturellm.wvs import load_questions
 
     path, out_dir = Path(path), Path(out_dir)
-    _refuse_foreign(out_dir)
-    seeds = {q.id: q for q in load_questions()}
+    check_number(t1, "--t1", lo=-1.0, hi=1.0)
+    check_number(seed_match, "seed_match", lo=-1.0, hi=1.0)
+    check_distinct(out_dir / RECORDS, [path], "FILE")
     lines = _read_lines(path)
+    _claim_out(out_dir, force)
+    seeds = {q.id: q for q in load_questions()}
     rejected: list[dict[str, Any]] = []
 
     def reject(n: int, reason: str) -> None:
@@ -130,7 +140,6 @@ def import_release(
             seen.add(c["text"].casefold())
             groups[c["qid"]].append({**c, "sim": sim, "match": match})
     rows = _records(groups, seeds, path.name)
-    out_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(out_dir / RECORDS, rows)
     reasons = Counter(r["reason"].split(":")[0].split(" (")[0] for r in rejected)
     manifest = {

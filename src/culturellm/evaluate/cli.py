@@ -116,8 +116,7 @@ def evaluate_command(
 ) -> None:
     """Evaluate models on the culture datasets (and with --general on general-ability tasks):
     OUT/results.jsonl, OUT/general.jsonl, OUT/report.md, OUT/plots/*.png."""
-    from culturellm.evaluate.general import GENERAL
-    from culturellm.evaluate.runner import RESULTS, evaluate
+    from culturellm.evaluate.runner import evaluate
     from culturellm.llm.placement import local_defaults_applied
     from culturellm.outdir import check_claim
 
@@ -127,7 +126,7 @@ def evaluate_command(
     if cfg.mode != "generate" and (cfg.temperature is not None or cfg.max_tokens is not None):
         raise CultureLLMError("--temperature and --max-tokens apply to --mode generate only")
     variants = _variants(model, label, cfg.baselines, context, culture_prompt, endpoint)
-    check_claim(out, "evaluate", force=force, ours=(RESULTS, GENERAL))  # before any model runs
+    check_claim(out, "evaluate", force=force)  # before any model runs
     with _claimed(out, force), local_defaults_applied(**placement.model_dump()):
         if cfg.general:
             _general(variants, cfg, out, report=not culture)
@@ -158,12 +157,10 @@ def _general(variants, config, out: Path, report: bool) -> None:
 def _claimed(out: Path, force: bool):
     """Claim `out` (culturellm.outdir) for the evaluation; when it fails and `out` was created for it
     and holds nothing else, remove it again (a failed evaluation leaves no empty output behind)."""
-    from culturellm.evaluate.general import GENERAL
-    from culturellm.evaluate.runner import RESULTS
     from culturellm.outdir import MARKER, claim
 
     created = not out.exists()
-    claim(out, "evaluate", force=force, ours=(RESULTS, GENERAL))
+    claim(out, "evaluate", force=force)
     try:
         yield
     except BaseException:
@@ -213,6 +210,9 @@ def align_command(
         None, "--out", "-o", help="Record it in OUT/align.jsonl (+ OUT/align/); a finished one is reused."
     ),
     progress: Progress = True,
+    force: bool = typer.Option(
+        False, "--force", help="Write into an --out directory culturellm did not make."
+    ),
 ) -> None:
     """WVS alignment: majority agreement and 1 - Jensen-Shannon distance to the culture's answers.
     Several --model and/or --culture: a model x culture matrix (JSON, tables, OUT/align_matrix.png)."""
@@ -227,12 +227,13 @@ def align_command(
     if culture_prompt and context:
         raise CultureLLMError("give --culture-prompt or --context, not both")
     _http_timeout(endpoint.timeout)
+    claim_out = _align_claim(out, force)  # refuses a directory of the user's files before any model runs
     system = "culture" if culture_prompt else context
     if len(model) > 1 or len(culture) > 1:
         if label:
             raise CultureLLMError("--label names a single --model; omit it for a matrix")
         variants = [_variant(endpoint, m, m, system) for m in model]
-        _matrix_command(variants, culture, split, as_json, out)
+        _matrix_command(variants, culture, split, as_json, out, claim_out)
         return
     model, culture = model[0], culture[0]
     label = check_name(label, "--label") if label is not None else None
@@ -241,6 +242,7 @@ def align_command(
     placed = local_defaults_applied(**placement.model_dump())
     with placed, status if progress else contextlib.nullcontext():
         if out is not None:
+            claim_out()
             (res,) = align_all([AlignJob(variant, split)], culture, out)
         else:
             res = align(variant, culture, split=split)
@@ -250,8 +252,17 @@ def align_command(
     _print_alignment(res)
 
 
+def _align_claim(out: Path | None, force: bool):
+    """Check `align --out` now (culturellm.outdir); the returned function claims it once results exist."""
+    from culturellm.outdir import check_claim, claim
+
+    if out is not None:
+        check_claim(out, "align", force=force, accept=("evaluate", "run"))
+    return lambda: claim(out, "align", force=force, accept=("evaluate", "run")) if out is not None else None
+
+
 def _matrix_command(
-    variants: list, cultures: list[str], split: Path | None, as_json: bool, out: Path | None
+    variants: list, cultures: list[str], split: Path | None, as_json: bool, out: Path | None, claim_out
 ) -> None:
     from culturellm.evaluate.matrix import align_matrix, matrix_markdown, plot_matrix
 
@@ -259,6 +270,7 @@ def _matrix_command(
     if out is not None:
         from culturellm.jsonio import write_json
 
+        claim_out()
         write_json(out / "align_matrix.json", matrix)
         matrix["plot"] = str(plot_matrix(matrix, out / "align_matrix.png"))
     if as_json:
@@ -306,7 +318,7 @@ def report_command(
 
     rows, _ = load_rows(results)
     # never over a user's own report.md: OUT is new, or an output culturellm made
-    claim(out, "report", force=force, ours=("results.jsonl",), accept=("evaluate", "run"))
+    claim(out, "report", force=force, accept=("evaluate", "run"))
     merged = out / "results.jsonl"
     if not any(Path(p).resolve() in (merged.resolve(), out.resolve()) for p in results):
         write_jsonl(merged, rows)

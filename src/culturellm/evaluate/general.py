@@ -25,6 +25,7 @@ from typing import Any
 from culturellm.errors import CultureLLMError, DataError
 from culturellm.jsonio import ResumableRows, iter_jsonl, write_jsonl
 from culturellm.names import path_part
+from culturellm.safewrite import target
 
 GENERAL = "general.jsonl"  # OUT/general.jsonl
 SAMPLES = "general"  # OUT/general/<model>/<task>.jsonl: per-document scores
@@ -402,6 +403,7 @@ def general_plot(rows: list[dict[str, Any]], plot_dir: Path) -> Path | None:
     fig.tight_layout()
     plot_dir.mkdir(parents=True, exist_ok=True)
     path = plot_dir / "general.png"
-    fig.savefig(path, dpi=110)
+    with target(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return path

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from culturellm.safewrite import target
+
 MEASURES = ("majority_agreement", "one_minus_jsd")
 
 
@@ -170,7 +172,8 @@ def plot_matrix(matrix: Mapping[str, Any], path: Path) -> Path:
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with target(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return path
 

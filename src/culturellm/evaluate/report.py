@@ -10,6 +10,8 @@ from typing import Any
 
 from culturellm.errors import DataError
 from culturellm.jsonio import atomic_write_text, iter_jsonl
+from culturellm.numbers import check_number, plain
+from culturellm.safewrite import target
 
 NEAR_CHANCE = 0.05  # a model whose mean macro-F1 is within this of the random baseline is "near chance"
 REPORT = "report.md"
@@ -30,9 +32,7 @@ def load_rows(results: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str,
         if not p.exists():
             raise DataError(f"{p}: results file not found")
         for i, r in enumerate(iter_jsonl(p, tolerate_torn_tail=True), 1):
-            for key in ("task", "model", "macro_f1"):
-                if key not in r:
-                    raise DataError(f"{p}:{i}: result row without '{key}'")
+            _check_row(r, f"{p}:{i}")
             res[(r["model"], r["task"])] = r
         a = p.parent / "align.jsonl"
         if a.exists():
@@ -40,6 +40,24 @@ def load_rows(results: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str,
                 if "model" in r and "majority_agreement" in r:
                     al[(r["model"], r.get("culture", ""))] = r
     return list(res.values()), list(al.values())
+
+
+def _check_row(r: dict[str, Any], where: str) -> None:
+    """A result row's names are text and its numbers finite and in range (macro-F1 in [0, 1], n >= 0)."""
+    for key in ("task", "model", "macro_f1"):
+        if key not in r:
+            raise DataError(f"{where}: result row without '{key}'")
+    for key in ("task", "model"):
+        if not isinstance(r[key], str):
+            raise DataError(f"{where}: '{key}' must be text, got {plain(r[key])}")
+    for key in ("macro_f1", "accuracy"):
+        if r.get(key) is not None:
+            check_number(r[key], f"{where}: '{key}'", lo=0.0, hi=1.0)
+    if r.get("n") is not None:
+        check_number(r["n"], f"{where}: 'n'", lo=0, integer=True)
+    for name, v in (r.get("baselines") or {}).items() if isinstance(r.get("baselines"), dict) else ():
+        if v is not None:
+            check_number(v, f"{where}: baseline '{name}'", lo=0.0, hi=1.0)
 
 
 def _f(x: Any, nd: int = 3) -> str:
@@ -363,7 +381,8 @@ def make_plots(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]], plo
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = plot_dir / f"f1_{c}.png"
-        fig.savefig(path, dpi=110)
+        with target(path) as tmp:
+            fig.savefig(tmp, dpi=110)
         plt.close(fig)
         made.append(path)
 
@@ -414,7 +433,8 @@ def _types_plot(
         ax.set_title("mean macro-F1 per task type")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with target(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return path
 
@@ -438,7 +458,8 @@ def _align_plot(align_rows: list[dict[str, Any]], plot_dir: Path) -> Path | None
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = plot_dir / "alignment.png"
-    fig.savefig(path, dpi=110)
+    with target(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return path
 

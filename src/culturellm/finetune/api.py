@@ -25,6 +25,8 @@ from culturellm.finetune.config import FinetuneConfig
 from culturellm.finetune.data import cultures_in, data_sha256, load_records
 from culturellm.jsonio import write_json
 from culturellm.llm.modelref import MODELREF_FILE, ModelRef, write_modelref
+from culturellm.outdir import claim
+from culturellm.safewrite import library_writes
 
 STATE_FILE = "finetune.json"
 SUMMARY_FILE = "train_summary.json"
@@ -138,20 +140,21 @@ def finetune(
         console.print(f"[yellow]{out}: held a run with other data, base or config; starting again[/]")
         _clean(out)
     if _is_main_process():
-        out.mkdir(parents=True, exist_ok=True)
+        claim(out, "finetune", ours=(STATE_FILE,))  # culturellm.outdir: our files only, never through links
         _write_state(out, {**key, "status": "running", "backend": "local", "config": _config_dict(config)})
     wait_for_everyone(config.device)
 
-    summary = train_local(
-        records,
-        base,
-        out,
-        config,
-        resume_from=resume_from,
-        progress=progress,
-        console=console,
-        model_and_tokenizer=model_and_tokenizer,
-    )
+    with library_writes(out, active=_is_main_process()):  # the Trainer writes files itself
+        summary = train_local(
+            records,
+            base,
+            out,
+            config,
+            resume_from=resume_from,
+            progress=progress,
+            console=console,
+            model_and_tokenizer=model_and_tokenizer,
+        )
     if not _is_main_process():
         return ref_file
 
@@ -224,7 +227,7 @@ def _read_state(out: Path) -> dict[str, Any] | None:
         return None
     try:
         return json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 

@@ -26,6 +26,7 @@ from culturellm.finetune.estimate import estimate, openai_epochs
 from culturellm.jsonio import append_jsonl, write_json, write_jsonl
 from culturellm.llm.modelref import MODELREF_FILE, ModelRef, write_modelref
 from culturellm.llm.openai_backend import redact_url
+from culturellm.outdir import claim
 from culturellm.progress import progress_bar
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -50,7 +51,7 @@ def _read_state(out: Path) -> dict[str, Any]:
     p = out / STATE_FILE
     try:
         return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
 
 
@@ -90,7 +91,7 @@ def finetune_openai(
     elif state.get("status") in ("failed", "cancelled"):
         console.print(f"previous job {state.get('job_id')} {state['status']}: starting a new job")
         state.pop("job_id", None)
-    out.mkdir(parents=True, exist_ok=True)
+    claim(out, "finetune", ours=(STATE_FILE,))  # culturellm.outdir: our files only, never through links
     write_json(out / STATE_FILE, state)
     cost = est.get("cost_usd")
     cost_text = f"estimated cost ${cost:.4f}" if cost is not None else "cost unknown (no price known)"

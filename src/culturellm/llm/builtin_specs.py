@@ -8,7 +8,6 @@ directory.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -150,7 +149,9 @@ def _adapter_base(adapter: Path) -> str:
     for d in (adapter, adapter.parent):
         if (d / MODELREF_FILE).is_file():
             return read_modelref(d / MODELREF_FILE).base
-    cfg = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
+    from culturellm.jsonio import read_json
+
+    cfg = read_json(adapter / "adapter_config.json", what="adapter config")
     base = str(cfg.get("base_model_name_or_path") or "")
     if base in BUNDLED or is_hf_dir(Path(base.removeprefix("hf:"))):
         return base

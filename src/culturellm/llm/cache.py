@@ -30,12 +30,14 @@ from culturellm import paths
 from culturellm.llm.backend import Backend, Kind
 from culturellm.llm.base import Chat, SamplingParams, ScoreRequest, ScoreResult
 from culturellm.llm.records import Completion, Scored
-from culturellm.sqlitecache import guarded
+from culturellm.sqlitecache import check_columns, guarded
 
 T = TypeVar("T")
 
 KEY_VERSION = 1
 CACHE_FILE = "responses.sqlite"
+_COLUMNS = ("key", "kind", "backend", "model", "response", "prompt_tokens", "completion_tokens", "cost_usd")
+_COLUMNS += ("latency_s", "created")
 
 
 def default_cache_path() -> Path:
@@ -87,8 +89,8 @@ class ResponseCache:
                 "cost_usd REAL NOT NULL DEFAULT 0, latency_s REAL NOT NULL DEFAULT 0, created REAL NOT NULL)"
             )
             c.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value REAL NOT NULL)")
-            c.execute("SELECT key, response FROM responses LIMIT 1").fetchall()
-            c.execute("SELECT name, value FROM counters LIMIT 1").fetchall()
+            check_columns(c, "responses", _COLUMNS)
+            check_columns(c, "counters", ("name", "value"))
         self._local.ready = True
 
     def _reset(self) -> None:
@@ -275,6 +277,8 @@ class CachingBackend(Backend):
             keys = [score_key(inner.backend, model, r) for r in requests]
         found = cache.get_many(keys)
         out: dict[str, Any] = {k: _stored(kind, row) for k, row in found.items()}
+        for k in [k for k, d in out.items() if d is None]:  # a damaged entry: recomputed and replaced
+            del found[k], out[k]
         hit_rows = [found[k] for k in keys if k in found]
         cache.bump(
             hits=len(hit_rows),
@@ -326,16 +330,26 @@ def _response_json(d: Completion | Scored) -> str:
     return json.dumps({"logprobs": list(r.logprobs), "num_tokens": list(r.num_tokens), "method": r.method})
 
 
-def _stored(kind: str, row: Sequence[Any]) -> Completion | Scored:
-    """A record answered from a stored row (response, prompt/completion tokens, cost, latency)."""
-    d = json.loads(row[0])
-    cost = {"prompt_tokens": int(row[1]), "completion_tokens": int(row[2]), "cost_usd": float(row[3])}
-    if kind == "generate":
-        return Completion(d["text"], latency_s=float(row[4]), cached=True, **cost)
-    result = ScoreResult(
-        logprobs=tuple(d["logprobs"]), num_tokens=tuple(d["num_tokens"]), method=str(d.get("method", "exact"))
-    )
-    return Scored(result, latency_s=float(row[4]), cached=True, **cost)
+def _stored(kind: str, row: Sequence[Any]) -> Completion | Scored | None:
+    """A record answered from a stored row (response, prompt/completion tokens, cost, latency); None when
+    the stored payload is not JSON or not of the shape we write (the entry is then recomputed)."""
+    try:
+        d = json.loads(row[0])
+        cost = {"prompt_tokens": int(row[1]), "completion_tokens": int(row[2]), "cost_usd": float(row[3])}
+        latency = float(row[4])
+        if kind == "generate":
+            return (
+                Completion(d["text"], latency_s=latency, cached=True, **cost)
+                if isinstance(d["text"], str)
+                else None
+            )
+        logprobs, counts = tuple(float(x) for x in d["logprobs"]), tuple(int(x) for x in d["num_tokens"])
+    except (ValueError, TypeError, KeyError, IndexError, RecursionError):
+        return None
+    if len(logprobs) != len(counts):
+        return None
+    result = ScoreResult(logprobs=logprobs, num_tokens=counts, method=str(d.get("method", "exact")))
+    return Scored(result, latency_s=latency, cached=True, **cost)
 
 
 def _as_hit(d: Completion | Scored) -> Completion | Scored:

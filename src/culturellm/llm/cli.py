@@ -55,7 +55,7 @@ def chat(
     from culturellm.llm import SamplingParams, load_model
 
     if text == "-":
-        text = sys.stdin.read()
+        text = _read_stdin()
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": text}
     ]
@@ -69,6 +69,17 @@ def chat(
     print(reply)
     if usage:
         err.print(json.dumps(llm.usage.as_dict()), highlight=False)
+
+
+def _read_stdin() -> str:
+    """The message from standard input: UTF-8 text, or one clear error naming stdin and the byte."""
+    from culturellm.errors import DataError
+
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"stdin: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
 
 
 def serve(

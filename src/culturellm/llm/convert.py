@@ -110,7 +110,7 @@ def _fingerprint(gguf: Path) -> str:
     key = f"{gguf}|{st.st_size}|{st.st_mtime_ns}"
     try:
         known = json.loads(side.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         known = {}
     if key in known:
         return known[key]

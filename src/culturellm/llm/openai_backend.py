@@ -35,13 +35,13 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from culturellm.errors import CultureLLMError
 from culturellm.llm.backend import Backend
 from culturellm.llm.base import Chat, SamplingParams, ScoreRequest, ScoreResult
 from culturellm.llm.pricing import PriceTable, load_prices
 from culturellm.llm.records import Completion, Scored
+from culturellm.redact import redact_url
 
 OPENAI_URL = "https://api.openai.com/v1"
 TOP_LOGPROBS = 20
@@ -51,21 +51,6 @@ RAW = {"X-Stainless-Raw-Response": "true"}  # the openai client hands back the r
 BACKOFF_S = (0.5, 8.0)  # first and largest wait between retries of a malformed reply
 DEFAULT_TIMEOUT_S = 120.0
 TIMEOUT_ENV = "CULTURELLM_HTTP_TIMEOUT"  # seconds per attempt when no timeout is given
-
-
-def redact_url(url: str) -> str:
-    """`url` without user name and password (`http://user:PASS@host/v1` -> `http://host/v1`)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return re.sub(r"//[^/@]*@", "//", url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class Malformed(Exception):

@@ -74,7 +74,7 @@ class PriceTable:
 def _read_user_file(path: Path) -> dict[str, tuple[float, float]]:
     try:
         raw = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise DataError(f"{path}: cannot read price table ({e})") from None
     out: dict[str, tuple[float, float]] = {}
     for model, entry in raw.items():

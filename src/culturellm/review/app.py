@@ -16,10 +16,12 @@ from typing import Any
 from urllib.parse import quote
 
 from culturellm.errors import DataError
+from culturellm.review.guard import ReviewGuard, is_loopback
 from culturellm.review.store import LABELS, ReviewStore, augmented_path, check_reviewer, reviews_path
 
 
-def make_app(aug: Path | str) -> Any:
+def make_app(aug: Path | str, *, host: str = "127.0.0.1", api_key: str | None = None) -> Any:
+    """The review app behind its guard (culturellm.review.guard: Host check, body limit, API key)."""
     from fastapi import Body, FastAPI, HTTPException
     from fastapi.responses import HTMLResponse
 
@@ -49,19 +51,33 @@ def make_app(aug: Path | str) -> Any:
             raise HTTPException(400, str(e)) from None
         return {"ok": True, "rating": row}
 
-    return app
+    return ReviewGuard(app, host=host, api_key=api_key)
 
 
-def serve(aug: Path | str, *, port: int = 8765, reviewer: str | None = None) -> None:
-    """Serve the review page on 127.0.0.1 until interrupted."""
+def serve(
+    aug: Path | str,
+    *,
+    port: int = 8765,
+    reviewer: str | None = None,
+    host: str = "127.0.0.1",
+    api_key: str | None = None,
+) -> None:
+    """Serve the review page on `host` (127.0.0.1 by default) until interrupted. Bound beyond this
+    machine it needs an API key (DataError otherwise)."""
     import uvicorn
     from rich.console import Console
 
-    app = make_app(aug)
-    url = f"http://127.0.0.1:{port}/" + (f"?reviewer={quote(reviewer)}" if reviewer else "")
+    if not is_loopback(host) and not api_key:
+        raise DataError(f"--host {host} exposes the review page beyond this machine: give --api-key KEY too")
+    app = make_app(aug, host=host, api_key=api_key)
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/" + (f"?reviewer={quote(reviewer)}" if reviewer else "")
+    key = " + #key=KEY" if api_key else ""
     where = reviews_path(augmented_path(aug))
-    Console(stderr=True).print(f"review page on {url} (ratings appended to {where}; Ctrl-C stops)")
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    Console(stderr=True, markup=False, emoji=False, highlight=False).print(
+        f"review page on {url}{key} (ratings appended to {where}; Ctrl-C stops)"
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 _KEYS = {"1": "same", "s": "same", "2": "changed", "c": "changed", "3": "broken", "b": "broken"}

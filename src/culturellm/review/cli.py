@@ -17,8 +17,18 @@ def review_command(
     aug_dir: Path = typer.Argument(..., help="augmentation directory (holds augmented.jsonl)"),
     stats: bool = typer.Option(False, "--stats", help="print acceptance and agreement, do not serve"),
     as_json: bool = typer.Option(False, "--json", help="with --stats: print JSON"),
-    port: int = typer.Option(8765, "--port", min=1, max=65535, help="port on 127.0.0.1"),
+    port: int = typer.Option(8765, "--port", min=1, max=65535, help="port to bind"),
     reviewer: str | None = typer.Option(None, "--reviewer", help="reviewer name filled into the page"),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="interface to bind (beyond 127.0.0.1 needs --api-key)"
+    ),
+    api_key: str | None = typer.Option(
+        None,
+        "--api-key",
+        envvar="CULTURELLM_API_KEY",
+        show_envvar=True,
+        help="require 'Authorization: Bearer KEY' on /api (the page: open it as http://HOST:PORT/#key=KEY)",
+    ),
 ) -> None:
     from culturellm.review.store import augmented_path, check_reviewer
 
@@ -30,12 +40,13 @@ def review_command(
         check_reviewer(reviewer)
     from culturellm.review.app import serve
 
-    serve(aug_dir, port=port, reviewer=reviewer)
+    serve(aug_dir, port=port, reviewer=reviewer, host=host, api_key=api_key or None)
 
 
 def _print_stats(aug_dir: Path, as_json: bool) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from culturellm.review.store import RATINGS, stats
 
@@ -43,13 +54,13 @@ def _print_stats(aug_dir: Path, as_json: bool) -> None:
     if as_json:
         print(json.dumps(s, indent=2))
         return
-    console = Console()
-    table = Table(title=f"review of {aug_dir}: acceptance by reviewers")
+    console = Console(markup=False, emoji=False, highlight=False)  # names are text, never Rich markup
+    table = Table(title=Text(f"review of {aug_dir}: acceptance by reviewers"))
     for col in ("step", "samples", "reviewed", "ratings", *RATINGS, "acceptance"):
         table.add_column(col)
     for step, d in s["steps"].items():
         acc = "-" if d["acceptance"] is None else f"{d['acceptance']:.0%}"
-        table.add_row(step, *(str(d[k]) for k in ("samples", "reviewed", "ratings", *RATINGS)), acc)
+        table.add_row(Text(step), *(str(d[k]) for k in ("samples", "reviewed", "ratings", *RATINGS)), acc)
     console.print(table)
     reviewers = ", ".join(f"{r} ({n})" for r, n in s["reviewers"].items()) or "none yet"
     console.print(f"reviewers (ratings): {reviewers}", soft_wrap=True)

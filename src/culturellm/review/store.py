@@ -21,6 +21,7 @@ from typing import Any
 
 from culturellm.errors import DataError
 from culturellm.jsonio import append_jsonl, iter_jsonl
+from culturellm.safewrite import check_output_file
 
 REVIEWS = "reviews.jsonl"
 RATINGS = ("same", "changed", "broken")
@@ -82,6 +83,8 @@ class ReviewStore:
         self.items = load_items(aug)
         self.by_id = {it["id"]: it for it in self.items}
         self.path = reviews_path(augmented_path(aug))
+        # never append to a file the user made or through a link (culturellm.safewrite)
+        check_output_file(self.path, ours=_review_file, flag="ratings file")
         self._lock = threading.Lock()
 
     def rate(self, reviewer: str, sample_id: str, rating: str) -> dict[str, Any]:
@@ -106,6 +109,15 @@ class ReviewStore:
     def latest(self) -> dict[tuple[str, str], str]:
         """{(reviewer, sample id): latest rating}."""
         return latest_ratings(self.path)
+
+
+def _review_file(path: Path) -> bool:
+    """A reviews.jsonl this page wrote: one or more rows, every one a rating (reviewer, id, rating)."""
+    try:
+        rows = list(iter_jsonl(path, tolerate_torn_tail=True))
+    except DataError:
+        return False
+    return bool(rows) and all({"reviewer", "id", "rating"} <= r.keys() for r in rows)
 
 
 def latest_ratings(path: Path) -> dict[tuple[str, str], str]:

@@ -106,7 +106,7 @@ def cultures_add(
 def seeds_command(
     culture: str = typer.Option(..., "--culture", "-c", help="culture name or ISO3 country code"),
     as_json: bool = typer.Option(False, "--json", help="one JSON object per line instead of a table"),
-    width: int = typer.Option(60, "--width", help="truncate question texts to this many characters"),
+    width: int = typer.Option(60, "--width", min=8, help="truncate question texts to this many characters"),
 ) -> None:
     """Show a culture's WVS seed questions with its answer distribution and majority answer."""
     from culturellm.cultures import get_culture

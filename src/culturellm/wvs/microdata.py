@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from culturellm.errors import DataError
+from culturellm.numbers import plain
 from culturellm.wvs.countries import alpha3_from_numeric
 from culturellm.wvs.questions import Question, load_questions
 
@@ -282,7 +283,7 @@ def _normalise(path: Path, df: pd.DataFrame, sel: dict[str, str]) -> pd.DataFram
             raise DataError(
                 f"{path}: column {WEIGHT} must hold non-negative finite numbers up to {MAX_WEIGHT:g}; data "
                 f"row {row + 1} has "
-                f"{df[sel[WEIGHT]].iloc[row]!r}"
+                f"{plain(df[sel[WEIGHT]].iloc[row])}"
             )
         out["weight"] = w.astype(float)
     else:

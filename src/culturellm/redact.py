@@ -1,0 +1,50 @@
+"""Credentials never leave in a URL: one redaction rule for every URL culturellm prints or stores.
+
+`redact_url` drops the user name and password (`http://user:PASS@host/v1` -> `http://host/v1`) and
+replaces the value of any query parameter that looks like a credential (`api_key`, `key`, `token`,
+`access_token`, `password`, `secret`, `sig`, ... any name holding `key`, `token`, `secret`, `pass`,
+`auth` or `sig`) with `REDACTED`. `redact_text` applies it to every URL inside a text (error messages,
+logs)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+REDACTED = "REDACTED"
+_SECRET_NAME = re.compile(r"key|token|secret|pass|auth|sig|credential|session|code", re.IGNORECASE)
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def _query(query: str) -> str:
+    if not query:
+        return query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(_SECRET_NAME.search(k) for k, _ in pairs):
+        return query
+    return urlencode([(k, REDACTED if _SECRET_NAME.search(k) else v) for k, v in pairs], safe=REDACTED)
+
+
+def redact_url(url: str) -> str:
+    """`url` without user name, password or credential query parameters (see the module doc)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return re.sub(r"([?&][^=&#]*(?:key|token|secret|pass|auth|sig)[^=&#]*=)[^&#]*", rf"\1{REDACTED}",
+                      re.sub(r"//[^/@]*@", "//", url), flags=re.IGNORECASE)  # fmt: skip
+    netloc = parts.netloc
+    if parts.username is not None or parts.password is not None:
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = host + (f":{port}" if port else "")
+    query = _query(parts.query)
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def redact_text(text: str) -> str:
+    """`text` with every URL in it redacted."""
+    return _URL.sub(lambda m: redact_url(m.group(0)), text) if "://" in text else text
