@@ -78,16 +78,16 @@ def test_damaged_cache_payload_is_recomputed(tmp_path, fake_model, payload):
     """[4] A stored response that is not JSON or of the wrong shape crashed (JSONDecodeError,
     KeyError); now the entry is recomputed and replaced."""
     from culturellm.llm.backend import SamplingParams
-    from culturellm.llm.cache import ResponseCache
+    from culturellm.llm.cache import CachingBackend, ResponseCache
 
-    cache = ResponseCache(tmp_path / "responses.sqlite")
+    cached = CachingBackend(fake_model, ResponseCache(tmp_path / "responses.sqlite"))
     chat = [[{"role": "user", "content": "hello"}]]
-    first = cache.answer(fake_model, "generate", chat, SamplingParams())
+    first = cached.generate_detailed(chat, SamplingParams())
     with sqlite3.connect(tmp_path / "responses.sqlite") as c:
         c.execute("UPDATE responses SET response = ?", (payload,))
-    again = cache.answer(fake_model, "generate", chat, SamplingParams())
+    again = cached.generate_detailed(chat, SamplingParams())
     assert again[0].text == first[0].text and not again[0].cached
-    assert cache.answer(fake_model, "generate", chat, SamplingParams())[0].cached  # stored again
+    assert cached.generate_detailed(chat, SamplingParams())[0].cached  # stored again
 
 
 def test_run_dir_with_a_deeply_nested_manifest(cli, tmp_path):
@@ -137,7 +137,7 @@ def test_wrong_schema_caches_are_moved_aside(cli, tmp_path, fake_model):
     failed the same way. Now the file is moved aside (warning) and both work; embeddings too."""
     from culturellm.embed import EmbeddingStore
     from culturellm.llm.backend import SamplingParams
-    from culturellm.llm.cache import ResponseCache
+    from culturellm.llm.cache import CachingBackend, ResponseCache
 
     cache_dir = tmp_path / "home" / "cache"
     cache_dir.mkdir(parents=True)
@@ -147,9 +147,8 @@ def test_wrong_schema_caches_are_moved_aside(cli, tmp_path, fake_model):
     res = cli("cache", "clear", "--yes")
     assert res.code == 0 and "moved aside" in res.err, res.err
     assert list(cache_dir.glob("responses.sqlite.corrupt-*"))
-    out = ResponseCache(cache_dir / "responses.sqlite").answer(
-        fake_model, "generate", [[{"role": "user", "content": "x"}]], SamplingParams()
-    )
+    cached = CachingBackend(fake_model, ResponseCache(cache_dir / "responses.sqlite"))
+    out = cached.generate_detailed([[{"role": "user", "content": "x"}]], SamplingParams())
     assert out[0].text
     with sqlite3.connect(cache_dir / "embeddings.sqlite") as c:
         c.execute("CREATE TABLE embeddings (model TEXT, key TEXT)")

@@ -103,7 +103,7 @@ class RunConfig(StageConfig):
 
     def without_credentials(self) -> RunConfig:
         """The config as stored in the run directory: no user name or password in the base URL."""
-        from culturellm.llm.openai_backend import redact_url
+        from culturellm.redact import redact_url
 
         url = self.models.base_url
         if not url or redact_url(url) == url:

@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from culturellm.config import RunConfig
-        from culturellm.pipeline import Pipeline, _without_credentials
+        from culturellm.pipeline import Pipeline
         from culturellm.settings import flags, load_toml, resolve
 
         if culture and name is None and not config_file:
@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
         pipeline = Pipeline(cfg, run_dir, console=console, progress=progress, force=force)
         if check:
             pipeline.validate()
-            print(_without_credentials(cfg).to_toml(), end="")
+            print(cfg.without_credentials().to_toml(), end="")
             console.print(f"configuration valid; run directory {run_dir}", markup=False, highlight=False)
             return
         manifest = pipeline.run()
