@@ -159,8 +159,6 @@ def _doc_scores(samples: list[dict[str, Any]], metric: str, filt: str) -> dict[s
     return out
 
 
-
-
 @dataclass(frozen=True)
 class GeneralOptions:
     """How the general tasks run: `limit` documents per task (None: all), the seed of lm-eval's

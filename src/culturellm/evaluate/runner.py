@@ -431,5 +431,3 @@ def evaluate(
     rows = [done[it.key] | {"resumed": True} if it.key in done else new[it.key] for it in plan.items]
     write_outputs(plan, rows, report)
     return rows
-
-
