@@ -51,12 +51,22 @@ min_heldout = 1
 """
 
 
-def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
+def _env(cache: Path | None = None) -> dict[str, str]:
+    """The environment of a run; `cache`: its own response cache, so that a run computes every answer
+    instead of reading what an earlier run cached (read from a cache, a stage can finish between two
+    looks of the SIGKILL test's poll)."""
+    env = os.environ.copy()
+    if cache is not None:
+        env["CULTURELLM_CACHE_DIR"] = str(cache)
+    return env
+
+
+def _run(args: list[str], cache: Path | None = None, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "culturellm.cli", *args],
         capture_output=True,
         text=True,
-        env=os.environ.copy(),
+        env=_env(cache),
         **kw,
     )
 
@@ -86,8 +96,9 @@ def tiny_config(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tiny_config, tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("runs") / "full"
-    res = _run(["run", str(tiny_config), "--out", str(run_dir)], timeout=900)
+    runs = tmp_path_factory.mktemp("runs")
+    run_dir = runs / "full"
+    res = _run(["run", str(tiny_config), "--out", str(run_dir)], cache=runs / "cache-full", timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     return run_dir
 
@@ -139,7 +150,11 @@ def test_run_end_to_end(uninterrupted):
 
 def test_rerun_skips_every_stage(uninterrupted, tiny_config):
     before = (uninterrupted / "manifest.json").read_text()
-    res = _run(["run", str(tiny_config), "--out", str(uninterrupted)], timeout=600)
+    res = _run(
+        ["run", str(tiny_config), "--out", str(uninterrupted)],
+        cache=uninterrupted.parent / "cache-full",
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stderr.count("up to date, skipped") == 7
     after = json.loads((uninterrupted / "manifest.json").read_text())
@@ -170,17 +185,17 @@ def _mid_stage(run_dir: Path, stage: str) -> bool:
     return _stage_status(run_dir, stage) == "running" and PARTIAL[stage](run_dir)
 
 
-def _kill_mid_stage(cmd: list[str], run_dir: Path, stage: str, timeout: float = 900) -> None:
+def _kill_mid_stage(cmd: list[str], run_dir: Path, stage: str, cache: Path, timeout: float = 900) -> None:
     """Start the run; once `stage` is running with a partial output, freeze the process (SIGSTOP),
     check that the stage is still running with its partial output on disk, then SIGKILL it. Frozen,
     the run cannot move on between the check and the kill: the kill lands half-way through `stage`."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(cache))
     try:
         t0 = time.monotonic()
         while not _mid_stage(run_dir, stage):
             assert proc.poll() is None, f"the run ended (rc {proc.returncode}) before {stage} was half-done"
             assert time.monotonic() - t0 < timeout, f"{stage} never ran with a partial output"
-            time.sleep(0.02)
+            time.sleep(0.005)
         os.kill(proc.pid, signal.SIGSTOP)
         status = _stage_status(run_dir, stage)
         assert status == "running" and PARTIAL[stage](run_dir), (
@@ -196,12 +211,14 @@ def _kill_mid_stage(cmd: list[str], run_dir: Path, stage: str, timeout: float = 
 
 def test_sigkill_resume_matches_uninterrupted(uninterrupted, tiny_config, tmp_path):
     """Killed half-way through augment, finetune, evaluate and align in turn (each restart resumes
-    the stage killed before), then run to the end: the same artefacts as the uninterrupted run."""
-    run_dir = tmp_path / "killed"
+    the stage killed before), then run to the end: the same artefacts as the uninterrupted run. The
+    killed run has its own response cache: every answer is computed, none read from the uninterrupted
+    run's, so each stage runs long enough to be caught half-way."""
+    run_dir, cache = tmp_path / "killed", tmp_path / "cache-killed"
     cmd = [sys.executable, "-m", "culturellm.cli", "run", str(tiny_config), "--out", str(run_dir)]
     for stage in ("augment", "finetune", "evaluate", "align"):
-        _kill_mid_stage(cmd, run_dir, stage)
-    res = _run(["run", str(tiny_config), "--out", str(run_dir)], timeout=900)
+        _kill_mid_stage(cmd, run_dir, stage, cache)
+    res = _run(["run", str(tiny_config), "--out", str(run_dir)], cache=cache, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["stages"]["augment"]["counts"]["seeds_resumed"] == 1  # resumed, not redone
