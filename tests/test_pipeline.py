@@ -189,11 +189,16 @@ def _kill_mid_stage(cmd: list[str], run_dir: Path, stage: str, cache: Path, time
     """Start the run; once `stage` is running with a partial output, freeze the process (SIGSTOP),
     check that the stage is still running with its partial output on disk, then SIGKILL it. Frozen,
     the run cannot move on between the check and the kill: the kill lands half-way through `stage`."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(cache))
+    log = cache.with_name(f"{cache.name}-{stage}.log")
+    with log.open("wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=_env(cache))
     try:
         t0 = time.monotonic()
         while not _mid_stage(run_dir, stage):
-            assert proc.poll() is None, f"the run ended (rc {proc.returncode}) before {stage} was half-done"
+            assert proc.poll() is None, (
+                f"the run ended (rc {proc.returncode}) before {stage} was half-done:\n"
+                + log.read_text(errors="replace")[-3000:]
+            )
             assert time.monotonic() - t0 < timeout, f"{stage} never ran with a partial output"
             time.sleep(0.005)
         os.kill(proc.pid, signal.SIGSTOP)

@@ -9,7 +9,8 @@ an append), which, for a path inside a claimed directory (the nearest ancestor h
   would carry the write out of the root; the rename would replace a user's link);
 - refuses to replace or append to an existing file the ledger does not name (a file the user put
   there, e.g. their own `results.jsonl`);
-- records the path in the ledger once written.
+- records the path in the ledger before the file appears (before the rename, before an append
+  creates it), so a command killed mid-write leaves no file of its own that its rerun would refuse.
 
 A marker without a ledger (written by a version before the ledger) trusts the files that exist; `claim`
 upgrades it by recording them. A path in no claimed directory (a cache, a user's config file) is written
@@ -149,7 +150,8 @@ def write_marker(root: Path, kind: str, version: str, *, adopt: bool) -> None:
 @contextlib.contextmanager
 def target(path: str | Path, *, check: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path` (same suffix, so a plot keeps its format); on success it is
-    renamed over `path` (atomic) and recorded as ours; on failure it is removed. `guard` runs first."""
+    renamed over `path` (atomic), recorded as ours just before; on failure it is removed. `guard` runs
+    first."""
     path = Path(path)
     root = guard(path) if check else None
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,11 +159,11 @@ def target(path: str | Path, *, check: bool = True) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        record(root, [path])
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    record(root, [path])
 
 
 def _same(a: Path, b: Path) -> bool:
