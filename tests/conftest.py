@@ -5,6 +5,7 @@ loaded once per session. Nothing outside the repository is needed."""
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -25,6 +26,83 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# --- `slow` means what it says ---------------------------------------------------------------------
+# `pytest -m "not slow"` is the edit loop: every test that loads the bundled model or embedder, starts a
+# server or a subprocess is marked slow. A test that reaches one through a fixture is marked at
+# collection (SLOW_FIXTURES, looked up in the test's whole fixture closure); one that does it in its
+# own body without the mark fails, naming what it started (`_slow_is_marked`).
+SLOW_FIXTURES = frozenset(
+    {
+        "bundled_model",  # the bundled SmolLM2, converted and loaded
+        "embedder",  # the bundled MiniLM
+        "server",  # a `culturellm serve` / fake API / review server on 127.0.0.1
+        "served",
+        "remote",
+        "upstream",
+        "guarded",
+        "browser",  # headless chromium
+        "uninterrupted",  # a whole `culturellm run` in a subprocess
+        "hf_home",  # the Hub tests' model downloads and subprocesses
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _slow_is_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a test not marked slow, starting a subprocess or loading the bundled model's weights (from
+    the converted-model cache) or the bundled embedder fails the test, naming what it started."""
+    if request.node.get_closest_marker("slow"):
+        return
+    import sentence_transformers
+
+    import culturellm.llm.loading
+    from culturellm.embed import bundled_embedder_dir
+    from culturellm.paths import model_cache_dir
+
+    def refuse(what: str) -> AssertionError:
+        return AssertionError(
+            f"{request.node.nodeid} {what}: mark it @pytest.mark.slow (see tests/conftest.py)"
+        )
+
+    def no_subprocess(*args, **kwargs):
+        raise refuse("starts a subprocess")
+
+    real_load, real_st = culturellm.llm.loading._from_pretrained, sentence_transformers.SentenceTransformer
+
+    def load(directory, **kw):
+        if Path(directory).resolve().is_relative_to(model_cache_dir().resolve()):
+            raise refuse("loads the bundled model")
+        return real_load(directory, **kw)
+
+    def embedder(name_or_path=None, *args, **kw):
+        if name_or_path and Path(name_or_path).resolve() == bundled_embedder_dir().resolve():
+            raise refuse("loads the bundled embedder")
+        return real_st(name_or_path, *args, **kw)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", no_subprocess)
+    monkeypatch.setattr(culturellm.llm.loading, "_from_pretrained", load)
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", embedder)
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys, tmp_path):
+    """`cli(*ARGS)`: `culturellm ARGS` run in this process through main() (tests/hostile.py `run_cli`):
+    a CliResult (code, out, err; unpacks as a tuple). Each test gets its own CULTURELLM_HOME, no
+    response-cache override, 200 columns. A subprocess only where process boundaries are the point."""
+    from hostile import run_cli
+
+    monkeypatch.setenv("CULTURELLM_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CULTURELLM_CACHE_DIR", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    return lambda *args: run_cli(monkeypatch, capsys, *args)
 
 
 @pytest.fixture(scope="session")

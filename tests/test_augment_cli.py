@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 
@@ -16,12 +13,8 @@ import pytest
         (["--question", "Q1"], "unknown question id(s) Q1"),
     ],
 )
-def test_augment_cli_errors(tmp_path, args, needle):
-    p = subprocess.run(
-        [sys.executable, "-m", "culturellm.cli", "augment", "--out", str(tmp_path / "o"), *args],
-        capture_output=True,
-        text=True,
-    )
-    assert p.returncode == 2, p.stderr
-    assert needle in p.stderr and "Traceback" not in p.stderr
+def test_augment_cli_errors(cli, tmp_path, args, needle):
+    res = cli("augment", "--out", str(tmp_path / "o"), *args)
+    assert res.code == 2, res.err
+    assert needle in res.err and "Traceback" not in res.err
     assert not (tmp_path / "o" / "augmented.jsonl").exists()

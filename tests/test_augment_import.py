@@ -71,14 +71,14 @@ def test_import_release_format_then_dataset(tmp_path):
     assert len(recs) == 5 and "making my parents proud" in recs[1]["messages"][1]["content"]
 
 
-def test_import_errors_are_one_line_and_keep_user_files(tmp_path):
-    p = _cli("augment", "import", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o"))
-    assert p.returncode == 2 and "missing.jsonl: file not found" in p.stderr and "Traceback" not in p.stderr
+def test_import_errors_are_one_line_and_keep_user_files(cli, tmp_path):
+    p = cli("augment", "import", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o"))
+    assert p.code == 2 and "missing.jsonl: file not found" in p.err and "Traceback" not in p.err
     ours = tmp_path / "ours"
     ours.mkdir()
     (ours / "augmented.jsonl").write_text('{"question_id": "Q27", "text": "x"}\n')
     src = tmp_path / "release.jsonl"
     _write_release(src)
-    p = _cli("augment", "import", str(src), "--out", str(ours))
-    assert p.returncode == 2 and "was not made by culturellm augment-import" in p.stderr
+    p = cli("augment", "import", str(src), "--out", str(ours))
+    assert p.code == 2 and "was not made by culturellm augment-import" in p.err
     assert (ours / "augmented.jsonl").read_text() == '{"question_id": "Q27", "text": "x"}\n'

@@ -51,23 +51,10 @@ def _options(cmd) -> dict[str, object]:
 
 
 @pytest.fixture
-def cli(monkeypatch, capsys, tmp_path):
-    monkeypatch.setenv("CULTURELLM_HOME", str(tmp_path / "home"))
+def cli(cli, monkeypatch):
+    """The shared in-process CLI (tests/conftest.py) at 80 columns."""
     monkeypatch.setenv("COLUMNS", "80")
-    from culturellm.cli import main
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["culturellm", *args])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
+    return cli
 
 
 def test_short_flags_mean_the_same_everywhere():
@@ -114,6 +101,7 @@ def test_choice_options_are_choices(cli, command, flag, choices):
     assert len(err.strip().splitlines()) == 1 and "'nonsense' is not one of" in err, err
 
 
+@pytest.mark.slow  # the real script in its own process
 @pytest.mark.parametrize("command", [[], ["augment"], ["finetune"]])
 def test_help_is_readable_at_80_columns(command):
     """`COLUMNS=80 culturellm augment --help` through the real script: fits, nothing cut off."""

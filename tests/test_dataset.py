@@ -255,10 +255,7 @@ def test_api_and_cli_build_the_same_training_set_by_default(aug: Path, tmp_path:
     assert api["split"] == saved["split"] and "target_distribution" in read_jsonl(cli)[0]
 
 
-def test_cli_dataset_errors_exit_2_with_one_line(aug: Path, tmp_path: Path):
-    import subprocess
-    import sys
-
+def test_cli_dataset_errors_exit_2_with_one_line(aug: Path, tmp_path: Path, cli):
     cases = [
         (["--culture", "atlantis", "--augmented", str(aug)], "atlantis"),
         (["--culture", "arabic", "--augmented", str(tmp_path / "nope.jsonl")], "not found"),
@@ -278,13 +275,9 @@ def test_cli_dataset_errors_exit_2_with_one_line(aug: Path, tmp_path: Path):
         (["--culture", "arabic", "--augmented", str(aug), "--target", "mean"], "target"),
     ]
     for args, needle in cases:
-        p = subprocess.run(
-            [sys.executable, "-m", "culturellm.cli", "dataset", *args, "--out", str(tmp_path / "o.jsonl")],
-            capture_output=True,
-            text=True,
-        )
-        assert p.returncode == 2, (args, p.stderr)
-        assert needle in p.stderr and "Traceback" not in p.stderr
+        p = cli("dataset", *args, "--out", str(tmp_path / "o.jsonl"))
+        assert p.code == 2, (args, p.err)
+        assert needle in p.err and "Traceback" not in p.err
 
 
 def test_half_of_a_single_variant_is_held_out():

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,16 +14,6 @@ from culturellm.jsonio import read_jsonl, write_json
 
 TASKS = ["arabic/offensive_detect_mp", "arabic/spam_detect"]
 DATA = Path(__file__).parent / "data"
-
-
-def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "culturellm.cli", *args],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -153,13 +140,13 @@ def test_align_all_seeds_and_heldout_split(tmp_path, bundled_model):
     assert part["n_questions"] == 3
 
 
-def test_cli_tasks_json_and_evaluate(tmp_path, release_fixtures, bundled_model):
-    res = _cli("tasks", "--json")
-    assert res.returncode == 0, res.stderr
-    rows = [json.loads(x) for x in res.stdout.splitlines()]
+def test_cli_tasks_json_and_evaluate(tmp_path, release_fixtures, bundled_model, cli):
+    res = cli("tasks", "--json")
+    assert res.code == 0, res.err
+    rows = [json.loads(x) for x in res.out.splitlines()]
     assert len(rows) == 60 and all({"name", "culture", "path"} <= r.keys() for r in rows)
     out = tmp_path / "cli"
-    res = _cli(
+    res = cli(
         "evaluate",
         "--model",
         "bundled",
@@ -175,16 +162,16 @@ def test_cli_tasks_json_and_evaluate(tmp_path, release_fixtures, bundled_model):
         str(out),
         "--no-progress",
     )
-    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.code == 0, res.err[-2000:]
     (row,) = read_jsonl(out / "results.jsonl")
     assert {"task", "model", "macro_f1", "n"} <= row.keys() and row["n"] == 4
     assert (out / "report.md").exists() and list(out.glob("plots/*.png"))
 
 
-def test_cli_align_json(bundled_model):
-    res = _cli("align", "--model", "bundled", "--culture", "korean", "--json")
-    assert res.returncode == 0, res.stderr[-2000:]
-    obj = json.loads(res.stdout)
+def test_cli_align_json(bundled_model, cli):
+    res = cli("align", "--model", "bundled", "--culture", "korean", "--json")
+    assert res.code == 0, res.err[-2000:]
+    obj = json.loads(res.out)
     assert {"majority_agreement", "one_minus_jsd"} <= obj.keys()
 
 
@@ -217,14 +204,15 @@ def test_cli_align_json(bundled_model):
         ),
     ],
 )
-def test_cli_errors_are_one_line(tmp_path, args, needle):
+def test_cli_errors_are_one_line(tmp_path, args, needle, cli):
     args = [a.replace("OUT", str(tmp_path / "o")).replace("MISSING", str(tmp_path / "missing")) for a in args]
     needle = needle.replace("MISSING", "missing")
-    res = _cli(*args, timeout=300)
-    assert res.returncode == 2, (res.stdout, res.stderr)
-    assert needle in res.stderr and "Traceback" not in res.stderr
+    res = cli(*args)
+    assert res.code == 2, (res.out, res.err)
+    assert needle in res.err and "Traceback" not in res.err
 
 
+@pytest.mark.slow
 def test_phased_evaluation_gives_the_rows_of_the_single_pass_runner(tmp_path):
     """`culturellm evaluate --model bundled --culture english --limit 5`: the rows the runner wrote before
     evaluation was split into phases (tests/data/evaluate-english-limit5.jsonl, computed with commit

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -163,7 +161,7 @@ def test_a_few_steps_move_the_answer_distribution_toward_the_target(tiny_base, t
     assert math.isfinite(summary["final_loss"])
 
 
-def test_openai_backend_refuses_soft_labels(tmp_path):
+def test_openai_backend_refuses_soft_labels(tmp_path, cli):
     write_jsonl(tmp_path / "soft.jsonl", soft_records(6))
     cfg = FinetuneConfig.from_preset("cpu-small", backend="openai", base_url="http://127.0.0.1:9/v1")
     with pytest.raises(CultureLLMError, match=r"hard labels only.*--target sampled"):
@@ -171,10 +169,7 @@ def test_openai_backend_refuses_soft_labels(tmp_path):
             tmp_path / "soft.jsonl", "openai:gpt-4o-mini-2024-07-18", tmp_path / "o", cfg, progress=False
         )
     assert not (tmp_path / "o").exists()  # refused before anything is written or uploaded
-    p = subprocess.run(
-        [sys.executable, "-m", "culturellm.cli", "finetune", "--backend", "openai", "--dry-run",
-         "--base", "openai:gpt-4o-mini-2024-07-18", "--data", str(tmp_path / "soft.jsonl")],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert p.returncode == 2 and "soft.jsonl:1: a soft-label record" in p.stderr
-    assert "Traceback" not in p.stderr
+    p = cli("finetune", "--backend", "openai", "--dry-run",
+            "--base", "openai:gpt-4o-mini-2024-07-18", "--data", str(tmp_path / "soft.jsonl"))  # fmt: skip
+    assert p.code == 2 and "soft.jsonl:1: a soft-label record" in p.err
+    assert "Traceback" not in p.err

@@ -15,20 +15,7 @@ import pytest
 import tomli_w
 
 from culturellm.errors import CultureLLMError, DataError
-from hostile import assert_clear_error, changes, run_cli, snapshot
-
-
-@pytest.fixture
-def cli(monkeypatch, capsys, tmp_path):
-    """`culturellm ARGS` in-process with a fresh CULTURELLM_HOME (user data, caches, logs)."""
-    monkeypatch.setenv("CULTURELLM_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("CULTURELLM_CACHE_DIR", raising=False)
-    monkeypatch.setenv("COLUMNS", "200")
-
-    def run(*args: str):
-        return run_cli(monkeypatch, capsys, *args)
-
-    return run
+from hostile import assert_clear_error, changes, snapshot
 
 
 def _raise(exc: BaseException):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hostile import assert_clear_error, run_cli
+from hostile import assert_clear_error
 
 RUN_TOML = """
 name = "t"
@@ -28,12 +28,10 @@ tasks = ["spam_detect"]
 
 
 @pytest.fixture
-def cli(monkeypatch, capsys, tmp_path):
-    monkeypatch.setenv("CULTURELLM_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("CULTURELLM_CACHE_DIR", raising=False)
-    monkeypatch.setenv("COLUMNS", "200")
+def cli(cli, monkeypatch, tmp_path):
+    """The shared in-process CLI (tests/conftest.py), run in the test's directory."""
     monkeypatch.chdir(tmp_path)
-    return lambda *args: run_cli(monkeypatch, capsys, *args)
+    return cli
 
 
 # --- [4] crashes -> one clear line ------------------------------------------------------------------

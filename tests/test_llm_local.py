@@ -246,6 +246,7 @@ def test_gemma_style_tokenizer_gets_gemma_template(smol_tokenizer, tiny_llama) -
     assert text.endswith("<start_of_turn>user\nS\n\nU<end_of_turn>\n<start_of_turn>model\n")
 
 
+@pytest.mark.slow  # converts / loads the bundled GGUF
 def test_converted_bundled_cache_is_keyed_by_the_gguf() -> None:
     import json
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -190,19 +188,15 @@ def _rate_two_reviewers(d: Path) -> None:
     store.rate("alice", ids[1], "broken")  # alice changes her mind: the latest rating counts
 
 
-def test_review_stats_prints_acceptance_and_agreement(tmp_path):
+def test_review_stats_prints_acceptance_and_agreement(tmp_path, cli):
     import krippendorff
     import numpy as np
 
     d = _aug_dir(tmp_path)
     _rate_two_reviewers(d)
-    out = subprocess.run(
-        [sys.executable, "-m", "culturellm.cli", "review", str(d), "--stats"], capture_output=True, text=True
-    )
-    assert out.returncode == 0, out.stderr
-    assert (
-        "Krippendorff's alpha (nominal) 1.0" in out.stdout and "Cohen's kappa alice / bob: 1.0" in out.stdout
-    )
+    out = cli("review", str(d), "--stats")
+    assert out.code == 0, out.err
+    assert "Krippendorff's alpha (nominal) 1.0" in out.out and "Cohen's kappa alice / bob: 1.0" in out.out
     # a disagreement: bob calls the father swap the same meaning
     from culturellm.review.store import ReviewStore, stats
 
@@ -237,12 +231,12 @@ def test_dataset_drops_samples_reviewers_rejected(tmp_path):
     assert not any("father" in t for t in texts) and any(SAMPLES[0][2] in t for t in texts)
 
 
-def test_review_cli_errors(tmp_path):
+def test_review_cli_errors(tmp_path, cli):
     for args, needle in (
         (["review", str(tmp_path / "nope"), "--stats"], "augmented set not found"),
         (["dataset", "--culture", "german", "--augmented", str(_aug_dir(tmp_path) / "augmented.jsonl"),
           "--out", str(tmp_path / "t.jsonl"), "--drop-rejected"], "no reviews"),
     ):  # fmt: skip
-        p = subprocess.run([sys.executable, "-m", "culturellm.cli", *args], capture_output=True, text=True)
-        assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
+        p = cli(*args)
+        assert p.code == 2 and needle in p.err and "Traceback" not in p.err, p.err
     assert not (tmp_path / "t.jsonl").exists()

@@ -73,11 +73,26 @@ def test_first_token_scoring_matches_local_first_token(server, bundled_model) ->
     assert got.num_tokens == (1, 1, 1, 1)
 
 
-def test_align_over_http_equals_local(server) -> None:
+def test_align_over_http_equals_local(server, tmp_path) -> None:
     """`culturellm align --model openai:NAME --base-url URL --json` against `culturellm serve` gives
-    the per-question distributions of `culturellm align --model bundled --json` (exact scoring)."""
+    the per-question distributions of `culturellm align --model bundled --json` (exact scoring), on
+    12 seed questions (a split naming them as held out)."""
+    from culturellm.wvs import load_questions
+
+    split = tmp_path / "train.manifest.json"
+    split.write_text(json.dumps({"heldout_questions": [q.id for q in load_questions()[:12]]}))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CULTURELLM_NO_CACHE": "1", "OMP_NUM_THREADS": "1"}
-    args = [sys.executable, "-m", "culturellm.cli", "align", "--culture", "arabic", "--json"]
+    args = [
+        sys.executable,
+        "-m",
+        "culturellm.cli",
+        "align",
+        "--culture",
+        "arabic",
+        "--json",
+        "--split",
+        str(split),
+    ]
     http_run = subprocess.run(
         [*args, "--model", "openai:bundled", "--base-url", server, "--timeout", "600"],
         capture_output=True,
@@ -211,6 +226,7 @@ def test_cli_chat_and_cache_stats(server) -> None:
     assert "openai:MODEL" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow  # a real server process, killed
 def test_server_dying_mid_run(tmp_path: Path, tiny_model_dir) -> None:
     """Kill the server while a request is in flight: a clear error naming the URL, nothing cached."""
     spec = tiny_model_dir(tmp_path / "tiny", max_position_embeddings=8192, tie_word_embeddings=False)

@@ -9,6 +9,7 @@ from culturellm.llm.modelref import ModelRef, find_modelref, read_modelref, writ
 from culturellm.prompts import survey_messages
 
 
+@pytest.mark.slow  # the real script in its own process
 def test_cli_version():
     out = subprocess.run(
         [sys.executable, "-m", "culturellm.cli", "--version"], capture_output=True, text=True

@@ -19,28 +19,6 @@ from culturellm.wvs import load_questions
 EXPECTED_SEEDS = {"arabic": 48, "chinese": 32, "spanish": 50, "english": 50, "turkish": 50, "korean": 50}
 
 
-@pytest.fixture
-def cli(monkeypatch, capsys, tmp_path):
-    """Run `culturellm ARGS` in-process; returns (exit code, stdout, stderr). Each test gets its own
-    user data directory."""
-    monkeypatch.setenv("CULTURELLM_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("COLUMNS", "200")
-    from culturellm.cli import main
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["culturellm", *args])
-        capsys.readouterr()
-        code = 0
-        try:
-            main()
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
-
-
 def assert_one_line_error(code: int, err: str, *needles: str) -> None:
     assert code == 2, err
     lines = [line for line in err.splitlines() if line.strip()]
@@ -209,6 +187,7 @@ def culturellm_exe() -> list[str]:
     return [exe] if os.path.exists(exe) else [sys.executable, "-m", "culturellm.cli"]
 
 
+@pytest.mark.slow  # the real script in its own process
 def test_installed_script(tmp_path):
     env = {**os.environ, "CULTURELLM_HOME": str(tmp_path / "home")}
     ok = subprocess.run(
