@@ -146,7 +146,11 @@ def import_command(
     from culturellm.embed import load_embedder
     from culturellm.outdir import check_claim
 
+    from culturellm.errors import DataError
+
     check_claim(out, "augment-import", force=force)  # refuse before loading the embedder
+    if not file.is_file():
+        raise DataError(f"{file}: file not found")
     manifest = import_release(
         file, out, load_embedder(embedder), t1=DEFAULT_T1 if t1 is None else t1, force=force
     )
