@@ -5,9 +5,6 @@ table and plot."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -70,7 +67,7 @@ def write_culture_adapter(root: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_general_check_cli_writes_the_table(tmp_path: Path) -> None:
+def test_general_check_cli_writes_the_table(tmp_path: Path, bundled_model, cli, monkeypatch) -> None:
     tasks = write_task(tmp_path)
     adapter = write_culture_adapter(tmp_path)
     out = tmp_path / "out"
@@ -85,14 +82,9 @@ def test_general_check_cli_writes_the_table(tmp_path: Path) -> None:
         "-o",
         str(out),
     ]
-    res = subprocess.run(
-        [sys.executable, "-m", "culturellm.cli", *args],
-        capture_output=True,
-        text=True,
-        env=os.environ | {"HF_DATASETS_OFFLINE": "1"},
-        timeout=1200,
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    res = cli(*args)  # in this process: the session's bundled model is reused
+    assert res.code == 0, res.err[-3000:]
     rows = {r["model"]: r for r in read_jsonl(out / "general.jsonl") if r["metric"] == "acc"}
     assert set(rows) == {"bundled", str(adapter)}
     before, after = rows["bundled"], rows[str(adapter)]
@@ -115,12 +107,10 @@ def test_general_check_cli_writes_the_table(tmp_path: Path) -> None:
     assert (out / "plots" / "general.png").stat().st_size > 0
     # a rerun resumes: no model is loaded, the rows stay as they were
     before_rerun = (out / "general.jsonl").read_text()
-    again = subprocess.run(
-        [sys.executable, "-m", "culturellm.cli", *args], capture_output=True, text=True, timeout=600
-    )
-    assert again.returncode == 0, again.stderr[-3000:]
+    again = cli(*args)
+    assert again.code == 0, again.err[-3000:]
     assert (out / "general.jsonl").read_text() == before_rerun
-    assert "Running loglikelihood" not in again.stderr
+    assert "Running loglikelihood" in res.err and "Running loglikelihood" not in again.err
 
 
 def test_task_dirs_and_names_resolve(tmp_path: Path) -> None:
