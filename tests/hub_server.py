@@ -49,6 +49,7 @@ class LocalHub:
         self.objects: dict[str, bytes] = {}
         self.faults: list[tuple[str, int]] = []
         self.log: list[str] = []
+        self.cards: list[dict[str, Any]] = []  # the card metadata validate-yaml accepted
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
 
@@ -175,13 +176,15 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(401, "Invalid credentials in Authorization header")
         repo_type = body.get("type") or "model"
         repo_id = f"{body.get('organization')}/{body['name']}"
-        if (repo_type, repo_id) in self.hub.repos:
-            return self._error(409, "You already created this model repo")
+        url = f"{self.hub.url}/{PREFIX[repo_type]}{repo_id}"
+        if (repo_type, repo_id) in self.hub.repos:  # the Hub's 409 names the existing repo
+            msg = "You already created this model repo"
+            return self._json({"error": msg, "url": url}, 409, {"X-Error-Message": msg})
         sha = _sha("init", repo_id)
         repo = Repo(private=body.get("visibility") == "private" or bool(body.get("private")))
         repo.branches["main"], repo.commits[sha] = sha, {".gitattributes": b"*.safetensors filter=lfs\n"}
         self.hub.repos[(repo_type, repo_id)] = repo
-        self._json({"url": f"{self.hub.url}/{PREFIX[repo_type]}{repo_id}", "name": repo_id})
+        self._json({"url": url, "name": repo_id})
 
     def preupload(self, t: str, repo: str, rev: str) -> None:
         body = json.loads(self._body())
@@ -319,6 +322,23 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(206, data[int(rng[1]) : end + 1], headers)
         self._send(200, data, headers)
 
+    def validate_yaml(self) -> None:
+        """The card's YAML header must parse to a mapping (and its model-index to eval results)."""
+        import yaml
+        from huggingface_hub.repocard_data import model_index_to_eval_results
+
+        body = json.loads(self._body())
+        m = re.match(r"^---\n(.*?)\n---", body.get("content", ""), re.S)
+        try:
+            meta = yaml.safe_load(m[1]) if m else {}
+            assert isinstance(meta, dict), "metadata is not a mapping"
+            if "model-index" in meta:
+                model_index_to_eval_results(meta["model-index"])
+        except Exception as e:
+            return self._error(400, f"invalid metadata: {e}")
+        self.hub.cards.append(meta)
+        self._json({"errors": [], "warnings": []})
+
     def whoami(self) -> None:
         if not self._authorized():
             return self._error(401, "Invalid credentials in Authorization header")
@@ -338,6 +358,7 @@ _REV = r"(?P<rev>[^/]+)"
 ROUTES: list[tuple[tuple[str, ...], str, Any]] = [
     (("POST",), r"/api/repos/create", _Handler.create_repo),
     (("GET",), r"/api/whoami-v2", _Handler.whoami),
+    (("POST",), r"/api/validate-yaml", _Handler.validate_yaml),
     (("POST",), rf"/api/{_T}/{REPO}/preupload/{_REV}", _Handler.preupload),
     (("POST",), rf"/api/{_T}/{REPO}/commit/{_REV}", _Handler.commit),
     (("POST",), rf"/api/{_T}/{REPO}/branch/(?P<branch>[^/]+)", _Handler.branch),

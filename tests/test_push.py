@@ -125,10 +125,12 @@ def test_round_trip_model_and_training_set(hub, trained, tmp_path) -> None:
     assert got.returncode == 0, got.stderr[-3000:]
     from culturellm.jsonio import iter_jsonl
 
-    assert json.loads(got.stdout) == list(iter_jsonl(data / "train.jsonl"))
     from huggingface_hub import DatasetCard
 
     meta = DatasetCard(ds_files["README.md"].decode()).data.to_dict()
+    assert meta["json_columns"] == ["target_distribution"]
+    back = [{k: json.loads(v) if k in meta["json_columns"] else v for k, v in r.items()} for r in json.loads(got.stdout)]
+    assert back == list(iter_jsonl(data / "train.jsonl"))
     assert meta["target"] == "distribution" and meta["wvs_wave"] == 7 and meta["cultures"] == ["arabic"]
 
 

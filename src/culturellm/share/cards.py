@@ -173,7 +173,9 @@ def model_card(model_dir: Path, repo: str, results_dir: Path | None = None) -> A
     return ModelCard(text)
 
 
-def dataset_card(manifest: dict[str, Any], augment: dict[str, Any], repo: str, rows: int) -> Any:
+def dataset_card(
+    manifest: dict[str, Any], augment: dict[str, Any], repo: str, rows: int, json_columns: list[str] = ()
+) -> Any:
     """The `DatasetCard` of a training set pushed to `repo`: its sources and split."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
@@ -193,6 +195,7 @@ def dataset_card(manifest: dict[str, Any], augment: dict[str, Any], repo: str, r
         embedder=augment.get("embedder"),
         filter=filt or None,
         data_sha256=manifest.get("data_sha256"),
+        json_columns=list(json_columns) or None,
     )  # fmt: skip
     counts = manifest.get("counts") or {}
     precision = FILTER_PRECISION if augment and default_filter else "not measured for these thresholds"
@@ -208,6 +211,9 @@ def dataset_card(manifest: dict[str, Any], augment: dict[str, Any], repo: str, r
             f"- **Filter**: `{json.dumps(filt) if filt else 'unknown'}`; measured precision: {precision}.",
             f"- **Target kind**: `{manifest.get('target')}` (majority: the most common answer; distribution: "
             "also `target_distribution`, the survey's answer shares; sampled: codes drawn to follow them).",
+            *([f"- **JSON columns**: {', '.join(f'`{c}`' for c in json_columns)} hold JSON text "
+               "(`json.loads` gives the mapping of each record; Parquet structs would share one key set)."]
+              if json_columns else []),
             "", "## Split", "",
             f"`train.manifest.json` holds the split: {counts.get('train_questions')} training questions, "
             f"{counts.get('heldout_questions')} held-out questions, {counts.get('heldout_variants')} held-out "

@@ -8,6 +8,7 @@ directory that is removed afterwards, so a failed push leaves the user's files a
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,16 @@ def _dataset_paths(path: Path) -> tuple[Path, Path]:
     return data, manifest
 
 
+def parquet_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows as Parquet keeps them exactly: a mapping column whose keys differ between rows
+    (`target_distribution`: the option codes of each question) becomes JSON text, since a Parquet
+    struct has one key set and would fill the others with nulls. Returns (rows, those columns)."""
+    keep = {"messages"}
+    json_columns = sorted({k for r in rows for k, v in r.items() if isinstance(v, dict) and k not in keep})
+    out = [{k: json.dumps(v, sort_keys=True) if k in json_columns else v for k, v in r.items()} for r in rows]
+    return out, json_columns
+
+
 def plan_dataset(path: Path, repo: str, workdir: Path, revision: str = "main") -> PushPlan:
     """The Parquet file (written by `datasets` into `workdir`), manifest and card of a training set."""
     from datasets import Dataset
@@ -101,10 +112,11 @@ def plan_dataset(path: Path, repo: str, workdir: Path, revision: str = "main") -
     if not rows:
         raise DataError(f"{data}: no records")
     parquet = workdir / "train.parquet"
-    Dataset.from_list(rows).to_parquet(str(parquet))
+    table, json_columns = parquet_rows(rows)
+    Dataset.from_list(table).to_parquet(str(parquet))
     aug_manifest = Path(str(manifest.get("augmented") or "")).parent / "manifest.json"
     augment = read_json(aug_manifest, what="augment manifest") if aug_manifest.is_file() else {}
-    card = str(dataset_card(manifest, augment, repo, len(rows)))
+    card = str(dataset_card(manifest, augment, repo, len(rows), json_columns))
     files: dict[str, Path | bytes] = {PARQUET: parquet, "train.manifest.json": manifest_path}
     files["README.md"] = card.encode()
     return PushPlan(repo, "dataset", card, files, revision)
