@@ -194,10 +194,14 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         lfs = re.compile(r".*\.(safetensors|parquet|bin|pt)$")
         files = [
-            {"path": f["path"], "shouldIgnore": False, "oid": None,
-             "uploadMode": "lfs" if lfs.match(f["path"]) or f["size"] > 10_000_000 else "regular"}
+            {
+                "path": f["path"],
+                "shouldIgnore": False,
+                "oid": None,
+                "uploadMode": "lfs" if lfs.match(f["path"]) or f["size"] > 10_000_000 else "regular",
+            }
             for f in body["files"]
-        ]  # fmt: skip
+        ]
         self._json({"files": files, "commitOid": self._commit(r, rev)})
 
     def lfs_batch(self, prefix: str, repo: str) -> None:
@@ -210,7 +214,10 @@ class _Handler(BaseHTTPRequestHandler):
             if obj["oid"] not in self.hub.objects:  # already stored: no actions, nothing to upload
                 entry["actions"] = {"upload": {"href": f"{self.hub.url}/lfs-upload/{obj['oid']}"}}
             objects.append(entry)
-        self._json({"transfer": "basic", "objects": objects}, headers={"Content-Type": "application/vnd.git-lfs+json"})
+        self._json(
+            {"transfer": "basic", "objects": objects},
+            headers={"Content-Type": "application/vnd.git-lfs+json"},
+        )
 
     def lfs_put(self, oid: str) -> None:
         data = self._body()
@@ -264,8 +271,19 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         files = r.commits[sha]
         siblings = [{"rfilename": p, "size": len(b)} for p, b in sorted(files.items())]
-        self._json({"id": repo, "_id": repo, "sha": sha, "private": r.private, "siblings": siblings,
-                    "tags": [], "downloads": 0, "likes": 0, "lastModified": "2026-01-01T00:00:00.000Z"})  # fmt: skip
+        self._json(
+            {
+                "id": repo,
+                "_id": repo,
+                "sha": sha,
+                "private": r.private,
+                "siblings": siblings,
+                "tags": [],
+                "downloads": 0,
+                "likes": 0,
+                "lastModified": "2026-01-01T00:00:00.000Z",
+            }
+        )
 
     def _entry(self, r: Repo, files: dict[str, bytes], p: str) -> dict[str, Any]:
         if p in files:

@@ -21,7 +21,8 @@ import json, sys
 from culturellm.llm import load_backend, parse_spec
 from culturellm.llm.base import ScoreRequest
 from culturellm.prompts import culture_system_prompt, survey_messages
-msgs = survey_messages("Family is very important", {"1": "Agree", "2": "Disagree"}, culture_system_prompt("Arabic"))
+system = culture_system_prompt("Arabic")
+msgs = survey_messages("Family is very important", {"1": "Agree", "2": "Disagree"}, system)
 res = load_backend(parse_spec(sys.argv[1])).score([ScoreRequest(msgs, ("1", "2"))])
 print(json.dumps([list(r.logprobs) for r in res]))
 """
@@ -39,12 +40,16 @@ def trained(tiny_base, tmp_path_factory) -> tuple[Path, Path]:
     rows = []
     for q in load_questions()[:8]:
         rows.append({"id": f"{q.id}-s", "question_id": q.id, "step": "seed", "text": q.text})
-        rows += [{"id": f"{q.id}-p{i}", "question_id": q.id, "step": "paraphrase", "text": f"{q.text} ({i})"}
-                 for i in range(2)]  # fmt: skip
+        rows += [
+            {"id": f"{q.id}-p{i}", "question_id": q.id, "step": "paraphrase", "text": f"{q.text} ({i})"}
+            for i in range(2)
+        ]
     write_jsonl(d / "aug.jsonl", rows)
     (d / "data").mkdir()
     data = d / "data" / "train.jsonl"
-    build_training_set(["arabic"], d / "aug.jsonl", data, DatasetConfig(holdout_questions=2, holdout_variants=0.5))
+    build_training_set(
+        ["arabic"], d / "aug.jsonl", data, DatasetConfig(holdout_questions=2, holdout_variants=0.5)
+    )
     finetune(data, tiny_base, d / "arabic", FinetuneConfig.from_preset("smoke", max_steps=1), progress=False)
     return d / "data", d / "arabic"
 
@@ -57,9 +62,18 @@ def hub():
 
 
 def _env(hub: LocalHub, home: Path, token: str | None = TOKEN) -> dict[str, str]:
-    env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HOME": str(home), "HF_HUB_OFFLINE": "0",
-           "HF_HUB_DISABLE_XET": "1", "CULTURELLM_NO_CACHE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": hub.url,
+        "HF_HOME": str(home),
+        "HF_HUB_OFFLINE": "0",
+        "HF_HUB_DISABLE_XET": "1",
+        "CULTURELLM_NO_CACHE": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).parents[1] / "src"), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
     env.pop("HF_HUB_CACHE", None)
     env.pop("HF_TOKEN", None)
     if token:
@@ -68,8 +82,9 @@ def _env(hub: LocalHub, home: Path, token: str | None = TOKEN) -> dict[str, str]
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "culturellm.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "culturellm.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def _one_line(res: subprocess.CompletedProcess, code: int, *needles: str) -> str:
@@ -104,11 +119,17 @@ def test_round_trip_model_and_training_set(hub, trained, tmp_path) -> None:
     assert meta["training_target"] == "distribution" and len(meta["wvs_questions"]) == 6
     # load it in a fresh HF_HOME: the same answer scores as the local directory
     fresh = _env(hub, tmp_path / "home-fresh", token=None)
-    got = subprocess.run([sys.executable, "-c", SCORE, "hf:culture-org/tiny-arabic"], capture_output=True,
-                         text=True, env=fresh, timeout=300)  # fmt: skip
+    got = subprocess.run(
+        [sys.executable, "-c", SCORE, "hf:culture-org/tiny-arabic"],
+        capture_output=True,
+        text=True,
+        env=fresh,
+        timeout=300,
+    )
     assert got.returncode == 0, got.stderr[-2000:]
-    local = subprocess.run([sys.executable, "-c", SCORE, str(model)], capture_output=True, text=True,
-                           env=fresh, timeout=300)  # fmt: skip
+    local = subprocess.run(
+        [sys.executable, "-c", SCORE, str(model)], capture_output=True, text=True, env=fresh, timeout=300
+    )
     assert local.returncode == 0, local.stderr[-2000:]
     a, b = json.loads(got.stdout), json.loads(local.stdout)
     assert max(abs(x - y) for ra, rb in zip(a, b, strict=True) for x, y in zip(ra, rb, strict=True)) < 1e-5
@@ -118,18 +139,21 @@ def test_round_trip_model_and_training_set(hub, trained, tmp_path) -> None:
     ds_files = hub.files("culture-org/tiny-arabic-data", repo_type="dataset")
     assert {"data/train-00000-of-00001.parquet", "train.manifest.json", "README.md"} <= set(ds_files)
     load = (
-        "import datasets, json, sys; ds = datasets.load_dataset('culture-org/tiny-arabic-data', split='train');"
+        "import datasets, json; ds = datasets.load_dataset('culture-org/tiny-arabic-data', split='train');"
         "print(json.dumps(ds.to_list()))"
     )
     got = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, env=fresh, timeout=300)
     assert got.returncode == 0, got.stderr[-3000:]
-    from culturellm.jsonio import iter_jsonl
-
     from huggingface_hub import DatasetCard
+
+    from culturellm.jsonio import iter_jsonl
 
     meta = DatasetCard(ds_files["README.md"].decode()).data.to_dict()
     assert meta["json_columns"] == ["target_distribution"]
-    back = [{k: json.loads(v) if k in meta["json_columns"] else v for k, v in r.items()} for r in json.loads(got.stdout)]
+    back = [
+        {k: json.loads(v) if k in meta["json_columns"] else v for k, v in r.items()}
+        for r in json.loads(got.stdout)
+    ]
     assert back == list(iter_jsonl(data / "train.jsonl"))
     assert meta["target"] == "distribution" and meta["wvs_wave"] == 7 and meta["cultures"] == ["arabic"]
 
@@ -150,10 +174,12 @@ def test_dry_run_prints_card_and_files_without_a_token(trained, monkeypatch, cap
     assert sorted(p.name for p in model.iterdir()) == before  # nothing written locally
 
 
-@pytest.mark.parametrize("repo", ["a/../b", "org/../../etc", "<b>org</b>/x", "[red]org[/red]/x", "org", "a/b/c"])
+@pytest.mark.parametrize(
+    "repo", ["a/../b", "org/../../etc", "<b>org</b>/x", "[red]org[/red]/x", "org", "a/b/c"]
+)
 def test_bad_repo_ids_are_one_line(repo, trained) -> None:
     from culturellm.errors import CultureLLMError
-    from culturellm.share import push
+    from culturellm.share.push import push
 
     with pytest.raises(CultureLLMError, match="not a Hub repository id") as e:
         push(trained[1], repo, dry_run=True)

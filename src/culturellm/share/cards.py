@@ -76,19 +76,35 @@ def eval_results(model_dir: Path, results_dir: Path | None) -> list[Any]:
     for path in sorted(Path(results_dir).glob("eval/*/results.jsonl")):
         for row in iter_jsonl(path):
             if _is(row, me) and isinstance(row.get("macro_f1"), (int, float)):
-                out.append(EvalResult(task_type="text-classification", task_name=row["task"],
-                                      dataset_type=f"culturellm/{row['task']}", dataset_name=row["task"],
-                                      metric_type="f1", metric_name="macro F1", metric_value=row["macro_f1"],
-                                      metric_config=f"n={row.get('n')}, system={row.get('system')}"))  # fmt: skip
+                out.append(
+                    EvalResult(
+                        task_type="text-classification",
+                        task_name=row["task"],
+                        dataset_type=f"culturellm/{row['task']}",
+                        dataset_name=row["task"],
+                        metric_type="f1",
+                        metric_name="macro F1",
+                        metric_value=row["macro_f1"],
+                        metric_config=f"n={row.get('n')}, system={row.get('system')}",
+                    )
+                )
     for path in sorted(Path(results_dir).glob("eval/*/align.jsonl")):
         for row in iter_jsonl(path):
             if not _is(row, me):
                 continue
             items = "held-out items" if row.get("split") else "all seeds"
             for metric in ("majority_agreement", "one_minus_jsd"):
-                out.append(EvalResult(task_type="wvs-alignment", task_name=f"WVS alignment ({row['culture']})",
-                                      dataset_type="wvs", dataset_name=f"WVS wave {WVS_WAVE}: {row['culture']}",
-                                      dataset_split=items, metric_type=metric, metric_value=row[metric]))  # fmt: skip
+                out.append(
+                    EvalResult(
+                        task_type="wvs-alignment",
+                        task_name=f"WVS alignment ({row['culture']})",
+                        dataset_type="wvs",
+                        dataset_name=f"WVS wave {WVS_WAVE}: {row['culture']}",
+                        dataset_split=items,
+                        metric_type=metric,
+                        metric_value=row[metric],
+                    )
+                )
     return out
 
 
@@ -154,22 +170,51 @@ def model_card(model_dir: Path, repo: str, results_dir: Path | None = None) -> A
     )
     text = "\n".join(
         [
-            "---", data.to_yaml(), "---", "", f"# {title}", "",
-            "A LoRA adapter made with [culturellm](https://github.com/culturellm/culturellm) (CultureLLM, Li et "
+            "---",
+            data.to_yaml(),
+            "---",
+            "",
+            f"# {title}",
+            "",
+            "A LoRA adapter made with culturellm (CultureLLM, Li et "
             "al., NeurIPS 2024): trained to answer World Values Survey questions as a typical person of "
-            "the culture named in the system prompt would.", "",
-            "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], "",
-            "## Results", "",
-            ("| task | items | metric | value |\n|---|---|---|---|\n" + results) if results
-            else "No evaluation results were attached (push with `--results RUN_DIR`).", "",
-            "## Use", "", "```bash", f'culturellm chat --model hf:{repo} "..."',
+            "the culture named in the system prompt would.",
+            "",
+            "| | |",
+            "|---|---|",
+            *[f"| {k} | {v} |" for k, v in rows],
+            "",
+            "## Results",
+            "",
+            ("| task | items | metric | value |\n|---|---|---|---|\n" + results)
+            if results
+            else "No evaluation results were attached (push with `--results RUN_DIR`).",
+            "",
+            "## Use",
+            "",
+            "```bash",
+            f'culturellm chat --model hf:{repo} "..."',
             f"culturellm evaluate --model hf:{repo} --culture {cultures[0] if cultures else 'CULTURE'}",
-            "```", "", "## Training data", "",
-            f"{WVS_TERMS}.", "", "## Hyper-parameters", "", "```json",
-            json.dumps(d.get("hyperparameters") or {}, indent=2, sort_keys=True), "```", "",
-            "## Citation", "", "```bibtex", CITATION, "```", "",
+            "```",
+            "",
+            "## Training data",
+            "",
+            f"{WVS_TERMS}.",
+            "",
+            "## Hyper-parameters",
+            "",
+            "```json",
+            json.dumps(d.get("hyperparameters") or {}, indent=2, sort_keys=True),
+            "```",
+            "",
+            "## Citation",
+            "",
+            "```bibtex",
+            CITATION,
+            "```",
+            "",
         ]
-    )  # fmt: skip
+    )
     return ModelCard(text)
 
 
@@ -180,13 +225,21 @@ def dataset_card(
     from huggingface_hub import DatasetCard, DatasetCardData
 
     aug_cfg = augment.get("config") or {}
-    default_filter = all(aug_cfg.get(k, v) == v for k, v in (("t1", 0.8), ("t2", 0.8), ("dup_threshold", 0.97)))
-    filt = {k: aug_cfg[k] for k in ("t1", "t2", "t_word", "dup_threshold", "check_negation", "checks") if k in aug_cfg}
+    default_filter = all(
+        aug_cfg.get(k, v) == v for k, v in (("t1", 0.8), ("t2", 0.8), ("dup_threshold", 0.97))
+    )
+    filt = {
+        k: aug_cfg[k]
+        for k in ("t1", "t2", "t_word", "dup_threshold", "check_negation", "checks")
+        if k in aug_cfg
+    }
     data = DatasetCardData(
         pretty_name=repo.split("/")[-1],
         tags=["culturellm", "wvs", *[f"culture:{c}" for c in manifest.get("cultures") or []]],
         task_categories=["text-generation"],
-        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}],
+        configs=[
+            {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}
+        ],
         source_datasets=[f"World Values Survey wave {WVS_WAVE}"],
         cultures=manifest.get("cultures") or [],
         target=manifest.get("target"),
@@ -196,29 +249,51 @@ def dataset_card(
         filter=filt or None,
         data_sha256=manifest.get("data_sha256"),
         json_columns=list(json_columns) or None,
-    )  # fmt: skip
+    )
     counts = manifest.get("counts") or {}
     precision = FILTER_PRECISION if augment and default_filter else "not measured for these thresholds"
     text = "\n".join(
         [
-            "---", data.to_yaml(), "---", "", f"# {repo.split('/')[-1]}: a CultureLLM training set", "",
+            "---",
+            data.to_yaml(),
+            "---",
+            "",
+            f"# {repo.split('/')[-1]}: a CultureLLM training set",
+            "",
             f"{rows} chat records (system: culture, user: a WVS question or a variant of it, assistant: "
             f"the culture's answer code) for {', '.join(manifest.get('cultures') or []) or '-'}, made with "
-            "culturellm (`culturellm dataset`).", "", "## Sources", "",
+            "culturellm (`culturellm dataset`).",
+            "",
+            "## Sources",
+            "",
             f"- **Survey answers**: {WVS_TERMS}.",
             f"- **Augmenter** (paraphrases, synonym swaps): `{augment.get('llm') or 'unknown'}`; "
             f"embedder `{augment.get('embedder') or 'unknown'}`.",
             f"- **Filter**: `{json.dumps(filt) if filt else 'unknown'}`; measured precision: {precision}.",
             f"- **Target kind**: `{manifest.get('target')}` (majority: the most common answer; distribution: "
             "also `target_distribution`, the survey's answer shares; sampled: codes drawn to follow them).",
-            *([f"- **JSON columns**: {', '.join(f'`{c}`' for c in json_columns)} hold JSON text "
-               "(`json.loads` gives the mapping of each record; Parquet structs would share one key set)."]
-              if json_columns else []),
-            "", "## Split", "",
+            *(
+                [
+                    f"- **JSON columns**: {', '.join(f'`{c}`' for c in json_columns)} hold JSON text "
+                    "(`json.loads` gives each record's mapping; Parquet structs would share one key set)."
+                ]
+                if json_columns
+                else []
+            ),
+            "",
+            "## Split",
+            "",
             f"`train.manifest.json` holds the split: {counts.get('train_questions')} training questions, "
-            f"{counts.get('heldout_questions')} held-out questions, {counts.get('heldout_variants')} held-out "
-            "variants (evaluate alignment on these, not on training items).", "",
-            "## Citation", "", "```bibtex", CITATION, "```", "",
+            f"{counts.get('heldout_questions')} held-out questions, "
+            f"{counts.get('heldout_variants')} held-out "
+            "variants (evaluate alignment on these, not on training items).",
+            "",
+            "## Citation",
+            "",
+            "```bibtex",
+            CITATION,
+            "```",
+            "",
         ]
-    )  # fmt: skip
+    )
     return DatasetCard(text)

@@ -18,13 +18,17 @@ def register(app: typer.Typer) -> None:
 
 
 def push_cmd(
-    path: Path = typer.Argument(..., help="a culture model directory, or a training set (train.jsonl or its folder)"),
+    path: Path = typer.Argument(
+        ..., help="a culture model directory, or a training set (train.jsonl or its folder)"
+    ),
     repo: str = typer.Option(..., "--repo", help="the Hub repository ORG/NAME (created when missing)"),
     results: Path | None = typer.Option(
         None, "--results", help="a run directory whose evaluation and alignment results go in the card"
     ),
     private: bool = typer.Option(False, "--private", help="create the repository private"),
-    revision: str = typer.Option("main", "--revision", "--branch", help="branch to commit to (created when missing)"),
+    revision: str = typer.Option(
+        "main", "--revision", "--branch", help="branch to commit to (created when missing)"
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the card and the file list; upload nothing"),
 ) -> None:
     from rich.console import Console

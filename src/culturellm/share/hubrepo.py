@@ -17,7 +17,9 @@ from typing import Any, TypeVar
 
 from culturellm.errors import CultureLLMError, ServerError
 
-REPO_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9])?$")
+REPO_ID = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9])?/[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9])?$"
+)
 T = TypeVar("T")
 
 
@@ -69,11 +71,14 @@ def hub_errors(what: str) -> Iterator[None]:
     except CultureLLMError:
         raise
     except (OSError, ConnectionError, TimeoutError) as e:
-        raise ServerError(f"{what}: the connection to the Hub failed ({_short(e)}); run the command again") from None
+        raise ServerError(
+            f"{what}: the connection to the Hub failed ({_short(e)}); run the command again"
+        ) from None
     except Exception as e:
         if _is_network(e):
             raise ServerError(
-                f"{what}: the connection to the Hub was dropped ({_short(e)}); run the command again: nothing "
+                f"{what}: the connection to the Hub was dropped ({_short(e)}); run the command again: "
+                "nothing "
                 "was committed, and files already uploaded are not sent twice"
             ) from None
         raise
@@ -88,13 +93,17 @@ def _http_error(what: str, e: Any) -> CultureLLMError:
     status = getattr(getattr(e, "response", None), "status_code", None)
     server = _server_message(e)
     if status == 401:
-        return CultureLLMError(f"{what}: the Hub refused the token (401{server}); check HF_TOKEN or `hf auth login`")
+        return CultureLLMError(
+            f"{what}: the Hub refused the token (401{server}); check HF_TOKEN or `hf auth login`"
+        )
     if status == 403:
         return CultureLLMError(
             f"{what}: no write access (403{server}); use a token with write access to this namespace"
         )
     if status == 409:
-        return CultureLLMError(f"{what}: conflict on the Hub (409{server}), e.g. a repository of another kind")
+        return CultureLLMError(
+            f"{what}: conflict on the Hub (409{server}), e.g. a repository of another kind"
+        )
     if status == 404:
         return CultureLLMError(f"{what}: not found on the Hub (404{server})")
     if status is not None and status >= 500:
@@ -111,7 +120,9 @@ def _server_message(e: Any) -> str:
 
 def _is_network(e: BaseException) -> bool:
     names = {c.__name__ for c in type(e).__mro__}
-    return bool(names & {"TransportError", "NetworkError", "RemoteProtocolError", "ConnectError", "ReadError"})
+    return bool(
+        names & {"TransportError", "NetworkError", "RemoteProtocolError", "ConnectError", "ReadError"}
+    )
 
 
 def _short(e: BaseException) -> str:

@@ -51,7 +51,9 @@ class PushPlan:
     listed: list[tuple[str, int]] = field(default_factory=list)  # (path in the repo, bytes)
 
     def listing(self) -> list[tuple[str, int]]:
-        return [(p, len(f) if isinstance(f, bytes) else f.stat().st_size) for p, f in sorted(self.files.items())]
+        return [
+            (p, len(f) if isinstance(f, bytes) else f.stat().st_size) for p, f in sorted(self.files.items())
+        ]
 
 
 def is_model_dir(path: Path) -> bool:
@@ -130,9 +132,13 @@ def push_plan(plan: PushPlan, *, private: bool = False, message: str | None = No
     what = f"push to {plan.repo}"
     call(what, api.create_repo, plan.repo, repo_type=plan.repo_type, private=private, exist_ok=True)
     if plan.revision != "main":
-        call(what, api.create_branch, plan.repo, branch=plan.revision, repo_type=plan.repo_type, exist_ok=True)
-    ops = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=f if isinstance(f, bytes) else str(f))
-           for p, f in sorted(plan.files.items())]  # fmt: skip
+        call(
+            what, api.create_branch, plan.repo, branch=plan.revision, repo_type=plan.repo_type, exist_ok=True
+        )
+    ops = [
+        CommitOperationAdd(path_in_repo=p, path_or_fileobj=f if isinstance(f, bytes) else str(f))
+        for p, f in sorted(plan.files.items())
+    ]
     info = call(
         what,
         api.create_commit,
@@ -177,5 +183,11 @@ def push(
 
 
 def summary(plan: PushPlan) -> dict[str, Any]:
-    return {"repo": plan.repo, "type": plan.repo_type, "revision": plan.revision, "commit": plan.commit,
-            "url": plan.url, "files": [p for p, _ in plan.listed]}  # fmt: skip
+    return {
+        "repo": plan.repo,
+        "type": plan.repo_type,
+        "revision": plan.revision,
+        "commit": plan.commit,
+        "url": plan.url,
+        "files": [p for p, _ in plan.listed],
+    }
