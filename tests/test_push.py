@@ -206,3 +206,72 @@ def test_server_faults_are_one_line_and_a_rerun_finishes(hub, trained, tmp_path)
     assert "adapter_model.safetensors" in hub.files("culture-org/faults")
     assert sum(line.startswith("PUT /lfs-upload/") for line in hub.log) == puts  # not uploaded twice
     assert sorted(p.name for p in model.iterdir()) == before
+
+
+STAGE = """
+import json, sys
+from pathlib import Path
+from rich.console import Console
+from culturellm.config import RunConfig
+from culturellm.cultures import get_culture
+from culturellm.runlayout import RunLayout
+from culturellm.stages import STAGES, Run
+
+cfg = RunConfig(name="tiny", cultures=["arabic"], push={"to": "culture-org"})
+lay = RunLayout(Path(sys.argv[1]))
+run = Run(cfg, lay, [get_culture("arabic")], ["arabic"], console=Console(stderr=True))
+print(json.dumps(next(s for s in STAGES if s.name == "push").run(run).counts))
+"""
+
+
+@pytest.mark.slow
+def test_run_push_stage_is_resumable_and_pushes_nothing_twice(hub, trained, tmp_path) -> None:
+    import shutil
+
+    data, model = trained
+    root = tmp_path / "runs" / "tiny"
+    shutil.copytree(model, root / "models" / "arabic")
+    shutil.copytree(data, root / "data" / "arabic")
+    env = _env(hub, tmp_path / "home")
+
+    def stage() -> subprocess.CompletedProcess:
+        args = [sys.executable, "-c", STAGE, str(root)]
+        return subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+
+    def commits(repo: str) -> int:
+        return sum(line.startswith("POST /api/") and f"{repo}/commit/" in line for line in hub.log)
+
+    hub.fail(r"POST /api/datasets/culture-org/tiny-arabic-data/commit/", 0)  # killed half-way
+    first = stage()
+    assert first.returncode == 1, first.stderr[-2000:]
+    record = json.loads((root / "push.json").read_text())
+    assert list(record) == ["culture-org/tiny-arabic"] and record["culture-org/tiny-arabic"]["commit"]
+    second = stage()  # the rerun pushes what is left, not the model again
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert commits("culture-org/tiny-arabic") == 1 and "pushed before" in second.stderr
+    counts = json.loads(second.stdout)["commits"]
+    assert set(counts) == {"culture-org/tiny-arabic", "culture-org/tiny-arabic-data"}
+    assert (
+        counts["culture-org/tiny-arabic"] == hub.repos[("model", "culture-org/tiny-arabic")].branches["main"]
+    )
+    third = stage()  # everything pushed: nothing is sent again
+    assert third.returncode == 0 and json.loads(third.stdout)["commits"] == counts
+    assert commits("culture-org/tiny-arabic") == 1 and commits("culture-org/tiny-arabic-data") == 2
+
+
+def test_run_push_to_flag_and_toml(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from culturellm.cli import app
+
+    res = CliRunner().invoke(
+        app, ["run", "--check", "--push-to", "culture-org", "--out", str(tmp_path / "r")]
+    )
+    assert res.exit_code == 0, res.output
+    assert 'to = "culture-org"' in res.output
+    (tmp_path / "bad.toml").write_text('[push]\nto = "a/../b"\n')
+    from culturellm.config import load_config
+    from culturellm.errors import DataError
+
+    with pytest.raises(DataError, match=r"bad.toml: field 'push.to': not a Hub organisation"):
+        load_config(tmp_path / "bad.toml")

@@ -321,13 +321,14 @@ def _push_key(run: Run, digest: Digest) -> dict[str, Any]:
 
 
 def _push(run: Run) -> StageResult:
-    """Nothing without `[push] to`; else culturellm.share.runpush (resumable: RUN/push.json)."""
+    """culturellm.share.runpush: without `[push] to` nothing is pushed (push.json stays `{}`); else
+    every culture model and CultureLLM-One, resumable through RUN/push.json."""
     from culturellm.share.runpush import push_items, push_run
 
     cfg, lay = run.config.push, run.layout
     items = push_items(run.training_sets(), lay.model_dir, lay.train, run.config.name, cfg)
     record, commits = push_run(lay.root, items, cfg, run.console)
-    return StageResult([record] if record is not None else [], {"commits": commits} if commits else {})
+    return StageResult([record], {"commits": commits} if commits else {})
 
 
 STAGES: tuple[Stage, ...] = (

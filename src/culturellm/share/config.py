@@ -20,8 +20,8 @@ class PushConfig(StageConfig):
     @field_validator("to")
     @classmethod
     def _org(cls, value: str | None) -> str | None:
-        if value is not None:
-            from culturellm.share.hubrepo import check_org
+        from culturellm.share.hubrepo import is_org
 
-            check_org(value, "push.to")
+        if value is not None and not is_org(value):
+            raise ValueError("not a Hub organisation or user name (letters, digits, '-', '_', '.'; no '..')")
         return value

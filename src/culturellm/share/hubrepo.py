@@ -35,10 +35,9 @@ def check_repo_id(repo: str, flag: str = "--repo") -> str:
     return repo
 
 
-def check_org(org: str, flag: str = "--push-to") -> str:
+def is_org(org: str) -> bool:
     """An organisation or user name (the ORG of ORG/NAME)."""
-    check_repo_id(f"{org}/x", flag)
-    return org
+    return bool(REPO_ID.match(f"{org}/x")) and ".." not in org and "--" not in org
 
 
 def get_token() -> str:

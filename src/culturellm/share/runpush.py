@@ -40,14 +40,17 @@ def _content_hash(kind: str, path: Path, results: Path) -> str:
     return stable_hash({str(f.relative_to(path.parent.parent)): sha256_file(f) for f in files})
 
 
-def push_run(root: Path, items: list[tuple], cfg: PushConfig, console: Any) -> tuple[Path | None, dict]:
-    """Push what is not yet pushed with the same content; returns (RUN/push.json, repo -> commit)."""
+def push_run(root: Path, items: list[tuple], cfg: PushConfig, console: Any) -> tuple[Path, dict]:
+    """Push what is not yet pushed with the same content; returns (RUN/push.json, repo -> commit).
+    Without `to`, nothing is pushed and push.json is left as it was (`{}` for a run never pushed)."""
     from culturellm.share.push import plan_dataset, plan_model, push_plan
 
-    if cfg.to is None:
-        return None, {}
     record_path = root / RECORD
     record: dict[str, Any] = read_json(record_path, what="push record") if record_path.is_file() else {}
+    if cfg.to is None:  # no push: the record as it was (empty for a run never pushed)
+        if not record_path.is_file():
+            write_json(record_path, record)
+        return record_path, {}
     for repo, kind, path in items:
         digest = _content_hash(kind, path, root)
         done = record.get(repo)
