@@ -164,58 +164,37 @@ def model_card(model_dir: Path, repo: str, results_dir: Path | None = None) -> A
         ("preset", d.get("preset") or "-"),
         ("training data sha256", f"`{d.get('data_sha256')}`"),
     ]
+    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     results = "".join(
         f"| {r.task_name} | {r.dataset_split or ''} | {r.metric_type} | {r.metric_value:.4f} |\n"
         for r in data.eval_results or []
     )
-    text = "\n".join(
-        [
-            "---",
-            data.to_yaml(),
-            "---",
-            "",
-            f"# {title}",
-            "",
-            "A LoRA adapter made with culturellm (CultureLLM, Li et "
-            "al., NeurIPS 2024): trained to answer World Values Survey questions as a typical person of "
-            "the culture named in the system prompt would.",
-            "",
-            "| | |",
-            "|---|---|",
-            *[f"| {k} | {v} |" for k, v in rows],
-            "",
-            "## Results",
-            "",
-            ("| task | items | metric | value |\n|---|---|---|---|\n" + results)
-            if results
-            else "No evaluation results were attached (push with `--results RUN_DIR`).",
-            "",
-            "## Use",
-            "",
-            "```bash",
-            f'culturellm chat --model hf:{repo} "..."',
-            f"culturellm evaluate --model hf:{repo} --culture {cultures[0] if cultures else 'CULTURE'}",
-            "```",
-            "",
-            "## Training data",
-            "",
-            f"{WVS_TERMS}.",
-            "",
-            "## Hyper-parameters",
-            "",
-            "```json",
-            json.dumps(d.get("hyperparameters") or {}, indent=2, sort_keys=True),
-            "```",
-            "",
-            "## Citation",
-            "",
-            "```bibtex",
-            CITATION,
-            "```",
-            "",
-        ]
+    results = (
+        f"| task | items | metric | value |\n|---|---|---|---|\n{results}"
+        if results
+        else "No evaluation results were attached (push with `--results RUN_DIR`).\n"
     )
-    return ModelCard(text)
+    culture = cultures[0] if cultures else "CULTURE"
+    hyper = json.dumps(d.get("hyperparameters") or {}, indent=2, sort_keys=True)
+    return ModelCard(
+        f"---\n{data.to_yaml()}\n---\n\n# {title}\n\n"
+        "A LoRA adapter made with culturellm (CultureLLM, Li et al., NeurIPS 2024): trained to answer World "
+        "Values Survey questions as a typical person of the culture named in the system prompt would.\n\n"
+        f"| | |\n|---|---|\n{table}\n\n## Results\n\n{results}\n"
+        f'## Use\n\n```bash\nculturellm chat --model hf:{repo} "..."\n'
+        f"culturellm evaluate --model hf:{repo} --culture {culture}\n```\n\n"
+        f"## Training data\n\n{WVS_TERMS}.\n\n## Hyper-parameters\n\n```json\n{hyper}\n```\n\n"
+        f"## Citation\n\n```bibtex\n{CITATION}\n```\n"
+    )
+
+
+def _filter_of(augment: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The augmentation filter's settings and what was measured of its precision."""
+    cfg = augment.get("config") or {}
+    default = all(cfg.get(k, v) == v for k, v in (("t1", 0.8), ("t2", 0.8), ("dup_threshold", 0.97)))
+    keys = ("t1", "t2", "t_word", "dup_threshold", "check_negation", "checks")
+    filt = {k: cfg[k] for k in keys if k in cfg}
+    return filt, FILTER_PRECISION if augment and default else "not measured for these thresholds"
 
 
 def dataset_card(
@@ -224,24 +203,17 @@ def dataset_card(
     """The `DatasetCard` of a training set pushed to `repo`: its sources and split."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    aug_cfg = augment.get("config") or {}
-    default_filter = all(
-        aug_cfg.get(k, v) == v for k, v in (("t1", 0.8), ("t2", 0.8), ("dup_threshold", 0.97))
-    )
-    filt = {
-        k: aug_cfg[k]
-        for k in ("t1", "t2", "t_word", "dup_threshold", "check_negation", "checks")
-        if k in aug_cfg
-    }
+    filt, precision = _filter_of(augment)
+    cultures = manifest.get("cultures") or []
     data = DatasetCardData(
         pretty_name=repo.split("/")[-1],
-        tags=["culturellm", "wvs", *[f"culture:{c}" for c in manifest.get("cultures") or []]],
+        tags=["culturellm", "wvs", *[f"culture:{c}" for c in cultures]],
         task_categories=["text-generation"],
         configs=[
             {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}
         ],
         source_datasets=[f"World Values Survey wave {WVS_WAVE}"],
-        cultures=manifest.get("cultures") or [],
+        cultures=cultures,
         target=manifest.get("target"),
         wvs_wave=WVS_WAVE,
         augmenter=augment.get("llm"),
@@ -250,50 +222,26 @@ def dataset_card(
         data_sha256=manifest.get("data_sha256"),
         json_columns=list(json_columns) or None,
     )
-    counts = manifest.get("counts") or {}
-    precision = FILTER_PRECISION if augment and default_filter else "not measured for these thresholds"
-    text = "\n".join(
-        [
-            "---",
-            data.to_yaml(),
-            "---",
-            "",
-            f"# {repo.split('/')[-1]}: a CultureLLM training set",
-            "",
-            f"{rows} chat records (system: culture, user: a WVS question or a variant of it, assistant: "
-            f"the culture's answer code) for {', '.join(manifest.get('cultures') or []) or '-'}, made with "
-            "culturellm (`culturellm dataset`).",
-            "",
-            "## Sources",
-            "",
-            f"- **Survey answers**: {WVS_TERMS}.",
-            f"- **Augmenter** (paraphrases, synonym swaps): `{augment.get('llm') or 'unknown'}`; "
-            f"embedder `{augment.get('embedder') or 'unknown'}`.",
-            f"- **Filter**: `{json.dumps(filt) if filt else 'unknown'}`; measured precision: {precision}.",
-            f"- **Target kind**: `{manifest.get('target')}` (majority: the most common answer; distribution: "
-            "also `target_distribution`, the survey's answer shares; sampled: codes drawn to follow them).",
-            *(
-                [
-                    f"- **JSON columns**: {', '.join(f'`{c}`' for c in json_columns)} hold JSON text "
-                    "(`json.loads` gives each record's mapping; Parquet structs would share one key set)."
-                ]
-                if json_columns
-                else []
-            ),
-            "",
-            "## Split",
-            "",
-            f"`train.manifest.json` holds the split: {counts.get('train_questions')} training questions, "
-            f"{counts.get('heldout_questions')} held-out questions, "
-            f"{counts.get('heldout_variants')} held-out "
-            "variants (evaluate alignment on these, not on training items).",
-            "",
-            "## Citation",
-            "",
-            "```bibtex",
-            CITATION,
-            "```",
-            "",
-        ]
+    n = manifest.get("counts") or {}
+    cols = ", ".join(f"`{c}`" for c in json_columns)
+    json_note = (
+        f"- **JSON columns**: {cols} hold JSON text (`json.loads` gives each record's mapping; Parquet "
+        "structs would share one key set).\n"
+        if json_columns
+        else ""
     )
-    return DatasetCard(text)
+    return DatasetCard(
+        f"---\n{data.to_yaml()}\n---\n\n# {repo.split('/')[-1]}: a CultureLLM training set\n\n"
+        f"{rows} chat records (system: culture, user: a WVS question or a variant of it, assistant: the "
+        f"culture's answer code) for {', '.join(cultures) or '-'}, made with culturellm (`culturellm "
+        f"dataset`).\n\n## Sources\n\n- **Survey answers**: {WVS_TERMS}.\n"
+        f"- **Augmenter** (paraphrases, synonym swaps): `{augment.get('llm') or 'unknown'}`; embedder "
+        f"`{augment.get('embedder') or 'unknown'}`.\n"
+        f"- **Filter**: `{json.dumps(filt) if filt else 'unknown'}`; measured precision: {precision}.\n"
+        f"- **Target kind**: `{manifest.get('target')}` (majority: the most common answer; distribution: "
+        "also `target_distribution`, the survey's answer shares; sampled: codes drawn to follow them).\n"
+        f"{json_note}\n## Split\n\n`train.manifest.json` holds the split: {n.get('train_questions')} "
+        f"training questions, {n.get('heldout_questions')} held-out questions, {n.get('heldout_variants')} "
+        "held-out variants (evaluate alignment on these, not on training items).\n\n"
+        f"## Citation\n\n```bibtex\n{CITATION}\n```\n"
+    )
