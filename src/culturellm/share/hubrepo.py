@@ -69,7 +69,9 @@ def hub_errors(what: str) -> Iterator[None]:
         raise _http_error(what, e) from None
     except CultureLLMError:
         raise
-    except (OSError, ConnectionError, TimeoutError) as e:
+    except (ConnectionError, TimeoutError) as e:  # not any OSError: a local file's error is its own line
+        if type(e).__name__ == "OfflineModeIsEnabled":
+            raise CultureLLMError(f"{what}: HF_HUB_OFFLINE is set; unset it to reach the Hub") from None
         raise ServerError(
             f"{what}: the connection to the Hub failed ({_short(e)}); run the command again"
         ) from None
@@ -77,8 +79,7 @@ def hub_errors(what: str) -> Iterator[None]:
         if _is_network(e):
             raise ServerError(
                 f"{what}: the connection to the Hub was dropped ({_short(e)}); run the command again: "
-                "nothing "
-                "was committed, and files already uploaded are not sent twice"
+                "nothing was committed, and files already uploaded are not sent twice"
             ) from None
         raise
 
