@@ -232,6 +232,36 @@ def test_run_push_stage_is_resumable_and_pushes_nothing_twice(hub, trained, tmp_
     root = tmp_path / "runs" / "tiny"
     shutil.copytree(model, root / "models" / "arabic")
     shutil.copytree(data, root / "data" / "arabic")
+    from culturellm.jsonio import write_jsonl
+
+    spec = str(root / "models" / "arabic")  # the run's results of this model go into its card
+    write_jsonl(
+        root / "eval" / "arabic" / "results.jsonl",
+        [
+            {
+                "task": "arabic/offensive_detect",
+                "model": "culturellm",
+                "spec": spec,
+                "system": "culture",
+                "macro_f1": 0.5,
+                "n": 4,
+            },
+            {"task": "arabic/offensive_detect", "model": "base", "spec": "bundled", "macro_f1": 0.4, "n": 4},
+        ],
+    )
+    write_jsonl(
+        root / "eval" / "arabic" / "align.jsonl",
+        [
+            {
+                "model": "culturellm",
+                "spec": spec,
+                "culture": "arabic",
+                "split": "x",
+                "majority_agreement": 0.75,
+                "one_minus_jsd": 0.625,
+            },
+        ],
+    )
     env = _env(hub, tmp_path / "home")
 
     def stage() -> subprocess.CompletedProcess:
@@ -254,6 +284,15 @@ def test_run_push_stage_is_resumable_and_pushes_nothing_twice(hub, trained, tmp_
     assert (
         counts["culture-org/tiny-arabic"] == hub.repos[("model", "culture-org/tiny-arabic")].branches["main"]
     )
+    from huggingface_hub import ModelCard
+
+    card = ModelCard(hub.files("culture-org/tiny-arabic")["README.md"].decode())
+    got = sorted((r.task_type, r.metric_type, r.metric_value) for r in card.data.eval_results)
+    assert got == [
+        ("text-classification", "f1", 0.5),
+        ("wvs-alignment", "majority_agreement", 0.75),
+        ("wvs-alignment", "one_minus_jsd", 0.625),
+    ]
     third = stage()  # everything pushed: nothing is sent again
     assert third.returncode == 0 and json.loads(third.stdout)["commits"] == counts
     assert commits("culture-org/tiny-arabic") == 1 and commits("culture-org/tiny-arabic-data") == 2

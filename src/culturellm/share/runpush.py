@@ -59,7 +59,7 @@ def push_run(root: Path, items: list[tuple], cfg: PushConfig, console: Any) -> t
             continue
         with tempfile.TemporaryDirectory(prefix="culturellm-push-") as tmp:
             if kind == "model":
-                plan = plan_model(path, repo, root, cfg.revision)
+                plan = plan_model(path, repo, root if (root / "eval").is_dir() else None, cfg.revision)
             else:
                 plan = plan_dataset(path, repo, Path(tmp), cfg.revision)
             push_plan(plan, private=cfg.private)
