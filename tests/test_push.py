@@ -133,6 +133,20 @@ def test_round_trip_model_and_training_set(hub, trained, tmp_path) -> None:
     assert local.returncode == 0, local.stderr[-2000:]
     a, b = json.loads(got.stdout), json.loads(local.stdout)
     assert max(abs(x - y) for ra, rb in zip(a, b, strict=True) for x, y in zip(ra, rb, strict=True)) < 1e-5
+    # served beside the local directory: two adapters of one base, the base loaded once
+    host = (
+        "import json, sys; from culturellm.serve.host import load_host; "
+        "print(json.dumps(load_host([('hub', sys.argv[1]), ('local', sys.argv[2])]).routes))"
+    )
+    got = subprocess.run(
+        [sys.executable, "-c", host, "hf:culture-org/tiny-arabic", str(model)],
+        capture_output=True,
+        text=True,
+        env=fresh,
+        timeout=300,
+    )
+    assert got.returncode == 0, got.stderr[-2000:]
+    assert json.loads(got.stdout) == {"hub": "adapter0", "local": "adapter1"}
     # the training set: Parquet through datasets, the same rows back
     res = _cli(["push", str(data), "--repo", "culture-org/tiny-arabic-data"], env)
     assert res.returncode == 0, res.stderr[-2000:]
