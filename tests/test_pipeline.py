@@ -128,6 +128,7 @@ def test_run_end_to_end(uninterrupted):
         "evaluate",
         "align",
         "report",
+        "push",
     ]
     assert manifest["versions"]["torch"] and manifest["inputs"]["questions"]
     for stage in STAGES:  # each stage wrote what its row in the table declares

@@ -26,7 +26,7 @@ def _run(tmp_path: Path, cultures=("arabic", "german"), **models) -> Run:
 
 def test_stages_run_after_the_stages_they_read():
     names = [s.name for s in STAGES]
-    assert names == ["seeds", "augment", "dataset", "finetune", "evaluate", "align", "report"]
+    assert names == ["seeds", "augment", "dataset", "finetune", "evaluate", "align", "report", "push"]
     for i, stage in enumerate(STAGES):
         assert set(stage.reads) <= set(names[:i]), stage.name
         assert stage.writes and all(not w.startswith("/") for w in stage.writes)

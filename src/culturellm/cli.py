@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "culturellm.evaluate.cli",
     "culturellm.pipeline_cli",
     "culturellm.ablate",
+    "culturellm.share.cli",
 )
 
 

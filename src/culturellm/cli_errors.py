@@ -73,7 +73,7 @@ def run_app(app: Any) -> NoReturn:
         message = describe_error(e)
         if message is None:
             report_bug(e)
-        fail(message)
+        fail(message, getattr(e, "exit_code", 2))  # ServerError: 1
     sys.exit(code if isinstance(code, int) else 0)
 
 

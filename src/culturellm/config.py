@@ -20,6 +20,7 @@ from culturellm.jsonio import atomic_write_text
 from culturellm.llm.placement import BATCH_HELP, DEVICE_HELP, DTYPE_HELP, Device, Dtype
 from culturellm.names import RULE, is_safe_name
 from culturellm.settings import Layer, StageConfig, load_toml, resolve
+from culturellm.share.config import PushConfig
 
 
 class ModelsConfig(StageConfig):
@@ -71,6 +72,7 @@ class RunConfig(StageConfig):
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     align: AlignConfig = Field(default_factory=AlignConfig)
+    push: PushConfig = Field(default_factory=PushConfig)
 
     @model_validator(mode="before")
     @classmethod

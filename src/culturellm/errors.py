@@ -11,6 +11,13 @@ class DataError(CultureLLMError):
     """A data file is missing, unreadable or malformed. The message names the file (and line/field)."""
 
 
+class ServerError(CultureLLMError):
+    """A remote server failed (5xx, a dropped connection) although the input was fine: one line, exit
+    code 1 (`exit_code`), since retrying later may succeed."""
+
+    exit_code = 1
+
+
 class UnknownNameError(CultureLLMError):
     """An unknown culture, task, model spec, ... The message lists the known names."""
 

@@ -57,6 +57,9 @@ def register(app: typer.Typer) -> None:
         device: Device | None = typer.Option(None, "--device", help=f"{DEVICE_HELP} (and fine-tuning)"),
         dtype: Dtype | None = typer.Option(None, "--dtype", help=f"{DTYPE_HELP} (and fine-tuning)"),
         batch_size: int | None = typer.Option(None, "--batch-size", min=1, help=BATCH_HELP),
+        push_to: str | None = typer.Option(
+            None, "--push-to", help="push every culture model to this Hub organisation after evaluation"
+        ),
     ) -> None:
         """Long because: one typer option per flag of `culturellm run` (the help is RUN_HELP)."""
         from rich.console import Console
@@ -85,8 +88,9 @@ def register(app: typer.Typer) -> None:
             "augment": {"limit_seeds": limit_seeds},
             "finetune": {"max_steps": max_steps, "device": device, "dtype": dtype},
             "evaluate": {"data_dir": data_dir, "limit": limit},
+            "push": {"to": push_to},
         }
-        names = {"models.augmenter": "--llm", "cultures": "--culture"}
+        names = {"models.augmenter": "--llm", "cultures": "--culture", "push.to": "--push-to"}
         toml = load_toml(config_file) if config_file else None
         cfg = resolve(RunConfig, toml, flags(given, names))
         run_dir = out or Path("runs") / cfg.name

@@ -25,6 +25,11 @@ class RunLayout:
     def manifest(self) -> Path:
         return self.root / "manifest.json"
 
+    @property
+    def push_record(self) -> Path:
+        """What the push stage published: repo -> commit (culturellm.share.runpush)."""
+        return self.root / "push.json"
+
     def seeds(self, culture: str) -> Path:
         return self.root / "seeds" / f"{culture}.jsonl"
 

@@ -307,6 +307,30 @@ def _report(run: Run) -> StageResult:
     return StageResult([report, *pngs], {"plots": len(pngs)})
 
 
+# --- push: the culture models (and training sets) to the Hugging Face Hub ([push] to) -------------
+
+
+def _push_key(run: Run, digest: Digest) -> dict[str, Any]:
+    return {
+        "cfg": run.config.section_hash("push"),
+        "models": digest("finetune"),
+        "data": digest("dataset"),
+        "eval": digest("evaluate"),
+        "align": digest("align"),
+    }
+
+
+def _push(run: Run) -> StageResult:
+    """culturellm.share.runpush: without `[push] to` nothing is pushed (push.json stays `{}`); else
+    every culture model and CultureLLM-One, resumable through RUN/push.json."""
+    from culturellm.share.runpush import push_items, push_run
+
+    cfg, lay = run.config.push, run.layout
+    items = push_items(run.training_sets(), lay.model_dir, lay.train, run.config.name, cfg)
+    record, commits = push_run(lay.root, items, cfg, run.console)
+    return StageResult([record], {"commits": commits} if commits else {})
+
+
 STAGES: tuple[Stage, ...] = (
     Stage("seeds", (), ("seeds/*.jsonl",), _seeds_key, _seeds),
     Stage("augment", (), ("augment/augmented.jsonl",), _augment_key, _augment),
@@ -327,4 +351,5 @@ STAGES: tuple[Stage, ...] = (
         _align,
     ),
     Stage("report", ("evaluate", "align"), ("report.md", "plots/*.png"), _report_key, _report),
+    Stage("push", ("dataset", "finetune", "evaluate", "align"), ("push.json",), _push_key, _push),
 )

@@ -26,6 +26,10 @@ def own_culture(spec: str) -> str | None:
 
     try:
         ref_file = find_modelref(spec)
+        if ref_file is None and spec.startswith("hf:"):  # a published culture model: its culturellm.json
+            from culturellm.llm.registry import parse_spec, resolve_spec
+
+            ref_file = resolve_spec(parse_spec(spec)).source
         cultures = read_modelref(ref_file).cultures if ref_file is not None else []
     except (CultureLLMError, OSError, ValueError):  # damaged or unreadable (ValueError: bad text or
         return None  # a NUL in the path): not a model reference, so no culture of its own

@@ -23,10 +23,10 @@ def register_kinds(register: Callable[[SpecKind], None]) -> None:
     from culturellm.llm.convert import BUNDLED
 
     hf_form = (
-        "hf:ORG/NAME[@REVISION] or hf:PATH (a Hugging Face Hub id, from the HF cache or downloaded when "
-        "online; or a local model directory)"
+        "hf:ORG/NAME[@REVISION] or hf:PATH (a Hugging Face Hub id, a model or a PEFT adapter such as a "
+        "published culture model, from the HF cache or downloaded when online; or a local model directory)"
     )
-    register(SpecKind("hf", (hf_form,), _parse_hf, _load_local, _hf_weights))
+    register(SpecKind("hf", (hf_form,), _parse_hf, _load_local, _hf_weights, _resolve_hf))
     for entry in BUNDLED.values():
         form = f"{entry.name} ({entry.description}, offline)"
         register(SpecKind(entry.name, (form,), _parse_bundled, _load_local, _bundled_weights))
@@ -180,7 +180,28 @@ def _hf_weights(spec: ModelSpec) -> Path:
     from culturellm.llm.hub import snapshot
 
     assert spec.name is not None
-    return snapshot(spec.name, spec.revision)  # the Hugging Face cache, downloaded when online
+    path = snapshot(spec.name, spec.revision)  # the Hugging Face cache, downloaded when online
+    if not (path / "config.json").is_file():
+        raise CultureLLMError(f"{spec.text}: snapshot {path} has no config.json (not a transformers model)")
+    return path
+
+
+def _resolve_hf(spec: ModelSpec) -> ModelSpec:
+    """A Hub repo that holds a PEFT adapter (adapter_config.json, no config.json), such as a published
+    culture model, becomes an adapter spec: the snapshot is the adapter, its base comes from its
+    culturellm.json, else from adapter_config.json's base_model_name_or_path (a Hub id)."""
+    if spec.path is not None or spec.name is None:
+        return spec
+    import dataclasses
+
+    from culturellm.llm.hub import snapshot
+
+    path = snapshot(spec.name, spec.revision)
+    if (path / "config.json").is_file() or not is_adapter_dir(path):
+        return spec
+    ref = path / MODELREF_FILE
+    base = parse_spec(_adapter_base(path))
+    return dataclasses.replace(spec, adapter=path, base=base, source=ref if ref.is_file() else None)
 
 
 def _dir_weights(spec: ModelSpec) -> Path:

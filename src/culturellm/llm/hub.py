@@ -44,12 +44,18 @@ def cache_dir() -> Path:
 
 
 def snapshot(repo: str, revision: str | None = None) -> Path:
-    """The local snapshot directory of a Hub model (downloaded when online and not cached)."""
+    """The local snapshot directory of a Hub model or adapter repository (downloaded when online and
+    not cached; once per process for the same repo, revision, cache and mode)."""
+    return _snapshot(repo, revision, str(cache_dir()), offline())
+
+
+@functools.lru_cache(maxsize=64)
+def _snapshot(repo: str, revision: str | None, cache_str: str, local_only: bool) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     name = f"hf:{repo}" + (f"@{revision}" if revision else "")
-    cache, local_only = cache_dir(), offline()
+    cache = Path(cache_str)
     try:
         get = functools.partial(
             snapshot_download, repo, revision=revision, cache_dir=cache, local_files_only=local_only
@@ -65,8 +71,6 @@ def snapshot(repo: str, revision: str | None = None) -> Path:
         ) from None
     except (HfHubHTTPError, OSError) as e:
         raise CultureLLMError(f"{name}: {_hub_error(e, repo, revision)}") from None
-    if not (path / "config.json").is_file():
-        raise CultureLLMError(f"{name}: snapshot {path} has no config.json (not a transformers model)")
     return path
 
 

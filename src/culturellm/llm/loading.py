@@ -10,7 +10,7 @@ from typing import Any
 
 from culturellm.errors import CultureLLMError
 from culturellm.llm.hf_compat import ensure_chat_template
-from culturellm.llm.registry import weights_dir
+from culturellm.llm.registry import resolve_spec, weights_dir
 from culturellm.llm.spec import ModelSpec
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -66,7 +66,7 @@ def load_local(spec: ModelSpec, *, merge: bool = False, **options: Any) -> tuple
         Only a Hub id (`hf:ORG/NAME`) that is not in the Hugging Face cache is downloaded, and only when
         online (HF_HUB_OFFLINE unset).
     """
-    spec = spec.with_options(**options) if options else spec
+    spec = resolve_spec(spec.with_options(**options) if options else spec)  # a Hub adapter repo: its base
     directory = weights_dir(spec)  # raises for remote models
     device = resolve_device(spec.options.get("device"))
     dtype = resolve_dtype(spec.options.get("dtype"), device)

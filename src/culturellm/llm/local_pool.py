@@ -12,7 +12,7 @@ from typing import Any
 
 from culturellm.llm.loading import load_local, resolve_device, resolve_dtype
 from culturellm.llm.local import LocalChatModel
-from culturellm.llm.registry import weights_dir
+from culturellm.llm.registry import resolve_spec, weights_dir
 from culturellm.llm.spec import ModelSpec
 
 
@@ -21,6 +21,7 @@ def local_fingerprint(spec: ModelSpec) -> str:
     cache never answers for a re-trained adapter or model from entries of its previous version."""
     import hashlib
 
+    spec = resolve_spec(spec)
     if spec.adapter is not None and spec.base is not None:
         return f"{local_fingerprint(spec.base)}+{_hash_dirs([spec.adapter])}"
     return hashlib.sha256(_hash_dirs([weights_dir(spec)]).encode()).hexdigest()[:12]

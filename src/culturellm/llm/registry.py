@@ -35,13 +35,16 @@ BUILTIN = EntryPoint("builtin", "culturellm.llm.builtin_specs:register_kinds", E
 class SpecKind:
     """A kind of model spec: `parse(text)` -> ModelSpec or None (not this kind); `load(spec)` -> a
     `Backend`; `weights(spec)` -> the directory holding the spec's weights (None: no local weights);
-    `forms`: one help line per accepted form."""
+    `forms`: one help line per accepted form; `resolve(spec)` -> the spec once its files are at hand
+    (e.g. a Hub repo that turns out to be a PEFT adapter gets its `adapter` and `base`): asked by the
+    loaders through `resolve_spec`, never by `parse`, which touches no network or cache."""
 
     name: str
     forms: tuple[str, ...]
     parse: Callable[[str], ModelSpec | None]
     load: Callable[[ModelSpec], Backend]
     weights: Callable[[ModelSpec], Path] | None = None
+    resolve: Callable[[ModelSpec], ModelSpec] | None = None
 
     @property
     def local(self) -> bool:
@@ -125,9 +128,19 @@ def parse_spec(spec: str | Path | ModelSpec, **options: Any) -> ModelSpec:
     raise unknown_spec(text)
 
 
+def resolve_spec(spec: ModelSpec) -> ModelSpec:
+    """The spec as its kind's `resolve` hook completes it once its files are at hand (a Hub adapter
+    repo: `adapter` and `base` filled in); a spec without such a hook, or already an adapter, as it is."""
+    if spec.adapter is not None:
+        return spec
+    hook = spec_kind(spec.kind).resolve
+    return hook(spec) if hook is not None else spec
+
+
 def weights_dir(spec: ModelSpec) -> Path:
     """The directory of weights a parsed spec loads from, through its kind's `weights` hook (an
     adapter's: its base's)."""
+    spec = resolve_spec(spec)
     if spec.adapter is not None and spec.base is not None:
         return weights_dir(spec.base)
     hook = spec_kind(spec.kind).weights

@@ -9,7 +9,7 @@ from culturellm.errors import CultureLLMError
 from culturellm.llm.loading import load_local
 from culturellm.llm.local import LocalChatModel
 from culturellm.llm.local_pool import load_local_chat
-from culturellm.llm.registry import parse_spec, weights_dir
+from culturellm.llm.registry import parse_spec, resolve_spec, weights_dir
 
 
 class ModelHost:
@@ -46,7 +46,7 @@ def load_host(
     """Load `(name, spec)` pairs: one spec as it is (adapter merged); several must be PEFT adapters of
     one base model (or that base itself), loaded once with every adapter by name."""
     options = {k: v for k, v in (("dtype", dtype), ("device", device)) if v}
-    parts = [(name, parse_spec(spec)) for name, spec in models]
+    parts = [(name, resolve_spec(parse_spec(spec))) for name, spec in models]  # hf: adapters too
     if len(parts) == 1:
         name, spec = parts[0]
         return ModelHost(load_local_chat(spec, **options), {name: None})
