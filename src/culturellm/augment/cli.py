@@ -144,9 +144,8 @@ def import_command(
     from culturellm.augment.config import DEFAULT_T1
     from culturellm.augment.importer import import_release
     from culturellm.embed import load_embedder
-    from culturellm.outdir import check_claim
-
     from culturellm.errors import DataError
+    from culturellm.outdir import check_claim
 
     check_claim(out, "augment-import", force=force)  # refuse before loading the embedder
     if not file.is_file():
