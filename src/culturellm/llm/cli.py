@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from culturellm.config_cli import config_command
+from culturellm.config_cli import config_command, server_key
 from culturellm.llm.placement import DEVICE_HELP, DTYPE_HELP, Device, Dtype, load_options
 from culturellm.serve.protocol import Limits
 
@@ -104,12 +104,8 @@ def serve(
     ),
     device: Device | None = typer.Option(None, "--device", help=DEVICE_HELP),
     dtype: Dtype | None = typer.Option(None, "--dtype", help=DTYPE_HELP),
-    api_key: str | None = typer.Option(
-        None,
-        "--api-key",
-        envvar="CULTURELLM_API_KEY",
-        show_envvar=True,
-        help="Require 'Authorization: Bearer KEY' on every request (/health excepted).",
+    api_key: str | None = server_key(
+        "Require 'Authorization: Bearer KEY' on every request (/health excepted)."
     ),
 ) -> None:
     """Serve local models over an OpenAI-compatible API (/v1/models, /v1/chat/completions, ...)."""
