@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import time
+import uuid
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
@@ -151,6 +153,27 @@ class DetokenizeIn(BaseModel):
 def usage_of(prompts: list[list[int]], completion_tokens: int) -> dict[str, int]:
     p = sum(len(x) for x in prompts)
     return {"prompt_tokens": p, "completion_tokens": completion_tokens, "total_tokens": p + completion_tokens}
+
+
+_ID_PREFIX = {"chat.completion": "chatcmpl", "text_completion": "cmpl"}
+
+
+def completion_response(
+    obj: Literal["chat.completion", "text_completion"],
+    name: str,
+    choices: list[dict[str, Any]],
+    prompts: list[list[int]],
+    completion_tokens: int,
+) -> dict[str, Any]:
+    """The body of a chat or text completion response: a new id, the choices and the token usage."""
+    return {
+        "id": f"{_ID_PREFIX[obj]}-{uuid.uuid4().hex}",
+        "object": obj,
+        "created": int(time.time()),
+        "model": name,
+        "choices": choices,
+        "usage": usage_of(prompts, completion_tokens),
+    }
 
 
 def chat_logprobs(o: Completion) -> dict[str, Any]:
