@@ -118,7 +118,7 @@ def finetune(
         return out / MODELREF_FILE
 
     summary.update(cultures=names, data_sha256=sha, data_files=[str(p) for p in paths])
-    return _write_outputs(out, base, config, summary, key, console)
+    return _write_outputs(out, config, summary, key, console)
 
 
 def _plan(
@@ -182,12 +182,7 @@ def _prepare_dir(
 
 
 def _write_outputs(
-    out: Path,
-    base: str,
-    config: FinetuneConfig,
-    summary: dict[str, Any],
-    key: dict[str, Any],
-    console: Console,
+    out: Path, config: FinetuneConfig, summary: dict[str, Any], key: dict[str, Any], console: Console
 ) -> Path:
     """After training (main process): train_summary.json, culturellm.json (and merged/culturellm.json),
     the model card, the finished state; returns DIR/culturellm.json."""
@@ -195,7 +190,7 @@ def _write_outputs(
     from culturellm.llm.hub import hub_base
     from culturellm.llm.registry import parse_spec
 
-    base_ref, hub_repo = hub_base(parse_spec(base))  # a Hub base is recorded by its Hub id
+    base_ref, hub_repo = hub_base(parse_spec(key["base"]))  # a Hub base is recorded by its Hub id
     summary.update(
         base_model=hub_repo,
         config=_config_dict(config),
