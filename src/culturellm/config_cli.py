@@ -164,3 +164,9 @@ Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show p
 Force = Annotated[
     bool, typer.Option("--force", help="Write into an existing --out directory that culturellm did not make.")
 ]
+
+
+def server_key(help: str) -> Any:
+    """The --api-key option of the commands that serve HTTP (serve, review): the key every request must
+    send as 'Authorization: Bearer KEY', also from CULTURELLM_API_KEY."""
+    return typer.Option(None, "--api-key", envvar="CULTURELLM_API_KEY", show_envvar=True, help=help)

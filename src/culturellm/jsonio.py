@@ -117,6 +117,15 @@ def iter_jsonl(path: str | Path, *, tolerate_torn_tail: bool = False) -> Iterato
     With tolerate_torn_tail, an unterminated, unparsable *last* line (left by a kill mid-write of an
     append) is ignored instead; resumable stages use this and then rewrite the file cleanly.
     """
+    for _, obj in numbered_jsonl(path, tolerate_torn_tail=tolerate_torn_tail):
+        yield obj
+
+
+def numbered_jsonl(
+    path: str | Path, *, tolerate_torn_tail: bool = False
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """`iter_jsonl` with each object's line number (from 1; blank lines are skipped, not renumbered),
+    for messages that name the line of a later problem."""
     path = Path(path)
     parts = read_text(path).split("\n")  # not splitlines(): U+2028 inside a JSON string is no newline
     lines = [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
@@ -132,7 +141,7 @@ def iter_jsonl(path: str | Path, *, tolerate_torn_tail: bool = False) -> Iterato
             raise DataError(f"{path}:{i}: not valid JSON ({msg})") from None
         if not isinstance(obj, dict):
             raise DataError(f"{path}:{i}: expected a JSON object, got {type(obj).__name__}")
-        yield obj
+        yield i, obj
 
 
 def read_jsonl(path: str | Path, **kw: Any) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from culturellm.errors import DataError
 from culturellm.jsonio import read_json
@@ -72,21 +73,23 @@ def check_claim(
     return out
 
 
-def claim(
-    out: str | Path,
-    kind: str,
-    *,
-    force: bool = False,
-    ours: Sequence[str] = (),
-    accept: Sequence[str] = (),
-) -> Path:
-    """Check (see check_claim), create `out` and write our marker (unless it has one); returns `out`."""
+class ClaimOptions(TypedDict, total=False):
+    """`claim`'s keyword options: those of `check_claim`."""
+
+    force: bool
+    ours: Sequence[str]
+    accept: Sequence[str]
+
+
+def claim(out: str | Path, kind: str, **options: Unpack[ClaimOptions]) -> Path:
+    """Check (see check_claim: `options` are its keywords), create `out` and write our marker (unless it
+    has one); returns `out`."""
     from culturellm import __version__
 
-    out = check_claim(out, kind, force=force, ours=ours, accept=accept)
+    out = check_claim(out, kind, **options)
     out.mkdir(parents=True, exist_ok=True)
     info = read_marker(out)
-    if info is None or force:  # new, forced, or from before markers: what is here now is ours
+    if info is None or options.get("force"):  # new, forced, or from before markers: what is here is ours
         write_marker(out, kind, __version__, adopt=True)
     elif not isinstance(info.get("files"), list):  # a marker from before the ledger
         write_marker(out, str(info.get("kind", kind)), str(info.get("version", __version__)), adopt=True)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from culturellm.errors import DataError
 from culturellm.evaluate.tasks import Task
-from culturellm.jsonio import read_text
+from culturellm.jsonio import numbered_jsonl
 from culturellm.paths import package_data
 
 MAX_TEXT_CHARS = 2000  # longer texts are cut (a documented bound on prompt length and memory)
@@ -85,16 +84,7 @@ def load_task(task: Task, data_dir: str | Path | None, max_chars: int = MAX_TEXT
         raise DataError(f"{path}: file not found for task {task.name} (data dir {root})")
     examples: list[Example] = []
     skipped = truncated = 0
-    for i, raw_line in enumerate(read_text(path).split("\n"), 1):
-        if not raw_line.strip():
-            continue
-        try:
-            row = json.loads(raw_line)
-        except (json.JSONDecodeError, RecursionError) as e:
-            why = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deeply"
-            raise DataError(f"{path}:{i}: not valid JSON ({why})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{i}: expected a JSON object")
+    for i, row in numbered_jsonl(path):
         raw = row.get(task.label_field)
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             skipped += 1

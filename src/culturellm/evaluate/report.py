@@ -329,67 +329,75 @@ def make_plots(rows: list[dict[str, Any]], align_rows: list[dict[str, Any]], plo
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     plot_dir.mkdir(parents=True, exist_ok=True)
-    made: list[Path] = []
     models = _models(rows)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     cultures = sorted({r.get("culture", "?") for r in rows})
-    for c in cultures:
-        crow = [r for r in rows if r.get("culture", "?") == c]
-        tasks = list(dict.fromkeys(r["task"] for r in crow))
-        idx = {(r["model"], r["task"]): r for r in crow}
-        width = 0.8 / max(len(models), 1)
-        fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(tasks) + 2), 4.2))
-        x = np.arange(len(tasks))
-        for j, m in enumerate(models):
-            vals, lo, hi = [], [], []
-            for t in tasks:
-                r = idx.get((m, t))
-                v = r["macro_f1"] if r and r["macro_f1"] is not None else np.nan
-                ci = (r.get("macro_f1_ci") if r else None) or [v, v]
-                vals.append(v)
-                lo.append(max(v - ci[0], 0) if not np.isnan(v) else 0)
-                hi.append(max(ci[1] - v, 0) if not np.isnan(v) else 0)
-            ax.bar(
-                x + (j - (len(models) - 1) / 2) * width,
-                vals,
-                width,
-                yerr=[lo, hi],
-                capsize=2,
-                label=m,
-                color=colors[j % len(colors)],
-            )
-        for i, t in enumerate(tasks):
-            b = (next(r for r in crow if r["task"] == t).get("baselines") or {}).get("random")
-            if b is not None:
-                ax.hlines(
-                    b,
-                    i - 0.45,
-                    i + 0.45,
-                    colors="black",
-                    linestyles="dashed",
-                    linewidth=1,
-                    label="random" if i == 0 else None,
-                )
-        ax.set_xticks(x)
-        ax.set_xticklabels([t.split("/", 1)[-1] for t in tasks], rotation=40, ha="right", fontsize=8)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("macro-F1 (95% CI)")
-        ax.set_title(f"{c}: macro-F1 per task")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = plot_dir / f"f1_{c}.png"
-        with target(path) as tmp:
-            fig.savefig(tmp, dpi=110)
-        plt.close(fig)
-        made.append(path)
-
+    made = [
+        _culture_plot(c, [r for r in rows if r.get("culture", "?") == c], models, colors, plot_dir)
+        for c in cultures
+    ]
     for plot in (_types_plot(rows, models, colors, plot_dir), _align_plot(align_rows, plot_dir)):
         if plot is not None:
             made.append(plot)
     return made
+
+
+def _culture_plot(
+    c: str, crow: list[dict[str, Any]], models: list[str], colors: list[str], plot_dir: Path
+) -> Path:
+    """plots/f1_<culture>.png: macro-F1 per task, one bar per model with its 95% CI, random dashed."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    tasks = list(dict.fromkeys(r["task"] for r in crow))
+    idx = {(r["model"], r["task"]): r for r in crow}
+    width = 0.8 / max(len(models), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(tasks) + 2), 4.2))
+    x = np.arange(len(tasks))
+    for j, m in enumerate(models):
+        vals, lo, hi = [], [], []
+        for t in tasks:
+            r = idx.get((m, t))
+            v = r["macro_f1"] if r and r["macro_f1"] is not None else np.nan
+            ci = (r.get("macro_f1_ci") if r else None) or [v, v]
+            vals.append(v)
+            lo.append(max(v - ci[0], 0) if not np.isnan(v) else 0)
+            hi.append(max(ci[1] - v, 0) if not np.isnan(v) else 0)
+        ax.bar(
+            x + (j - (len(models) - 1) / 2) * width,
+            vals,
+            width,
+            yerr=[lo, hi],
+            capsize=2,
+            label=m,
+            color=colors[j % len(colors)],
+        )
+    for i, t in enumerate(tasks):
+        b = (next(r for r in crow if r["task"] == t).get("baselines") or {}).get("random")
+        if b is not None:
+            ax.hlines(
+                b,
+                i - 0.45,
+                i + 0.45,
+                colors="black",
+                linestyles="dashed",
+                linewidth=1,
+                label="random" if i == 0 else None,
+            )
+    ax.set_xticks(x)
+    ax.set_xticklabels([t.split("/", 1)[-1] for t in tasks], rotation=40, ha="right", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("macro-F1 (95% CI)")
+    ax.set_title(f"{c}: macro-F1 per task")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = plot_dir / f"f1_{c}.png"
+    with target(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _types_plot(

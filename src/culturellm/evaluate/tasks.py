@@ -140,49 +140,55 @@ def read_tasks(path: str | Path) -> dict[str, Task]:
         where = f"{path}: task #{i}" + (
             f" ({t.get('name')})" if isinstance(t, dict) and t.get("name") else ""
         )
-        if not isinstance(t, dict):
-            raise DataError(f"{where}: must be a table")
-        unknown = set(t) - _TASK_KEYS
-        if unknown:
-            raise DataError(f"{where}: unknown field '{sorted(unknown)[0]}'")
-        for key in ("name", "culture", "path", "text_fields", "labels", "type"):
-            if key not in t:
-                raise DataError(f"{where}: missing field '{key}'")
-        fields = t["text_fields"]
-        if isinstance(fields, str):
-            fields = [fields]
-        if not isinstance(fields, list) or not fields or not all(isinstance(x, str) for x in fields):
-            raise DataError(f"{where}: field 'text_fields' must be a list of field names")
-        if isinstance(t["labels"], str):
-            if t["labels"] not in schemes:
-                raise DataError(
-                    f"{where}: unknown label scheme '{t['labels']}' (known: {', '.join(schemes)})"
-                )
-            instruction, labels, mapping = schemes[t["labels"]]
-        else:
-            instruction, labels, mapping = _scheme(f"{where}: labels", t["labels"])
-        instruction = str(t.get("instruction") or instruction or "Classify the following text.")
-        name = check_name(str(t["name"]).strip(), "task name", where, parts=True)
-        culture = check_name(str(t["culture"]).strip().lower(), "field 'culture'", where)
-        if not isinstance(t["path"], str):
-            raise DataError(f"{where}: field 'path' must be a string")
-        check_relative(t["path"], "field 'path'", where)
-        if name in out:
-            raise DataError(f"{where}: duplicate task name '{name}'")
-        out[name] = Task(
-            name=name,
-            culture=culture,
-            language=str(t.get("language", "")),
-            type=str(t["type"]),
-            path=str(t["path"]),
-            text_fields=tuple(fields),
-            label_field=str(t.get("label_field", "label")),
-            labels=labels,
-            label_map=mapping,
-            instruction=instruction,
-            source=str(path),
-        )
+        task = _task(where, t, schemes, source=str(path))
+        if task.name in out:
+            raise DataError(f"{where}: duplicate task name '{task.name}'")
+        out[task.name] = task
     return out
+
+
+def _task(
+    where: str, t: Any, schemes: dict[str, tuple[str, dict[str, str], dict[str, str]]], source: str
+) -> Task:
+    """One [[tasks]] entry of a tasks file (`where` names it in errors); `schemes` are the file's."""
+    if not isinstance(t, dict):
+        raise DataError(f"{where}: must be a table")
+    unknown = set(t) - _TASK_KEYS
+    if unknown:
+        raise DataError(f"{where}: unknown field '{sorted(unknown)[0]}'")
+    for key in ("name", "culture", "path", "text_fields", "labels", "type"):
+        if key not in t:
+            raise DataError(f"{where}: missing field '{key}'")
+    fields = t["text_fields"]
+    if isinstance(fields, str):
+        fields = [fields]
+    if not isinstance(fields, list) or not fields or not all(isinstance(x, str) for x in fields):
+        raise DataError(f"{where}: field 'text_fields' must be a list of field names")
+    if isinstance(t["labels"], str):
+        if t["labels"] not in schemes:
+            raise DataError(f"{where}: unknown label scheme '{t['labels']}' (known: {', '.join(schemes)})")
+        instruction, labels, mapping = schemes[t["labels"]]
+    else:
+        instruction, labels, mapping = _scheme(f"{where}: labels", t["labels"])
+    instruction = str(t.get("instruction") or instruction or "Classify the following text.")
+    name = check_name(str(t["name"]).strip(), "task name", where, parts=True)
+    culture = check_name(str(t["culture"]).strip().lower(), "field 'culture'", where)
+    if not isinstance(t["path"], str):
+        raise DataError(f"{where}: field 'path' must be a string")
+    check_relative(t["path"], "field 'path'", where)
+    return Task(
+        name=name,
+        culture=culture,
+        language=str(t.get("language", "")),
+        type=str(t["type"]),
+        path=str(t["path"]),
+        text_fields=tuple(fields),
+        label_field=str(t.get("label_field", "label")),
+        labels=labels,
+        label_map=mapping,
+        instruction=instruction,
+        source=source,
+    )
 
 
 def user_tasks_path() -> Path:

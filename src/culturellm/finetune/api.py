@@ -90,60 +90,19 @@ def finetune(
             records, base, out, config, data_sha=sha, cultures=names, progress=progress, console=console
         )
 
-    from culturellm.finetune.local import (
-        check_device,
-        latest_checkpoint,
-        load_base,
-        train_local,
-        wait_for_everyone,
-    )
+    from culturellm.finetune.local import check_device, load_base, train_local
 
     check_device(config.device)  # a named accelerator that is absent: one line, before anything else
 
     key = {"data_sha256": sha, "base": base, "fingerprint": config.fingerprint()}
-    state = _read_state(out)
-    if state is None and out.is_dir() and any(out.iterdir()):
-        raise CultureLLMError(
-            f"{out}: directory is not empty and holds no culturellm fine-tuning run; choose a new --out"
-        )
-    same = state is not None and all(state.get(k) == v for k, v in key.items())
-    ref_file = out / MODELREF_FILE
-    finished = ref_file.is_file() and (out / "adapter_config.json").is_file()
-    if same and state.get("status") == "done" and finished:
-        console.print(f"[dim]{out}: already fine-tuned on this data with this config, skipped[/]")
-        return ref_file
-
-    ckpt = latest_checkpoint(out)
-    resume_from, restart = None, False
-    if config.resume:
-        if ckpt is None:
-            raise CultureLLMError(f"--resume: no checkpoint to resume in {out / 'checkpoints'}")
-        if state and state.get("base") != base:
-            raise CultureLLMError(
-                f"adapter/base mismatch: {ckpt} was trained on base '{state.get('base')}', not '{base}'"
-            )
-        if state and state.get("data_sha256") != sha:
-            raise CultureLLMError(f"--resume: {ckpt} was trained on different data (sha256 differs)")
-        resume_from = ckpt
-    elif ckpt is not None and same:
-        resume_from = ckpt
-    elif state is not None and not same:
-        restart = True
+    plan = _plan(out, key, config, console)
+    if plan is None:
+        return out / MODELREF_FILE
+    resume_from, restart = plan
 
     # an unknown or unusable base fails before anything is written
     model_and_tokenizer = load_base(base, config)
-    # several processes: all have read DIR before the main process changes it
-    wait_for_everyone(config.device)
-    if resume_from is not None:
-        console.print(f"resuming from {resume_from}")
-    if restart and _is_main_process():
-        console.print(f"[yellow]{out}: held a run with other data, base or config; starting again[/]")
-        _clean(out)
-    if _is_main_process():
-        claim(out, "finetune", ours=(STATE_FILE,))  # culturellm.outdir: our files only, never through links
-        _write_state(out, {**key, "status": "running", "backend": "local", "config": _config_dict(config)})
-    wait_for_everyone(config.device)
-
+    _prepare_dir(out, key, config, resume_from=resume_from, restart=restart, console=console)
     with library_writes(out, active=_is_main_process()):  # the Trainer writes files itself
         summary = train_local(
             records,
@@ -156,19 +115,74 @@ def finetune(
             model_and_tokenizer=model_and_tokenizer,
         )
     if not _is_main_process():
-        return ref_file
+        return out / MODELREF_FILE
 
     summary.update(cultures=names, data_sha256=sha, data_files=[str(p) for p in paths])
-    return _write_outputs(out, base, config, summary, key, console)
+    return _write_outputs(out, config, summary, key, console)
+
+
+def _plan(
+    out: Path, key: dict[str, Any], config: FinetuneConfig, console: Console
+) -> tuple[Path | None, bool] | None:
+    """What DIR holds decides the run: None when it already holds this finished run (nothing to do),
+    else (the checkpoint to resume from or None, whether DIR holds another run to clean first)."""
+    from culturellm.finetune.local import latest_checkpoint
+
+    base, sha = key["base"], key["data_sha256"]
+    state = _read_state(out)
+    if state is None and out.is_dir() and any(out.iterdir()):
+        raise CultureLLMError(
+            f"{out}: directory is not empty and holds no culturellm fine-tuning run; choose a new --out"
+        )
+    same = state is not None and all(state.get(k) == v for k, v in key.items())
+    finished = (out / MODELREF_FILE).is_file() and (out / "adapter_config.json").is_file()
+    if same and state.get("status") == "done" and finished:
+        console.print(f"[dim]{out}: already fine-tuned on this data with this config, skipped[/]")
+        return None
+
+    ckpt = latest_checkpoint(out)
+    if config.resume:
+        if ckpt is None:
+            raise CultureLLMError(f"--resume: no checkpoint to resume in {out / 'checkpoints'}")
+        if state and state.get("base") != base:
+            raise CultureLLMError(
+                f"adapter/base mismatch: {ckpt} was trained on base '{state.get('base')}', not '{base}'"
+            )
+        if state and state.get("data_sha256") != sha:
+            raise CultureLLMError(f"--resume: {ckpt} was trained on different data (sha256 differs)")
+        return ckpt, False
+    if ckpt is not None and same:
+        return ckpt, False
+    return None, state is not None and not same
+
+
+def _prepare_dir(
+    out: Path,
+    key: dict[str, Any],
+    config: FinetuneConfig,
+    *,
+    resume_from: Path | None,
+    restart: bool,
+    console: Console,
+) -> None:
+    """DIR claimed and its state "running" (main process), with every process past the same points."""
+    from culturellm.finetune.local import wait_for_everyone
+
+    # several processes: all have read DIR before the main process changes it
+    wait_for_everyone(config.device)
+    if resume_from is not None:
+        console.print(f"resuming from {resume_from}")
+    if restart and _is_main_process():
+        console.print(f"[yellow]{out}: held a run with other data, base or config; starting again[/]")
+        _clean(out)
+    if _is_main_process():
+        claim(out, "finetune", ours=(STATE_FILE,))  # culturellm.outdir: our files only, never through links
+        _write_state(out, {**key, "status": "running", "backend": "local", "config": _config_dict(config)})
+    wait_for_everyone(config.device)
 
 
 def _write_outputs(
-    out: Path,
-    base: str,
-    config: FinetuneConfig,
-    summary: dict[str, Any],
-    key: dict[str, Any],
-    console: Console,
+    out: Path, config: FinetuneConfig, summary: dict[str, Any], key: dict[str, Any], console: Console
 ) -> Path:
     """After training (main process): train_summary.json, culturellm.json (and merged/culturellm.json),
     the model card, the finished state; returns DIR/culturellm.json."""
@@ -176,7 +190,7 @@ def _write_outputs(
     from culturellm.llm.hub import hub_base
     from culturellm.llm.registry import parse_spec
 
-    base_ref, hub_repo = hub_base(parse_spec(base))  # a Hub base is recorded by its Hub id
+    base_ref, hub_repo = hub_base(parse_spec(key["base"]))  # a Hub base is recorded by its Hub id
     summary.update(
         base_model=hub_repo,
         config=_config_dict(config),

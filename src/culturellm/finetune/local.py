@@ -216,7 +216,7 @@ def build_trainer(
     distribution train the answer on it (soft labels, culturellm.finetune.soft)."""
     from datasets import Dataset
     from peft import LoraConfig
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # labels are padded with -100 by TRL's collator
@@ -230,7 +230,41 @@ def build_trainer(
     rows = to_prompt_completion(records, tokenizer)
     dataset = Dataset.from_list(rows)
     soft = has_soft_targets(records)
-    args = SFTConfig(
+    args = _training_args(out, config, soft=soft)
+    peft_config = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    _quiet_libraries()
+    trainer_cls, extra = SFTTrainer, {}
+    if soft:
+        trainer_cls, extra["data_collator"] = _soft_trainer(tokenizer)
+    trainer = trainer_cls(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=list(callbacks),
+        **extra,
+    )
+    # Our rich progress bar and loss log replace the Trainer's stdout printer and tqdm bar.
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    _tensorboard_into(trainer, out / TB_LOGS)
+    return trainer
+
+
+def _training_args(out: Path, config: FinetuneConfig, *, soft: bool) -> Any:
+    """TRL's SFTConfig for `config`: answer-only loss, checkpoints in DIR/checkpoints, no tqdm."""
+    from trl import SFTConfig
+
+    return SFTConfig(
         output_dir=str(out / CHECKPOINTS),
         num_train_epochs=config.epochs,
         max_steps=config.max_steps or -1,
@@ -261,41 +295,18 @@ def build_trainer(
         remove_unused_columns=not soft,  # keep the soft_target column for the collator
         **_precision(config),
     )
-    peft_config = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=config.target_modules,
-        task_type="CAUSAL_LM",
-    )
-    _quiet_libraries()
-    trainer_cls, extra = SFTTrainer, {}
-    if soft:
-        from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-        from culturellm.finetune.data import end_of_turn_token
-        from culturellm.finetune.soft import SoftTargetCollator, soft_trainer_class
 
-        eot_id = tokenizer.convert_tokens_to_ids(end_of_turn_token(tokenizer))
-        trl_collator = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id)
-        trainer_cls = soft_trainer_class()
-        extra["data_collator"] = SoftTargetCollator(trl_collator, tokenizer, eot_id)
-    trainer = trainer_cls(
-        model=model,
-        args=args,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=list(callbacks),
-        **extra,
-    )
-    # Our rich progress bar and loss log replace the Trainer's stdout printer and tqdm bar.
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+def _soft_trainer(tokenizer: Any) -> tuple[Any, Any]:
+    """The trainer class and data collator that train answers on target distributions."""
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(ProgressCallback)
-    _tensorboard_into(trainer, out / TB_LOGS)
-    return trainer
+    from culturellm.finetune.data import end_of_turn_token
+    from culturellm.finetune.soft import SoftTargetCollator, soft_trainer_class
+
+    eot_id = tokenizer.convert_tokens_to_ids(end_of_turn_token(tokenizer))
+    trl_collator = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id)
+    return soft_trainer_class(), SoftTargetCollator(trl_collator, tokenizer, eot_id)
 
 
 def _tensorboard_into(trainer: Any, logs: Path) -> None:
@@ -347,41 +358,20 @@ def train_local(
         callbacks.append(RichProgressCallback(console, description=f"fine-tuning {base}"))
     trainer = build_trainer(model, tokenizer, records, out, config, callbacks)
     t0 = time.monotonic()
-    try:
-        result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    except (RuntimeError, ValueError) as e:
-        if resume_from is not None and ("size mismatch" in str(e) or "Missing key" in str(e)):
-            raise CultureLLMError(
-                f"adapter/base mismatch: checkpoint {resume_from} does not fit base '{base}' "
-                f"({_first_line(e)})"
-            ) from None
-        raise
+    result = _train(trainer, base, resume_from)
     elapsed = time.monotonic() - t0
     nan_guard.check(config.lr)
 
-    state = trainer.state
-    losses = [h for h in state.log_history if "loss" in h]
-    n_tokens = sum(len(x) for x in trainer.train_dataset["input_ids"])
-    summary: dict[str, Any] = {
-        "base": base,
-        "examples": len(records),
-        "tokens_per_epoch": n_tokens,
-        "steps": state.global_step,
-        "epochs": round(float(state.epoch or 0.0), 4),
-        "final_loss": losses[-1]["loss"] if losses else None,
-        "first_loss": losses[0]["loss"] if losses else None,
-        "train_loss": result.training_loss if math.isfinite(result.training_loss) else None,
-        "final_token_accuracy": losses[-1].get("mean_token_accuracy") if losses else None,
-        "runtime_s": round(elapsed, 2),
-        "resumed_from": resume_from.name if resume_from else None,
-        "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
-        "total_params": sum(p.numel() for p in trainer.model.parameters()),
-        "world_size": trainer.args.world_size,
-        "quantization": _quantization_summary(config, model),
-        "precision": _precision_name(trainer.args),
-        "device": str(trainer.args.device),
-        "report_to": config.report_to,
-    }
+    summary = _summary(
+        trainer,
+        result,
+        records,
+        base,
+        config,
+        quantization=_quantization_summary(config, model),
+        runtime_s=round(elapsed, 2),
+        resumed_from=resume_from.name if resume_from else None,
+    )
     _save_adapter(trainer, out)
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(out)
@@ -392,6 +382,56 @@ def train_local(
             shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     wait_for_everyone(config.device)
     return summary
+
+
+def _train(trainer: Any, base: str, resume_from: Path | None) -> Any:
+    """trainer.train(), from `resume_from` if given; a checkpoint of another base is one clear error."""
+    try:
+        return trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    except (RuntimeError, ValueError) as e:
+        if resume_from is not None and ("size mismatch" in str(e) or "Missing key" in str(e)):
+            raise CultureLLMError(
+                f"adapter/base mismatch: checkpoint {resume_from} does not fit base '{base}' "
+                f"({_first_line(e)})"
+            ) from None
+        raise
+
+
+def _summary(
+    trainer: Any,
+    result: Any,
+    records: Sequence[TrainingRecord],
+    base: str,
+    config: FinetuneConfig,
+    *,
+    quantization: str,
+    runtime_s: float,
+    resumed_from: str | None,
+) -> dict[str, Any]:
+    """The training summary (train_summary.json) of a finished `trainer.train()`."""
+    state = trainer.state
+    losses = [h for h in state.log_history if "loss" in h]
+    n_tokens = sum(len(x) for x in trainer.train_dataset["input_ids"])
+    return {
+        "base": base,
+        "examples": len(records),
+        "tokens_per_epoch": n_tokens,
+        "steps": state.global_step,
+        "epochs": round(float(state.epoch or 0.0), 4),
+        "final_loss": losses[-1]["loss"] if losses else None,
+        "first_loss": losses[0]["loss"] if losses else None,
+        "train_loss": result.training_loss if math.isfinite(result.training_loss) else None,
+        "final_token_accuracy": losses[-1].get("mean_token_accuracy") if losses else None,
+        "runtime_s": runtime_s,
+        "resumed_from": resumed_from,
+        "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        "total_params": sum(p.numel() for p in trainer.model.parameters()),
+        "world_size": trainer.args.world_size,
+        "quantization": quantization,
+        "precision": _precision_name(trainer.args),
+        "device": str(trainer.args.device),
+        "report_to": config.report_to,
+    }
 
 
 def _save_adapter(trainer: Any, out: Path) -> None:

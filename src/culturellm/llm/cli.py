@@ -8,7 +8,9 @@ import sys
 
 import typer
 
+from culturellm.config_cli import config_command, server_key
 from culturellm.llm.placement import DEVICE_HELP, DTYPE_HELP, Device, Dtype, load_options
+from culturellm.serve.protocol import Limits
 
 cache_app = typer.Typer(
     help="The LLM response cache (SQLite): statistics and clearing.", no_args_is_help=True
@@ -82,7 +84,9 @@ def _read_stdin() -> str:
         raise DataError(f"stdin: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
 
 
+@config_command(Limits, panel="Request limits")
 def serve(
+    limits: Limits,
     model: list[str] = typer.Option(
         ["bundled"],
         "--model",
@@ -100,47 +104,13 @@ def serve(
     ),
     device: Device | None = typer.Option(None, "--device", help=DEVICE_HELP),
     dtype: Dtype | None = typer.Option(None, "--dtype", help=DTYPE_HELP),
-    api_key: str | None = typer.Option(
-        None,
-        "--api-key",
-        envvar="CULTURELLM_API_KEY",
-        show_envvar=True,
-        help="Require 'Authorization: Bearer KEY' on every request (/health excepted).",
-    ),
-    max_body: int = typer.Option(1 << 20, "--max-body-bytes", min=1, help="Largest request body."),
-    max_request_tokens: int = typer.Option(
-        4096,
-        "--max-request-tokens",
-        min=1,
-        help="Most new tokens one request may ask for, all its prompts and choices together.",
-    ),
-    request_timeout: float = typer.Option(
-        300.0,
-        "--request-timeout",
-        min=0.1,
-        help="Seconds of model time per request, all its prompts together (then cut).",
-    ),
-    max_request_prompts: int = typer.Option(
-        256, "--max-request-prompts", min=1, help="Most prompts x n one request may send."
-    ),
-    max_prompt_tokens: int = typer.Option(
-        32768,
-        "--max-prompt-tokens",
-        min=1,
-        help="Most prompt tokens one log-prob (echo) request may have scored, all its prompts together.",
+    api_key: str | None = server_key(
+        "Require 'Authorization: Bearer KEY' on every request (/health excepted)."
     ),
 ) -> None:
     """Serve local models over an OpenAI-compatible API (/v1/models, /v1/chat/completions, ...)."""
-    from culturellm.serve import Limits
     from culturellm.serve import serve as run_server
 
-    limits = Limits(
-        max_body_bytes=max_body,
-        max_tokens=max_request_tokens,
-        request_seconds=request_timeout,
-        max_prompts=max_request_prompts,
-        max_logprob_tokens=max_prompt_tokens,
-    )
     run_server(
         model,
         host=host,

@@ -182,18 +182,7 @@ class LocalChatModel(Backend):
         params = params or SamplingParams()
         out: list[Completion] = [Completion("")] * len(prompts)
         sampling = params.temperature > 0
-        gen_kw: dict[str, Any] = {
-            "max_new_tokens": max(1, int(params.max_tokens)),
-            "do_sample": sampling,
-            "pad_token_id": self.pad_id,
-            "eos_token_id": self.stop_ids,
-        }
-        if sampling:
-            gen_kw.update(temperature=float(params.temperature), top_p=float(params.top_p), top_k=0)
-        else:  # override generation_config sampling defaults, so greedy stays greedy and quiet
-            gen_kw.update(temperature=None, top_p=None, top_k=None)
-        if logprobs is not None:
-            gen_kw.update(return_dict_in_generate=True, output_logits=True)
+        gen_kw = _generate_kwargs(params, self.pad_id, self.stop_ids, logprobs=logprobs is not None)
         batches = self._batches([len(p) for p in prompts], self.batch_size)
         rng_devices = [self.device] if self.device.type == "cuda" else []  # seeding touches CUDA's RNG too
         with self._lock, torch.inference_mode(), self._progress(len(prompts), "generating") as prog:
@@ -217,29 +206,34 @@ class LocalChatModel(Backend):
                 if logprobs is not None:
                     step_lp = torch.stack([lg.float() for lg in result.logits], dim=1).log_softmax(-1)
                 for row, i in enumerate(idx):
-                    toks = new[row].tolist()
-                    n, finish = len(toks), "length"
-                    for k, t in enumerate(toks):
-                        if t in self.stop_ids:
-                            n, finish = k, "stop"
-                            break
-                    text = self.tokenizer.decode(toks[:n], skip_special_tokens=True)
-                    cut = _apply_stop(text, params.stop)
-                    if len(cut) < len(text):
-                        finish = "stop"
-                    token_lps = None
-                    if step_lp is not None:
-                        token_lps = self._token_logprobs(step_lp[row, :n], toks[:n], logprobs or 0)
-                    out[i] = Completion(
-                        cut,
-                        prompt_tokens=len(prompts[i]),
-                        completion_tokens=min(len(toks), n + 1),
-                        latency_s=latency,
-                        finish_reason=finish,
-                        token_logprobs=token_lps,
-                    )
+                    row_lp = step_lp[row] if step_lp is not None else None
+                    toks, n_prompt = new[row].tolist(), len(prompts[i])
+                    out[i] = self._completion(toks, params, row_lp, logprobs or 0, n_prompt, latency)
                 prog.advance(task, len(idx))
         return out
+
+    def _completion(
+        self, toks: list[int], params: SamplingParams, lp: Any, k: int, n_prompt: int, latency: float
+    ) -> Completion:
+        """The reply in generated tokens `toks`: cut at the first stop token or stop string, with the
+        per-token log-probabilities (and top `k`) from `lp` (steps x vocabulary) when given."""
+        n, finish = len(toks), "length"
+        for pos, t in enumerate(toks):
+            if t in self.stop_ids:
+                n, finish = pos, "stop"
+                break
+        text = self.tokenizer.decode(toks[:n], skip_special_tokens=True)
+        cut = _apply_stop(text, params.stop)
+        if len(cut) < len(text):
+            finish = "stop"
+        return Completion(
+            cut,
+            prompt_tokens=n_prompt,
+            completion_tokens=min(len(toks), n + 1),
+            latency_s=latency,
+            finish_reason=finish,
+            token_logprobs=self._token_logprobs(lp[:n], toks[:n], k) if lp is not None else None,
+        )
 
     def _token_logprobs(self, lp: Any, toks: Sequence[int], k: int) -> list[dict[str, Any]]:
         entries = []
@@ -368,16 +362,26 @@ class LocalChatModel(Backend):
         rows = [(b, i, j) for b, i in enumerate(idx) for j in range(len(cands[i]))]
         for b, i, j in rows:
             sums[i][j] = float(first[b, cands[i][j][0]])
-        if not multi:
-            return
-        cache = cache_of(out)
-        width = mask.shape[1]
+        if multi:
+            tails = [r for r in rows if len(cands[r[1]][r[2]]) > 1]
+            self._score_tails(tails, cands, sums, cache_of(out), mask)
+
+    def _score_tails(
+        self,
+        rows: list[tuple[int, int, int]],
+        cands: list[list[list[int]]],
+        sums: list[list[float]],
+        cache: Any,
+        mask: Any,
+    ) -> None:
+        """Adds the log-probabilities of tokens 2..n of each (batch row, prompt, candidate) row, computed
+        on top of its prompt's KV cache `cache` (whose attention mask is `mask`)."""
+        import torch
+
+        dev, width = mask.device, mask.shape[1]
         step = self._rows_per_pass(width)  # each row holds a copy of its prompt's KV cache
-        rows = [r for r in rows if len(cands[r[1]][r[2]]) > 1]
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
-            if not chunk:
-                continue
             # candidate tokens after the first, right-padded; they attend to their own prompt's cache
             tails = [cands[i][j][:-1] for _, i, j in chunk]  # inputs predicting tokens 1..n-1
             c_width = max(len(t) for t in tails)
@@ -386,19 +390,16 @@ class LocalChatModel(Backend):
             for r, t in enumerate(tails):
                 c_ids[r, : len(t)] = torch.tensor(t)
                 c_mask[r, : len(t)] = 1
-            sel = torch.tensor([b for b, _, _ in chunk], dtype=torch.long, device=ids.device)
-            sub = select_cache(cache, sel)
-            full_mask = torch.cat([mask.index_select(0, sel), c_mask.to(ids.device)], dim=1)
+            sel = torch.tensor([b for b, _, _ in chunk], dtype=torch.long, device=dev)
+            full_mask = torch.cat([mask.index_select(0, sel), c_mask.to(dev)], dim=1)
             start_pos = mask.index_select(0, sel).sum(-1, keepdim=True)
-            c_pos = start_pos + torch.arange(c_width, device=ids.device)[None, :]
-            cache_pos = torch.arange(width, width + c_width, device=ids.device)
             o = self.model(
-                input_ids=c_ids.to(ids.device),
+                input_ids=c_ids.to(dev),
                 attention_mask=full_mask,
-                position_ids=c_pos,
-                cache_position=cache_pos,
+                position_ids=start_pos + torch.arange(c_width, device=dev)[None, :],
+                cache_position=torch.arange(width, width + c_width, device=dev),
                 use_cache=True,
-                **{cache_kwarg(): sub},
+                **{cache_kwarg(): select_cache(cache, sel)},
             )
             lp = torch.log_softmax(o.logits.float(), dim=-1)
             for r, (_, i, j) in enumerate(chunk):
@@ -534,6 +535,23 @@ def _rows_of(lp: Any, targets: list[int], k: int) -> tuple[list[float], list[lis
         tv, ti = lp[: len(targets)].topk(k, dim=-1)
         top = [list(zip(i, v, strict=True)) for i, v in zip(ti.tolist(), tv.tolist(), strict=True)]
     return vals, top
+
+
+def _generate_kwargs(params: SamplingParams, pad_id: int, stop_ids: Any, *, logprobs: bool) -> dict[str, Any]:
+    """`model.generate` arguments for `params`: greedy at temperature 0, else seeded sampling."""
+    kw: dict[str, Any] = {
+        "max_new_tokens": max(1, int(params.max_tokens)),
+        "do_sample": params.temperature > 0,
+        "pad_token_id": pad_id,
+        "eos_token_id": stop_ids,
+    }
+    if params.temperature > 0:
+        kw.update(temperature=float(params.temperature), top_p=float(params.top_p), top_k=0)
+    else:  # override generation_config sampling defaults, so greedy stays greedy and quiet
+        kw.update(temperature=None, top_p=None, top_k=None)
+    if logprobs:
+        kw.update(return_dict_in_generate=True, output_logits=True)
+    return kw
 
 
 def _apply_stop(text: str, stop: Sequence[str]) -> str:

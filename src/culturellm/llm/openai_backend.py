@@ -320,7 +320,9 @@ class OpenAIChatModel(Backend):
         sums, data = self._post("/completions", body, parse)
         p, c, cost = self._cost(data.get("usage"))
         res = ScoreResult(tuple(sums), tuple(len(x) for x in cands), method="exact")
-        return Scored(res, p, c, cost, time.perf_counter() - t0)
+        return Scored(
+            res, prompt_tokens=p, completion_tokens=c, cost_usd=cost, latency_s=time.perf_counter() - t0
+        )
 
     # first-token: top log-probabilities of one generated token
 
@@ -344,7 +346,9 @@ class OpenAIChatModel(Backend):
         t0 = time.perf_counter()
         data, top = self._chat(body, parse)
         p, c, cost = self._cost(data.get("usage"))
-        return Scored(_score_from_top(req.candidates, top), p, c, cost, time.perf_counter() - t0)
+        result = _score_from_top(req.candidates, top)
+        latency = time.perf_counter() - t0
+        return Scored(result, prompt_tokens=p, completion_tokens=c, cost_usd=cost, latency_s=latency)
 
     # parse: generate a reply and find the candidate it names
 
@@ -362,7 +366,13 @@ class OpenAIChatModel(Backend):
         else:
             lps = tuple(0.0 if i == pick else float("-inf") for i in range(n))
         result = ScoreResult(logprobs=lps, num_tokens=tuple(1 for _ in req.candidates), method="parse")
-        return Scored(result, done.prompt_tokens, done.completion_tokens, done.cost_usd, done.latency_s)
+        return Scored(
+            result,
+            prompt_tokens=done.prompt_tokens,
+            completion_tokens=done.completion_tokens,
+            cost_usd=done.cost_usd,
+            latency_s=done.latency_s,
+        )
 
 
 def _choices(d: dict[str, Any], n: int = 1) -> list[dict[str, Any]]:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from culturellm.config_cli import server_key
+
 REVIEW_HELP = """Review an augmented set as the paper's human study did: a local web page (127.0.0.1) shows
 each sample beside its seed; reviewers rate it same meaning / changed meaning / broken (keys 1 2 3).
 Ratings are appended to AUG_DIR/reviews.jsonl. --stats prints per-step acceptance by reviewers and
@@ -22,12 +24,8 @@ def review_command(
     host: str = typer.Option(
         "127.0.0.1", "--host", help="interface to bind (beyond 127.0.0.1 needs --api-key)"
     ),
-    api_key: str | None = typer.Option(
-        None,
-        "--api-key",
-        envvar="CULTURELLM_API_KEY",
-        show_envvar=True,
-        help="require 'Authorization: Bearer KEY' on /api (the page: open it as http://HOST:PORT/#key=KEY)",
+    api_key: str | None = server_key(
+        "require 'Authorization: Bearer KEY' on /api (the page: open it as http://HOST:PORT/#key=KEY)"
     ),
 ) -> None:
     from culturellm.review.store import augmented_path, check_reviewer

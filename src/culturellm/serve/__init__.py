@@ -33,8 +33,30 @@ batch stops the worker (/health answers 503 when the worker is dead or stuck). S
 supported (400).
 """
 
-from culturellm.serve.app import make_app, parse_models, serve
-from culturellm.serve.host import ModelHost, load_host
-from culturellm.serve.protocol import Limits
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from culturellm.serve.app import make_app, parse_models, serve
+    from culturellm.serve.host import ModelHost, load_host
+    from culturellm.serve.protocol import Limits
+
+# Each name from its module on first use: `culturellm serve`'s options come from `protocol.Limits`,
+# which every CLI call reads, without loading the app (FastAPI) until the server starts.
+_WHERE = {
+    "Limits": "protocol",
+    "ModelHost": "host",
+    "load_host": "host",
+    "make_app": "app",
+    "parse_models": "app",
+    "serve": "app",
+}
 __all__ = ["Limits", "ModelHost", "load_host", "make_app", "parse_models", "serve"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import Any
 
 from fastapi import Request
 
-from culturellm.serve.protocol import ChatRequestIn, chat_logprobs, invalid, messages_of, usage_of
+from culturellm.serve.protocol import ChatRequestIn, chat_logprobs, completion_response, invalid, messages_of
 from culturellm.serve.serving import Serving
 
 
@@ -37,11 +35,6 @@ class ServingChat(Serving):
             }
             for i, o in enumerate(outs)
         ]
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": name,
-            "choices": choices,
-            "usage": usage_of([prompt], sum(o.completion_tokens for o in outs)),
-        }
+        return completion_response(
+            "chat.completion", name, choices, [prompt], sum(o.completion_tokens for o in outs)
+        )

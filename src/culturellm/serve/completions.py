@@ -4,15 +4,18 @@ top_logprobs, text_offset), as lm-evaluation-harness's `local-completions` sends
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import Any
 
 from fastapi import Request
 
 from culturellm.llm.base import SamplingParams
 from culturellm.llm.records import Completion
-from culturellm.serve.protocol import CompletionRequestIn, generated_legacy_logprobs, invalid, usage_of
+from culturellm.serve.protocol import (
+    CompletionRequestIn,
+    completion_response,
+    generated_legacy_logprobs,
+    invalid,
+)
 from culturellm.serve.serving import Serving
 from culturellm.serve.worker import Budget
 
@@ -26,14 +29,7 @@ class ServingCompletions(Serving):
             choices, ctoks = await self.echo_choices(request, budget, name, body, prompts)
         else:
             choices, ctoks = await self.plain_choices(request, budget, name, body, prompts)
-        return {
-            "id": f"cmpl-{uuid.uuid4().hex}",
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": name,
-            "choices": choices,
-            "usage": usage_of(prompts, ctoks),
-        }
+        return completion_response("text_completion", name, choices, prompts, ctoks)
 
     async def plain_choices(
         self, request: Request, budget: Budget, name: str, body: CompletionRequestIn, prompts: list[list[int]]

@@ -8,32 +8,48 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import time
+import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from culturellm.llm.base import SamplingParams
 from culturellm.llm.records import Completion
+from culturellm.settings import Flag, StageConfig
 
 DEFAULT_MAX_TOKENS = 256
 SEED_MAX = 2**63 - 1
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(StageConfig):
     """Per-server limits, each for one request across all of its prompts and choices: request body
     bytes; new tokens (max_tokens x prompts x n); seconds from the start of its first model call (a
     generation running when they pass returns its reply so far with finish_reason "length"; a request
     with prompts that had not run by then fails with code "request_timeout"); prompts x n; prompt
-    tokens scored by log-prob (echo) requests."""
+    tokens scored by log-prob (echo) requests. Each field is a `culturellm serve` flag."""
 
-    max_body_bytes: int = 1 << 20
-    max_tokens: int = 4096
-    request_seconds: float = 300.0
-    max_prompts: int = 256
-    max_logprob_tokens: int = 32768
+    model_config = ConfigDict(frozen=True)
+
+    max_body_bytes: int = Field(1 << 20, ge=1, description="Largest request body.")
+    max_tokens: Annotated[int, Flag("--max-request-tokens")] = Field(
+        4096,
+        ge=1,
+        description="Most new tokens one request may ask for, all its prompts and choices together.",
+    )
+    request_seconds: Annotated[float, Flag("--request-timeout")] = Field(
+        300.0, ge=0.1, description="Seconds of model time per request, all its prompts together (then cut)."
+    )
+    max_prompts: Annotated[int, Flag("--max-request-prompts")] = Field(
+        256, ge=1, description="Most prompts x n one request may send."
+    )
+    max_logprob_tokens: Annotated[int, Flag("--max-prompt-tokens")] = Field(
+        32768,
+        ge=1,
+        description="Most prompt tokens one log-prob (echo) request may have scored, "
+        "all its prompts together.",
+    )
 
 
 class ContentPart(BaseModel):
@@ -137,6 +153,27 @@ class DetokenizeIn(BaseModel):
 def usage_of(prompts: list[list[int]], completion_tokens: int) -> dict[str, int]:
     p = sum(len(x) for x in prompts)
     return {"prompt_tokens": p, "completion_tokens": completion_tokens, "total_tokens": p + completion_tokens}
+
+
+_ID_PREFIX = {"chat.completion": "chatcmpl", "text_completion": "cmpl"}
+
+
+def completion_response(
+    obj: Literal["chat.completion", "text_completion"],
+    name: str,
+    choices: list[dict[str, Any]],
+    prompts: list[list[int]],
+    completion_tokens: int,
+) -> dict[str, Any]:
+    """The body of a chat or text completion response: a new id, the choices and the token usage."""
+    return {
+        "id": f"{_ID_PREFIX[obj]}-{uuid.uuid4().hex}",
+        "object": obj,
+        "created": int(time.time()),
+        "model": name,
+        "choices": choices,
+        "usage": usage_of(prompts, completion_tokens),
+    }
 
 
 def chat_logprobs(o: Completion) -> dict[str, Any]:

@@ -240,54 +240,11 @@ def _read_stat(
 def _normalise(path: Path, df: pd.DataFrame, sel: dict[str, str]) -> pd.DataFrame:
     """Canonical frame: `country` (ISO3 str), `weight` (float, 1.0 without W_WEIGHT), question columns
     as numeric codes (NaN = empty)."""
-    import numpy as np
     import pandas as pd
 
     out = pd.DataFrame(index=df.index)
-    if COUNTRY_ALPHA in sel:
-        col = df[sel[COUNTRY_ALPHA]].astype("string").str.strip().str.upper()
-        bad = col.isna() | (col == "")
-        if bad.any():
-            row = int(bad.to_numpy().nonzero()[0][0])
-            raise DataError(f"{path}: column {COUNTRY_ALPHA} is empty in data row {row + 1}")
-        bad = ~col.str.fullmatch(r"[A-Z]{3}").fillna(False).astype(bool)
-        if bad.any():
-            row = int(bad.to_numpy().nonzero()[0][0])
-            raise DataError(
-                f"{path}: column {COUNTRY_ALPHA} must hold ISO 3166 alpha-3 codes (3 letters); data row "
-                f"{row + 1} has {df[sel[COUNTRY_ALPHA]].iloc[row]!r}"
-            )
-        out["country"] = col.astype(str)
-    else:
-        num = pd.to_numeric(df[sel[COUNTRY_NUMERIC]], errors="coerce")
-        mapping: dict[float, str] = {}
-        for v in num.dropna().unique():
-            a3 = alpha3_from_numeric(int(v)) if float(v).is_integer() else None
-            if a3 is None:
-                raise DataError(
-                    f"{path}: column {COUNTRY_NUMERIC} value {v:g} is not a known ISO 3166 numeric code "
-                    f"of a WVS country; add a {COUNTRY_ALPHA} column"
-                )
-            mapping[v] = a3
-        if num.isna().any():
-            row = int(num.isna().to_numpy().nonzero()[0][0])
-            raise DataError(
-                f"{path}: column {COUNTRY_NUMERIC} is empty or not a number in data row {row + 1}"
-            )
-        out["country"] = num.map(mapping).astype(str)
-    if WEIGHT in sel:
-        w = pd.to_numeric(df[sel[WEIGHT]], errors="coerce").astype(float)
-        bad = w.isna() | (w < 0) | ~np.isfinite(w) | (w > MAX_WEIGHT)
-        if bad.any():
-            row = int(bad.to_numpy().nonzero()[0][0])
-            raise DataError(
-                f"{path}: column {WEIGHT} must hold non-negative finite numbers up to {MAX_WEIGHT:g}; data "
-                f"row {row + 1} has "
-                f"{plain(df[sel[WEIGHT]].iloc[row])}"
-            )
-        out["weight"] = w.astype(float)
-    else:
-        out["weight"] = 1.0
+    out["country"] = _countries(path, df, sel)
+    out["weight"] = _weights(path, df, sel) if WEIGHT in sel else 1.0
     for key, name in sel.items():
         if key in (COUNTRY_ALPHA, COUNTRY_NUMERIC, WEIGHT):
             continue
@@ -295,13 +252,69 @@ def _normalise(path: Path, df: pd.DataFrame, sel: dict[str, str]) -> pd.DataFram
         codes = pd.to_numeric(raw, errors="coerce")
         bad = codes.isna() & raw.notna() & (raw.astype("string").str.strip() != "")
         if bad.any():
-            row = int(bad.to_numpy().nonzero()[0][0])
+            row = _first(bad)
             raise DataError(
                 f"{path}: column {name} must hold numeric answer codes; data row {row + 1} has "
                 f"{raw.iloc[row]!r}"
             )
         out[key] = codes
     return out
+
+
+def _first(bad: pd.Series) -> int:
+    """The position of the first True in a boolean column."""
+    return int(bad.to_numpy().nonzero()[0][0])
+
+
+def _countries(path: Path, df: pd.DataFrame, sel: dict[str, str]) -> pd.Series:
+    """The ISO3 country of every row, from B_COUNTRY_ALPHA or else the ISO numeric B_COUNTRY."""
+    import pandas as pd
+
+    if COUNTRY_ALPHA in sel:
+        col = df[sel[COUNTRY_ALPHA]].astype("string").str.strip().str.upper()
+        bad = col.isna() | (col == "")
+        if bad.any():
+            raise DataError(f"{path}: column {COUNTRY_ALPHA} is empty in data row {_first(bad) + 1}")
+        bad = ~col.str.fullmatch(r"[A-Z]{3}").fillna(False).astype(bool)
+        if bad.any():
+            row = _first(bad)
+            raise DataError(
+                f"{path}: column {COUNTRY_ALPHA} must hold ISO 3166 alpha-3 codes (3 letters); data row "
+                f"{row + 1} has {df[sel[COUNTRY_ALPHA]].iloc[row]!r}"
+            )
+        return col.astype(str)
+    num = pd.to_numeric(df[sel[COUNTRY_NUMERIC]], errors="coerce")
+    mapping: dict[float, str] = {}
+    for v in num.dropna().unique():
+        a3 = alpha3_from_numeric(int(v)) if float(v).is_integer() else None
+        if a3 is None:
+            raise DataError(
+                f"{path}: column {COUNTRY_NUMERIC} value {v:g} is not a known ISO 3166 numeric code "
+                f"of a WVS country; add a {COUNTRY_ALPHA} column"
+            )
+        mapping[v] = a3
+    if num.isna().any():
+        raise DataError(
+            f"{path}: column {COUNTRY_NUMERIC} is empty or not a number in data row {_first(num.isna()) + 1}"
+        )
+    return num.map(mapping).astype(str)
+
+
+def _weights(path: Path, df: pd.DataFrame, sel: dict[str, str]) -> pd.Series:
+    """The W_WEIGHT column as floats: non-negative, finite, at most MAX_WEIGHT."""
+    import numpy as np
+    import pandas as pd
+
+    w = pd.to_numeric(df[sel[WEIGHT]], errors="coerce").astype(float)
+    bad = w.isna() | (w < 0) | ~np.isfinite(w) | (w > MAX_WEIGHT)
+    if bad.any():
+        row = _first(bad)
+        raise DataError(
+            f"{path}: column {WEIGHT} must hold non-negative finite numbers up to {MAX_WEIGHT:g}; data "
+            f"row {row + 1} has "
+            f"{plain(df[sel[WEIGHT]].iloc[row])}"
+        )
+    return w.astype(float)
 
 
 def read_microdata(
