@@ -40,12 +40,6 @@ def records(display: str = "Arabic", answers: str = "3142", copies: int = 2) -> 
     return rows
 
 
-@pytest.fixture(scope="module")
-def tiny_base(tiny_model_dir, tmp_path_factory) -> str:
-    """Model spec of a tiny random Llama (2 layers, width 32) saved as a HF directory."""
-    return tiny_model_dir(tmp_path_factory.mktemp("tiny"))
-
-
 @pytest.fixture
 def train_file(tmp_path) -> Path:
     path = tmp_path / "train.jsonl"

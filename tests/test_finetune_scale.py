@@ -23,21 +23,7 @@ from culturellm.llm.base import ScoreRequest
 from culturellm.llm.modelref import read_modelref
 
 OPTIONS, fast, records = ft.OPTIONS, ft.fast, ft.records
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tiny_model_dir, tmp_path_factory) -> str:
-    """Spec of a tiny random Llama (2 layers, width 32) with the bundled model's tokenizer."""
-    return tiny_model_dir(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture
-def train_file(tmp_path) -> Path:
-    from culturellm.jsonio import write_jsonl
-
-    path = tmp_path / "train.jsonl"
-    write_jsonl(path, records())
-    return path
+train_file = ft.train_file  # the same fixture (tiny_base: tests/conftest.py)
 
 
 def _score(spec: str) -> tuple[float, ...]:
