@@ -126,6 +126,7 @@ class Augmenter:
         self.stats = {s: StepStats() for s in STEPS[1:]}
         self.parse_formats: Counter = Counter()
         self.meaning = MeaningChecks(config.checks, embed=self._encode, t_standin=config.t_standin)
+        self.verifier = _load_verifier(embedder, config) if config.meaning_filter == "verifier" else None
         self.judge = Judge(judge) if judge is not None else None
 
     # --- helpers ------------------------------------------------------------------------------
@@ -148,7 +149,12 @@ class Augmenter:
         self, st: StepStats, items: list[Any], seed_of: Any, text_of: Any, swaps_of: Any
     ) -> list[Any]:
         """Items passing the meaning checks (one batch); the first failed check of each other item
-        is counted as its rejection reason."""
+        is counted as its rejection reason. With the meaning verifier (meaning_filter = verifier),
+        the items it keeps; each other one counts as `verifier_rejected`."""
+        if items and self.verifier is not None:
+            verdicts = self.verifier.verdicts([(seed_of(x), text_of(x)) for x in items])
+            st.rejected["verifier_rejected"] += sum(not v.keep for v in verdicts)
+            return [x for x, v in zip(items, verdicts, strict=True) if v.keep]
         if not items or not self.cfg.checks:
             return items
         found = self.meaning.check_many([(seed_of(x), text_of(x), *swaps_of(x)) for x in items])
@@ -473,6 +479,13 @@ class Augmenter:
         self.synonyms(states)
         self.translate(states)
         return [self.records(s) for s in states]
+
+
+def _load_verifier(embedder: Embedder, config: AugmentConfig) -> Any:
+    from culturellm.augment.features import load_lm
+    from culturellm.augment.verifier import Verifier
+
+    return Verifier(embedder, load_lm(), threshold=config.verifier_threshold)
 
 
 def _first_line(text: str) -> str:
