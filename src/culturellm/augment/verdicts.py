@@ -18,9 +18,19 @@ from typing import Any
 
 from culturellm.errors import DataError
 from culturellm.jsonio import read_text
+from culturellm.review.store import KIND, VERDICTS, load_verdicts
 
-VERDICTS = "verdicts.jsonl"
-KIND = "culturellm.verdict"
+__all__ = [
+    "KIND",
+    "VERDICTS",
+    "default_out",
+    "is_ours",
+    "load_verdicts",
+    "read_rows",
+    "score",
+    "summary",
+    "write",
+]
 
 
 def read_rows(path: Path) -> tuple[str, list[dict[str, Any]]]:
@@ -146,23 +156,3 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "skipped": c["skipped"],
         "reasons": dict(reasons.most_common()),
     }
-
-
-def load_verdicts(aug: Path | str) -> dict[str, dict[str, Any]] | None:
-    """{sample id: verdict row} from the verdicts.jsonl beside an augmented set, None when it has none."""
-    aug = Path(aug)
-    path = (aug if aug.is_dir() else aug.parent) / VERDICTS
-    if not path.is_file():
-        return None
-    out = {}
-    for n, line in enumerate(read_text(path).split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except (ValueError, RecursionError):
-            raise DataError(f"{path}:{n}: not a JSON line") from None
-        if not isinstance(r, dict) or r.get("kind") != KIND or not isinstance(r.get("id"), str):
-            raise DataError(f"{path}:{n}: not a verdict row of `culturellm augment check`")
-        out[r["id"]] = r
-    return out
