@@ -27,36 +27,35 @@ PARAMS = ROOT / "src" / "culturellm" / "data" / "verifier.json"
 
 
 def _key(pairs) -> str:
-    from culturellm.augment.features import FEATURES
+    from culturellm.augment.features import FLUENCY
 
-    h = hashlib.sha256(json.dumps([pairs, FEATURES]).encode())
-    return h.hexdigest()[:16]
+    return hashlib.sha256(json.dumps([pairs, FLUENCY]).encode()).hexdigest()[:16]
 
 
 def features(device: str = "cpu", dtype: str = "float32", recompute: bool = False) -> dict[str, np.ndarray]:
-    """{release_x, release_chk, old_x, old_chk, names, chk_names}: cached unless the pairs changed."""
-    from culturellm.augment.features import FEATURES
-    from culturellm.augment.verifier_fit import load_labelled
+    """{release_x, release_chk, old_x, old_chk, names, chk_names}. The language model's columns (the
+    slow part) are cached in CACHE unless the pairs changed; the rest (MiniLM, lexicon) is recomputed."""
+    from culturellm.augment.features import FEATURES, PairFeatures, load_lm
+    from culturellm.augment.verifier_fit import check_flags, load_labelled
+    from culturellm.embed import load_embedder
 
     rel, old = load_labelled(LABELS), load_labelled(OLD_PAIRS)
     key = _key([rel.pairs, old.pairs])
-    if CACHE.is_file() and not recompute:
-        z = dict(np.load(CACHE, allow_pickle=False))
-        if str(z.get("key")) == key:
-            return z
-    from culturellm.augment.features import PairFeatures, load_lm
-    from culturellm.augment.verifier_fit import check_flags
-    from culturellm.embed import load_embedder
-
+    cached = dict(np.load(CACHE, allow_pickle=False)) if CACHE.is_file() and not recompute else {}
     emb = load_embedder(disk_cache=False)
-    pf = PairFeatures(emb, load_lm(device=device, dtype=dtype))
-    out = {"key": np.array(key), "names": np.array(FEATURES)}
+    out = {"names": np.array(FEATURES)}
+    if str(cached.get("key")) != key:
+        pf = PairFeatures(emb, load_lm(device=device, dtype=dtype))
+        cached = {"key": np.array(key)} | {
+            f"{n}_lm": pf.fluency_columns(d.pairs) for n, d in (("release", rel), ("old", old))
+        }
+        CACHE.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(CACHE, **cached)
+    pf = PairFeatures(emb)
     for name, data in (("release", rel), ("old", old)):
-        out[f"{name}_x"] = pf.compute(data.pairs)
-        chk_names, out[f"{name}_chk"] = check_flags(data.pairs, emb.encode)
+        out[f"{name}_x"] = pf.compute(data.pairs, fluency=cached[f"{name}_lm"])
+        chk_names, out[f"{name}_chk"] = check_flags(data, emb.encode)
         out["chk_names"] = np.array(chk_names)
-    CACHE.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(CACHE, **out)
     return out
 
 

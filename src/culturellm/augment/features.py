@@ -12,7 +12,8 @@ question keeps and what it brings in, measured with the parts that run on this m
 * the fluency of the candidate's new words under a small causal language model (the bundled
   SmolLM2-135M by default): their mean and largest surprisal, alone and after the seed, and the
   candidate's mean surprisal minus the seed's ("credo you of the belief", "In brightness of" are
-  surprising to it).
+  surprising to it); and how much each sentence predicts the other (mean surprisal alone minus after
+  the other; the largest surprisal of a seed word the candidate lacks, read after the candidate).
 
 `PairFeatures(embedder, lm).compute(pairs)` returns one row per (seed, candidate) pair, columns in
 `FEATURES` order. `lm` is a loaded local chat model (`load_lm`: device and dtype are its arguments).
@@ -44,14 +45,24 @@ LEXICAL = (
     "new_frac",
     "new_nonword",
     "neg_diff",
-    "modal_diff",
+    "modal_added",
+    "modal_lost",
     "quant_diff",
     "cmp_diff",
     "strength_diff",
     "group_diff",
     "len_ratio",
 )
-FLUENCY = ("lm_new_mean", "lm_new_max", "lm_ctx_new_mean", "lm_delta")
+FLUENCY = (
+    "lm_new_mean",
+    "lm_new_max",
+    "lm_ctx_new_mean",
+    "lm_ctx_new_max",
+    "lm_delta",
+    "lm_ctx_gain",
+    "lm_seed_gain",
+    "lm_lost_max",
+)
 FEATURES = EMBEDDING + LEXICAL + FLUENCY
 # What a feature pushing a pair towards "changed" means, for the verdict's reasons.
 DESCRIBE = {
@@ -64,7 +75,8 @@ DESCRIBE = {
     "new_frac": "many new words",
     "new_nonword": "a new word not in the lexicon",
     "neg_diff": "negation differs",
-    "modal_diff": "modality differs",
+    "modal_added": "a modality the seed does not have",
+    "modal_lost": "the seed's modality dropped",
     "quant_diff": "quantifiers differ",
     "cmp_diff": "comparison words differ",
     "strength_diff": "intensity words differ",
@@ -73,7 +85,11 @@ DESCRIBE = {
     "lm_new_mean": "new words surprising to the language model",
     "lm_new_max": "a very surprising new word",
     "lm_ctx_new_mean": "new words surprising after the seed",
+    "lm_ctx_new_max": "a very surprising new word after the seed",
     "lm_delta": "less fluent than the seed",
+    "lm_ctx_gain": "the seed does not predict the rewording",
+    "lm_seed_gain": "the rewording does not predict the seed",
+    "lm_lost_max": "a seed word the rewording does not predict",
 }
 
 _WORD = re.compile(r"[A-Za-z]+(?:['’-][A-Za-z]+)*")
@@ -134,7 +150,8 @@ def lexical_features(seed: str, cand: str) -> dict[str, float]:
         "new_frac": len(new) / max(len(cc), 1),
         "new_nonword": float(sum(1 for w in new if not lexicon_tags(w.split("-")[-1]))),
         "neg_diff": float(abs(negation_count(seed) - negation_count(cand)) + _set_diff(seed, cand, neg) / 4),
-        "modal_diff": float(len(_modalities(seed) ^ _modalities(cand))),
+        "modal_added": float(len(_modalities(cand) - _modalities(seed))),
+        "modal_lost": float(bool(_modalities(seed)) and not _modalities(seed) & _modalities(cand)),
         "quant_diff": float(_set_diff(seed, cand, QUANTIFIERS - _STRENGTH)),
         "cmp_diff": float(_set_diff(seed, cand, _COMPARISON)),
         "strength_diff": float(_set_diff(seed, cand, _STRENGTH)),
@@ -175,13 +192,25 @@ class PairFeatures:
     embedder: Any
     lm: Any = None
 
-    def compute(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+    def compute(self, pairs: Sequence[tuple[str, str]], fluency: np.ndarray | None = None) -> np.ndarray:
+        """Rows of `FEATURES`; `fluency`: the FLUENCY columns when already computed (the language
+        model's part, by far the slowest; `fluency_columns`)."""
         if not pairs:
             return np.zeros((0, len(FEATURES)), dtype=np.float64)
         rows = [dict(lexical_features(s, c)) for s, c in pairs]
         self._embedding(pairs, rows)
-        self._fluency(pairs, rows)
+        if fluency is None:
+            self._fluency(pairs, rows)
+        else:
+            for r, v in zip(rows, np.asarray(fluency), strict=True):
+                r.update(zip(FLUENCY, map(float, v), strict=True))
         return np.array([[r[f] for f in FEATURES] for r in rows], dtype=np.float64)
+
+    def fluency_columns(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Just the FLUENCY columns (for a cache)."""
+        rows: list[dict[str, float]] = [{} for _ in pairs]
+        self._fluency(pairs, rows)
+        return np.array([[r[f] for f in FLUENCY] for r in rows], dtype=np.float64).reshape(len(pairs), -1)
 
     def _encode(self, texts: list[str]) -> dict[str, np.ndarray]:
         uniq = sorted(set(texts))
@@ -219,13 +248,19 @@ class PairFeatures:
         alone = self._surprisal([(c, 0) for _, c in pairs])
         seeds = self._surprisal([(s, 0) for s, _ in pairs])
         ctx = self._surprisal([(f"{s}{_CONTEXT} {c}", len(s) + len(_CONTEXT) + 1) for s, c in pairs])
-        for (s, c), r, a, sd, cx in zip(pairs, rows, alone, seeds, ctx, strict=True):
+        rev = self._surprisal([(f"{c}{_CONTEXT} {s}", len(c) + len(_CONTEXT) + 1) for s, c in pairs])
+        for (s, c), r, a, sd, cx, rv in zip(pairs, rows, alone, seeds, ctx, rev, strict=True):
             spans = [(b, e) for _, b, e in new_words(s, c)]
             na, nc = _in_spans(a, spans, 0), _in_spans(cx, spans, len(s) + len(_CONTEXT) + 1)
+            lost = _in_spans(rv, [(b, e) for _, b, e in new_words(c, s)], len(c) + len(_CONTEXT) + 1)
             r["lm_new_mean"] = float(np.mean(na)) if na else 0.0
             r["lm_new_max"] = max(na, default=0.0)
             r["lm_ctx_new_mean"] = float(np.mean(nc)) if nc else 0.0
+            r["lm_ctx_new_max"] = max(nc, default=0.0)
             r["lm_delta"] = _mean(a) - _mean(sd)
+            r["lm_ctx_gain"] = _mean(a) - _mean(cx)
+            r["lm_seed_gain"] = _mean(sd) - _mean(rv)
+            r["lm_lost_max"] = max(lost, default=0.0)
 
     def _surprisal(self, texts: list[tuple[str, int]]) -> list[list[tuple[int, int, float]]]:
         """Per text: (start, end, surprisal in nats) of every token at or after character `from`."""

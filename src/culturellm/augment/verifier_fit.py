@@ -30,6 +30,7 @@ class Labelled:
     pairs: list[tuple[str, str]]
     y: np.ndarray
     groups: np.ndarray
+    swaps: list[tuple[Any, Any]] | None = None  # (swaps, source) of a synonym-swap pair, for the checks
 
 
 def model(c: float = 0.5) -> Any:
@@ -183,16 +184,18 @@ def load_labelled(path: Any) -> Labelled:
         [(r["seed"], r["candidate"]) for r in rows],
         np.array([int(r["label"] not in ("same", "equivalent")) for r in rows]),
         np.array([str(r.get("q_id") or r["seed"]) for r in rows]),
+        [(r.get("swaps") or (), r.get("source")) for r in rows],
     )
 
 
-def check_flags(pairs: Sequence[tuple[str, str]], embed: Any) -> tuple[list[str], np.ndarray]:
+def check_flags(data: Labelled, embed: Any) -> tuple[list[str], np.ndarray]:
     """One 0/1 column per lexical meaning check (culturellm.augment.checks) at its default setting."""
     from culturellm.augment.checks import CHECKS, MeaningChecks
     from culturellm.augment.config import AugmentConfig
 
     t = AugmentConfig().t_standin
-    items = [(s, c, (), None) for s, c in pairs]
+    extra = data.swaps or [((), None)] * len(data.pairs)
+    items = [(s, c, sw, src) for (s, c), (sw, src) in zip(data.pairs, extra, strict=True)]
     cols = [
         [bool(f) for f in MeaningChecks([ch], embed=embed, t_standin=t).check_many(items)] for ch in CHECKS
     ]
