@@ -27,15 +27,13 @@ PARAMS = ROOT / "src" / "culturellm" / "data" / "verifier.json"
 
 
 def _key(pairs) -> str:
-    from culturellm.augment.features import FLUENCY
-
-    return hashlib.sha256(json.dumps([pairs, FLUENCY]).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:16]
 
 
 def features(device: str = "cpu", dtype: str = "float32", recompute: bool = False) -> dict[str, np.ndarray]:
     """{release_x, release_chk, old_x, old_chk, names, chk_names}. The language model's columns (the
     slow part) are cached in CACHE unless the pairs changed; the rest (MiniLM, lexicon) is recomputed."""
-    from culturellm.augment.features import FEATURES, PairFeatures, load_lm
+    from culturellm.augment.features import FEATURES, FLUENCY, PairFeatures, load_lm
     from culturellm.augment.verifier_fit import check_flags, load_labelled
     from culturellm.embed import load_embedder
 
@@ -44,16 +42,18 @@ def features(device: str = "cpu", dtype: str = "float32", recompute: bool = Fals
     cached = dict(np.load(CACHE, allow_pickle=False)) if CACHE.is_file() and not recompute else {}
     emb = load_embedder(disk_cache=False)
     out = {"names": np.array(FEATURES)}
-    if str(cached.get("key")) != key:
+    have = [str(n) for n in cached.get("lm_names", [])]
+    if str(cached.get("key")) != key or not set(FLUENCY) <= set(have):
         pf = PairFeatures(emb, load_lm(device=device, dtype=dtype))
-        cached = {"key": np.array(key)} | {
-            f"{n}_lm": pf.fluency_columns(d.pairs) for n, d in (("release", rel), ("old", old))
-        }
+        cached = {"key": np.array(key), "lm_names": np.array(FLUENCY)}
+        cached |= {f"{n}_lm": pf.fluency_columns(d.pairs) for n, d in (("release", rel), ("old", old))}
         CACHE.parent.mkdir(parents=True, exist_ok=True)
         np.savez(CACHE, **cached)
+        have = list(FLUENCY)
+    cols = [have.index(f) for f in FLUENCY]
     pf = PairFeatures(emb)
     for name, data in (("release", rel), ("old", old)):
-        out[f"{name}_x"] = pf.compute(data.pairs, fluency=cached[f"{name}_lm"])
+        out[f"{name}_x"] = pf.compute(data.pairs, fluency=cached[f"{name}_lm"][:, cols])
         chk_names, out[f"{name}_chk"] = check_flags(data, emb.encode)
         out["chk_names"] = np.array(chk_names)
     return out

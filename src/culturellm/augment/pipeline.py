@@ -177,6 +177,15 @@ class Augmenter:
         st.rejected["judge_rejected"] += out.count(False)
         return out
 
+    def _verified_and_judged(self, st: StepStats, pairs: list[tuple[str, str]]) -> list[bool]:
+        """With the meaning verifier: its verdicts, then the judge's on the pairs it kept."""
+        if self.verifier is None:
+            return self._judged(st, pairs)
+        keep = [v.keep for v in self.verifier.verdicts(pairs)]
+        st.rejected["verifier_rejected"] += keep.count(False)
+        judged = iter(self._judged(st, [p for p, k in zip(pairs, keep, strict=True) if k]))
+        return [k and next(judged) for k in keep]
+
     # --- step 1 -------------------------------------------------------------------------------
     def paraphrase(self, states: list[_SeedState]) -> None:
         cfg, st = self.cfg, self.stats["paraphrase"]
@@ -277,13 +286,14 @@ class Augmenter:
                 ):
                     cands.append((s, src, v.text, v.swaps))
         st.candidates += len(cands)
-        cands = self._screen(
-            st,
-            cands,
-            lambda c: c[0].item.text,
-            lambda c: c[2],
-            lambda c: (c[3], c[1].text if c[1] else c[0].item.text),
-        )
+        if self.verifier is None:  # the verifier reads only the variants about to be taken (_take_synonyms)
+            cands = self._screen(
+                st,
+                cands,
+                lambda c: c[0].item.text,
+                lambda c: c[2],
+                lambda c: (c[3], c[1].text if c[1] else c[0].item.text),
+            )
         if not cands:
             return
         emb = self._encode([t for _, _, t, _ in cands])
@@ -357,7 +367,7 @@ class Augmenter:
                     picked += 1
             if not batch:
                 break
-            ok = self._judged(st, [(s.item.text, item[1]) for s, item in batch])
+            ok = self._verified_and_judged(st, [(s.item.text, item[1]) for s, item in batch])
             for (s, (sim, t, swaps, src)), good in zip(batch, ok, strict=True):
                 if not good:
                     continue
