@@ -2,8 +2,8 @@
 
     python scripts/fit_verifier.py [--device cpu] [--dtype float32] [--recompute] [--plot PNG]
 
-Features of the labelled pairs are cached in benchmarks/results/verifier_features.npz (keyed by the
-pairs' text), so a refit after the first costs seconds; --recompute recomputes them (after changing
+Features of the labelled pairs are cached in benchmarks/results/verifier_features.npz (the language
+model's columns, keyed by the pairs' text, and the last full matrices), so a refit costs seconds; --recompute recomputes them (after changing
 culturellm.augment.features). Folds are grouped by seed question (culturellm.augment.verifier_fit).
 """
 
@@ -56,6 +56,10 @@ def features(device: str = "cpu", dtype: str = "float32", recompute: bool = Fals
         out[f"{name}_x"] = pf.compute(data.pairs, fluency=cached[f"{name}_lm"][:, cols])
         chk_names, out[f"{name}_chk"] = check_flags(data, emb.encode)
         out["chk_names"] = np.array(chk_names)
+    # the whole matrices too: what the shipped parameters were fitted on (tests refit them)
+    np.savez(
+        CACHE, **{k: v for k, v in cached.items() if k in ("key", "lm_names") or k.endswith("_lm")}, **out
+    )
     return out
 
 

@@ -79,14 +79,13 @@ def test_question_forms_are_no_modality_change():
     modal = MeaningChecks(["modal_change"])
     for seed, cand in QUESTION_FORMS:
         assert modal.check(seed, cand) is None, cand
-        assert lexical_features(seed, cand)["modal_diff"] == 0, cand
+        f = lexical_features(seed, cand)
+        assert f["modal_added"] == f["modal_lost"] == 0, cand
     # a real modality change still counts
     seed = "Adult children have the duty to provide long-term care for their parents"
     assert modal.check(seed, "Adult children can provide long-term care for their parents.") == "modal_change"
-    assert (
-        lexical_features(seed, "Adult children can provide long-term care for their parents.")["modal_diff"]
-        > 0
-    )
+    f = lexical_features(seed, "Adult children can provide long-term care for their parents.")
+    assert f["modal_added"] == f["modal_lost"] == 1
 
 
 # --- the fit: folds, threshold, shipped parameters -------------------------------------------------
