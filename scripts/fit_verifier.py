@@ -3,8 +3,8 @@
     python scripts/fit_verifier.py [--device cpu] [--dtype float32] [--recompute] [--plot PNG]
 
 Features of the labelled pairs are cached in benchmarks/results/verifier_features.npz (the language
-model's columns, keyed by the pairs' text, and the last full matrices), so a refit costs seconds; --recompute recomputes them (after changing
-culturellm.augment.features). Folds are grouped by seed question (culturellm.augment.verifier_fit).
+model's columns, keyed by the pairs' text, and the last full matrices), so a refit costs seconds;
+--recompute recomputes them (after changing culturellm.augment.features). Folds are grouped by seed question (culturellm.augment.verifier_fit).
 """
 
 from __future__ import annotations
