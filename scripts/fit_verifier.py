@@ -4,7 +4,8 @@
 
 Features of the labelled pairs are cached in benchmarks/results/verifier_features.npz (the language
 model's columns, keyed by the pairs' text, and the last full matrices), so a refit costs seconds;
---recompute recomputes them (after changing culturellm.augment.features). Folds are grouped by seed question (culturellm.augment.verifier_fit).
+--recompute recomputes them (after changing culturellm.augment.features). Folds are grouped by seed
+question (culturellm.augment.verifier_fit).
 """
 
 from __future__ import annotations
