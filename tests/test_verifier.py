@@ -260,3 +260,16 @@ def test_features_on_real_pairs():
     assert f["new_sim_min"][1] < f["new_sim_min"][0]  # "erotic" is far from every seed word
     assert f["lm_new_mean"][3] > f["lm_new_mean"][2]  # "credo you of" surprises the model
     assert f["new_frac"][2] == 0 and f["cos"][2] > 0.95
+
+
+def test_meaning_filter_is_a_flag_of_augment():
+    import typer
+
+    from culturellm.augment.config import AugmentConfig
+    from culturellm.cli import app
+
+    cmd = typer.main.get_command(app).commands["augment"]  # type: ignore[attr-defined]
+    have = {o for p in cmd.params for o in p.opts}
+    assert {"--meaning-filter", "--verifier-threshold"} <= have
+    assert AugmentConfig().meaning_filter == "checks"  # the default, measured in docs/augmentation.md
+    assert AugmentConfig(meaning_filter="verifier").fingerprint()["meaning_filter"] == "verifier"
