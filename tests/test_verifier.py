@@ -180,7 +180,7 @@ def test_augment_check_both_formats_writes_verdicts(tmp_path, capsys):
     args = {"out": None, "threshold": None, "embedder": "bundled", "device": "cpu", "dtype": "float32"}
     d = _aug_dir(tmp_path)
     check_command(file=d, force=False, **args)
-    said = capsys.readouterr().out
+    said = " ".join(capsys.readouterr().out.split())
     assert "augmented format" in said and f"{len(SAMPLES)} rows" in said and "1 skipped" in said
     rows = read_jsonl(d / "verdicts.jsonl")
     assert len(rows) == len(SAMPLES) and rows[-1]["verdict"] == "skipped"
@@ -189,7 +189,7 @@ def test_augment_check_both_formats_writes_verdicts(tmp_path, capsys):
         assert (r["verdict"] == "reject") == bool(r["reasons"])
     rel = _release_file(tmp_path)
     check_command(file=rel, force=False, **args)
-    said = capsys.readouterr().out
+    said = " ".join(capsys.readouterr().out.split())
     assert "release format" in said and "3 rows" in said
     out = tmp_path / "new_WVQ_small.jsonl.verdicts.jsonl"
     assert [r["line"] for r in read_jsonl(out)] == [1, 2, 3]

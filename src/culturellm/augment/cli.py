@@ -201,6 +201,7 @@ def check_command(
         f"{f' ({reasons})' if reasons else ''}{skipped}; threshold {verifier.threshold:.3f}; wrote {out}",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
 
 
