@@ -85,11 +85,16 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(params["cv"], indent=1))
     if args.plot:
         oof = oof_probabilities(z["release_x"], rel.y, rel.groups, args.c)
-        plot(oof, rel.y, params["threshold"], args.plot)
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from augment import _old_chain_keep  # the old chain's verdicts, for its point on the plot
+
+        keep = _old_chain_keep(z, "release", rel)
+        chain = (float(keep[rel.y == 0].mean()), float(rel.y[keep].mean()))
+        plot(oof, rel.y, params["threshold"], args.plot, chain)
     return 0
 
 
-def plot(p: np.ndarray, y: np.ndarray, threshold: float, path: Path) -> None:
+def plot(p: np.ndarray, y: np.ndarray, threshold: float, path: Path, chain: tuple[float, float]) -> None:
     """kept_changed against faithful_kept over thresholds (grouped out-of-fold), the default marked."""
     import matplotlib
 
@@ -107,6 +112,7 @@ def plot(p: np.ndarray, y: np.ndarray, threshold: float, path: Path) -> None:
     for t in (0.2, 0.3, 0.4, 0.5, 0.6):
         a, b, _ = rates(p, y, t)
         ax.annotate(f"{t:.1f}", (b, a), textcoords="offset points", xytext=(4, -10), fontsize=8)
+    ax.plot([chain[0]], [chain[1]], "s", color="C1", label="old chain (checks)")
     ax.axhline(0.05, ls=":", color="grey", label="target: 5 % changed among kept")
     ax.axvline(0.80, ls="--", color="grey", label="target: 80 % of faithful kept")
     ax.axhline(float(y.mean()), ls="-.", color="C2", label=f"keep everything ({y.mean():.0%} changed)")
