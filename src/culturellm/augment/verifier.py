@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from culturellm.augment.features import DESCRIBE, FEATURES, PairFeatures
+from culturellm.augment.features import DESCRIBE, EMBEDDING, FEATURES, PairFeatures
 from culturellm.errors import DataError
 
 PARAMS_FILE = "verifier.json"
@@ -120,11 +120,14 @@ class Verifier:
             return []
         x = self.extractor.compute(pairs)
         probs = self.probabilities(x)
-        contrib = self._standardised(x) * self.params.coef
+        z = self._standardised(x)
+        contrib = z * self.params.coef
+        # a reason only where the value itself is on the feature's bad side (low similarity, many new words)
+        bad_side = np.array([-1.0 if f in EMBEDDING else 1.0 for f in self.params.features])
         out = []
-        for row, pr, c in zip(x, probs, contrib, strict=True):
+        for row, pr, c, zz in zip(x, probs, contrib, z, strict=True):
             keep = bool(pr < self.threshold)
-            order = [i for i in np.argsort(-c) if c[i] > 0.25][:top]
+            order = [i for i in np.argsort(-c) if c[i] > 0.25 and zz[i] * bad_side[i] > 0][:top]
             reasons = [] if keep else [DESCRIBE[self.params.features[i]] for i in order] or ["overall score"]
             scores = {f: float(row[FEATURES.index(f)]) for f in self.params.features}
             out.append(Verdict(float(pr), keep, reasons, scores))
