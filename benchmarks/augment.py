@@ -7,6 +7,7 @@ reference's call pattern, same seeds and LLM), and similarity-filter throughput 
     python benchmarks/augment.py --only chain [--demo runs/arabic/augment]
     python benchmarks/augment.py --only requests --seeds 5 --llm bundled
     python benchmarks/augment.py --only throughput
+    python benchmarks/augment.py --only verifier     # features cached by scripts/fit_verifier.py
 """
 
 from __future__ import annotations
@@ -412,9 +413,109 @@ def throughput(pairs_n: int = 400) -> dict:
     return {"pairwise_per_s": pairwise, "batched_per_s": batched, "speedup": batched / pairwise}
 
 
+def _old_chain_keep(z: dict, name: str, data) -> np.ndarray:
+    """The old chain's verdicts (True: kept) from the cached features: similarity band and negation
+    (`_old_chain`) and the five lexical checks at their defaults."""
+    from types import SimpleNamespace
+
+    from culturellm.augment.config import AugmentConfig
+
+    cfg = AugmentConfig()
+    cos = z[f"{name}_x"][:, list(z["names"]).index("cos")]
+    extra = data.swaps or [((), None)] * len(data.pairs)
+    rows = [
+        {"seed": s, "candidate": c, "swaps": sw} for (s, c), (sw, _) in zip(data.pairs, extra, strict=True)
+    ]
+    old = [
+        _old_chain(float(x), r, SimpleNamespace(**cfg.model_dump())) for x, r in zip(cos, rows, strict=True)
+    ]
+    return np.array([r is None for r in old]) & ~z[f"{name}_chk"].any(axis=1)
+
+
+def _old_pair_keep(z: dict, rel, old) -> np.ndarray:
+    """The verifier's verdicts on the 144 old pairs, each scored by the fold model whose training
+    part does not hold its seed question (seed texts matched to the release's; else the full model)."""
+    from culturellm.augment.verifier_fit import choose_threshold, group_folds, model, oof_probabilities
+
+    def norm(t: str) -> str:
+        return "".join(ch for ch in t.lower() if ch.isalnum())
+
+    qid = {norm(s): g for (s, _), g in zip(rel.pairs, rel.groups, strict=True)}
+    old_q = np.array([qid.get(norm(s), "") for s, _ in old.pairs])
+    x, y, xo = z["release_x"], rel.y, z["old_x"]
+    keep = np.zeros(len(old.pairs), dtype=bool)
+    done = np.zeros(len(old.pairs), dtype=bool)
+    for tr, te in group_folds(rel.groups):
+        t = choose_threshold(oof_probabilities(x[tr], y[tr], rel.groups[tr]), y[tr])
+        m = model().fit(x[tr], y[tr])
+        sel = np.isin(old_q, np.unique(rel.groups[te]))
+        keep[sel] = m.predict_proba(xo[sel])[:, 1] < t
+        done |= sel
+    if (~done).any():
+        t = choose_threshold(oof_probabilities(x, y, rel.groups), y)
+        keep[~done] = model().fit(x, y).predict_proba(xo[~done])[:, 1] < t
+    print(
+        f"  (old pairs: {done.sum()} scored by a fold model without their question, "
+        f"{(~done).sum()} by the full one)"
+    )
+    return keep
+
+
+def verifier_benchmark(features: np.ndarray | None = None) -> dict:
+    """Held-out (grouped by question, threshold nested) kept_changed and faithful_kept with bootstrap
+    CIs for the verifier and the old chain, on the 550 release labels and the 144 old pairs; plus the
+    lexical checks as extra verifier features (do they earn their place?)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import fit_verifier
+    from culturellm.augment.verifier_fit import auc, bootstrap, load_labelled, nested_keep, oof_probabilities
+
+    z = fit_verifier.features()
+    rel, old = load_labelled(fit_verifier.LABELS), load_labelled(fit_verifier.OLD_PAIRS)
+    old_groups = np.array([s for s, _ in old.pairs])
+    res: dict = {}
+    keep_v, _ = nested_keep(z["release_x"], rel.y, rel.groups)
+    rows = [
+        ("verifier", "release (550)", bootstrap(keep_v, rel.y, rel.groups)),
+        ("old chain", "release (550)", bootstrap(_old_chain_keep(z, "release", rel), rel.y, rel.groups)),
+        ("verifier", "old pairs (144)", bootstrap(_old_pair_keep(z, rel, old), old.y, old_groups)),
+        ("old chain", "old pairs (144)", bootstrap(_old_chain_keep(z, "old", old), old.y, old_groups)),
+    ]
+    print("\n== meaning filter, held out by question (GroupKFold 5 on q_id, threshold nested), 95 % CIs "
+          "resampling questions")  # fmt: skip
+    print(f"{'filter':<10} {'pairs':<16} {'kept':>9} {'changed among kept':>24} {'faithful kept':>22}")
+    for who, where, r in rows:
+        res[f"{who} / {where}"] = r
+        kc, fk = r["kept_changed_ci"], r["faithful_kept_ci"]
+        print(f"{who:<10} {where:<16} {r['kept']:>4}/{r['n']:<4} "
+              f"{r['kept_changed']:>7.3f} [{kc[0]:.3f},{kc[1]:.3f}] "
+              f"{r['faithful_kept']:>7.3f} [{fk[0]:.3f},{fk[1]:.3f}]")  # fmt: skip
+    x = z["release_x"]
+    names = list(z["names"])
+    variants = {"all features": x, "+ lexical checks": np.hstack([x, z["release_chk"]])}
+    for group in ("lm_", "new_sim", "align"):
+        variants[f"without {group}*"] = x[:, [i for i, n in enumerate(names) if not n.startswith(group)]]
+    for ch in range(z["release_chk"].shape[1]):
+        variants[f"+ {z['chk_names'][ch]}"] = np.hstack([x, z["release_chk"][:, [ch]]])
+    print(
+        "ablation (grouped out-of-fold AUC; held-out kept_changed / faithful_kept at the nested threshold):"
+    )
+    for label, xx in variants.items():
+        a = auc(oof_probabilities(xx, rel.y, rel.groups), rel.y)
+        k, _ = nested_keep(xx, rel.y, rel.groups)
+        kc = float(rel.y[k].mean()) if k.any() else 0.0
+        fk = float(k[rel.y == 0].mean())
+        res[f"ablation / {label}"] = {
+            "auc": round(a, 4),
+            "kept_changed": round(kc, 4),
+            "faithful_kept": round(fk, 4),
+        }
+        print(f"  {label:<32} AUC {a:.3f}  kept_changed {kc:.3f}  faithful_kept {fk:.3f}")
+    return res
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["calibrate", "chain", "requests", "throughput"])
+    ap.add_argument("--only", choices=["calibrate", "chain", "requests", "throughput", "verifier"])
     ap.add_argument("--demo", type=Path, help="with chain: also measure the checks on this augment dir")
     ap.add_argument("--llm", default="bundled")
     ap.add_argument("--seeds", type=int, default=3)
@@ -437,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
         results["chain"] = chain(load_embedder(disk_cache=False))
         if args.demo:
             results["demo"] = demo_flags(load_embedder(disk_cache=False), args.demo)
+    if args.only == "verifier":
+        results["verifier"] = verifier_benchmark()
     if args.only in (None, "throughput"):
         results["throughput"] = throughput()
     if args.from_run:

@@ -104,6 +104,19 @@ MODALITY = {
     ),
     "ability": re.compile(r"\b(?:can|could|cannot|can't|may|might|able|unable|possible|impossible)\b"),
 }
+# The frame of a question put to the respondent ("Can you comment on ...", "Could you tell me whether
+# ...", "Would you say ...", "May I ask ..."): a way of asking, not a modality of the statement.
+QUESTION_FRAME = re.compile(
+    r"(?:^|(?<=[,;:.?!]))\s*(?:(?:can|could|would|will|may|might)\s+(?:you|i|we|one)"
+    r"(?:\s+please)?\b|(?:are|were)\s+you\s+able\s+to\b|is\s+it\s+possible\s+(?:for\s+you\s+)?to\b)"
+)
+
+
+def strip_question_frame(text: str) -> str:
+    """`text` (lower-cased) without the frames of a question put to the respondent (QUESTION_FRAME), so
+    that "Can you comment on the rate of violence?" has no modality of its own."""
+    return QUESTION_FRAME.sub(" ", text.lower().replace("’", "'"))
+
 
 # Nouns that frame a survey question rather than carry its content.
 GENERIC_NOUNS = _csv(
@@ -358,7 +371,7 @@ class MeaningChecks:
 
     @staticmethod
     def _modal_change(seed: str, cand: str) -> bool:
-        s, c = seed.lower().replace("’", "'"), cand.lower().replace("’", "'")
+        s, c = strip_question_frame(seed), strip_question_frame(cand)
         sm = {k for k, rx in MODALITY.items() if rx.search(s)}
         cm = {k for k, rx in MODALITY.items() if rx.search(c)}
         return bool(cm - sm) or bool(sm and not cm & sm)

@@ -163,10 +163,56 @@ def import_command(
     )
 
 
+CHECK_HELP = """Score every row of an augmented set with the meaning verifier: ours (augmented.jsonl or its
+directory) or the CultureLLM release's format (q_id, q_content, ori_content). Prints a summary (kept,
+rejected by reason) and writes one verdict per row (verdict, p_changed, reasons, feature values): by
+default verdicts.jsonl beside an augmented.jsonl (read by `dataset --drop-rejected` and `review`),
+FILE.verdicts.jsonl beside any other file."""
+
+
+def check_command(
+    file: Path = typer.Argument(..., help="augmented.jsonl (or its directory) or a release-format JSONL"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="verdict file (default: beside FILE)"),
+    threshold: float | None = typer.Option(
+        None, "--threshold", min=0.0, max=1.0, help="reject when P(changed) >= this (default: shipped)"
+    ),
+    embedder: str = typer.Option("bundled", "--embedder", help="sentence embedder spec"),
+    device: str = typer.Option("cpu", "--device", help="device of the bundled model (fluency features)"),
+    dtype: str = typer.Option("float32", "--dtype", help="dtype of the bundled model"),
+    force: bool = typer.Option(False, "--force", help="replace an --out file culturellm did not write"),
+) -> None:
+    from rich.console import Console
+
+    from culturellm.augment import verdicts as vd
+    from culturellm.augment.features import load_lm
+    from culturellm.augment.verifier import Verifier
+    from culturellm.embed import load_embedder
+    from culturellm.safewrite import check_output_file
+
+    fmt, rows = vd.read_rows(file)
+    out = out or vd.default_out(file, fmt)
+    src = file / "augmented.jsonl" if file.is_dir() else file
+    check_output_file(out, inputs=[src], force=force, ours=vd.is_ours)  # before loading models
+    verifier = Verifier(load_embedder(embedder), load_lm(device=device, dtype=dtype), threshold=threshold)
+    result = vd.score(rows, verifier)
+    vd.write(out, result)
+    s = vd.summary(result)
+    reasons = ", ".join(f"{k} {v}" for k, v in s["reasons"].items())
+    skipped = f", {s['skipped']} skipped (translations)" if s["skipped"] else ""
+    Console().print(
+        f"{file} ({fmt} format): {s['rows']} rows, {s['kept']} kept, {s['rejected']} rejected"
+        f"{f' ({reasons})' if reasons else ''}{skipped}; threshold {verifier.threshold:.3f}; wrote {out}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
     group = typer.Typer(help=AUGMENT_HELP, invoke_without_command=True, add_completion=False)
     group.callback()(augment_command)
     group.command("import", help=IMPORT_HELP)(import_command)
+    group.command("check", help=CHECK_HELP)(check_command)
     app.add_typer(group, name="augment")
     app.command("dataset", help=DATASET_HELP)(dataset_command)

@@ -67,6 +67,19 @@ class AugmentConfig(StageConfig):
         description="lexical meaning checks run on every paraphrase and synonym variant, "
         "comma-separated ('none' or []: no check)",
     )
+    meaning_filter: Literal["checks", "verifier"] = Field(
+        "checks",
+        description="what screens every paraphrase and synonym variant after the similarity filter: "
+        "the lexical checks (--checks), or the fitted meaning verifier (culturellm.augment.verifier; "
+        "loads the bundled model for its fluency features). Measured in docs/augmentation.md",
+    )
+    verifier_threshold: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="with --meaning-filter verifier: keep a variant when P(changed) is below this "
+        "(default: the shipped threshold; the curve in docs/augmentation.md)",
+    )
     t_standin: float = Field(
         0.33,
         ge=-1.0,

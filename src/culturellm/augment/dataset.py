@@ -201,21 +201,35 @@ def make_split(
 
 
 def _drop_rejected(variants: dict[str, list[dict[str, Any]]], augmented: Path) -> dict[str, Any]:
-    """Remove (in place) the non-seed samples reviewers rejected; what was dropped, for the manifest."""
-    from culturellm.review.store import rejected_ids, reviews_path
+    """Remove (in place) the non-seed samples rejected by reviewers (reviews.jsonl, `culturellm review`)
+    or by the meaning verifier (verdicts.jsonl, `culturellm augment check`); a reviewer's rating wins
+    over the verifier's verdict. What was dropped, for the manifest."""
+    from culturellm.augment.verdicts import VERDICTS, load_verdicts
+    from culturellm.review.store import latest_ratings, rejected_ids, reviews_path
 
-    rejected = rejected_ids(augmented)
+    path = reviews_path(augmented)
+    verdicts = load_verdicts(augmented)
+    if not path.exists() and verdicts is None:
+        raise DataError(
+            f"{path}: no reviews beside the augmented set (rate it with `culturellm review`) and no "
+            f"{VERDICTS} (score it with `culturellm augment check`)"
+        )
+    by_people = rejected_ids(augmented) if path.exists() else set()
+    rated = {sid for _, sid in latest_ratings(path)} if path.exists() else set()
+    by_verifier = {i for i, v in (verdicts or {}).items() if v.get("verdict") == "reject" and i not in rated}
+    rejected = by_people | by_verifier
     dropped = []
     for q, rows in variants.items():
         keep = [r for r in rows if r.get("step") == "seed" or r["id"] not in rejected]
         dropped += [r["id"] for r in rows if r not in keep]
         variants[q] = keep
-    path = reviews_path(augmented)
-    return {
-        "reviews": str(path),
-        "reviews_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "dropped": sorted(dropped),
-    }
+    out: dict[str, Any] = {"dropped": sorted(dropped)}
+    for name, p, used in (("reviews", path, path.exists()), ("verdicts", path.with_name(VERDICTS), verdicts)):
+        if used:
+            out[name] = str(p)
+            out[f"{name}_sha256"] = hashlib.sha256(p.read_bytes()).hexdigest()
+    out["dropped_by_verifier"] = sorted(i for i in dropped if i in by_verifier and i not in by_people)
+    return out
 
 
 def _resolve_cultures(names: Sequence[str]) -> list[Any]:

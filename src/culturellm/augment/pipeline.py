@@ -126,6 +126,7 @@ class Augmenter:
         self.stats = {s: StepStats() for s in STEPS[1:]}
         self.parse_formats: Counter = Counter()
         self.meaning = MeaningChecks(config.checks, embed=self._encode, t_standin=config.t_standin)
+        self.verifier = _load_verifier(embedder, config) if config.meaning_filter == "verifier" else None
         self.judge = Judge(judge) if judge is not None else None
 
     # --- helpers ------------------------------------------------------------------------------
@@ -148,7 +149,12 @@ class Augmenter:
         self, st: StepStats, items: list[Any], seed_of: Any, text_of: Any, swaps_of: Any
     ) -> list[Any]:
         """Items passing the meaning checks (one batch); the first failed check of each other item
-        is counted as its rejection reason."""
+        is counted as its rejection reason. With the meaning verifier (meaning_filter = verifier),
+        the items it keeps; each other one counts as `verifier_rejected`."""
+        if items and self.verifier is not None:
+            verdicts = self.verifier.verdicts([(seed_of(x), text_of(x)) for x in items])
+            st.rejected["verifier_rejected"] += sum(not v.keep for v in verdicts)
+            return [x for x, v in zip(items, verdicts, strict=True) if v.keep]
         if not items or not self.cfg.checks:
             return items
         found = self.meaning.check_many([(seed_of(x), text_of(x), *swaps_of(x)) for x in items])
@@ -170,6 +176,15 @@ class Augmenter:
         out = [v.same for v in verdicts]
         st.rejected["judge_rejected"] += out.count(False)
         return out
+
+    def _verified_and_judged(self, st: StepStats, pairs: list[tuple[str, str]]) -> list[bool]:
+        """With the meaning verifier: its verdicts, then the judge's on the pairs it kept."""
+        if self.verifier is None:
+            return self._judged(st, pairs)
+        keep = [v.keep for v in self.verifier.verdicts(pairs)]
+        st.rejected["verifier_rejected"] += keep.count(False)
+        judged = iter(self._judged(st, [p for p, k in zip(pairs, keep, strict=True) if k]))
+        return [k and next(judged) for k in keep]
 
     # --- step 1 -------------------------------------------------------------------------------
     def paraphrase(self, states: list[_SeedState]) -> None:
@@ -271,13 +286,14 @@ class Augmenter:
                 ):
                     cands.append((s, src, v.text, v.swaps))
         st.candidates += len(cands)
-        cands = self._screen(
-            st,
-            cands,
-            lambda c: c[0].item.text,
-            lambda c: c[2],
-            lambda c: (c[3], c[1].text if c[1] else c[0].item.text),
-        )
+        if self.verifier is None:  # the verifier reads only the variants about to be taken (_take_synonyms)
+            cands = self._screen(
+                st,
+                cands,
+                lambda c: c[0].item.text,
+                lambda c: c[2],
+                lambda c: (c[3], c[1].text if c[1] else c[0].item.text),
+            )
         if not cands:
             return
         emb = self._encode([t for _, _, t, _ in cands])
@@ -351,7 +367,7 @@ class Augmenter:
                     picked += 1
             if not batch:
                 break
-            ok = self._judged(st, [(s.item.text, item[1]) for s, item in batch])
+            ok = self._verified_and_judged(st, [(s.item.text, item[1]) for s, item in batch])
             for (s, (sim, t, swaps, src)), good in zip(batch, ok, strict=True):
                 if not good:
                     continue
@@ -473,6 +489,13 @@ class Augmenter:
         self.synonyms(states)
         self.translate(states)
         return [self.records(s) for s in states]
+
+
+def _load_verifier(embedder: Embedder, config: AugmentConfig) -> Any:
+    from culturellm.augment.features import load_lm
+    from culturellm.augment.verifier import Verifier
+
+    return Verifier(embedder, load_lm(), threshold=config.verifier_threshold)
 
 
 def _first_line(text: str) -> str:

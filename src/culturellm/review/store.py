@@ -12,6 +12,7 @@ that reviewers rejected (for `culturellm dataset --drop-rejected`).
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import threading
 from collections import Counter, defaultdict
@@ -20,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from culturellm.errors import DataError
-from culturellm.jsonio import append_jsonl, iter_jsonl
+from culturellm.jsonio import append_jsonl, iter_jsonl, read_text
 from culturellm.safewrite import check_output_file
 
 REVIEWS = "reviews.jsonl"
+VERDICTS = "verdicts.jsonl"  # the meaning verifier's verdicts (`culturellm augment check`)
+KIND = "culturellm.verdict"
 RATINGS = ("same", "changed", "broken")
 LABELS = {"same": "same meaning", "changed": "changed meaning", "broken": "broken"}
 _REVIEWER = re.compile(r"^[\w .@-]{1,64}$")
@@ -66,6 +69,10 @@ def load_items(aug: Path | str) -> list[dict[str, Any]]:
                 "back_translation": r.get("back_translation"),
             }
         )
+    verdicts = load_verdicts(path) or {}
+    for it in items:
+        v = verdicts.get(it["id"])
+        it["verdict"] = None if v is None else {k: v.get(k) for k in ("verdict", "p_changed", "reasons")}
     return items
 
 
@@ -208,4 +215,23 @@ def agreement(latest: dict[tuple[str, str], str], ids: list[str]) -> dict[str, A
         else:
             kappa = round(float(cohen_kappa_score(ya, yb, labels=list(RATINGS))), 4)
         out["cohen_kappa"][f"{a} / {b}"] = {"items": len(both), "kappa": kappa}
+    return out
+
+
+def load_verdicts(aug: Path | str) -> dict[str, dict[str, Any]] | None:
+    """{sample id: verdict row} from the verdicts.jsonl beside an augmented set, None when it has none."""
+    path = reviews_path(aug).with_name(VERDICTS)
+    if not path.is_file():
+        return None
+    out = {}
+    for n, line in enumerate(read_text(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except (ValueError, RecursionError):
+            raise DataError(f"{path}:{n}: not a JSON line") from None
+        if not isinstance(r, dict) or r.get("kind") != KIND or not isinstance(r.get("id"), str):
+            raise DataError(f"{path}:{n}: not a verdict row of `culturellm augment check`")
+        out[r["id"]] = r
     return out
