@@ -110,7 +110,8 @@ def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
     from culturellm.runlayout import RunLayout
 
     table = Table(title=Text(f"culturellm run: {run_dir}"))
-    cols = ("culture", "model", "tasks", "mean macro-F1", "WVS majority agreement", "WVS 1-JSD", "WVS items")
+    cols = ("culture", "model", "tasks", "mean macro-F1", "WVS majority agreement", "WVS 1-JSD", "WVS 1-W1",
+            "WVS items")  # fmt: skip
     for col in cols:
         table.add_column(col, justify="left" if col in ("culture", "model", "WVS items") else "right")
 
@@ -125,6 +126,7 @@ def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
             fmt(r["mean_macro_f1"]),
             fmt(r.get("majority_agreement")),
             fmt(r.get("one_minus_jsd")),
+            fmt(r.get("one_minus_wasserstein")),
             r.get("items") or "-",
         )
     layout = RunLayout(run_dir)
@@ -155,6 +157,7 @@ def summary_rows(run_dir: Path) -> list[dict[str, Any]]:
                 )
                 d["majority_agreement"] = r.get("majority_agreement")
                 d["one_minus_jsd"] = r.get("one_minus_jsd")
+                d["one_minus_wasserstein"] = r.get("one_minus_wasserstein")
                 d["items"] = r.get("items")
             _reference_rows(rows, culture, read_jsonl(al))
     out = []
@@ -185,5 +188,6 @@ def _reference_rows(
             "f1": [],
             "majority_agreement": r.get("majority_agreement"),
             "one_minus_jsd": r.get("one_minus_jsd"),
+            "one_minus_wasserstein": r.get("one_minus_wasserstein"),
             "items": ref.get("items"),
         }
