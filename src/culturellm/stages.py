@@ -165,10 +165,11 @@ def _dataset_key(run: Run, digest: Digest) -> dict[str, Any]:
 
 def _dataset(run: Run) -> StageResult:
     from culturellm.augment import build_training_set
+    from culturellm.augment.config import SOFT_TARGETS
 
     outs, counts = [], {}
     opts = run.config.dataset
-    if opts.target == "distribution" and run.config.finetune.backend == "openai":
+    if opts.target in SOFT_TARGETS and run.config.finetune.backend == "openai":
         run.console.print("[yellow]the OpenAI fine-tuning API takes hard labels: target 'sampled'[/]")
         opts = opts.model_copy(update={"target": "sampled"})
     for name in run.training_sets():

@@ -25,7 +25,8 @@ MEANING_CHECKS = ("repeated_word", "opposed_words", "synonym_word", "modal_chang
 
 
 SynonymScope = Literal["sentence", "seed"]
-Target = Literal["majority", "distribution", "sampled"]
+Target = Literal["majority", "distribution", "sampled", "mixed", "sharpened"]
+SOFT_TARGETS = ("distribution", "mixed", "sharpened")  # records carry a target_distribution
 
 # Which seeds are augmented: not part of the records' fingerprint (a run that augments more seeds
 # later resumes the same records).
@@ -140,9 +141,20 @@ class DatasetConfig(StageConfig):
 
     target: Target = Field(
         "distribution",
-        description="distribution (default: soft labels, local training learns the survey distribution; "
-        "measured best on held-out agreement and 1 - JSD), majority (the paper) or sampled (hard codes "
-        "drawn to follow the distribution: for the OpenAI fine-tuning API)",
+        description="distribution (default: soft labels, local training learns the survey distribution), "
+        "majority (the paper), sampled (hard codes drawn to follow the distribution: for the OpenAI "
+        "fine-tuning API), mixed (soft labels plus a majority term: (1 - w) * distribution + w * "
+        "one-hot majority, w = majority_weight) or sharpened (distribution ** (1 / temperature), "
+        "renormalised)",
+    )
+    majority_weight: float = Field(
+        0.25, ge=0.0, le=1.0, description="target mixed: weight w of the one-hot majority answer"
+    )
+    temperature: float = Field(
+        0.5,
+        gt=0.0,
+        le=10.0,
+        description="target sharpened: temperature T of the survey distribution (below 1 sharpens)",
     )
     holdout_questions: int = Field(0, ge=0, description="whole seed questions held out of training")
     holdout_fraction: float = Field(
