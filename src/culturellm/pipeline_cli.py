@@ -42,6 +42,9 @@ def register(app: typer.Typer) -> None:
         limit_seeds: int | None = typer.Option(
             None, "--limit-seeds", min=1, help="augment only the first N seed questions"
         ),
+        import_file: Path | None = typer.Option(
+            None, "--import-file", help="import these release-format rewordings instead of generating"
+        ),
         max_steps: int | None = typer.Option(
             None, "--max-steps", min=1, help="fine-tuning steps (overrides epochs)"
         ),
@@ -82,7 +85,7 @@ def register(app: typer.Typer) -> None:
                 "dtype": dtype,
                 "batch_size": batch_size,
             },
-            "augment": {"limit_seeds": limit_seeds},
+            "augment": {"limit_seeds": limit_seeds, "import_file": import_file},
             "finetune": {"max_steps": max_steps, "device": device, "dtype": dtype},
             "evaluate": {"data_dir": data_dir, "limit": limit},
         }

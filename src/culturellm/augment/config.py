@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
@@ -30,6 +31,9 @@ SOFT_TARGETS = ("distribution", "mixed", "sharpened")  # records carry a target_
 
 # Which seeds are augmented: not part of the records' fingerprint (a run that augments more seeds
 # later resumes the same records).
+# The import options of a run: generated records do not depend on them (the run's augment key hashes
+# its whole [augment] section and the imported file's sha256).
+IMPORTED = Unkeyed("not part of generated records; a run's augment key hashes the section and the file")
 SELECTION = Unkeyed("selects the seeds; a run that augments more seeds later resumes the same records")
 
 
@@ -105,6 +109,21 @@ class AugmentConfig(StageConfig):
         0.80, ge=-1.0, le=1.0, description="min cosine(back-translation, source) for a translation"
     )
     seed: int = Field(0, description="random seed (sampling seeds are derived from it)")
+    import_file: Annotated[Path | None, IMPORTED] = Field(
+        None,
+        description="`culturellm run`: import this file of rewordings in the release's format "
+        "(`culturellm augment import`) instead of generating them (None: generate)",
+    )
+    import_source: Annotated[str | None, IMPORTED] = Field(
+        None,
+        description="with import_file: only its lines whose `source` is this release file, e.g. "
+        "new_WVQ_1000 (None: every line)",
+    )
+    import_filter: Annotated[str, IMPORTED] = Field(
+        "checks",
+        description="with import_file: the filter run on each imported rewording after the similarity "
+        "and duplicate checks: checks (the lexical meaning checks), none, or a registered filter's name",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> AugmentConfig:
