@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from culturellm.cli import app
 from culturellm.config import load_config
+from culturellm.errors import DataError, UnknownNameError
 
 SEED27 = "One of my main goals in life has been to make my parents proud"
 SEED28 = "When a mother works for pay, the children suffer"
@@ -50,11 +51,12 @@ def test_run_check_refuses_a_missing_import_file_and_an_unknown_filter(tmp_path:
     cfg = tmp_path / "run.toml"
     cfg.write_text('[augment]\nimport_file = "nowhere.jsonl"\n', encoding="utf-8")
     r = CliRunner().invoke(app, ["run", str(cfg), "--check", "--out", str(tmp_path / "r")])
-    assert r.exit_code == 2 and "import_file" in r.output and "nowhere.jsonl" in r.output
+    assert isinstance(r.exception, DataError)  # run_app: one line, exit 2
+    assert str(r.exception) == "[augment] import_file: nowhere.jsonl not found"
     pool = _pool(tmp_path / "pool.jsonl")
     cfg.write_text(f'[augment]\nimport_file = "{pool}"\nimport_filter = "oracle"\n', encoding="utf-8")
     r = CliRunner().invoke(app, ["run", str(cfg), "--check", "--out", str(tmp_path / "r")])
-    assert r.exit_code == 2 and "unknown import filter 'oracle'" in r.output
+    assert isinstance(r.exception, UnknownNameError) and "unknown import filter 'oracle'" in str(r.exception)
 
 
 @pytest.mark.slow
