@@ -70,7 +70,8 @@ def test_augment_stage_imports_one_source_with_the_filter_and_a_plugin(tmp_path:
 
     pool = _pool(tmp_path / "pool.jsonl")
     cfg = RunConfig(augment={"import_file": pool, "import_source": "new_WVQ_1000", "limit_seeds": 20})
-    run = Run(cfg, RunLayout(tmp_path / "run"), [get_culture("arabic")], ["arabic"], progress=False)
+    arabic = [get_culture("arabic")]
+    run = Run(cfg, RunLayout(tmp_path / "run"), arabic, ["arabic"], {"questions": "q"}, progress=False)
     stage = next(s for s in STAGES if s.name == "augment")
     res = stage.run(run)
     rows = read_jsonl(run.layout.augmented)
