@@ -174,7 +174,9 @@ def ablate_command(
     out: Path = typer.Option(..., "--out", "-o", help="output directory"),
     base: str = typer.Option("bundled", "--base", help="model to fine-tune (spec)"),
     preset: str = typer.Option("cpu-small", "--preset", help="fine-tuning preset"),
-    target: str = typer.Option("majority", "--target", help="majority, distribution or sampled"),
+    target: str = typer.Option(
+        "majority", "--target", help="majority, distribution, sampled, mixed or sharpened"
+    ),
     holdout_questions: int = typer.Option(10, "--holdout-questions", min=0),
     holdout_variants: float = typer.Option(0.3, "--holdout-variants"),
     sizes: str = typer.Option("50,150,1000", "--sizes", help="record counts of the size arms (comma list)"),

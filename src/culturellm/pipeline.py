@@ -112,6 +112,12 @@ class Pipeline:
         check_models(cfg)
         if not cfg.augment.select(load_questions()):
             raise DataError("augment: no seed question selected (check augment.questions / limit_seeds)")
+        if cfg.augment.import_file is not None:
+            from culturellm.augment.importer import check_import_filter
+
+            if not Path(cfg.augment.import_file).is_file():
+                raise DataError(f"[augment] import_file: {cfg.augment.import_file} not found")
+            check_import_filter(cfg.augment.import_filter)
         root = resolve_data_dir(cfg.evaluate.data_dir)
         for c in cultures:
             tasks = list_tasks(culture=c.name, names=cfg.evaluate.tasks)

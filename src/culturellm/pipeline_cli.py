@@ -42,6 +42,9 @@ def register(app: typer.Typer) -> None:
         limit_seeds: int | None = typer.Option(
             None, "--limit-seeds", min=1, help="augment only the first N seed questions"
         ),
+        import_file: Path | None = typer.Option(
+            None, "--import-file", help="import these release-format rewordings instead of generating"
+        ),
         max_steps: int | None = typer.Option(
             None, "--max-steps", min=1, help="fine-tuning steps (overrides epochs)"
         ),
@@ -85,7 +88,7 @@ def register(app: typer.Typer) -> None:
                 "dtype": dtype,
                 "batch_size": batch_size,
             },
-            "augment": {"limit_seeds": limit_seeds},
+            "augment": {"limit_seeds": limit_seeds, "import_file": import_file},
             "finetune": {"max_steps": max_steps, "device": device, "dtype": dtype},
             "evaluate": {"data_dir": data_dir, "limit": limit},
             "push": {"to": push_to},
@@ -114,7 +117,8 @@ def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
     from culturellm.runlayout import RunLayout
 
     table = Table(title=Text(f"culturellm run: {run_dir}"))
-    cols = ("culture", "model", "tasks", "mean macro-F1", "WVS majority agreement", "WVS 1-JSD", "WVS items")
+    cols = ("culture", "model", "tasks", "mean macro-F1", "WVS majority agreement", "WVS 1-JSD", "WVS 1-W1",
+            "WVS items")  # fmt: skip
     for col in cols:
         table.add_column(col, justify="left" if col in ("culture", "model", "WVS items") else "right")
 
@@ -129,6 +133,7 @@ def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
             fmt(r["mean_macro_f1"]),
             fmt(r.get("majority_agreement")),
             fmt(r.get("one_minus_jsd")),
+            fmt(r.get("one_minus_wasserstein")),
             r.get("items") or "-",
         )
     layout = RunLayout(run_dir)
@@ -159,6 +164,7 @@ def summary_rows(run_dir: Path) -> list[dict[str, Any]]:
                 )
                 d["majority_agreement"] = r.get("majority_agreement")
                 d["one_minus_jsd"] = r.get("one_minus_jsd")
+                d["one_minus_wasserstein"] = r.get("one_minus_wasserstein")
                 d["items"] = r.get("items")
             _reference_rows(rows, culture, read_jsonl(al))
     out = []
@@ -189,5 +195,6 @@ def _reference_rows(
             "f1": [],
             "majority_agreement": r.get("majority_agreement"),
             "one_minus_jsd": r.get("one_minus_jsd"),
+            "one_minus_wasserstein": r.get("one_minus_wasserstein"),
             "items": ref.get("items"),
         }

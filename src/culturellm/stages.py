@@ -130,13 +130,19 @@ def _seeds(run: Run) -> StageResult:
 
 
 def _augment_key(run: Run, digest: Digest) -> dict[str, Any]:
+    from culturellm.hashing import sha256_file
+
     cfg = run.config
-    return {
+    key = {
         "cfg": cfg.section_hash("augment"),
         "llm": cfg.models.augmenter,
         "emb": cfg.models.embedder,
         "inputs": run.inputs["questions"],
     }
+    if cfg.augment.import_file is not None:  # imported rewordings: their content decides the records
+        path = Path(cfg.augment.import_file)
+        key["import_sha256"] = sha256_file(path) if path.is_file() else str(path)
+    return key
 
 
 def _augment(run: Run) -> StageResult:
@@ -145,6 +151,8 @@ def _augment(run: Run) -> StageResult:
     from culturellm.wvs import load_questions
 
     cfg = run.config
+    if cfg.augment.import_file is not None:
+        return _import(run)
     manifest = augment(
         cfg.augment.select(load_questions()),
         run.model(cfg.models.augmenter),
@@ -156,6 +164,35 @@ def _augment(run: Run) -> StageResult:
     return StageResult([run.layout.augmented], manifest.get("counts", {}), usage)
 
 
+def _import(run: Run) -> StageResult:
+    """[augment] import_file: the release's rewordings imported (`culturellm augment import`) into
+    augment/augmented.jsonl, filtered by the import filter. Fast (one embedding pass), so a killed
+    import simply runs again."""
+    from culturellm.augment.importer import import_release
+    from culturellm.embed import load_embedder
+    from culturellm.errors import DataError
+    from culturellm.outdir import owner
+    from culturellm.wvs import load_questions
+
+    a = run.config.augment
+    path = Path(a.import_file)  # type: ignore[arg-type]
+    if not path.is_file():
+        raise DataError(f"[augment] import_file: {path} not found")
+    out = run.layout.augment_dir
+    manifest = import_release(
+        path,
+        out,
+        load_embedder(run.config.models.embedder),
+        t1=a.t1,
+        force=owner(out) in ("augment", "augment-import"),  # this run's own augment directory
+        source=a.import_source,
+        questions=[q.id for q in a.select(load_questions())],
+        filter=a.import_filter,
+        filter_options={"checks": a.checks, "t_standin": a.t_standin},
+    )
+    return StageResult([run.layout.augmented], manifest["counts"], {"llm_requests": 0})
+
+
 # --- dataset: one training set (and held-out split) per culture, and One's ----------------------
 
 
@@ -165,10 +202,11 @@ def _dataset_key(run: Run, digest: Digest) -> dict[str, Any]:
 
 def _dataset(run: Run) -> StageResult:
     from culturellm.augment import build_training_set
+    from culturellm.augment.config import SOFT_TARGETS
 
     outs, counts = [], {}
     opts = run.config.dataset
-    if opts.target == "distribution" and run.config.finetune.backend == "openai":
+    if opts.target in SOFT_TARGETS and run.config.finetune.backend == "openai":
         run.console.print("[yellow]the OpenAI fine-tuning API takes hard labels: target 'sampled'[/]")
         opts = opts.model_copy(update={"target": "sampled"})
     for name in run.training_sets():

@@ -45,6 +45,11 @@ def augment_command(
 
     if out is None:
         raise CultureLLMError("give --out DIR (where augmented.jsonl and manifest.json go)")
+    if config.import_file is not None:
+        raise CultureLLMError(
+            "--import-file is read by `culturellm run` ([augment] import_file); "
+            "here use `culturellm augment import FILE --out DIR`"
+        )
     seeds = config.select(load_questions())
     check_claim(out, "augment", force=force, ours=OURS)  # refuse before loading anything
     console = Console(stderr=True, emoji=False)
@@ -123,8 +128,9 @@ def dataset_command(
 
 
 IMPORT_HELP = """Import a published augmented set in the CultureLLM release's format (JSONL with q_id =
-WVS question number without the Q, q_content = new wording, ori_content = the seed wording, option)
-into OUT/augmented.jsonl (similarities recomputed with the embedder; lines that fit no seed are
+WVS question number without the Q, q_content = new wording, ori_content = the seed wording, option;
+or the pooled rewordings' source, q_id, seed, candidate) into OUT/augmented.jsonl (similarities
+recomputed with the embedder; lines that fit no seed are
 rejected with a reason, counted in OUT/manifest.json). `culturellm dataset` reads the result."""
 
 
@@ -137,6 +143,12 @@ def import_command(
     ),
     force: bool = typer.Option(
         False, "--force", help="write into an --out directory culturellm did not make"
+    ),
+    source: str | None = typer.Option(
+        None, "--source", help="only lines whose `source` is this release file (e.g. new_WVQ_1000)"
+    ),
+    filter_name: str = typer.Option(
+        "none", "--filter", help="import filter after the similarity checks: none, checks, or a plug-in's"
     ),
 ) -> None:
     from rich.console import Console
@@ -151,7 +163,13 @@ def import_command(
     if not file.is_file():
         raise DataError(f"{file}: file not found")
     manifest = import_release(
-        file, out, load_embedder(embedder), t1=DEFAULT_T1 if t1 is None else t1, force=force
+        file,
+        out,
+        load_embedder(embedder),
+        t1=DEFAULT_T1 if t1 is None else t1,
+        force=force,
+        source=source,
+        filter=filter_name,
     )
     c = manifest["counts"]
     reasons = ", ".join(

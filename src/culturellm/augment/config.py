@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
@@ -25,10 +26,14 @@ MEANING_CHECKS = ("repeated_word", "opposed_words", "synonym_word", "modal_chang
 
 
 SynonymScope = Literal["sentence", "seed"]
-Target = Literal["majority", "distribution", "sampled"]
+Target = Literal["majority", "distribution", "sampled", "mixed", "sharpened"]
+SOFT_TARGETS = ("distribution", "mixed", "sharpened")  # records carry a target_distribution
 
 # Which seeds are augmented: not part of the records' fingerprint (a run that augments more seeds
 # later resumes the same records).
+# The import options of a run: generated records do not depend on them (the run's augment key hashes
+# its whole [augment] section and the imported file's sha256).
+IMPORTED = Unkeyed("not part of generated records; a run's augment key hashes the section and the file")
 SELECTION = Unkeyed("selects the seeds; a run that augments more seeds later resumes the same records")
 
 
@@ -117,6 +122,21 @@ class AugmentConfig(StageConfig):
         0.80, ge=-1.0, le=1.0, description="min cosine(back-translation, source) for a translation"
     )
     seed: int = Field(0, description="random seed (sampling seeds are derived from it)")
+    import_file: Annotated[Path | None, IMPORTED] = Field(
+        None,
+        description="`culturellm run`: import this file of rewordings in the release's format "
+        "(`culturellm augment import`) instead of generating them (None: generate)",
+    )
+    import_source: Annotated[str | None, IMPORTED] = Field(
+        None,
+        description="with import_file: only its lines whose `source` is this release file, e.g. "
+        "new_WVQ_1000 (None: every line)",
+    )
+    import_filter: Annotated[str, IMPORTED] = Field(
+        "checks",
+        description="with import_file: the filter run on each imported rewording after the similarity "
+        "and duplicate checks: checks (the lexical meaning checks), none, or a registered filter's name",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> AugmentConfig:
@@ -153,9 +173,20 @@ class DatasetConfig(StageConfig):
 
     target: Target = Field(
         "distribution",
-        description="distribution (default: soft labels, local training learns the survey distribution; "
-        "measured best on held-out agreement and 1 - JSD), majority (the paper) or sampled (hard codes "
-        "drawn to follow the distribution: for the OpenAI fine-tuning API)",
+        description="distribution (default: soft labels, local training learns the survey distribution), "
+        "majority (the paper), sampled (hard codes drawn to follow the distribution: for the OpenAI "
+        "fine-tuning API), mixed (soft labels plus a majority term: (1 - w) * distribution + w * "
+        "one-hot majority, w = majority_weight) or sharpened (distribution ** (1 / temperature), "
+        "renormalised)",
+    )
+    majority_weight: float = Field(
+        0.25, ge=0.0, le=1.0, description="target mixed: weight w of the one-hot majority answer"
+    )
+    temperature: float = Field(
+        0.5,
+        gt=0.0,
+        le=10.0,
+        description="target sharpened: temperature T of the survey distribution (below 1 sharpens)",
     )
     holdout_questions: int = Field(0, ge=0, description="whole seed questions held out of training")
     holdout_fraction: float = Field(

@@ -8,8 +8,11 @@ variant texts) is written to `<out>.manifest.json` with counts and the data's sh
 
 Targets: `majority` (the paper), `distribution` (each record also carries the culture's survey
 distribution over the option codes as `target_distribution`, for soft-label local training; the
-assistant turn is the majority code) and `sampled` (hard codes drawn so that each question's
-wordings follow the distribution: the form the OpenAI fine-tuning API can take).
+assistant turn is the majority code), `sampled` (hard codes drawn so that each question's
+wordings follow the distribution: the form the OpenAI fine-tuning API can take), and two soft targets
+between majority and distribution: `mixed` ((1 - w) * distribution + w * one-hot(majority), w =
+`majority_weight`: soft cross-entropy plus a weighted majority term) and `sharpened` (distribution **
+(1 / T) renormalised, T = `temperature`: T 1 is the distribution, T -> 0 the majority).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from culturellm.augment.config import DatasetConfig
+from culturellm.augment.config import SOFT_TARGETS, DatasetConfig
 from culturellm.errors import CultureLLMError, DataError
 from culturellm.jsonio import iter_jsonl, write_json, write_jsonl
 from culturellm.prompts import culture_system_prompt, survey_messages
@@ -122,6 +125,26 @@ def survey_target(options: Mapping[str, str], distribution: Mapping[str, float])
     if total <= 0:
         raise DataError("answer distribution has no positive share")
     return {c: round(v / total, 6) for c, v in raw.items()}
+
+
+def soft_target(
+    options: Mapping[str, str], distribution: Mapping[str, float], majority: str, config: DatasetConfig
+) -> dict[str, float]:
+    """The `target_distribution` of a soft target (`distribution`, `mixed`, `sharpened`) over every
+    option code, summing to 1, rounded to 6 places."""
+    dist = survey_target(options, distribution)
+    if config.target == "mixed":
+        w = config.majority_weight
+        dist = {c: (1.0 - w) * v + (w if c == str(majority) else 0.0) for c, v in dist.items()}
+    elif config.target == "sharpened":
+        powered = {c: v ** (1.0 / config.temperature) if v > 0 else 0.0 for c, v in dist.items()}
+        total = sum(powered.values())
+        if total <= 0 or not all(v == v and v < float("inf") for v in powered.values()):
+            raise DataError("sharpened target: the distribution underflows at this temperature")
+        dist = {c: v / total for c, v in powered.items()}
+    elif config.target != "distribution":
+        raise ValueError(f"not a soft target: {config.target}")
+    return {c: round(v, 6) for c, v in dist.items()}
 
 
 def read_augmented(path: Path | str) -> dict[str, list[dict[str, Any]]]:
@@ -253,8 +276,7 @@ def _culture_records(
     variants: Mapping[str, Sequence[dict[str, Any]]],
     train_questions: Sequence[str],
     train_ids: set[str],
-    target: str,
-    seed: int,
+    cfg: DatasetConfig,
     steps: Sequence[str] | None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One culture's chat records over the training variants, and its counts."""
@@ -270,15 +292,16 @@ def _culture_records(
             missing.append(q)
             continue
         rows = [r for r in variants[q] if r["id"] in train_ids and (steps is None or r.get("step") in steps)]
-        if target == "sampled":
-            answers = distribution_targets(s.distribution, len(rows), _rng(seed, culture.name, q))
+        if cfg.target == "sampled":
+            answers = distribution_targets(s.distribution, len(rows), _rng(cfg.seed, culture.name, q))
         else:
             answers = [str(s.majority)] * len(rows)
+        soft = soft_target(s.options, s.distribution, s.majority, cfg) if cfg.target in SOFT_TARGETS else None
         for r, a in zip(rows, answers, strict=True):
             msgs = survey_messages(r["text"], s.options, system)
             rec: dict[str, Any] = {"messages": [*msgs, {"role": "assistant", "content": a}]}
-            if target == "distribution":
-                rec["target_distribution"] = survey_target(s.options, s.distribution)
+            if soft is not None:
+                rec["target_distribution"] = soft
             records.append(rec)
     info = {
         "display": culture.display,
@@ -309,7 +332,7 @@ def build_training_set(
     the variants of these augmentation steps only, e.g. ("seed", "paraphrase")) or `max_records` (a
     seeded subsample of the training records): the ablation's sets share one held-out split."""
     cfg = config or DatasetConfig()
-    target, seed = cfg.target, cfg.seed
+    seed = cfg.seed
     augmented, out = Path(augmented), Path(out)
     check_output_file(out, inputs=[augmented], force=force, ours=_ours)  # before any work
     check_output_file(split_manifest_path(out), inputs=[augmented], force=force, ours=_ours, flag="manifest")
@@ -328,7 +351,7 @@ def build_training_set(
     per_culture: dict[str, dict[str, Any]] = {}
     for culture in _resolve_cultures(cultures):
         recs, per_culture[culture.name] = _culture_records(
-            culture, variants, split["train_questions"], train_ids, target, seed, steps
+            culture, variants, split["train_questions"], train_ids, cfg, steps
         )
         records += recs
         owner += [culture.name] * len(recs)
@@ -351,6 +374,15 @@ def build_training_set(
     return manifest
 
 
+def _target_params(cfg: DatasetConfig) -> dict[str, float]:
+    """The parameter of the target, for the manifest (none for majority, sampled, distribution)."""
+    if cfg.target == "mixed":
+        return {"majority_weight": cfg.majority_weight}
+    if cfg.target == "sharpened":
+        return {"temperature": cfg.temperature}
+    return {}
+
+
 def _manifest(
     out: Path,
     augmented: Path,
@@ -368,6 +400,7 @@ def _manifest(
         "augmented_sha256": hashlib.sha256(augmented.read_bytes()).hexdigest(),
         "cultures": head["cultures"],
         "target": cfg.target,
+        "target_params": _target_params(cfg),
         "seed": cfg.seed,
         "steps": head["steps"],
         "max_records": head["max_records"],

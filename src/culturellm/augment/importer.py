@@ -4,14 +4,23 @@ The release's augmented sets are JSONL, one new wording per line:
 
     {"q_id": "27", "q_content": "<the new wording>", "ori_content": "<the seed wording>", "option": "..."}
 
-with `q_id` the WVS question number without the "Q". Each line becomes one record of our format
+with `q_id` the WVS question number without the "Q". The pooled form of the release's rewordings
+(`{"source": "new_WVQ_1000.jsonl", "q_id": "27", "seed": ..., "candidate": ...}`: `candidate` for
+`q_content`, `seed` for `ori_content`) is read too; `source` keeps only the lines of one release file
+(`new_WVQ_1000` or `new_WVQ_1000.jsonl`; the others are counted, not rejected). Each line becomes one
+record of our format
 (`culturellm augment`'s `augmented.jsonl`: id, question_id, step, text, parent, similarity), step
 "imported", grouped under the seed record of its question, so `culturellm dataset` and the ablation
 read it like our own augmentation. The similarity is recomputed with the embedder: cosine(new
 wording, our seed wording). A line is rejected, with its reason counted in OUT/manifest.json, when it
 is not a JSON object, lacks `q_id` or `q_content`, names a question that is not one of our seeds, has
 an `ori_content` that is not that seed (cosine to our seed wording below `seed_match`), is below the
-similarity threshold `t1`, or repeats a text already kept.
+similarity threshold `t1`, or repeats a text already kept, and then by the named import filter
+(`IMPORT_FILTERS`): `checks` runs the lexical meaning checks of the filter chain
+(`augment.checks.MeaningChecks`), `none` nothing more. A meaning verifier plugs in by name:
+`register_import_filter(name, factory)`, or an entry point in the group `culturellm.import_filters`
+(a function taking `register`, as model kinds do); `factory(embedder, options)` returns a function
+from (seed, candidate) pairs to one rejection reason or None per pair.
 """
 
 from __future__ import annotations
@@ -19,19 +28,78 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from culturellm.augment.config import DEFAULT_T1
 from culturellm.augment.pipeline import record_id
 from culturellm.augment.state import RECORDS
-from culturellm.errors import DataError
+from culturellm.errors import DataError, UnknownNameError
 from culturellm.jsonio import read_text, write_json, write_jsonl
 from culturellm.numbers import check_number
 from culturellm.safewrite import check_distinct
 
 IMPORTED = "imported"
 SEED_MATCH = 0.80  # the release's seed wording vs ours: same question, maybe other punctuation
+
+PairFilter = Callable[[Sequence[tuple[str, str]]], list[str | None]]  # (seed, candidate) -> reason
+FilterFactory = Callable[[Any, Mapping[str, Any]], PairFilter]  # (embedder, options) -> filter
+
+
+def _no_filter(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
+    return lambda pairs: [None] * len(pairs)
+
+
+def _meaning_checks(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
+    """The lexical meaning checks of the filter chain (options: checks, t_standin), as it runs them on
+    a paraphrase: no swaps known, stand-ins for missing key words decided with the embedder."""
+    from culturellm.augment.checks import MeaningChecks
+    from culturellm.augment.config import MEANING_CHECKS
+
+    mc = MeaningChecks(
+        options.get("checks", MEANING_CHECKS), embed=embedder.encode, t_standin=options.get("t_standin", 0.33)
+    )
+
+    def run(pairs: Sequence[tuple[str, str]]) -> list[str | None]:
+        found = mc.check_many([(seed, cand, (), None) for seed, cand in pairs])
+        return [f"meaning check {r[0]}" if r else None for r in found]
+
+    return run
+
+
+IMPORT_FILTERS: dict[str, FilterFactory] = {"checks": _meaning_checks, "none": _no_filter}
+_PLUGINS_LOADED = False
+
+
+def register_import_filter(name: str, factory: FilterFactory) -> None:
+    """Make `factory` the import filter called `name` (`[augment] import_filter = "name"`)."""
+    IMPORT_FILTERS[name] = factory
+
+
+def check_import_filter(name: str) -> FilterFactory:
+    """The factory of the import filter called `name` (built-in or from a `culturellm.import_filters`
+    entry point); an unknown name is an UnknownNameError listing the known ones."""
+    global _PLUGINS_LOADED
+    if not _PLUGINS_LOADED:
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group="culturellm.import_filters"):
+            ep.load()(register_import_filter)
+        _PLUGINS_LOADED = True
+    if name not in IMPORT_FILTERS:
+        raise UnknownNameError(f"unknown import filter {name!r}; known: {', '.join(sorted(IMPORT_FILTERS))}")
+    return IMPORT_FILTERS[name]
+
+
+def import_filter(name: str, embedder: Any, options: Mapping[str, Any] | None = None) -> PairFilter:
+    """The import filter called `name`, made for this embedder and options."""
+    return check_import_filter(name)(embedder, dict(options or {}))
+
+
+def _same_source(value: Any, source: str) -> bool:
+    name = str(value or "")
+    return name == source or name.removesuffix(".jsonl") == source.removesuffix(".jsonl")
 
 
 def _read_lines(path: Path) -> list[tuple[int, Any]]:
@@ -80,15 +148,15 @@ def _candidates(lines: list[tuple[int, Any]], seeds: dict[str, Any], reject) -> 
             reject(n, "not a JSON object")
             continue
         qid = _question_id(obj.get("q_id"))
-        text = obj.get("q_content")
+        text = obj.get("q_content", obj.get("candidate"))
         if qid is None:
             reject(n, f"q_id {_short(obj.get('q_id'))} is not a WVS question number")
         elif not isinstance(text, str) or not text.strip():
-            reject(n, "q_content missing or empty")
+            reject(n, "q_content (or candidate) missing or empty")
         elif qid not in seeds:
             reject(n, f"no seed question {qid}")
         else:
-            ori = obj.get("ori_content")
+            ori = obj.get("ori_content", obj.get("seed"))
             cands.append(
                 {"line": n, "qid": qid, "text": text.strip(), "ori": ori, "option": obj.get("option")}
             )
@@ -103,15 +171,29 @@ def import_release(
     t1: float = DEFAULT_T1,
     seed_match: float = SEED_MATCH,
     force: bool = False,
+    source: str | None = None,
+    questions: Sequence[str] | None = None,
+    filter: str = "none",
+    filter_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Read a release-format JSONL; write OUT/augmented.jsonl and OUT/manifest.json; return the manifest."""
+    """Read a release-format JSONL; write OUT/augmented.jsonl and OUT/manifest.json; return the manifest.
+    `source`: only the lines of that release file; `questions`: only these seed question ids (lines
+    of others are rejected as "question not selected"); `filter`: the import filter's name."""
     from culturellm.wvs import load_questions
 
     path, out_dir = Path(path), Path(out_dir)
     check_number(t1, "--t1", lo=-1.0, hi=1.0)
     check_number(seed_match, "seed_match", lo=-1.0, hi=1.0)
     check_distinct(out_dir / RECORDS, [path], "FILE")
+    pair_filter = import_filter(filter, embedder, filter_options)  # an unknown name: before any work
     lines = _read_lines(path)
+    other_sources = 0
+    if source is not None:
+        kept = [(n, o) for n, o in lines if isinstance(o, dict) and _same_source(o.get("source"), source)]
+        other_sources = len(lines) - len(kept)
+        if not kept:
+            raise DataError(f"{path}: no line has source {source!r}")
+        lines = kept
     _claim_out(out_dir, force)
     seeds = {q.id: q for q in load_questions()}
     rejected: list[dict[str, Any]] = []
@@ -120,12 +202,60 @@ def import_release(
         rejected.append({"line": n, "reason": reason})
 
     cands = _candidates(lines, seeds, reject)
+    if questions is not None:
+        wanted = set(questions)
+        for c in cands:
+            if c["qid"] not in wanted:
+                reject(c["line"], "question not selected")
+        cands = [c for c in cands if c["qid"] in wanted]
+    kept_cands = _structural(cands, seeds, embedder, t1, seed_match, reject)
+    reasons_of = pair_filter([(seeds[c["qid"]].text, c["text"]) for c in kept_cands])
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for c, why in zip(kept_cands, reasons_of, strict=True):
+        if why:
+            reject(c["line"], why)
+        else:
+            groups[c["qid"]].append(c)
+    rows = _records(groups, seeds, path.name)
+    write_jsonl(out_dir / RECORDS, rows)
+    reasons = Counter(r["reason"].split(":")[0].split(" (")[0] for r in rejected)
+    manifest = {
+        "kind": "culturellm.augment.import",
+        "source": str(path),
+        "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "release_file": source,
+        "filter": filter,
+        "embedder": getattr(embedder, "name", str(embedder)),
+        "t1": t1,
+        "seed_match": seed_match,
+        "counts": {
+            "lines": len(lines),
+            **({"other_sources": other_sources} if source is not None else {}),
+            "seeds": len(groups),
+            "accepted": sum(len(g) for g in groups.values()),
+            "rejected": len(rejected),
+        },
+        "rejection_reasons": dict(reasons),
+        "rejected": sorted(rejected, key=lambda r: r["line"]),
+    }
+    write_json(out_dir / "manifest.json", manifest)
+    if not rows:
+        top = ", ".join(f"{r} {n}" for r, n in reasons.most_common(3))
+        raise DataError(f"{path}: no record fits a seed question ({top}); see {out_dir / 'manifest.json'}")
+    return manifest
+
+
+def _structural(
+    cands: list[dict[str, Any]], seeds: dict[str, Any], embedder: Any, t1: float, seed_match: float, reject
+) -> list[dict[str, Any]]:
+    """The candidates that name their seed (ori_content close to it), reach t1 and are new texts, each
+    with its similarity `sim` and seed match `match`; the others rejected with a reason."""
     texts = [c["text"] for c in cands] + [seeds[c["qid"]].text for c in cands]
     oris = [c["ori"] if isinstance(c["ori"], str) and c["ori"].strip() else None for c in cands]
-    vecs = embedder.encode(texts + [o for o in oris if o is not None])
+    vecs = embedder.encode(texts + [o for o in oris if o is not None]) if cands else []
     k = len(cands)
     ori_vecs = iter(vecs[2 * k :])
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for i, c in enumerate(cands):
         sim = float(vecs[i] @ vecs[k + i])
@@ -138,31 +268,8 @@ def import_release(
             reject(c["line"], "duplicate text")
         else:
             seen.add(c["text"].casefold())
-            groups[c["qid"]].append({**c, "sim": sim, "match": match})
-    rows = _records(groups, seeds, path.name)
-    write_jsonl(out_dir / RECORDS, rows)
-    reasons = Counter(r["reason"].split(":")[0].split(" (")[0] for r in rejected)
-    manifest = {
-        "kind": "culturellm.augment.import",
-        "source": str(path),
-        "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "embedder": getattr(embedder, "name", str(embedder)),
-        "t1": t1,
-        "seed_match": seed_match,
-        "counts": {
-            "lines": len(lines),
-            "seeds": len(groups),
-            "accepted": sum(len(g) for g in groups.values()),
-            "rejected": len(rejected),
-        },
-        "rejection_reasons": dict(reasons),
-        "rejected": rejected,
-    }
-    write_json(out_dir / "manifest.json", manifest)
-    if not rows:
-        top = ", ".join(f"{r} {n}" for r, n in reasons.most_common(3))
-        raise DataError(f"{path}: no record fits a seed question ({top}); see {out_dir / 'manifest.json'}")
-    return manifest
+            out.append({**c, "sim": sim, "match": match})
+    return out
 
 
 def _records(groups: dict[str, list[dict[str, Any]]], seeds: dict[str, Any], source: str) -> list[dict]:

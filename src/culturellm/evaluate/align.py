@@ -3,8 +3,10 @@
 Every question is asked with `culturellm.prompts.survey_messages` (the wording fine-tuning uses), the
 option codes are scored as whole assistant replies, and a softmax over their log-probabilities is the
 model's answer distribution. Per question: majority agreement (the model's most likely code is the
-survey's majority answer) and 1 - Jensen-Shannon distance (base 2) to the survey distribution, the
-measure of GlobalOpinionQA (Durmus et al. 2023); both are averaged over questions.
+survey's majority answer), 1 - Jensen-Shannon distance (base 2) to the survey distribution, the
+measure of GlobalOpinionQA (Durmus et al. 2023), and 1 - the Wasserstein-1 distance over the ordered
+options normalised by the scale's span (SubPOP's ordinal measure; `evaluate.distributions`); each is
+averaged over questions, with a bootstrap CI resampling questions (`evaluate.bootstrap`).
 """
 
 from __future__ import annotations
@@ -38,11 +40,10 @@ def align(
     Without `split`: every seed question the culture answered. With a training-set manifest: only the
     held-out questions (their seed wording) and the held-out paraphrases of training questions (so a
     fine-tuned model is measured on what it did not see). Returns majority_agreement, one_minus_jsd,
-    their chance levels (a uniform answer distribution), how the options were scored ("scoring": exact,
+    one_minus_wasserstein (each with a 95% bootstrap CI over questions under "ci"), their chance
+    levels (a uniform answer distribution), how the options were scored ("scoring": exact,
     first-token or parse; per row too) and one row per asked item under "questions".
     """
-    from scipy.spatial.distance import jensenshannon
-
     from culturellm.cultures import get_culture
     from culturellm.llm import ScoreRequest
     from culturellm.prompts import survey_messages
@@ -76,32 +77,10 @@ def align(
         )
     model = v.load()
     results = model.score(reqs)
-    rows = []
-    for (qid, kind, text), res in zip(items, results, strict=True):
-        s = seeds[qid]
-        codes = list(s.options)
-        p_model = softmax(list(res.logprobs))
-        p_survey = [float(s.distribution.get(code, 0.0)) for code in codes]
-        answer = codes[max(range(len(codes)), key=lambda i: p_model[i])]
-        jsd = float(jensenshannon(p_model, p_survey, base=2))
-        uniform = [1.0 / len(codes)] * len(codes)
-        rows.append(
-            {
-                "question_id": qid,
-                "kind": kind,
-                "text": text,
-                "model_distribution": dict(zip(codes, p_model, strict=True)),
-                "survey_distribution": dict(zip(codes, p_survey, strict=True)),
-                "model_answer": answer,
-                "majority": s.majority,
-                "agree": answer == s.majority,
-                "one_minus_jsd": 1.0 - jsd,
-                "uniform_one_minus_jsd": 1.0 - float(jensenshannon(uniform, p_survey, base=2)),
-                "n_options": len(codes),
-                "scoring": res.method,
-            }
-        )
-    n = len(rows)
+    rows = [
+        question_row(qid, kind, text, seeds[qid], softmax(list(res.logprobs)), res.method)
+        for (qid, kind, text), res in zip(items, results, strict=True)
+    ]
     from culturellm.evaluate.baselines import annotate
 
     return annotate(
@@ -111,15 +90,62 @@ def align(
             "system": v.describe_system(),
             "culture": c.name,
             "split": str(split) if split is not None else None,
-            "n_questions": n,
-            "majority_agreement": sum(r["agree"] for r in rows) / n,
-            "one_minus_jsd": sum(r["one_minus_jsd"] for r in rows) / n,
-            "chance_agreement": sum(1.0 / r["n_options"] for r in rows) / n,
-            "uniform_one_minus_jsd": sum(r["uniform_one_minus_jsd"] for r in rows) / n,
+            **summarise(rows),
             "scoring": scoring_summary(r["scoring"] for r in rows),
             "questions": rows,
         }
     )
+
+
+MEASURES = ("majority_agreement", "one_minus_jsd", "one_minus_wasserstein")
+_ROW_MEASURE = {"majority_agreement": "agree"}  # the per-question field of a summary measure
+
+
+def question_row(qid: str, kind: str, text: str, seed: Any, p_model: list[float], method: str) -> dict:
+    """One asked item: the model's and the survey's distributions over the seed's codes, the model's
+    answer, agreement with the majority, both distribution measures and the uniform answer's."""
+    from culturellm.evaluate.distributions import similarity
+
+    codes = list(seed.options)
+    p_survey = [float(seed.distribution.get(code, 0.0)) for code in codes]
+    answer = codes[max(range(len(codes)), key=lambda i: p_model[i])]
+    survey = dict(zip(codes, p_survey, strict=True))
+    sim = similarity(dict(zip(codes, p_model, strict=True)), survey)
+    uni = similarity({code: 1.0 for code in codes}, survey)
+    return {
+        "question_id": qid,
+        "kind": kind,
+        "text": text,
+        "model_distribution": dict(zip(codes, p_model, strict=True)),
+        "survey_distribution": survey,
+        "model_answer": answer,
+        "majority": seed.majority,
+        "agree": answer == seed.majority,
+        "one_minus_jsd": sim["one_minus_jsd"],
+        "one_minus_wasserstein": sim["one_minus_wasserstein"],
+        "uniform_one_minus_jsd": uni["one_minus_jsd"],
+        "uniform_one_minus_wasserstein": uni["one_minus_wasserstein"],
+        "n_options": len(codes),
+        "scoring": method,
+    }
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summary measures of per-question rows: means, chance levels and 95% bootstrap CIs
+    resampling questions ("ci": measure -> {mean, lo, hi, n, n_questions, level})."""
+    from culturellm.evaluate.bootstrap import mean_ci
+
+    n = len(rows)
+    qids = [str(r["question_id"]) for r in rows]
+    cis = {m: mean_ci([float(r[_ROW_MEASURE.get(m, m)]) for r in rows], qids) for m in MEASURES}
+    return {
+        "n_questions": n,
+        **{m: cis[m]["mean"] for m in MEASURES},
+        "chance_agreement": sum(1.0 / r["n_options"] for r in rows) / n,
+        "uniform_one_minus_jsd": sum(r["uniform_one_minus_jsd"] for r in rows) / n,
+        "uniform_one_minus_wasserstein": sum(r["uniform_one_minus_wasserstein"] for r in rows) / n,
+        "ci": cis,
+    }
 
 
 @dataclass(frozen=True)
@@ -156,6 +182,7 @@ def _job_key(job: AlignJob, culture: str) -> str:
         "culture": culture,
         "split": sha256_file(split) if split and split.is_file() else None,
         "items": job.items,
+        "measures": list(MEASURES),  # rows made before a measure was added are recomputed
     }
     return stable_hash(obj)
 

@@ -18,10 +18,15 @@ from typing import Any
 KINDS = ("heldout_variant", "heldout_question", "seed")
 
 
-def _one_minus_jsd(p: Sequence[float], q: Sequence[float]) -> float:
-    from scipy.spatial.distance import jensenshannon
+def _similarity(p: Sequence[float], q: Sequence[float], codes: Sequence[str]) -> dict[str, float]:
+    from culturellm.evaluate.distributions import one_minus_jsd, one_minus_wasserstein
 
-    return 1.0 - float(jensenshannon(p, q, base=2))
+    return {"one_minus_jsd": one_minus_jsd(p, q), "one_minus_wasserstein": one_minus_wasserstein(p, q, codes)}
+
+
+def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
+    vals = [float(r[key]) for r in rows if r.get(key) is not None]
+    return sum(vals) / len(vals) if vals else None
 
 
 def _summary(label: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -30,12 +35,13 @@ def _summary(label: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "model": label,
         "n_questions": n,
         "majority_agreement": sum(bool(r["agree"]) for r in rows) / n if n else None,
-        "one_minus_jsd": sum(r["one_minus_jsd"] for r in rows) / n if n else None,
+        "one_minus_jsd": _mean(rows, "one_minus_jsd"),
+        "one_minus_wasserstein": _mean(rows, "one_minus_wasserstein"),
     }
 
 
 def by_kind(result: Mapping[str, Any], kinds: Iterable[str] | None = None) -> dict[str, Any]:
-    """Agreement and 1 - JSD of an `align` result over the items of the given kinds (None: all)."""
+    """Agreement, 1 - JSD and 1 - W1 of an `align` result over the items of the given kinds (None: all)."""
     wanted = set(kinds) if kinds is not None else None
     rows = [r for r in result["questions"] if wanted is None or r["kind"] in wanted]
     return _summary(str(result.get("model")), rows)
@@ -48,9 +54,10 @@ def uniform(result: Mapping[str, Any], kinds: Iterable[str] | None = None) -> di
     for r in result["questions"]:
         if wanted is not None and r["kind"] not in wanted:
             continue
+        codes = list(r["survey_distribution"])
         survey = list(r["survey_distribution"].values())
         k = len(survey)
-        rows.append({"agree": False, "one_minus_jsd": _one_minus_jsd([1.0 / k] * k, survey), "k": k})
+        rows.append({"agree": False, **_similarity([1.0 / k] * k, survey, codes), "k": k})
     out = _summary("uniform", rows)
     out["majority_agreement"] = sum(1.0 / r["k"] for r in rows) / len(rows) if rows else None
     return out
@@ -75,9 +82,7 @@ def other_survey(result: Mapping[str, Any], other: str, kinds: Iterable[str] | N
         if sum(p_other) <= 0:
             continue
         survey = [r["survey_distribution"][code] for code in codes]
-        rows.append(
-            {"agree": str(s.majority) == str(r["majority"]), "one_minus_jsd": _one_minus_jsd(p_other, survey)}
-        )
+        rows.append({"agree": str(s.majority) == str(r["majority"]), **_similarity(p_other, survey, codes)})
     return _summary(f"{c.name} survey", rows)
 
 

@@ -300,6 +300,7 @@ def _print_alignment(res: dict) -> None:
     con.print(
         f"majority agreement {res['majority_agreement']:.3f} (chance {res['chance_agreement']:.3f}) · "
         f"1-JSD {res['one_minus_jsd']:.3f} (uniform {res['uniform_one_minus_jsd']:.3f}) · "
+        f"1-W1 {res['one_minus_wasserstein']:.3f} (uniform {res['uniform_one_minus_wasserstein']:.3f}) · "
         f"{res['n_questions']} items · scoring {res['scoring']}"
     )
 

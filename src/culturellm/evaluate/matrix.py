@@ -1,11 +1,13 @@
 """Model x culture alignment matrix: does a culture model answer like its own culture, and not others?
 
 Each model is aligned with each culture's WVS answers on the same items (the held-out questions and
-paraphrases of a training-set split, or every seed without one); the matrix holds majority agreement
-and 1 - Jensen-Shannon distance per cell. For a model that belongs to one culture (a culture model's
-`culturellm.json` names it, or the caller says so), "own minus best other" is its score with its own
-culture minus its best score with any other culture: above 0, the model is closer to its culture than
-to any other measured. The heatmap (matplotlib) shows both measures side by side.
+paraphrases of a training-set split, or every seed without one); the matrix holds majority agreement,
+1 - Jensen-Shannon distance and 1 - Wasserstein-1 over the ordered options (`evaluate.distributions`)
+per cell, each with a bootstrap CI resampling questions. For a model that belongs to one culture (a
+culture model's `culturellm.json` names it, or the caller says so), "own minus best other" is its score
+with its own culture minus its best score with any other culture, with a paired bootstrap CI on the
+items both surveys answered: above 0 with the CI above 0, the model is closer to its culture than to
+any other measured. The heatmap (matplotlib) shows the measures side by side.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from typing import Any
 
 from culturellm.safewrite import target
 
-MEASURES = ("majority_agreement", "one_minus_jsd")
+MEASURES = ("majority_agreement", "one_minus_jsd", "one_minus_wasserstein")
+TITLES = {
+    "majority_agreement": "majority agreement",
+    "one_minus_jsd": "1 − JSD",
+    "one_minus_wasserstein": "1 − W1",
+}
+ItemScores = dict[int, tuple[str, dict[str, float]]]  # item index -> (question id, measure -> value)
 
 
 def own_culture(spec: str) -> str | None:
@@ -58,6 +66,7 @@ def align_matrix(
             mine = own_culture(v.spec)
             own_map[v.label] = get_culture(mine).name if mine is not None else None
     cells = []
+    items: dict[tuple[str, str], ItemScores] = {}  # (model, culture) -> per-item scores, for the CIs
     for v in vs:
         mine = own_map.get(v.label)
         # A model of one culture answers once, as itself (its own culture prompt); so does a model
@@ -66,11 +75,9 @@ def align_matrix(
         once = mine or (names[0] if v.system != "culture" else None)
         fixed = align(v, once, split=split) if once else None
         for c in names:
-            res = rescore(fixed, c) if fixed is not None else align(v, c, split=split)
-            cells.append(
-                {"model": v.label, "spec": v.spec, "culture": c, "n_questions": res["n_questions"],
-                 **{m: res[m] for m in MEASURES}}
-            )  # fmt: skip
+            res = rescore(fixed, c) if fixed is not None else rescore(align(v, c, split=split), c)
+            items[(v.label, c)] = res.pop("items")
+            cells.append({"model": v.label, "spec": v.spec, "culture": c, **res})
     labels = [v.label for v in vs]
     out: dict[str, Any] = {
         "models": labels,
@@ -82,35 +89,39 @@ def align_matrix(
     }
     for m in MEASURES:
         out[m] = [[_cell(cells, lab, c)[m] for c in names] for lab in labels]
-    out["own_minus_best_other"] = own_minus_best_other(out)
+    out["own_minus_best_other"] = own_minus_best_other(out, items)
     return out
 
 
 def rescore(result: Mapping[str, Any], culture: str) -> dict[str, Any]:
-    """An `align` result's model answers compared with another culture's survey on the same items
-    (items that culture did not answer are left out)."""
-    from scipy.spatial.distance import jensenshannon
-
+    """An `align` result's model answers compared with a culture's survey on the same items (items
+    that culture did not answer are left out): n_questions, the measures, their CIs ("ci") and the
+    per-item scores ("items", keyed by the item's place in the result)."""
     from culturellm.cultures import get_culture
+    from culturellm.evaluate.bootstrap import mean_ci
+    from culturellm.evaluate.distributions import similarity
     from culturellm.wvs import seed_set
 
     seeds = {s.question_id: s for s in seed_set(get_culture(culture))}
-    agree, sims = [], []
-    for r in result["questions"]:
+    scores: ItemScores = {}
+    for i, r in enumerate(result["questions"]):
         s = seeds.get(r["question_id"])
         if s is None:
             continue
         codes = list(r["model_distribution"])
-        survey = [float(s.distribution.get(c, 0.0)) for c in codes]
-        if sum(survey) <= 0:
+        survey = {c: float(s.distribution.get(c, 0.0)) for c in codes}
+        if sum(survey.values()) <= 0:
             continue
-        agree.append(r["model_answer"] == str(s.majority))
-        sims.append(1.0 - float(jensenshannon(list(r["model_distribution"].values()), survey, base=2)))
-    n = len(sims)
+        sim = similarity(r["model_distribution"], survey)
+        agree = float(r["model_answer"] == str(s.majority))
+        scores[i] = (str(r["question_id"]), {"majority_agreement": agree, **sim})
+    qids = [q for q, _ in scores.values()]
+    cis = {m: mean_ci([v[m] for _, v in scores.values()], qids) for m in MEASURES}
     return {
-        "n_questions": n,
-        "majority_agreement": sum(agree) / n if n else float("nan"),
-        "one_minus_jsd": sum(sims) / n if n else float("nan"),
+        "n_questions": len(scores),
+        **{m: cis[m]["mean"] for m in MEASURES},
+        "ci": cis,
+        "items": scores,
     }
 
 
@@ -118,8 +129,14 @@ def _cell(cells: Sequence[Mapping[str, Any]], model: str, culture: str) -> Mappi
     return next(x for x in cells if x["model"] == model and x["culture"] == culture)
 
 
-def own_minus_best_other(matrix: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per model with a known own culture and at least one other: own score minus best other score."""
+def own_minus_best_other(
+    matrix: Mapping[str, Any], items: Mapping[tuple[str, str], ItemScores] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per model with a known own culture and at least one other: own score minus best other score
+    (per measure, and which culture was best), and with `items` (per-item scores of each cell) a
+    paired bootstrap CI of that difference on the items both surveys answered ("ci")."""
+    from culturellm.evaluate.bootstrap import difference_ci
+
     out: dict[str, dict[str, Any]] = {}
     cultures = list(matrix["cultures"])
     for i, model in enumerate(matrix["models"]):
@@ -128,12 +145,23 @@ def own_minus_best_other(matrix: Mapping[str, Any]) -> dict[str, dict[str, Any]]
             continue
         j = cultures.index(mine)
         row: dict[str, Any] = {"culture": mine}
+        cis: dict[str, Any] = {}
         for m in MEASURES:
             vals = matrix[m][i]
             others = [(vals[k], cultures[k]) for k in range(len(cultures)) if k != j]
             best, best_c = max(others)
             row[m] = vals[j] - best
             row[f"best_other_{m}"] = best_c
+            if items is not None:
+                own_items, other_items = items[(model, mine)], items[(model, best_c)]
+                common = [k for k in own_items if k in other_items]
+                cis[m] = difference_ci(
+                    [own_items[k][1][m] for k in common],
+                    [other_items[k][1][m] for k in common],
+                    [own_items[k][0] for k in common],
+                )
+        if items is not None:
+            row["ci"] = cis
         out[model] = row
     return out
 
@@ -153,18 +181,22 @@ def report_section(matrix: Mapping[str, Any], plot: Path | None = None) -> str:
 
 
 def plot_matrix(matrix: Mapping[str, Any], path: Path) -> Path:
-    """Heatmaps of agreement and 1 - JSD (models x cultures), values written in the cells."""
+    """Heatmaps of agreement, 1 - JSD and 1 - W1 (models x cultures), values written in the cells."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     models, cultures = matrix["models"], matrix["cultures"]
+    measures = [m for m in MEASURES if m in matrix]  # a matrix written before 1 − W1 has two
     fig, axes = plt.subplots(
-        1, 2, figsize=(2.0 + 1.3 * len(cultures) * 2, 1.2 + 0.5 * len(models)), squeeze=False
+        1,
+        len(measures),
+        figsize=(2.0 + 1.3 * len(cultures) * len(measures), 1.2 + 0.5 * len(models)),
+        squeeze=False,
     )
-    for ax, m, title in zip(axes[0], MEASURES, ("majority agreement", "1 − JSD"), strict=True):
-        data = matrix[m]
+    for ax, m in zip(axes[0], measures, strict=True):
+        title, data = TITLES[m], matrix[m]
         im = ax.imshow(data, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(cultures)), cultures, rotation=30, ha="right")
         ax.set_yticks(range(len(models)), models)
@@ -183,20 +215,23 @@ def plot_matrix(matrix: Mapping[str, Any], path: Path) -> Path:
 
 
 def matrix_markdown(matrix: Mapping[str, Any]) -> str:
-    """The matrix as two markdown tables plus the own-minus-best-other lines."""
+    """The matrix as one markdown table per measure plus the own-minus-best-other lines (with their
+    95% CIs when the matrix has them)."""
     cultures = matrix["cultures"]
     lines = []
-    for m, title in zip(MEASURES, ("majority agreement", "1 − JSD"), strict=True):
-        lines += [f"**{title}** ({matrix.get('items', '')})", ""]
+    for m in (m for m in MEASURES if m in matrix):
+        lines += [f"**{TITLES[m]}** ({matrix.get('items', '')})", ""]
         lines.append("| model | " + " | ".join(cultures) + " |")
         lines.append("| --- |" + " --- |" * len(cultures))
         for i, model in enumerate(matrix["models"]):
             lines.append(f"| {model} | " + " | ".join(f"{v:.3f}" for v in matrix[m][i]) + " |")
         lines.append("")
     for model, d in matrix.get("own_minus_best_other", {}).items():
-        lines.append(
-            f"- {model} ({d['culture']}): own culture minus best other culture: agreement "
-            f"{d['majority_agreement']:+.3f} (vs {d['best_other_majority_agreement']}), 1 − JSD "
-            f"{d['one_minus_jsd']:+.3f} (vs {d['best_other_one_minus_jsd']})"
-        )
+        parts = []
+        for m in (m for m in MEASURES if m in d):
+            ci = d.get("ci", {}).get(m)
+            band = f" [{ci['lo']:+.3f}, {ci['hi']:+.3f}]" if ci else ""
+            name = "agreement" if m == "majority_agreement" else TITLES[m]
+            parts.append(f"{name} {d[m]:+.3f}{band} (vs {d[f'best_other_{m}']})")
+        lines.append(f"- {model} ({d['culture']}): own culture minus best other culture: " + ", ".join(parts))
     return "\n".join(lines) + "\n"

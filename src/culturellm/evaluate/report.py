@@ -261,8 +261,12 @@ def _align_section(align_rows: list[dict[str, Any]]) -> list[str]:
         out += [
             "Each seed question asked with the training wording; answer distribution = softmax over the "
             "option codes' log-probabilities. *agreement* = most likely code is the survey majority; "
-            "*1−JSD* = 1 − Jensen–Shannon distance (base 2) to the survey distribution. Chance = uniform "
-            "answer distribution. Reference rows: *uniform answer* (every option equally likely) and "
+            "*1−JSD* = 1 − Jensen–Shannon distance (base 2) to the survey distribution (ignores the "
+            "order of the options); *1−W1* = 1 − Wasserstein-1 (earth mover's) distance over the "
+            "ordered options divided by the scale's span (SubPOP's ordinal measure: answering "
+            "'strongly agree' for 'agree' costs less than 'strongly disagree'). Brackets: 95% "
+            "bootstrap CI resampling questions. Chance = uniform answer distribution. Reference rows: "
+            "*uniform answer* (every option equally likely) and "
             "*another culture's survey* used as the answer (how far apart the two cultures are on these "
             "items).",
             "",
@@ -274,10 +278,12 @@ def _align_section(align_rows: list[dict[str, Any]]) -> list[str]:
                     r.get("culture", ""),
                     r["model"],
                     str(r.get("n_questions", "")),
-                    _f(r.get("majority_agreement")),
+                    _with_ci(r, "majority_agreement"),
                     _f(r.get("chance_agreement")),
-                    _f(r.get("one_minus_jsd")),
+                    _with_ci(r, "one_minus_jsd"),
                     _f(r.get("uniform_one_minus_jsd")),
+                    _with_ci(r, "one_minus_wasserstein"),
+                    _f(r.get("uniform_one_minus_wasserstein")),
                     "held-out" if r.get("split") else "all seeds",
                     str(r.get("scoring", "exact")),
                 ]
@@ -292,6 +298,8 @@ def _align_section(align_rows: list[dict[str, Any]]) -> list[str]:
                     "chance",
                     "1−JSD",
                     "uniform 1−JSD",
+                    "1−W1",
+                    "uniform 1−W1",
                     "items",
                     "scoring",
                 ],
@@ -299,6 +307,14 @@ def _align_section(align_rows: list[dict[str, Any]]) -> list[str]:
             )
         )
     return out
+
+
+def _with_ci(row: dict[str, Any], measure: str) -> str:
+    """'0.812 [0.770, 0.851]' when the row has a CI for the measure (`align` rows do), else the value."""
+    ci = (row.get("ci") or {}).get(measure)
+    if not ci or ci.get("lo") is None:
+        return _f(row.get(measure))
+    return f"{_f(row.get(measure))} [{_f(ci['lo'])}, {_f(ci['hi'])}]"
 
 
 def _with_reference_rows(align_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -448,7 +464,7 @@ def _types_plot(
 
 
 def _align_plot(align_rows: list[dict[str, Any]], plot_dir: Path) -> Path | None:
-    """Majority agreement and 1 - JSD per culture x model."""
+    """Majority agreement, 1 - JSD and 1 - W1 per culture x model."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -457,8 +473,10 @@ def _align_plot(align_rows: list[dict[str, Any]], plot_dir: Path) -> Path | None
     labels = [f"{r.get('culture', '')}\n{r['model']}" for r in align_rows]
     fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(align_rows) + 2), 4))
     x = np.arange(len(align_rows))
-    ax.bar(x - 0.2, [r["majority_agreement"] for r in align_rows], 0.4, label="majority agreement")
-    ax.bar(x + 0.2, [r["one_minus_jsd"] for r in align_rows], 0.4, label="1 − JSD")
+    w1 = [r.get("one_minus_wasserstein") for r in align_rows]
+    ax.bar(x - 0.27, [r["majority_agreement"] for r in align_rows], 0.27, label="majority agreement")
+    ax.bar(x, [r["one_minus_jsd"] for r in align_rows], 0.27, label="1 − JSD")
+    ax.bar(x + 0.27, [v if v is not None else 0.0 for v in w1], 0.27, label="1 − W1")
     ax.set_xticks(x)
     ax.set_xticklabels(labels, fontsize=8)
     ax.set_ylim(0, 1)

@@ -1,0 +1,104 @@
+"""Nine cultures and CultureLLM-One told apart (issue 23): the tables of a finished nine-cultures run.
+
+    culturellm run configs/experiments/nine-cultures-small.toml \
+        --import-file ../shared/data/release-rewordings/rewordings.jsonl
+    python benchmarks/cultures.py runs/nine-cultures-small [--out docs/results-cultures.md]
+
+Reads RUN/eval/align_matrix.json (every culture model, One and the base model against every culture's
+survey on the run's held-out items, with 95% bootstrap CIs over questions) and RUN/eval/<culture>/
+align.jsonl (base, base + culture prompt, the culture's model and One, aligned with that culture) and
+prints markdown: the 1 − JSD matrix; per culture model own survey minus best other survey (agreement,
+1 − JSD, 1 − W1, each with its paired CI, and whether the CI excludes 0); per culture the baselines,
+its own model and One, and One minus own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+MEASURES = ("majority_agreement", "one_minus_jsd", "one_minus_wasserstein")
+SHORT = {"majority_agreement": "agreement", "one_minus_jsd": "1 − JSD", "one_minus_wasserstein": "1 − W1"}
+
+
+def _ci(d: dict[str, Any] | None, signed: bool = False) -> str:
+    if not d:
+        return "–"
+    f = "{:+.3f}" if signed else "{:.3f}"
+    return f"{f.format(d['mean'])} [{f.format(d['lo'])}, {f.format(d['hi'])}]"
+
+
+def matrix_table(m: dict[str, Any], measure: str = "one_minus_jsd") -> list[str]:
+    cultures = m["cultures"]
+    out = [f"**{SHORT[measure]}** (rows: models, columns: surveys; {m.get('items')})", ""]
+    out += ["| model | " + " | ".join(cultures) + " |", "| --- |" + " --- |" * len(cultures)]
+    for i, model in enumerate(m["models"]):
+        out.append(f"| {model} | " + " | ".join(f"{v:.3f}" for v in m[measure][i]) + " |")
+    return [*out, ""]
+
+
+def own_table(m: dict[str, Any]) -> list[str]:
+    out = [
+        "| model | " + " | ".join(f"own − best other: {SHORT[x]}" for x in MEASURES) + " | 1 − JSD CI > 0 |"
+    ]
+    out.append("| --- |" + " --- |" * (len(MEASURES) + 1))
+    for model, d in m.get("own_minus_best_other", {}).items():
+        cells = []
+        for x in MEASURES:
+            ci = (d.get("ci") or {}).get(x)
+            cells.append(f"{_ci(ci, signed=True)} vs {d.get(f'best_other_{x}')}" if ci else f"{d[x]:+.3f}")
+        ci = (d.get("ci") or {}).get("one_minus_jsd")
+        out.append(f"| {model} | " + " | ".join(cells) + f" | {'yes' if ci and ci['lo'] > 0 else 'no'} |")
+    return [*out, ""]
+
+
+def per_culture(run: Path, cultures: list[str]) -> list[str]:
+    from culturellm.jsonio import read_jsonl
+
+    out = ["| culture | model | agreement | 1 − JSD | 1 − W1 |", "| --- | --- | --- | --- | --- |"]
+    one_vs_own = []
+    for c in cultures:
+        path = run / "eval" / c / "align.jsonl"
+        if not path.exists():
+            continue
+        rows = {r["model"]: r for r in read_jsonl(path)}
+        for name in ("base", "base+culture-prompt", "culturellm", "culturellm-one"):
+            r = rows.get(name)
+            if r:
+                ci = r.get("ci") or {}
+                out.append(f"| {c} | {name} | " + " | ".join(_ci(ci.get(x)) for x in MEASURES) + " |")
+        if "culturellm" in rows and "culturellm-one" in rows:
+            d = rows["culturellm-one"]["one_minus_jsd"] - rows["culturellm"]["one_minus_jsd"]
+            one_vs_own.append((c, d))
+    out.append("")
+    if one_vs_own:
+        wins = sum(d > 0 for _, d in one_vs_own)
+        out.append("One minus own model, 1 − JSD: " + ", ".join(f"{c} {d:+.3f}" for c, d in one_vs_own)
+                   + f" (One higher in {wins} of {len(one_vs_own)})")  # fmt: skip
+    return [*out, ""]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", type=Path, help="a finished run directory (runs/nine-cultures-small)")
+    ap.add_argument("--out", type=Path, help="also write the markdown here")
+    args = ap.parse_args(argv)
+    path = args.run / "eval" / "align_matrix.json"
+    if not path.exists():
+        print(f"{path}: not found (run the experiment first)", file=sys.stderr)
+        return 2
+    m = json.loads(path.read_text())
+    lines = [*matrix_table(m), *matrix_table(m, "majority_agreement"), *own_table(m)]
+    lines += per_culture(args.run, list(m["cultures"]))
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
