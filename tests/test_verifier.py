@@ -7,8 +7,6 @@ rewording only because it is phrased as a question."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +137,7 @@ def test_shipped_parameters_load_and_reproduce_a_refit():
 # --- augment check: both formats, bad input --------------------------------------------------------
 
 
-def test_augment_check_bad_input_is_one_line_exit_2(tmp_path):
+def test_augment_check_bad_input_is_one_line_exit_2(tmp_path, cli):
     bad = tmp_path / "bad.jsonl"
     for content, needle in (
         ('{"foo": 1}\n', "neither an augmented.jsonl record"),
@@ -148,13 +146,9 @@ def test_augment_check_bad_input_is_one_line_exit_2(tmp_path):
         ("", "empty file"),
     ):
         bad.write_text(content, encoding="utf-8")
-        p = subprocess.run(
-            [sys.executable, "-m", "culturellm.cli", "augment", "check", str(bad)],
-            capture_output=True,
-            text=True,
-        )
-        assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
-        assert len(p.stderr.strip().splitlines()) == 1
+        p = cli("augment", "check", str(bad))
+        assert p.code == 2 and needle in p.err and "Traceback" not in p.err, p.err
+        assert len(p.err.strip().splitlines()) == 1
     assert not (tmp_path / "bad.jsonl.verdicts.jsonl").exists()
 
 
