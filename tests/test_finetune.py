@@ -275,6 +275,7 @@ def test_culturellm_one_from_several_files(tiny_base, tmp_path):
     assert "CultureLLM-One" in (out / "README.md").read_text()
 
 
+@pytest.mark.slow  # the real console script in its own process
 def test_bad_inputs_are_one_line_exit_2(tiny_base, train_file, tmp_path):
     """Through the real console script: one line on stderr, exit code 2, no traceback."""
     exe = shutil.which("culturellm") or pytest.skip("culturellm console script not installed")
