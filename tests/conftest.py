@@ -45,6 +45,7 @@ SLOW_FIXTURES = frozenset(
         "browser",  # headless chromium
         "uninterrupted",  # a whole `culturellm run` in a subprocess
         "hf_home",  # the Hub tests' model downloads and subprocesses
+        "augmented",  # tests/test_hostile.py: a real augmentation with the bundled embedder
     }
 )
 

@@ -389,6 +389,7 @@ def test_missing_or_damaged_state_with_same_settings_resumes(cli, augmented, sta
     assert again["steps"] == manifest["steps"] and again["counts"]["seeds_resumed"] == 2
 
 
+@pytest.mark.slow  # the --force run augments with the bundled embedder
 def test_augment_refuses_a_foreign_output_directory(cli, tmp_path):
     """[2] `augment --out` over a directory holding someone's manifest.json replaced it."""
     out = tmp_path / "theirs"
