@@ -16,18 +16,11 @@ from culturellm.jsonio import read_jsonl, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ROOT / "benchmarks" / "data" / "release_labels.jsonl"
+from test_review import SAMPLES as REVIEW_SAMPLES  # noqa: E402  (the review tests' seeds and rows)
+from test_review import SEEDS  # noqa: E402
+
 CACHE = ROOT / "benchmarks" / "results" / "verifier_features.npz"
-SEEDS = {
-    "Q27": "One of my main goals in life has been to make my parents proud",
-    "Q28": "When a mother works for pay, the children suffer",
-}
-SAMPLES = [
-    ("Q27", "paraphrase", "Making my parents proud has been one of my main aims in life"),
-    ("Q27", "synonym", "One of my main aims in life has been to make my parents proud"),
-    ("Q28", "paraphrase", "Children suffer when their mother has a paid job"),
-    ("Q28", "synonym", "When a father works for pay, the children suffer"),
-    ("Q28", "translation", "Wenn eine Mutter arbeitet, leiden die Kinder"),
-]
+SAMPLES = [*REVIEW_SAMPLES, ("Q28", "translation", "Wenn eine Mutter arbeitet, leiden die Kinder")]
 QUESTION_FORMS = [
     ("How often do the following things occur in your neighborhood: street violence and fights",
      "Can you comment on the rate of street violence and fights in your neighborhood?"),
