@@ -95,3 +95,26 @@ def test_augment_stage_imports_one_source_with_the_filter_and_a_plugin(tmp_path:
     finally:
         IMPORT_FILTERS.pop("no-mothers")
     assert m["counts"]["accepted"] == 3 and m["rejection_reasons"] == {"verifier": 1}
+
+
+@pytest.mark.slow
+def test_the_verifier_is_a_built_in_import_filter(tmp_path: Path, embedder) -> None:
+    """`import_filter = "verifier"`: each imported rewording is kept exactly when the fitted verifier
+    keeps it, and a rejection is counted under the verifier with its first reason."""
+    from culturellm.augment.features import load_lm
+    from culturellm.augment.importer import import_release
+    from culturellm.augment.verifier import Verifier
+
+    reversed_ = "When a mother works for pay, the children thrive"  # the opposite claim
+    changed = {"source": "new_WVQ_1000.jsonl", "q_id": "28", "seed": SEED28, "candidate": reversed_}
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps(x) + "\n" for x in [*POOL, changed]), encoding="utf-8")
+    m = import_release(pool, tmp_path / "v", embedder, source="new_WVQ_1000", filter="verifier")
+    pairs = [(x["seed"], x["candidate"]) for x in [*POOL, changed] if x["source"] == "new_WVQ_1000.jsonl"]
+    verdicts = Verifier(embedder, load_lm()).verdicts(pairs, top=1)
+    kept = {cand for (_, cand), v in zip(pairs, verdicts, strict=True) if v.keep}
+    texts = {r["text"] for r in (json.loads(x) for x in (tmp_path / "v" / "augmented.jsonl").open())}
+    assert m["filter"] == "verifier" and changed["candidate"] not in kept and len(kept) >= 2
+    assert {c for _, c in pairs} & texts == kept
+    assert m["rejection_reasons"] == {"verifier": len(pairs) - len(kept)}
+    assert all(r["reason"].startswith("verifier: ") for r in m["rejected"])

@@ -135,7 +135,8 @@ class AugmentConfig(StageConfig):
     import_filter: Annotated[str, IMPORTED] = Field(
         "checks",
         description="with import_file: the filter run on each imported rewording after the similarity "
-        "and duplicate checks: checks (the lexical meaning checks), none, or a registered filter's name",
+        "and duplicate checks: checks (the lexical meaning checks), verifier (the fitted meaning verifier, "
+        "its threshold verifier_threshold), none, or a registered filter's name",
     )
 
     @model_validator(mode="after")

@@ -17,7 +17,8 @@ is not a JSON object, lacks `q_id` or `q_content`, names a question that is not 
 an `ori_content` that is not that seed (cosine to our seed wording below `seed_match`), is below the
 similarity threshold `t1`, or repeats a text already kept, and then by the named import filter
 (`IMPORT_FILTERS`): `checks` runs the lexical meaning checks of the filter chain
-(`augment.checks.MeaningChecks`), `none` nothing more. A meaning verifier plugs in by name:
+(`augment.checks.MeaningChecks`), `verifier` the fitted meaning verifier (`augment.verifier`), `none`
+nothing more. A meaning verifier plugs in by name:
 `register_import_filter(name, factory)`, or an entry point in the group `culturellm.import_filters`
 (a function taking `register`, as model kinds do); `factory(embedder, options)` returns a function
 from (seed, candidate) pairs to one rejection reason or None per pair.
@@ -68,7 +69,26 @@ def _meaning_checks(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
     return run
 
 
-IMPORT_FILTERS: dict[str, FilterFactory] = {"checks": _meaning_checks, "none": _no_filter}
+def _verifier(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
+    """The fitted meaning verifier (`augment.verifier`, docs/augmentation.md) with the bundled model's
+    fluency features (options: verifier_threshold; None: the shipped threshold)."""
+    from culturellm.augment.features import load_lm
+    from culturellm.augment.verifier import Verifier
+
+    verifier = Verifier(embedder, load_lm(), threshold=options.get("verifier_threshold"))
+
+    def run(pairs: Sequence[tuple[str, str]]) -> list[str | None]:
+        found = verifier.verdicts(pairs, top=1)
+        return [None if v.keep else f"verifier: {v.reasons[0]}" for v in found]
+
+    return run
+
+
+IMPORT_FILTERS: dict[str, FilterFactory] = {
+    "checks": _meaning_checks,
+    "verifier": _verifier,
+    "none": _no_filter,
+}
 _PLUGINS_LOADED = False
 
 
