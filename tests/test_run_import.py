@@ -40,7 +40,7 @@ def _pool(path: Path) -> Path:
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_configs_load(name: str) -> None:
     cfg = load_config(ROOT / "configs" / "experiments" / f"{name}.toml")
-    assert cfg.augment.import_source == "new_WVQ_1000" and cfg.augment.import_filter == "checks"
+    assert cfg.augment.import_source == "new_WVQ_1000" and cfg.augment.import_filter == "verifier"
     assert "new_WVQ_500" not in str(cfg.augment.import_file)
     assert cfg.dataset.holdout_questions > 0 and cfg.dataset.holdout_variants > 0
     if name.startswith("nine"):
