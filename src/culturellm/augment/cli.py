@@ -148,7 +148,9 @@ def import_command(
         None, "--source", help="only lines whose `source` is this release file (e.g. new_WVQ_1000)"
     ),
     filter_name: str = typer.Option(
-        "none", "--filter", help="import filter after the similarity checks: none, checks, verifier, or a plug-in's"
+        "none",
+        "--filter",
+        help="import filter after the similarity checks: none, checks, verifier, or a plug-in's",
     ),
 ) -> None:
     from rich.console import Console
