@@ -96,6 +96,14 @@ class AugmentConfig(StageConfig):
         description="chat model spec asked, both ways, whether candidate and seed mean the same "
         "(a candidate is kept only when both answers are yes); None: no judge",
     )
+    judge_band: Annotated[list[float] | None, Flag(parse=comma_list)] = Field(
+        None,
+        description="with --meaning-filter verifier and --judge: LOW,HIGH bounds of P(changed) where the "
+        "verifier is unsure: below LOW a variant is kept and from HIGH up rejected without asking the "
+        "judge; in between (the unsure band) the judge alone decides, and --verifier-threshold is not "
+        "used. Default: the shipped band, chosen on the training folds (docs/augmentation.md); 0,1: the "
+        "judge sees every variant",
+    )
     synonym_requests: SynonymScope = Field(
         "sentence",
         description="one synonym request per kept paraphrase (sentence), or one per seed covering the "
@@ -142,6 +150,10 @@ class AugmentConfig(StageConfig):
     def _check(self) -> AugmentConfig:
         if self.k is None:
             self.k = max(self.n + 2, 3)
+        if self.judge_band is not None:
+            band = self.judge_band
+            if len(band) != 2 or not 0.0 <= band[0] <= band[1] <= 1.0:
+                raise ValueError(f"judge_band: two numbers LOW,HIGH with 0 <= LOW <= HIGH <= 1, got {band}")
         if self.max_tokens_paraphrase is None:
             self.max_tokens_paraphrase = 16 + 28 * self.k
         return self
