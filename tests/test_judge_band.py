@@ -85,5 +85,37 @@ def test_judge_band_flag_and_bad_values(cli, tmp_path):
     r = cli("augment", "--help")
     assert r.code == 0 and "--judge-band" in r.out
     r = cli("augment", "--judge-band", "0.8,0.2", "--limit-seeds", "1", "-o", str(tmp_path / "x"))
-    assert r.code == 2 and "judge_band" in r.err and "Traceback" not in r.err, r.err
+    assert r.code == 2 and "--judge-band" in r.err and "Traceback" not in r.err, r.err
     assert len(r.err.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_augment_with_verifier_and_judge_counts_in_the_manifest(tmp_path, embedder, tiny_judge):
+    """The whole run: the issue-16 script's rewordings, the verifier (bundled model) and the tiny judge;
+    band 0,1 sends every screened candidate to the judge, 1,1 none, the default is the shipped band."""
+    from culturellm.augment import augment
+    from culturellm.augment.verifier import load_params
+    from culturellm.wvs import load_questions
+    from test_augment_checks import IssueLLM
+
+    qs = {q.id: q for q in load_questions()}
+    llm = IssueLLM()
+    llm.SEEDS = {q: qs[q].text for q in IssueLLM.PARA}
+    seeds = [qs[q] for q in IssueLLM.PARA]
+    base = AugmentConfig(n=1, m=4, retries=0, meaning_filter="verifier", judge="tiny")
+
+    def run(name: str, band: list[float] | None) -> dict:
+        cfg = base.model_copy(update={"judge_band": band})
+        return augment(seeds, llm, embedder, cfg, tmp_path / name, judge=tiny_judge)
+
+    every = run("every", [0.0, 1.0])
+    j, accepted = every["judge"], every["counts"]["accepted"]
+    assert j["unsure"] > 0 and j["sure_kept"] == j["sure_rejected"] == 0
+    assert j["requests"] == 2 * j["unsure"] == 2 * j["judged"]
+    assert accepted <= j["unsure"] - j["rejected"]  # every kept one passed the judge
+    assert j["requests_per_kept"] == (round(j["requests"] / accepted, 4) if accepted else None)
+    none = run("none", [1.0, 1.0])["judge"]
+    assert none["requests"] == 0 and none["unsure"] == 0 and none["sure_kept"] > 0
+    shipped = run("shipped", None)["judge"]
+    assert shipped["band"] == list(load_params().info["judge_band"])
+    assert shipped["requests"] == 2 * shipped["unsure"]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from culturellm.errors import UnknownNameError
 from culturellm.settings import Flag, StageConfig, Unkeyed, comma_list
@@ -146,14 +146,17 @@ class AugmentConfig(StageConfig):
         "and duplicate checks: checks (the lexical meaning checks), none, or a registered filter's name",
     )
 
+    @field_validator("judge_band")
+    @classmethod
+    def _band(cls, band: list[float] | None) -> list[float] | None:
+        if band is not None and (len(band) != 2 or not 0.0 <= band[0] <= band[1] <= 1.0):
+            raise ValueError("two numbers LOW,HIGH with 0 <= LOW <= HIGH <= 1")
+        return band
+
     @model_validator(mode="after")
     def _check(self) -> AugmentConfig:
         if self.k is None:
             self.k = max(self.n + 2, 3)
-        if self.judge_band is not None:
-            band = self.judge_band
-            if len(band) != 2 or not 0.0 <= band[0] <= band[1] <= 1.0:
-                raise ValueError(f"judge_band: two numbers LOW,HIGH with 0 <= LOW <= HIGH <= 1, got {band}")
         if self.max_tokens_paraphrase is None:
             self.max_tokens_paraphrase = 16 + 28 * self.k
         return self
