@@ -92,4 +92,8 @@ def judge_benchmark(spec: str = "bundled", questions: int | None = None, seed: i
     res["verifier"] = _row("verifier alone", keep_v[sel], y, g, 0)
     res["judge"] = _row(f"judge alone ({spec})", same, y, g, 2 * len(pairs))
     res["verifier+judge"] = _row("verifier + judge where unsure", both, y, g, 2 * int((route == 0).sum()))
+    # the band's bound: a judge that always agrees with the labels, asked on the same unsure pairs
+    oracle = (route == 1) | ((route == 0) & (y == 0))
+    unsure = 2 * int((route == 0).sum())
+    res["verifier+perfect judge"] = _row("  bound: perfect judge there", oracle, y, g, unsure)
     return res
