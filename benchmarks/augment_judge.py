@@ -75,7 +75,7 @@ def judge_benchmark(spec: str = "bundled", questions: int | None = None, seed: i
     margins, usage = judge_margins(spec, pairs)
     secs = time.perf_counter() - t0
     same = (margins > 0).all(axis=1)
-    route = route[sel]
+    full, route = route, route[sel]
     both = (route == 1) | ((route == 0) & same)
     print(f"\n== judge {spec} on {len(pairs)} labelled release rewordings ({len(np.unique(g))} questions"
           f"{f', seeded sample {seed}' if questions else ''}), {secs:.0f} s, usage {usage}")  # fmt: skip
@@ -96,4 +96,9 @@ def judge_benchmark(spec: str = "bundled", questions: int | None = None, seed: i
     oracle = (route == 1) | ((route == 0) & (y == 0))
     unsure = 2 * int((route == 0).sum())
     res["verifier+perfect judge"] = _row("  bound: perfect judge there", oracle, y, g, unsure)
+    if questions:  # the bound needs no judge: also on every labelled pair
+        everywhere = (full == 1) | ((full == 0) & (rel.y == 0))
+        res["bound, all labels"] = _row(
+            f"  bound on all {len(rel.y)} pairs", everywhere, rel.y, rel.groups, 2 * int((full == 0).sum())
+        )
     return res
