@@ -48,12 +48,13 @@ def _row(label: str, keep: np.ndarray, y: np.ndarray, groups: np.ndarray, reques
 
     r = bootstrap(keep, y, groups)
     r["judge_requests"] = int(requests)
-    r["judge_requests_per_kept"] = round(requests / max(int(keep.sum()), 1), 3)
+    r["judge_requests_per_kept"] = round(requests / int(keep.sum()), 3) if keep.any() else None
+    per = "-" if r["judge_requests_per_kept"] is None else f"{r['judge_requests_per_kept']:.2f}"
     kc, fk = r["kept_changed_ci"], r["faithful_kept_ci"]
     print(f"{label:<30} {r['kept']:>4}/{r['n']:<4} "
           f"{r['kept_changed']:>6.3f} [{kc[0]:.3f},{kc[1]:.3f}] "
           f"{r['faithful_kept']:>6.3f} [{fk[0]:.3f},{fk[1]:.3f}] "
-          f"{requests:>6} {r['judge_requests_per_kept']:>8.2f}")  # fmt: skip
+          f"{requests:>6} {per:>8}")  # fmt: skip
     return r
 
 
