@@ -8,6 +8,7 @@ reference's call pattern, same seeds and LLM), and similarity-filter throughput 
     python benchmarks/augment.py --only requests --seeds 5 --llm bundled
     python benchmarks/augment.py --only throughput
     python benchmarks/augment.py --only verifier     # features cached by scripts/fit_verifier.py
+    python benchmarks/augment.py --only judge [--judge SPEC] [--judge-questions N]   (augment_judge.py)
 """
 
 from __future__ import annotations
@@ -515,7 +516,7 @@ def verifier_benchmark(features: np.ndarray | None = None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["calibrate", "chain", "requests", "throughput", "verifier"])
+    ap.add_argument("--only", choices=["calibrate", "chain", "requests", "throughput", "verifier", "judge"])
     ap.add_argument("--demo", type=Path, help="with chain: also measure the checks on this augment dir")
     ap.add_argument("--llm", default="bundled")
     ap.add_argument("--seeds", type=int, default=3)
@@ -523,6 +524,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--m", type=int, default=10)
     ap.add_argument(
         "--synonym-requests", default="sentence,seed", help="our scopes to measure (comma-separated)"
+    )
+    ap.add_argument("--judge", default="bundled", help="with judge: the judge's model spec")
+    ap.add_argument(
+        "--judge-questions", type=int, help="with judge: only the pairs of N seeded-random questions"
     )
     ap.add_argument("--from-run", type=Path, help="count-only request comparison on a finished run dir")
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
@@ -540,6 +545,10 @@ def main(argv: list[str] | None = None) -> int:
             results["demo"] = demo_flags(load_embedder(disk_cache=False), args.demo)
     if args.only == "verifier":
         results["verifier"] = verifier_benchmark()
+    if args.only == "judge":
+        from augment_judge import judge_benchmark
+
+        results["judge"] = judge_benchmark(args.judge, args.judge_questions)
     if args.only in (None, "throughput"):
         results["throughput"] = throughput()
     if args.from_run:

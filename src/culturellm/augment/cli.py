@@ -96,8 +96,16 @@ def _print_augment_summary(out: Path, manifest: dict[str, Any]) -> None:
     )
     if manifest.get("judge"):
         j = manifest["judge"]
+        per = "-" if j.get("requests_per_kept") is None else j["requests_per_kept"]
+        band = (
+            f"; verifier unsure band [{j['band'][0]:.3f}, {j['band'][1]:.3f}): {j['unsure']} judged, "
+            f"{j['sure_kept']} kept and {j['sure_rejected']} rejected without the judge"
+            if "band" in j
+            else ""
+        )
         Console().print(
-            f"judge {j['model']}: {j['requests']} scoring requests, {j['rejected']} candidates rejected"
+            f"judge {j['model']}: {j['requests']} scoring requests ({per} per kept sample), "
+            f"{j['rejected']} candidates rejected{band}"
         )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from culturellm.errors import UnknownNameError
 from culturellm.settings import Flag, StageConfig, Unkeyed, comma_list
@@ -96,6 +96,14 @@ class AugmentConfig(StageConfig):
         description="chat model spec asked, both ways, whether candidate and seed mean the same "
         "(a candidate is kept only when both answers are yes); None: no judge",
     )
+    judge_band: Annotated[list[float] | None, Flag(parse=comma_list)] = Field(
+        None,
+        description="with --meaning-filter verifier and --judge: LOW,HIGH bounds of P(changed) where the "
+        "verifier is unsure: below LOW a variant is kept and from HIGH up rejected without asking the "
+        "judge; in between (the unsure band) the judge alone decides, and --verifier-threshold is not "
+        "used. Default: the shipped band, chosen on the training folds (docs/augmentation.md); 0,1: the "
+        "judge sees every variant",
+    )
     synonym_requests: SynonymScope = Field(
         "sentence",
         description="one synonym request per kept paraphrase (sentence), or one per seed covering the "
@@ -138,6 +146,13 @@ class AugmentConfig(StageConfig):
         "and duplicate checks: checks (the lexical meaning checks), verifier (the fitted meaning verifier, "
         "its threshold verifier_threshold), none, or a registered filter's name",
     )
+
+    @field_validator("judge_band")
+    @classmethod
+    def _band(cls, band: list[float] | None) -> list[float] | None:
+        if band is not None and (len(band) != 2 or not 0.0 <= band[0] <= band[1] <= 1.0):
+            raise ValueError("two numbers LOW,HIGH with 0 <= LOW <= HIGH <= 1")
+        return band
 
     @model_validator(mode="after")
     def _check(self) -> AugmentConfig:

@@ -14,6 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from culturellm.augment.verifier_fit import band_route
 from culturellm.llm.base import ChatModel, ScoreRequest
 
 LABELS = ("Yes", "No")
@@ -63,3 +66,17 @@ class Judge:
         margins = [r.logprobs[0] - r.logprobs[1] for r in res]
         n = len(pairs)
         return [Verdict(margins[i], margins[n + i]) for i in range(n)]
+
+
+def judge_where_unsure(
+    judge: Judge,
+    pairs: Sequence[tuple[str, str]],
+    p_changed: Sequence[float],
+    band: tuple[float, float],
+) -> tuple[list[bool], np.ndarray]:
+    """The meaning verifier and the judge together: per (seed, candidate) pair, kept or not, and its
+    route (`band_route`: 1 kept by the verifier alone, P(changed) < band[0]; -1 rejected by it alone,
+    P(changed) >= band[1]; 0 unsure). Only the unsure pairs are sent to the judge, which decides them."""
+    route = band_route(np.asarray(p_changed, dtype=np.float64), band)
+    verdicts = iter(judge.verdicts([p for p, r in zip(pairs, route, strict=True) if r == 0]))
+    return [bool(r == 1 or (r == 0 and next(verdicts).same)) for r in route], route

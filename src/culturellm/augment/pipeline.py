@@ -26,7 +26,7 @@ import numpy as np
 
 from culturellm.augment.checks import MeaningChecks
 from culturellm.augment.config import AugmentConfig
-from culturellm.augment.judge import Judge
+from culturellm.augment.judge import Judge, judge_where_unsure
 from culturellm.augment.parse import clean_sentence, normalize, parse_list, parse_synonyms
 from culturellm.augment.prompts import paraphrase_messages, synonym_messages, translate_messages
 from culturellm.augment.words import build_variants, content_words, negation_count, option_words
@@ -128,6 +128,7 @@ class Augmenter:
         self.meaning = MeaningChecks(config.checks, embed=self._encode, t_standin=config.t_standin)
         self.verifier = _load_verifier(embedder, config) if config.meaning_filter == "verifier" else None
         self.judge = Judge(judge) if judge is not None else None
+        self.band = _judge_band(self.verifier, config)
 
     # --- helpers ------------------------------------------------------------------------------
     def _params(self, max_tokens: int, attempt: int = 0) -> SamplingParams:
@@ -150,11 +151,10 @@ class Augmenter:
     ) -> list[Any]:
         """Items passing the meaning checks (one batch); the first failed check of each other item
         is counted as its rejection reason. With the meaning verifier (meaning_filter = verifier),
-        the items it keeps; each other one counts as `verifier_rejected`."""
+        the items it keeps, with a judge where it is unsure (`_verified_and_judged`)."""
         if items and self.verifier is not None:
-            verdicts = self.verifier.verdicts([(seed_of(x), text_of(x)) for x in items])
-            st.rejected["verifier_rejected"] += sum(not v.keep for v in verdicts)
-            return [x for x, v in zip(items, verdicts, strict=True) if v.keep]
+            ok = self._verified_and_judged(st, [(seed_of(x), text_of(x)) for x in items])
+            return [x for x, k in zip(items, ok, strict=True) if k]
         if not items or not self.cfg.checks:
             return items
         found = self.meaning.check_many([(seed_of(x), text_of(x), *swaps_of(x)) for x in items])
@@ -178,13 +178,24 @@ class Augmenter:
         return out
 
     def _verified_and_judged(self, st: StepStats, pairs: list[tuple[str, str]]) -> list[bool]:
-        """With the meaning verifier: its verdicts, then the judge's on the pairs it kept."""
+        """With the meaning verifier: its verdicts (P(changed) below the threshold); with a judge too,
+        the verifier alone keeps below the unsure band and rejects above it, and the judge decides
+        inside it (counted as `judge_unsure`; `judge_sure_kept` / `verifier_rejected` skip it)."""
         if self.verifier is None:
             return self._judged(st, pairs)
-        keep = [v.keep for v in self.verifier.verdicts(pairs)]
-        st.rejected["verifier_rejected"] += keep.count(False)
-        judged = iter(self._judged(st, [p for p, k in zip(pairs, keep, strict=True) if k]))
-        return [k and next(judged) for k in keep]
+        verdicts = self.verifier.verdicts(pairs)
+        if self.judge is None:
+            keep = [v.keep for v in verdicts]
+            st.rejected["verifier_rejected"] += keep.count(False)
+            return keep
+        keep, route = judge_where_unsure(self.judge, pairs, [v.probability for v in verdicts], self.band)
+        unsure = int((route == 0).sum())
+        st.rejected["verifier_rejected"] += int((route == -1).sum())
+        st.extra["judge_sure_kept"] += int((route == 1).sum())
+        st.extra["judge_unsure"] += unsure
+        st.extra["judge_requests"] += 2 * unsure
+        st.rejected["judge_rejected"] += sum(r == 0 and not k for k, r in zip(keep, route, strict=True))
+        return keep
 
     # --- step 1 -------------------------------------------------------------------------------
     def paraphrase(self, states: list[_SeedState]) -> None:
@@ -221,7 +232,9 @@ class Augmenter:
             passing = self._screen(
                 st, passing, lambda x: x[0].item.text, lambda x: x[1], lambda x: ((), None)
             )
-            ok = self._judged(st, [(x[0].item.text, x[1]) for x in passing])
+            pairs = [(x[0].item.text, x[1]) for x in passing]
+            # with the verifier, _screen has already asked the judge where the verifier was unsure
+            ok = [True] * len(pairs) if self.verifier is not None else self._judged(st, pairs)
             for (s, t, sim, e), good in zip(passing, ok, strict=True):
                 if good:
                     by_seed[id(s)].append((sim, t, e))
@@ -496,6 +509,17 @@ def _load_verifier(embedder: Embedder, config: AugmentConfig) -> Any:
     from culturellm.augment.verifier import Verifier
 
     return Verifier(embedder, load_lm(), threshold=config.verifier_threshold)
+
+
+def _judge_band(verifier: Any, config: AugmentConfig) -> tuple[float, float]:
+    """The verifier's unsure band [low, high) where the judge decides: config.judge_band, else the
+    shipped one (verifier.json), else (without one) the threshold on both sides (the judge sees none)."""
+    if config.judge_band is not None:
+        return float(config.judge_band[0]), float(config.judge_band[1])
+    if verifier is None:
+        return (0.0, 1.0)
+    band = verifier.params.info.get("judge_band") or (verifier.threshold, verifier.threshold)
+    return float(band[0]), float(band[1])
 
 
 def _first_line(text: str) -> str:

@@ -12,16 +12,29 @@ from culturellm.augment.pipeline import STEPS, Augmenter
 from culturellm.llm.base import ChatModel, Embedder
 
 
-def _judge_summary(cfg: AugmentConfig, state: dict[str, Any]) -> dict[str, Any] | None:
+def judge_summary(
+    cfg: AugmentConfig, state: dict[str, Any], accepted: int, band: tuple[float, float]
+) -> dict[str, Any] | None:
+    """The judge's requests (2 per judged candidate), rejections and requests per kept sample; with the
+    verifier, its unsure band and how many candidates fell in it or were kept without the judge."""
     if not cfg.judge:
         return None
     steps = state["steps"].values()
-    return {
+    requests = sum(int(s.get("judge_requests", 0)) for s in steps)
+    out: dict[str, Any] = {
         "model": cfg.judge,
-        "requests": sum(int(s.get("judge_requests", 0)) for s in steps),
+        "requests": requests,
+        "judged": requests // 2,
         "rejected": sum(int(s["reasons"].get("judge_rejected", 0)) for s in steps),
+        "requests_per_kept": round(requests / accepted, 4) if accepted else None,
         "usage": state.get("judge_usage", {}),
     }
+    if cfg.meaning_filter == "verifier":
+        out["band"] = list(band)
+        out["unsure"] = sum(int(s.get("judge_unsure", 0)) for s in steps)
+        out["sure_kept"] = sum(int(s.get("judge_sure_kept", 0)) for s in steps)
+        out["sure_rejected"] = sum(int(s["reasons"].get("verifier_rejected", 0)) for s in steps)
+    return out
 
 
 def augment_manifest(
@@ -69,7 +82,7 @@ def augment_manifest(
         "cache_hits": state["usage"]["cache_hits"],
         "elapsed_s": state["elapsed_s"],
         "parse_formats": dict(sorted(aug.parse_formats.items())),
-        "judge": _judge_summary(cfg, state),
+        "judge": judge_summary(cfg, state, accepted, aug.band),
         "metrics": {
             "similarity": {
                 step: describe([r["similarity"] for r in rows if r["step"] == step]) for step in STEPS[1:]

@@ -21,6 +21,11 @@ import numpy as np
 
 TARGET_KEPT_CHANGED = 0.10  # the issue asked 5 %; out of reach (docs/augmentation.md), 0.10 is the default
 MIN_FAITHFUL_KEPT = 0.25  # never a threshold that keeps fewer faithful rewordings than this
+# The judge's unsure band (verifier + judge, docs/augmentation.md): below its low bound the verifier
+# alone keeps (at most BAND_SURE_KEPT_CHANGED of what it keeps there changes the meaning), from its high
+# bound up it alone rejects (at least BAND_SURE_REJECTED_CHANGED of what it rejects there is changed).
+BAND_SURE_KEPT_CHANGED = 0.05
+BAND_SURE_REJECTED_CHANGED = 0.80
 
 
 @dataclass
@@ -66,6 +71,49 @@ def choose_threshold(
         if fk >= floor and kc < fb_kc:
             fallback, fb_kc = float(t), kc
     return best if best is not None and best_fk >= floor else fallback
+
+
+def choose_band(
+    p: np.ndarray,
+    y: np.ndarray,
+    sure_kept: float = BAND_SURE_KEPT_CHANGED,
+    sure_rejected: float = BAND_SURE_REJECTED_CHANGED,
+) -> tuple[float, float]:
+    """The unsure band [low, high) of P(changed) where the judge decides: `low` keeps the most pairs
+    while at most `sure_kept` of those below it changed; `high` is the lowest probability from which at
+    least `sure_rejected` of the pairs at or above it changed (1.0: none such, the judge sees the top)."""
+    cands = np.unique(np.concatenate([p, [1.0 + 1e-9]]))
+    low = 0.0
+    for t in cands:
+        below = p < t
+        if below.any() and y[below].mean() <= sure_kept:
+            low = float(t)
+    high = 1.0
+    for t in cands[::-1]:
+        above = p >= t
+        if above.any() and y[above].mean() >= sure_rejected and t >= low:
+            high = min(high, float(t))
+    return low, high  # not rounded: a rounded bound could move a pair on the edge across it
+
+
+def band_route(p: np.ndarray, band: tuple[float, float]) -> np.ndarray:
+    """Per pair: 1 kept by the verifier alone (p < low), -1 rejected by it alone (p >= high), 0 unsure
+    (the judge decides)."""
+    p = np.asarray(p, dtype=np.float64)
+    return np.where(p < band[0], 1, np.where(p >= band[1], -1, 0))
+
+
+def nested_band(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, c: float = 0.5
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Held-out routes (band_route) and each outer fold's band, chosen on its training part's own
+    grouped out-of-fold predictions (never on the test fold)."""
+    route, bands = np.zeros(len(y), dtype=int), []
+    for tr, te in group_folds(groups):
+        band = choose_band(oof_probabilities(x[tr], y[tr], groups[tr], c), y[tr])
+        route[te] = band_route(model(c).fit(x[tr], y[tr]).predict_proba(x[te])[:, 1], band)
+        bands.append(band)
+    return route, bands
 
 
 def group_folds(groups: np.ndarray, n_splits: int = 5) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -160,6 +208,7 @@ def fit(
         "coef": [round(float(v), 8) for v in lr.coef_[0]],
         "intercept": round(float(lr.intercept_[0]), 8),
         "threshold": round(t, 6),
+        "judge_band": list(choose_band(oof, y)),
         "C": c,
         "target_kept_changed": target,
         "cv": {
