@@ -267,44 +267,17 @@ def test_cli_openai_backend_and_dry_run(tmp_path, api_env):
 
     data = survey_file(tmp_path / "train.jsonl", n=20)
     runner = CliRunner()
-    res = runner.invoke(
-        app,
-        [
-            "finetune",
-            "--data",
-            str(data),
-            "--backend",
-            "openai",
-            "--base",
-            BASE,
-            "--dry-run",
-            "--epochs",
-            "2",
-        ],
-    )
+    args = ["finetune", "--data", str(data), "--backend", "openai", "--base", BASE]
+    res = runner.invoke(app, [*args, "--dry-run", "--epochs", "2"])
     assert res.exit_code == 0, res.output
     assert "cost_usd" in res.output and "billed_tokens" in res.output
     assert api_env.state.requests == []  # offline
 
     res = runner.invoke(
         app,
-        [
-            "finetune",
-            "--data",
-            str(data),
-            "--backend",
-            "openai",
-            "--base",
-            BASE,
-            "--out",
-            str(tmp_path / "o"),
-            "--base-url",
-            api_env.state.base_url,
-            "--no-progress",
-            "--poll-interval",
-            "0.01",
-        ],
-    )
+        [*args, "--out", str(tmp_path / "o"), "--base-url", api_env.state.base_url, "--no-progress",
+         "--poll-interval", "0.01"],
+    )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert read_modelref(tmp_path / "o" / "culturellm.json").model.startswith(f"ft:{BASE}")
 

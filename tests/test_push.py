@@ -29,29 +29,10 @@ print(json.dumps([list(r.logprobs) for r in res]))
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_base, tmp_path_factory) -> tuple[Path, Path]:
-    """(training set folder, Arabic adapter directory) from 8 seeds with two variants each."""
-    from culturellm.augment import DatasetConfig, build_training_set
-    from culturellm.finetune import FinetuneConfig, finetune
-    from culturellm.jsonio import write_jsonl
-    from culturellm.wvs import load_questions
-
-    d = tmp_path_factory.mktemp("run")
-    rows = []
-    for q in load_questions()[:8]:
-        rows.append({"id": f"{q.id}-s", "question_id": q.id, "step": "seed", "text": q.text})
-        rows += [
-            {"id": f"{q.id}-p{i}", "question_id": q.id, "step": "paraphrase", "text": f"{q.text} ({i})"}
-            for i in range(2)
-        ]
-    write_jsonl(d / "aug.jsonl", rows)
-    (d / "data").mkdir()
-    data = d / "data" / "train.jsonl"
-    build_training_set(
-        ["arabic"], d / "aug.jsonl", data, DatasetConfig(holdout_questions=2, holdout_variants=0.5)
-    )
-    finetune(data, tiny_base, d / "arabic", FinetuneConfig.from_preset("smoke", max_steps=1), progress=False)
-    return d / "data", d / "arabic"
+def trained(trained_arabic) -> tuple[Path, Path]:
+    """(training set folder, Arabic adapter directory): tests/conftest.py `trained_arabic`."""
+    data, adapter = trained_arabic
+    return data.parent, adapter
 
 
 @pytest.fixture
