@@ -17,12 +17,13 @@ alignment is reused), so the script can be killed and rerun, one target at a tim
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from align_bench import aligned, write_results
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -101,18 +102,6 @@ def train(cfg: Any, target: str, augmented: Path, out: Path, max_steps: int | No
         "counts": manifest["counts"],
         "train_s": round(time.monotonic() - t, 1),
     }
-
-
-def aligned(out: Path, label: str, spec: str, culture: str, split: Path, system: str | None) -> dict:
-    from culturellm.evaluate import ModelVariant, align
-
-    cache = out / "align" / f"{label}.json"
-    if cache.exists():
-        return json.loads(cache.read_text())
-    res = align(ModelVariant(label, spec, system), culture, split=split)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(res))
-    return res
 
 
 def summary(label: str, res: dict) -> dict[str, Any]:
@@ -226,12 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         "split": counts,
         "training": {t: {k: v for k, v in i.items() if k != "split"} | {"split": str(i["split"])}
                      for t, i in info.items()},
-        "rows": rows,
-        "elapsed_s": round(time.monotonic() - t0, 1),
     }  # fmt: skip
-    (args.out / "results.json").write_text(json.dumps(result, indent=2))
-    (args.out / "table.md").write_text(md)
-    print(md)
+    write_results(args.out, result, rows, md, t0)
     print(f"split: {counts}; plot {png}; wrote {args.out / 'results.json'}")
     return 0
 

@@ -31,11 +31,13 @@ import sys
 import time
 from pathlib import Path
 
+import align_bench
+from align_bench import write_results
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 TARGETS = ("distribution", "sampled", "majority")
-PARA, HELDQ = ("heldout_variant",), ("heldout_question",)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -132,33 +134,13 @@ def train(args: argparse.Namespace, target: str, augmented: Path) -> tuple[Path,
 
 
 def aligned(args: argparse.Namespace, label: str, spec: str, split: Path, system: str | None) -> dict:
-    from culturellm.evaluate import ModelVariant, align
-
-    cache = args.out / "align" / f"{label}.json"
-    if cache.exists():
-        return json.loads(cache.read_text())
-    t = time.monotonic()
-    res = align(ModelVariant(label, spec, system), args.culture, split=split)
-    res["elapsed_s"] = round(time.monotonic() - t, 1)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(res))
-    return res
+    return align_bench.aligned(args.out, label, spec, args.culture, split, system)
 
 
 def row(res: dict, label: str, other_fn=None) -> dict:
-    from culturellm.evaluate.baselines import by_kind
+    from culturellm.evaluate.baselines import by_kind, heldout_columns
 
-    para = other_fn(res, PARA) if other_fn else by_kind(res, PARA)
-    held = other_fn(res, HELDQ) if other_fn else by_kind(res, HELDQ)
-    return {
-        "model": label,
-        "paraphrase_agreement": para["majority_agreement"],
-        "paraphrase_1_jsd": para["one_minus_jsd"],
-        "n_paraphrases": para["n_questions"],
-        "question_agreement": held["majority_agreement"],
-        "question_1_jsd": held["one_minus_jsd"],
-        "n_questions": held["n_questions"],
-    }
+    return {"model": label, **heldout_columns(res, other_fn or by_kind)}
 
 
 def table(rows: list[dict]) -> str:
@@ -208,12 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         "args": {k: str(v) for k, v in vars(args).items()},
         "split": counts,
         "training": {t: v["train"] for t, v in info.items()},
-        "rows": rows,
-        "elapsed_s": round(time.monotonic() - t0, 1),
     }
-    (args.out / "results.json").write_text(json.dumps(result, indent=2))
-    (args.out / "table.md").write_text(md)
-    print(md)
+    write_results(args.out, result, rows, md, t0)
     print(f"split: {counts}; wrote {args.out / 'results.json'}")
     return 0
 

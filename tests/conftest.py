@@ -235,6 +235,34 @@ def tiny_base(tiny_model_dir, tmp_path_factory) -> str:
     return tiny_model_dir(tmp_path_factory.mktemp("tiny"))
 
 
+@pytest.fixture(scope="module")
+def trained_arabic(tiny_base, tmp_path_factory) -> tuple[Path, Path]:
+    """(training set `data/train.jsonl`, Arabic adapter directory): `tiny_base` fine-tuned for one step
+    on 8 seed questions with two variants each (2 questions and half the variants held out); one per
+    test module, so a module may change its copy."""
+    from culturellm.augment import DatasetConfig, build_training_set
+    from culturellm.finetune import FinetuneConfig, finetune
+    from culturellm.jsonio import write_jsonl
+    from culturellm.wvs import load_questions
+
+    d = tmp_path_factory.mktemp("run")
+    rows = []
+    for q in load_questions()[:8]:
+        rows.append({"id": f"{q.id}-s", "question_id": q.id, "step": "seed", "text": q.text})
+        rows += [
+            {"id": f"{q.id}-p{i}", "question_id": q.id, "step": "paraphrase", "text": f"{q.text} ({i})"}
+            for i in range(2)
+        ]
+    write_jsonl(d / "aug.jsonl", rows)
+    (d / "data").mkdir()
+    data = d / "data" / "train.jsonl"
+    build_training_set(
+        ["arabic"], d / "aug.jsonl", data, DatasetConfig(holdout_questions=2, holdout_variants=0.5)
+    )
+    finetune(data, tiny_base, d / "arabic", FinetuneConfig.from_preset("smoke", max_steps=1), progress=False)
+    return data, d / "arabic"
+
+
 @pytest.fixture
 def fake_model():
     """The deterministic `fake:` backend, loaded by its spec like any model (no weights)."""

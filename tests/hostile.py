@@ -54,6 +54,25 @@ def assert_clear_error(res: CliResult, *needles: str) -> str:
     return errors[0]
 
 
+def user_tasks(home: Path, **fields: object) -> Path:
+    """`HOME/data/tasks.toml` with one user task `arabic/mine` (an offensive-detection file
+    `Arabic/mine.jsonl`), its fields overridden by `fields`: the path written."""
+    import tomli_w
+
+    entry = {
+        "name": "arabic/mine",
+        "culture": "arabic",
+        "type": "offensive",
+        "path": "Arabic/mine.jsonl",
+        "text_fields": ["tweet"],
+        "labels": {"labels": {"OFF": "offensive", "NOT": "not offensive"}},
+    } | fields
+    path = home / "data" / "tasks.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(tomli_w.dumps({"tasks": [entry]}), encoding="utf-8")
+    return path
+
+
 def snapshot(root: Path) -> dict[str, str]:
     """Relative path -> sha256 of every file under root (symlinks not followed)."""
     out = {}

@@ -1,4 +1,5 @@
-"""Helpers for tests that run `culturellm serve` (or another HTTP server) on 127.0.0.1."""
+"""Helpers for tests that run `culturellm serve` (or another HTTP server) on 127.0.0.1, or another
+`culturellm` command in a subprocess."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -78,6 +80,49 @@ def start_server(
         time.sleep(0.3)
     proc.kill()
     raise RuntimeError("server did not start in time")
+
+
+def serving(*args: str, **kw: Any) -> Iterator[str]:
+    """For a fixture: `yield from serving(ARGS)` yields the base URL of `start_server(ARGS)` and stops
+    the server after."""
+    proc, url = start_server(*args, **kw)
+    try:
+        yield url
+    finally:
+        stop(proc)
+
+
+@contextlib.contextmanager
+def uvicorn_thread(app: Any, timeout: float = 30.0) -> Iterator[int]:
+    """`app` on a real uvicorn server in a thread of this process (127.0.0.1, a free port): yields the
+    port once it listens; stopped after."""
+    import uvicorn
+
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not srv.started:
+            assert time.monotonic() < deadline, "uvicorn server did not start"
+            time.sleep(0.05)
+        yield srv.servers[0].sockets[0].getsockname()[1]
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+
+
+def cli_process(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """`culturellm ARGS` in a subprocess (this interpreter), its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "culturellm.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def stop(proc: subprocess.Popen) -> None:

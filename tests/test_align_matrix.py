@@ -10,31 +10,15 @@ import pytest
 from typer.testing import CliRunner
 
 from culturellm.cli import app
-from culturellm.jsonio import write_jsonl
-from culturellm.wvs import load_questions
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_base, tmp_path_factory):
-    """(split manifest, Arabic adapter dir) from 8 seeds with two variants each."""
-    from culturellm.augment import DatasetConfig, build_training_set, split_manifest_path
-    from culturellm.finetune import FinetuneConfig, finetune
+def trained(trained_arabic):
+    """(split manifest, Arabic adapter dir): tests/conftest.py `trained_arabic`."""
+    from culturellm.augment import split_manifest_path
 
-    d = tmp_path_factory.mktemp("run")
-    rows = []
-    for q in load_questions()[:8]:
-        rows.append({"id": f"{q.id}-s", "question_id": q.id, "step": "seed", "text": q.text})
-        rows += [
-            {"id": f"{q.id}-p{i}", "question_id": q.id, "step": "paraphrase", "text": f"{q.text} ({i})"}
-            for i in range(2)
-        ]
-    write_jsonl(d / "aug.jsonl", rows)
-    data = d / "train.jsonl"
-    build_training_set(
-        ["arabic"], d / "aug.jsonl", data, DatasetConfig(holdout_questions=2, holdout_variants=0.5)
-    )
-    finetune(data, tiny_base, d / "arabic", FinetuneConfig.from_preset("smoke", max_steps=1), progress=False)
-    return split_manifest_path(data), d / "arabic"
+    data, adapter = trained_arabic
+    return split_manifest_path(data), adapter
 
 
 def test_baselines_on_an_alignment_result(tiny_base, trained):

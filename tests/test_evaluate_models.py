@@ -14,19 +14,25 @@ from culturellm.jsonio import read_jsonl, write_json
 
 TASKS = ["arabic/offensive_detect_mp", "arabic/spam_detect"]
 DATA = Path(__file__).parent / "data"
+EVAL_ARABIC = ["evaluate", "--model", "bundled", "--culture", "arabic"]
+
+
+def _score_both(data_dir: Path, out: Path) -> list[dict]:
+    """`base` and `base+culture` (the bundled model) on TASKS for Arabic, 6 rows each, scored."""
+    return evaluate(
+        [ModelVariant("base", "bundled"), ModelVariant("base+culture", "bundled", "culture")],
+        ["arabic"],
+        EvaluateConfig(data_dir=data_dir, limit=6, tasks=TASKS),
+        out,
+        progress=False,
+        n_boot=200,
+    )
 
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory, release_fixtures, bundled_model):
     out = tmp_path_factory.mktemp("eval") / "score"
-    rows = evaluate(
-        [ModelVariant("base", "bundled"), ModelVariant("base+culture", "bundled", "culture")],
-        ["arabic"],
-        EvaluateConfig(data_dir=release_fixtures, limit=6, tasks=TASKS),
-        out,
-        progress=False,
-        n_boot=200,
-    )
+    rows = _score_both(release_fixtures, out)
     return out, rows
 
 
@@ -72,14 +78,7 @@ def test_score_mode_is_calibrated_by_default(scored, release_fixtures):
 def test_rerun_resumes_per_task(scored, release_fixtures):
     out, rows = scored
     before = (out / "results.jsonl").read_text()
-    again = evaluate(
-        [ModelVariant("base", "bundled"), ModelVariant("base+culture", "bundled", "culture")],
-        ["arabic"],
-        EvaluateConfig(data_dir=release_fixtures, limit=6, tasks=TASKS),
-        out,
-        progress=False,
-        n_boot=200,
-    )
+    again = _score_both(release_fixtures, out)
     assert (out / "results.jsonl").read_text() == before  # nothing recomputed, nothing duplicated
     assert sorted(r["macro_f1"] for r in again) == sorted(r["macro_f1"] for r in rows)
 
@@ -146,22 +145,8 @@ def test_cli_tasks_json_and_evaluate(tmp_path, release_fixtures, bundled_model, 
     rows = [json.loads(x) for x in res.out.splitlines()]
     assert len(rows) == 60 and all({"name", "culture", "path"} <= r.keys() for r in rows)
     out = tmp_path / "cli"
-    res = cli(
-        "evaluate",
-        "--model",
-        "bundled",
-        "--culture",
-        "arabic",
-        "--data-dir",
-        str(release_fixtures),
-        "--limit",
-        "4",
-        "--task",
-        TASKS[1],
-        "--out",
-        str(out),
-        "--no-progress",
-    )
+    res = cli(*EVAL_ARABIC, "--data-dir", str(release_fixtures), "--limit", "4", "--task", TASKS[1],
+              "--out", str(out), "--no-progress")  # fmt: skip
     assert res.code == 0, res.err[-2000:]
     (row,) = read_jsonl(out / "results.jsonl")
     assert {"task", "model", "macro_f1", "n"} <= row.keys() and row["n"] == 4
@@ -179,29 +164,10 @@ def test_cli_align_json(bundled_model, cli):
     ("args", "needle"),
     [
         (["evaluate", "--model", "bundled", "--culture", "atlantean", "--out", "OUT"], "atlantean"),
-        (
-            [
-                "evaluate",
-                "--model",
-                "bundled",
-                "--culture",
-                "arabic",
-                "--data-dir",
-                "MISSING",
-                "--out",
-                "OUT",
-            ],
-            "MISSING",
-        ),
+        ([*EVAL_ARABIC, "--data-dir", "MISSING", "--out", "OUT"], "MISSING"),
         (["align", "--model", "no-such-model-spec", "--culture", "arabic"], "no-such-model-spec"),
-        (
-            ["evaluate", "--model", "bundled", "--culture", "arabic", "--temperature", "0", "--out", "OUT"],
-            "--mode generate",
-        ),
-        (
-            ["evaluate", "--model", "bundled", "--culture", "arabic", "--calibration", "x", "--out", "OUT"],
-            "calibration",
-        ),
+        ([*EVAL_ARABIC, "--temperature", "0", "--out", "OUT"], "--mode generate"),
+        ([*EVAL_ARABIC, "--calibration", "x", "--out", "OUT"], "calibration"),
     ],
 )
 def test_cli_errors_are_one_line(tmp_path, args, needle, cli):

@@ -20,24 +20,7 @@ from culturellm.finetune import PRESETS, FinetuneConfig, finetune
 from culturellm.finetune.data import cultures_in, load_records, to_prompt_completion
 from culturellm.jsonio import read_jsonl, write_jsonl
 from culturellm.llm.modelref import read_modelref
-from culturellm.prompts import culture_system_prompt, survey_messages
-
-OPTIONS = {"1": "Strongly agree", "2": "Agree", "3": "Disagree", "4": "Strongly disagree"}
-STATEMENTS = [
-    "Family is very important in life",
-    "Work should always come first",
-    "Religion gives meaning to life",
-    "Men make better political leaders",
-]
-
-
-def records(display: str = "Arabic", answers: str = "3142", copies: int = 2) -> list[dict]:
-    rows = []
-    for _ in range(copies):
-        for text, ans in zip(STATEMENTS, answers, strict=True):
-            msgs = survey_messages(text, OPTIONS, culture_system_prompt(display))
-            rows.append({"messages": [*msgs, {"role": "assistant", "content": ans}]})
-    return rows
+from survey_chats import OPTIONS, records
 
 
 @pytest.fixture
@@ -51,6 +34,15 @@ def fast(**kw) -> FinetuneConfig:
     kw.setdefault("max_steps", 4)
     kw.setdefault("batch_size", 4)
     return FinetuneConfig.from_preset("cpu-small", **kw)
+
+
+def finetune_cli(data: Path, base: str, out: Path, *args: str):
+    """`culturellm finetune --data DATA --base BASE --out OUT ARGS` in this process (typer's CliRunner)."""
+    from culturellm.cli import app
+
+    return CliRunner().invoke(
+        app, ["finetune", "--data", str(data), "--base", base, "--out", str(out), *args]
+    )
 
 
 # --- configuration --------------------------------------------------------------------------------
@@ -146,14 +138,9 @@ def test_cli_finetune_writes_adapter_modelref_card(tiny_base, train_file, tmp_pa
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from culturellm.cli import app
-
     out = tmp_path / "model"
-    res = CliRunner().invoke(
-        app,
-        ["finetune", "--data", str(train_file), "--base", tiny_base, "--out", str(out), "--max-steps", "4",
-         "--batch-size", "4", "--lr", "0.01", "--seed", "3", "--no-progress"],
-    )  # fmt: skip
+    res = finetune_cli(train_file, tiny_base, out, "--max-steps", "4", "--batch-size", "4", "--lr", "0.01",
+                       "--seed", "3", "--no-progress")  # fmt: skip
     assert res.exit_code == 0, res.output
     for name in ("adapter_config.json", "adapter_model.safetensors", "culturellm.json", "README.md",
                  "tokenizer.json", "loss.jsonl", "train_summary.json"):  # fmt: skip
@@ -237,16 +224,12 @@ def test_resume_flag_continues_with_more_steps_and_checks_base(tiny_base, train_
 
 
 def test_nan_loss_stops_with_a_clear_error(tiny_model_dir, train_file, tmp_path):
-    from culturellm.cli import app
-
     nan_base = tiny_model_dir(tmp_path / "nanbase", nan=True)
     out = tmp_path / "model"
     with pytest.raises(CultureLLMError, match="loss became nan at step 1"):
         finetune(train_file, nan_base, out, fast(), progress=False)
     assert not (out / "culturellm.json").exists()
-    res = CliRunner().invoke(
-        app, ["finetune", "--data", str(train_file), "--base", nan_base, "--out", str(out)]
-    )
+    res = finetune_cli(train_file, nan_base, out)
     assert isinstance(res.exception, CultureLLMError)  # cli.main turns it into one line + exit 2
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import threading
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from culturellm.finetune import FinetuneConfig, finetune
 from culturellm.jsonio import read_jsonl, write_jsonl
 from culturellm.llm.modelref import read_modelref
 from culturellm.prompts import culture_system_prompt, survey_messages
+from serve_helpers import uvicorn_thread
 
 OPTIONS = {"1": "Strongly agree", "2": "Agree", "3": "Disagree", "4": "Strongly disagree"}
 BASE = "gpt-4o-mini-2024-07-18"
@@ -160,22 +160,10 @@ def make_app():
 
 @pytest.fixture(scope="module")
 def server():
-    import uvicorn
-
     app = make_app()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        if time.monotonic() > deadline:
-            pytest.fail("test server did not start")
-        time.sleep(0.05)
-    port = srv.servers[0].sockets[0].getsockname()[1]
-    app.state.base_url = f"http://127.0.0.1:{port}/v1"
-    yield app
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with uvicorn_thread(app) as port:
+        app.state.base_url = f"http://127.0.0.1:{port}/v1"
+        yield app
 
 
 @pytest.fixture
@@ -267,44 +255,17 @@ def test_cli_openai_backend_and_dry_run(tmp_path, api_env):
 
     data = survey_file(tmp_path / "train.jsonl", n=20)
     runner = CliRunner()
-    res = runner.invoke(
-        app,
-        [
-            "finetune",
-            "--data",
-            str(data),
-            "--backend",
-            "openai",
-            "--base",
-            BASE,
-            "--dry-run",
-            "--epochs",
-            "2",
-        ],
-    )
+    args = ["finetune", "--data", str(data), "--backend", "openai", "--base", BASE]
+    res = runner.invoke(app, [*args, "--dry-run", "--epochs", "2"])
     assert res.exit_code == 0, res.output
     assert "cost_usd" in res.output and "billed_tokens" in res.output
     assert api_env.state.requests == []  # offline
 
     res = runner.invoke(
         app,
-        [
-            "finetune",
-            "--data",
-            str(data),
-            "--backend",
-            "openai",
-            "--base",
-            BASE,
-            "--out",
-            str(tmp_path / "o"),
-            "--base-url",
-            api_env.state.base_url,
-            "--no-progress",
-            "--poll-interval",
-            "0.01",
-        ],
-    )
+        [*args, "--out", str(tmp_path / "o"), "--base-url", api_env.state.base_url, "--no-progress",
+         "--poll-interval", "0.01"],
+    )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert read_modelref(tmp_path / "o" / "culturellm.json").model.startswith(f"ft:{BASE}")
 

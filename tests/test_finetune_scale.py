@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 import test_finetune as ft
 from culturellm.errors import CultureLLMError
@@ -95,17 +94,14 @@ def test_bitsandbytes_config_objects():
 
 
 def test_missing_bitsandbytes_is_one_clear_line(monkeypatch, tiny_base, train_file, tmp_path):
-    from culturellm.cli import app
-
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import bitsandbytes -> ImportError
     out = tmp_path / "o"
     with pytest.raises(CultureLLMError, match=r"^--quantize 4bit needs bitsandbytes: pip install"):
         finetune(train_file, tiny_base, out, fast(quantize="4bit"), progress=False)
     assert not out.exists()  # nothing written
-    args = ["finetune", "--data", str(train_file), "--base", tiny_base, "--out", str(out), "--quantize"]
-    res = CliRunner().invoke(app, [*args, "4bit"])
+    res = ft.finetune_cli(train_file, tiny_base, out, "--quantize", "4bit")
     assert isinstance(res.exception, CultureLLMError)  # cli.main: one line, exit 2
-    res = CliRunner().invoke(app, [*args, "3bit"])
+    res = ft.finetune_cli(train_file, tiny_base, out, "--quantize", "3bit")
     assert res.exit_code == 2 and "3bit" in res.output  # not one of none|4bit|8bit: usage error
 
 
@@ -203,14 +199,9 @@ def test_report_to_tensorboard_writes_the_training_loss(tiny_base, train_file, t
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from culturellm.cli import app
-
     out = tmp_path / "model"
-    res = CliRunner().invoke(
-        app,
-        ["finetune", "--data", str(train_file), "--base", tiny_base, "--out", str(out), "--max-steps", "3",
-         "--batch-size", "4", "--lr", "0.01", "--report-to", "tensorboard", "--no-progress"],
-    )  # fmt: skip
+    res = ft.finetune_cli(train_file, tiny_base, out, "--max-steps", "3", "--batch-size", "4", "--lr", "0.01",
+                          "--report-to", "tensorboard", "--no-progress")  # fmt: skip
     assert res.exit_code == 0, res.output
     events = list((out / "logs").glob("events.out.tfevents.*"))
     assert len(events) == 1

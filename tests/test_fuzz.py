@@ -24,7 +24,7 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hostile import STATS, check_case, run_cli, snapshot
+from hostile import STATS, check_case, run_cli, snapshot, user_tasks
 
 SETTINGS = settings(
     max_examples=40,
@@ -311,20 +311,8 @@ def task_file(draw) -> bytes:
 def test_fuzz_task_files(sandbox_cli, content):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        reg = root / "home" / "data" / "tasks.toml"
-        reg.parent.mkdir(parents=True)
-        entry = {
-            "name": "arabic/mine",
-            "culture": "arabic",
-            "type": "offensive",
-            "path": "Arabic/mine.jsonl",
-            "text_fields": ["tweet"],
-            "labels": {
-                "labels": {"OFF": "offensive", "NOT": "not offensive"},
-                "map": {"1": "OFF", "0": "NOT"},
-            },
-        }
-        reg.write_text(tomli_w.dumps({"tasks": [entry]}))
+        labels = {"labels": {"OFF": "offensive", "NOT": "not offensive"}, "map": {"1": "OFF", "0": "NOT"}}
+        user_tasks(root / "home", labels=labels)
         data = root / "data" / "Arabic" / "mine.jsonl"
         data.parent.mkdir(parents=True)
         data.write_bytes(content)

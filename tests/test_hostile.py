@@ -12,11 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pyreadstat
 import pytest
-import tomli_w
 
 from culturellm.errors import CultureLLMError, DataError
 from culturellm.stages import STAGES
-from hostile import assert_clear_error, changes, snapshot
+from hostile import assert_clear_error, changes, snapshot, user_tasks
 
 
 def _raise(exc: BaseException):
@@ -84,21 +83,6 @@ def test_unexpected_error_is_a_bug_with_a_logged_traceback(cli, monkeypatch, tmp
 # --- 1. names that become paths, data paths that leave their directory --------------------------
 
 
-def _user_tasks(home: Path, **fields: str) -> Path:
-    entry = {
-        "name": "arabic/mine",
-        "culture": "arabic",
-        "type": "offensive",
-        "path": "Arabic/mine.jsonl",
-        "text_fields": ["tweet"],
-        "labels": {"labels": {"OFF": "offensive", "NOT": "not offensive"}},
-    } | fields
-    path = home / "data" / "tasks.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(tomli_w.dumps({"tasks": [entry]}), encoding="utf-8")
-    return path
-
-
 @pytest.mark.parametrize(
     ("field", "value", "needle"),
     [
@@ -113,7 +97,7 @@ def test_task_registry_refuses_names_and_paths_that_leave_their_directory(
     cli, tmp_path, field, value, needle
 ):
     """[1] A user tasks.toml entry whose name or data path would escape --out / --data-dir."""
-    tasks = _user_tasks(tmp_path / "home", **{field: value})
+    tasks = user_tasks(tmp_path / "home", **{field: value})
     assert_clear_error(cli("tasks"), str(tasks), needle)
 
 
@@ -183,7 +167,7 @@ def _task_dir(tmp_path: Path, content: bytes) -> tuple[Path, object]:
     data = tmp_path / "data"
     (data / "Arabic").mkdir(parents=True)
     (data / "Arabic" / "mine.jsonl").write_bytes(content)
-    toml = _user_tasks(tmp_path / "reg")
+    toml = user_tasks(tmp_path / "reg")
     return data, read_tasks(toml)["arabic/mine"]
 
 

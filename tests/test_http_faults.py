@@ -8,8 +8,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -22,7 +20,7 @@ from culturellm.errors import CultureLLMError
 from culturellm.llm import SamplingParams, ScoreRequest
 from culturellm.llm.cache import CachingBackend, ResponseCache
 from culturellm.llm.openai_backend import OpenAIChatModel, redact_url
-from serve_helpers import start_server, stop
+from serve_helpers import cli_process, serving, uvicorn_thread
 
 pytestmark = pytest.mark.slow
 FAULTS = ("429", "500", "hang", "drop", "truncated", "empty_choices", "no_logprobs")
@@ -117,9 +115,7 @@ class FaultProxy:
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory, tiny_model_dir):
     spec = tiny_model_dir(tmp_path_factory.mktemp("faults") / "tiny", max_position_embeddings=2048)
-    proc, url = start_server("--model", spec, "--name", "tiny")
-    yield url
-    stop(proc)
+    yield from serving("--model", spec, "--name", "tiny")
 
 
 CHATS = [[{"role": "user", "content": f"Question {i}: is this fine? Answer 1 or 2."}] for i in range(4)]
@@ -187,25 +183,10 @@ def test_hung_server_fails_within_the_timeout_and_credentials_never_show(upstrea
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     try:
         t0 = time.monotonic()
-        r = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "culturellm.cli",
-                "chat",
-                "--model",
-                "openai:tiny",
-                "--base-url",
-                secret_url,
-                "--timeout",
-                "0.5",
-                "hello",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
+        r = cli_process(
+            "chat", "--model", "openai:tiny", "--base-url", secret_url, "--timeout", "0.5", "hello",
+            env=env, timeout=120,
+        )  # fmt: skip
         assert r.returncode == 2 and "Traceback" not in r.stderr
         assert proxy.url in r.stderr and "PA55WORD" not in r.stderr + r.stdout
         assert time.monotonic() - t0 < 60  # 6 attempts x 0.5 s plus backoff, not 6 x 120 s
@@ -242,8 +223,6 @@ def _raw(port: int, request: bytes) -> int:
 def test_review_server_host_check_and_body_limits(tmp_path: Path) -> None:
     """DNS rebinding (a foreign Host) gets 421; a declared or chunked body over the limit gets 413,
     and nothing reaches reviews.jsonl; a normal rating is saved."""
-    import uvicorn
-
     from culturellm.review.app import make_app
 
     aug = tmp_path / "aug"
@@ -251,15 +230,7 @@ def test_review_server_host_check_and_body_limits(tmp_path: Path) -> None:
     rows = [{"id": "s", "question_id": "Q27", "step": "seed", "text": "t", "parent": None},
             {"id": "p", "question_id": "Q27", "step": "paraphrase", "text": "u", "parent": "s"}]  # fmt: skip
     (aug / "augmented.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    srv = uvicorn.Server(uvicorn.Config(make_app(aug), host="127.0.0.1", port=0, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline, "review server did not start"
-        time.sleep(0.05)
-    port = srv.servers[0].sockets[0].getsockname()[1]
-    try:
+    with uvicorn_thread(make_app(aug)) as port:
         rating = json.dumps({"reviewer": "ann", "id": "p", "rating": "same"}).encode()
         post = b"POST /api/ratings HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
         assert _raw(port, b"GET /api/items HTTP/1.1\r\nHost: evil.example\r\n\r\n") == 421
@@ -272,6 +243,3 @@ def test_review_server_host_check_and_body_limits(tmp_path: Path) -> None:
         ok = post % f"127.0.0.1:{port}".encode() + b"Content-Length: %d\r\n\r\n%s" % (len(rating), rating)
         assert _raw(port, ok) == 200
         assert len((aug / "reviews.jsonl").read_text().splitlines()) == 1
-    finally:
-        srv.should_exit = True
-        t.join(10)

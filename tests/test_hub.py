@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 
 from culturellm.errors import CultureLLMError
 from culturellm.llm import parse_spec
+from serve_helpers import cli_process
 
 REPO = "tiny-org/tiny-chat"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -62,9 +62,7 @@ def _cli(args: list[str], hf_home: Path, **env_vars: str) -> subprocess.Complete
         **env_vars,
     }
     env.pop("HF_HUB_CACHE", None)
-    return subprocess.run(
-        [sys.executable, "-m", "culturellm.cli", *args], capture_output=True, text=True, env=env, timeout=300
-    )
+    return cli_process(*args, env=env)
 
 
 def test_hub_ids_parse_without_touching_the_cache(tmp_path, monkeypatch) -> None:

@@ -13,18 +13,10 @@ import pytest
 
 from culturellm.llm.base import ScoreRequest
 from culturellm.prompts import culture_system_prompt, survey_messages
+from survey_chats import OPTIONS, STATEMENTS
 
 PROB_TOL = 0.12
 LOGPROB_TOL = 1.5
-OPTIONS = {"1": "Strongly agree", "2": "Agree", "3": "Disagree", "4": "Strongly disagree"}
-STATEMENTS = [
-    "Family is very important in life",
-    "Work should always come first",
-    "Religion gives meaning to life",
-    "Men make better political leaders",
-    "Homosexuality is never justifiable",
-    "Most people can be trusted",
-]
 
 
 def _requests() -> list[ScoreRequest]:

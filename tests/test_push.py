@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hub_server import LocalHub
+from serve_helpers import cli_process
 
 TOKEN = "hf_test_token"
 SCORE = """
@@ -29,29 +30,10 @@ print(json.dumps([list(r.logprobs) for r in res]))
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_base, tmp_path_factory) -> tuple[Path, Path]:
-    """(training set folder, Arabic adapter directory) from 8 seeds with two variants each."""
-    from culturellm.augment import DatasetConfig, build_training_set
-    from culturellm.finetune import FinetuneConfig, finetune
-    from culturellm.jsonio import write_jsonl
-    from culturellm.wvs import load_questions
-
-    d = tmp_path_factory.mktemp("run")
-    rows = []
-    for q in load_questions()[:8]:
-        rows.append({"id": f"{q.id}-s", "question_id": q.id, "step": "seed", "text": q.text})
-        rows += [
-            {"id": f"{q.id}-p{i}", "question_id": q.id, "step": "paraphrase", "text": f"{q.text} ({i})"}
-            for i in range(2)
-        ]
-    write_jsonl(d / "aug.jsonl", rows)
-    (d / "data").mkdir()
-    data = d / "data" / "train.jsonl"
-    build_training_set(
-        ["arabic"], d / "aug.jsonl", data, DatasetConfig(holdout_questions=2, holdout_variants=0.5)
-    )
-    finetune(data, tiny_base, d / "arabic", FinetuneConfig.from_preset("smoke", max_steps=1), progress=False)
-    return d / "data", d / "arabic"
+def trained(trained_arabic) -> tuple[Path, Path]:
+    """(training set folder, Arabic adapter directory): tests/conftest.py `trained_arabic`."""
+    data, adapter = trained_arabic
+    return data.parent, adapter
 
 
 @pytest.fixture
@@ -82,8 +64,13 @@ def _env(hub: LocalHub, home: Path, token: str | None = TOKEN) -> dict[str, str]
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return cli_process(*args, env=env)
+
+
+def _python(code: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`python -c CODE ARGS` in a subprocess, its output captured as text."""
     return subprocess.run(
-        [sys.executable, "-m", "culturellm.cli", *args], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=300
     )
 
 
@@ -119,17 +106,9 @@ def test_round_trip_model_and_training_set(hub, trained, tmp_path) -> None:
     assert meta["training_target"] == "distribution" and len(meta["wvs_questions"]) == 6
     # load it in a fresh HF_HOME: the same answer scores as the local directory
     fresh = _env(hub, tmp_path / "home-fresh", token=None)
-    got = subprocess.run(
-        [sys.executable, "-c", SCORE, "hf:culture-org/tiny-arabic"],
-        capture_output=True,
-        text=True,
-        env=fresh,
-        timeout=300,
-    )
+    got = _python(SCORE, "hf:culture-org/tiny-arabic", env=fresh)
     assert got.returncode == 0, got.stderr[-2000:]
-    local = subprocess.run(
-        [sys.executable, "-c", SCORE, str(model)], capture_output=True, text=True, env=fresh, timeout=300
-    )
+    local = _python(SCORE, str(model), env=fresh)
     assert local.returncode == 0, local.stderr[-2000:]
     a, b = json.loads(got.stdout), json.loads(local.stdout)
     assert max(abs(x - y) for ra, rb in zip(a, b, strict=True) for x, y in zip(ra, rb, strict=True)) < 1e-5
@@ -138,13 +117,7 @@ def test_round_trip_model_and_training_set(hub, trained, tmp_path) -> None:
         "import json, sys; from culturellm.serve.host import load_host; "
         "print(json.dumps(load_host([('hub', sys.argv[1]), ('local', sys.argv[2])]).routes))"
     )
-    got = subprocess.run(
-        [sys.executable, "-c", host, "hf:culture-org/tiny-arabic", str(model)],
-        capture_output=True,
-        text=True,
-        env=fresh,
-        timeout=300,
-    )
+    got = _python(host, "hf:culture-org/tiny-arabic", str(model), env=fresh)
     assert got.returncode == 0, got.stderr[-2000:]
     assert json.loads(got.stdout) == {"hub": "adapter0", "local": "adapter1"}
     # the training set: Parquet through datasets, the same rows back
@@ -156,7 +129,7 @@ def test_round_trip_model_and_training_set(hub, trained, tmp_path) -> None:
         "import datasets, json; ds = datasets.load_dataset('culture-org/tiny-arabic-data', split='train');"
         "print(json.dumps(ds.to_list()))"
     )
-    got = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, env=fresh, timeout=300)
+    got = _python(load, env=fresh)
     assert got.returncode == 0, got.stderr[-3000:]
     from huggingface_hub import DatasetCard
 
@@ -279,8 +252,7 @@ def test_run_push_stage_is_resumable_and_pushes_nothing_twice(hub, trained, tmp_
     env = _env(hub, tmp_path / "home")
 
     def stage() -> subprocess.CompletedProcess:
-        args = [sys.executable, "-c", STAGE, str(root)]
-        return subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+        return _python(STAGE, str(root), env=env)
 
     def commits(repo: str) -> int:
         return sum(line.startswith("POST /api/") and f"{repo}/commit/" in line for line in hub.log)

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from culturellm.jsonio import read_jsonl, write_jsonl
+from serve_helpers import uvicorn_thread
 
 SEEDS = {
     "Q27": "One of my main goals in life has been to make my parents proud",
@@ -53,22 +52,11 @@ def _ids(d: Path) -> list[str]:
 @pytest.fixture()
 def server(tmp_path):
     """The review app on a real uvicorn server (127.0.0.1, a free port), stopped after the test."""
-    import uvicorn
-
     from culturellm.review.app import make_app
 
     d = _aug_dir(tmp_path)
-    srv = uvicorn.Server(uvicorn.Config(make_app(d), host="127.0.0.1", port=0, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline, "review server did not start"
-        time.sleep(0.05)
-    port = srv.servers[0].sockets[0].getsockname()[1]
-    yield d, f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    t.join(10)
+    with uvicorn_thread(make_app(d)) as port:
+        yield d, f"http://127.0.0.1:{port}"
 
 
 def _chromium() -> tuple[str, str] | None:

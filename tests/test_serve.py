@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,16 +15,14 @@ from culturellm.errors import CultureLLMError
 from culturellm.llm import SamplingParams, ScoreRequest, load_model
 from culturellm.llm.cache import CachingBackend, ResponseCache
 from culturellm.llm.openai_backend import OpenAIChatModel
-from serve_helpers import http, start_server, stop
+from serve_helpers import cli_process, http, serving, start_server, stop
 
 USER = [{"role": "user", "content": "How important is family in your life? Answer 1, 2, 3 or 4."}]
 
 
 @pytest.fixture(scope="module")
 def server():
-    proc, url = start_server("--model", "bundled")
-    yield url
-    stop(proc)
+    yield from serving("--model", "bundled")
 
 
 @pytest.fixture(scope="module")
@@ -82,28 +78,12 @@ def test_align_over_http_equals_local(server, tmp_path) -> None:
     split = tmp_path / "train.manifest.json"
     split.write_text(json.dumps({"heldout_questions": [q.id for q in load_questions()[:12]]}))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CULTURELLM_NO_CACHE": "1", "OMP_NUM_THREADS": "1"}
-    args = [
-        sys.executable,
-        "-m",
-        "culturellm.cli",
-        "align",
-        "--culture",
-        "arabic",
-        "--json",
-        "--split",
-        str(split),
-    ]
-    http_run = subprocess.run(
-        [*args, "--model", "openai:bundled", "--base-url", server, "--timeout", "600"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
+    args = ["align", "--culture", "arabic", "--json", "--split", str(split)]
+    http_run = cli_process(
+        *args, "--model", "openai:bundled", "--base-url", server, "--timeout", "600", env=env, timeout=900
     )
     assert http_run.returncode == 0, http_run.stderr[-2000:]
-    local_run = subprocess.run(
-        [*args, "--model", "bundled"], capture_output=True, text=True, env=env, timeout=900
-    )
+    local_run = cli_process(*args, "--model", "bundled", env=env, timeout=900)
     assert local_run.returncode == 0, local_run.stderr[-2000:]
     over_http, local = json.loads(http_run.stdout), json.loads(local_run.stdout)
     assert over_http["scoring"] == "exact" and local["scoring"] == "exact"
@@ -184,44 +164,17 @@ def test_cache_hits_and_misses_over_http(server) -> None:
 
 def test_cli_chat_and_cache_stats(server) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "culturellm.cli",
-            "chat",
-            "--model",
-            "openai:bundled",
-            "--base-url",
-            server,
-            "--max-tokens",
-            "12",
-            "What is the capital of France?",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    r = cli_process(
+        "chat", "--model", "openai:bundled", "--base-url", server, "--max-tokens", "12",
+        "What is the capital of France?", env=env, timeout=120,
+    )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "Paris" in r.stdout
-    r = subprocess.run(
-        [sys.executable, "-m", "culturellm.cli", "cache", "stats", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    r = cli_process("cache", "stats", "--json", env=env, timeout=60)
     assert r.returncode == 0, r.stderr
     stats = json.loads(r.stdout)
     assert stats["entries"] >= 1 and stats["misses"] >= 1
-    r = subprocess.run(
-        [sys.executable, "-m", "culturellm.cli", "chat", "--model", "no-such-model", "hi"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    r = cli_process("chat", "--model", "no-such-model", "hi", env=env, timeout=60)
     assert r.returncode == 2 and "unknown model spec 'no-such-model'" in r.stderr
     assert "openai:MODEL" in r.stderr and "Traceback" not in r.stderr
 

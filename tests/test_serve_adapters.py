@@ -10,7 +10,7 @@ import pytest
 from culturellm.llm import SamplingParams, ScoreRequest, parse_spec
 from culturellm.llm.local_pool import load_local_chat
 from culturellm.llm.openai_backend import OpenAIChatModel
-from serve_helpers import http, start_server, stop, torch_threads
+from serve_helpers import cli_process, http, serving, torch_threads
 
 pytestmark = pytest.mark.slow
 QUESTION = [{"role": "user", "content": "How important is family in your life? Answer 1, 2, 3 or 4."}]
@@ -46,22 +46,10 @@ def models(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def served(models):
-    proc, url = start_server(
-        "--model",
-        f"arabic={models['arabic']}",
-        "--model",
-        f"korean={models['korean']}",
-        "--model",
-        f"hf:{models['tiny']}",
-        "--name",
-        "arabic",
-        "--name",
-        "korean",
-        "--name",
-        "base",
-    )
-    yield url
-    stop(proc)
+    yield from serving(
+        "--model", f"arabic={models['arabic']}", "--model", f"korean={models['korean']}",
+        "--model", f"hf:{models['tiny']}", "--name", "arabic", "--name", "korean", "--name", "base",
+    )  # fmt: skip
 
 
 def test_one_server_answers_for_each_adapter_by_name(served, models) -> None:
@@ -99,24 +87,7 @@ def test_one_server_answers_for_each_adapter_by_name(served, models) -> None:
 
 
 def test_adapters_of_different_bases_are_refused(models, tmp_path, tiny_model_dir) -> None:
-    import subprocess
-    import sys
-
     other_base = Path(tiny_model_dir(tmp_path / "other", seed=3)[3:])
     other = write_adapter(other_base, tmp_path / "other-adapter", 4)
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "culturellm.cli",
-            "serve",
-            "--model",
-            str(models["arabic"]),
-            "--model",
-            str(other),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = cli_process("serve", "--model", str(models["arabic"]), "--model", str(other))
     assert r.returncode == 2 and "one base model" in r.stderr and "Traceback" not in r.stderr

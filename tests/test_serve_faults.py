@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from serve_helpers import http, start_server, stop
+from serve_helpers import http, start_server, stop, uvicorn_thread
 
 pytestmark = pytest.mark.slow
 CHAT = [{"role": "user", "content": "Tell me a long story."}]
@@ -151,22 +150,13 @@ def test_limits_hold_per_request_across_its_prompts(tiny) -> None:
 def test_health_reports_a_dead_worker(tiny) -> None:
     """/health answers 503 with status "dead" once the worker thread is gone, and a request gets 503
     at once instead of waiting forever."""
-    import uvicorn
-
     from culturellm.llm import parse_spec
     from culturellm.llm.local_pool import load_local_chat
     from culturellm.serve import make_app
 
     app = make_app(load_local_chat(parse_spec(f"hf:{tiny}")), "tiny")
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not srv.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
-        url = f"http://127.0.0.1:{srv.servers[0].sockets[0].getsockname()[1]}/v1"
+    with uvicorn_thread(app) as port:
+        url = f"http://127.0.0.1:{port}/v1"
         assert _health(url)[0] == 200 and _health(url)[1]["status"] == "ok"
         worker = app.app.state.worker
         worker.close()  # the thread ends, as it would if anything killed it
@@ -177,6 +167,3 @@ def test_health_reports_a_dead_worker(tiny) -> None:
         r = http("POST", f"{url}/chat/completions", {"model": "tiny", "messages": CHAT, "max_tokens": 2})
         assert r.status_code == 503 and "worker" in r.json()["error"]["message"], r._body[:300]
         assert time.monotonic() - t0 < 5
-    finally:
-        srv.should_exit = True
-        thread.join(10)

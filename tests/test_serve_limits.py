@@ -14,7 +14,7 @@ import pytest
 from culturellm.errors import CultureLLMError
 from culturellm.llm import SamplingParams
 from culturellm.llm.openai_backend import OpenAIChatModel
-from serve_helpers import http, start_server, stop
+from serve_helpers import http, serving, start_server, stop
 
 pytestmark = pytest.mark.slow
 KEY = "k-3f9c1d"
@@ -28,19 +28,10 @@ def tiny(tmp_path_factory, tiny_model_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def guarded(tiny):
-    proc, url = start_server(
-        "--model",
-        f"hf:{tiny}",
-        "--name",
-        "tiny",
-        "--max-body-bytes",
-        "4000",
-        "--max-request-tokens",
-        "6000",
+    yield from serving(
+        "--model", f"hf:{tiny}", "--name", "tiny", "--max-body-bytes", "4000", "--max-request-tokens", "6000",
         env={"CULTURELLM_API_KEY": KEY},
-    )
-    yield url
-    stop(proc)
+    )  # fmt: skip
 
 
 def body(max_tokens: int = 4, **kw) -> dict:

@@ -30,7 +30,6 @@ ARMS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("+synonyms", ("synonym",)),
     ("+translations", ("translation",)),
 )
-PARA, HELDQ = ("heldout_variant",), ("heldout_question",)
 
 
 def plan_sets(steps_present: set[str], total: int, sizes: Sequence[int]) -> list[dict[str, Any]]:
@@ -49,19 +48,9 @@ def plan_sets(steps_present: set[str], total: int, sizes: Sequence[int]) -> list
 
 
 def _row(label: str, res: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    from culturellm.evaluate.baselines import by_kind
+    from culturellm.evaluate.baselines import heldout_columns
 
-    para, held = by_kind(res, PARA), by_kind(res, HELDQ)
-    return {
-        "set": label,
-        **extra,
-        "paraphrase_agreement": para["majority_agreement"],
-        "paraphrase_1_jsd": para["one_minus_jsd"],
-        "n_paraphrases": para["n_questions"],
-        "question_agreement": held["majority_agreement"],
-        "question_1_jsd": held["one_minus_jsd"],
-        "n_questions": held["n_questions"],
-    }
+    return {"set": label, **extra, **heldout_columns(res)}
 
 
 def ablate(

@@ -206,14 +206,7 @@ def import_release(
     check_number(seed_match, "seed_match", lo=-1.0, hi=1.0)
     check_distinct(out_dir / RECORDS, [path], "FILE")
     pair_filter = import_filter(filter, embedder, filter_options)  # an unknown name: before any work
-    lines = _read_lines(path)
-    other_sources = 0
-    if source is not None:
-        kept = [(n, o) for n, o in lines if isinstance(o, dict) and _same_source(o.get("source"), source)]
-        other_sources = len(lines) - len(kept)
-        if not kept:
-            raise DataError(f"{path}: no line has source {source!r}")
-        lines = kept
+    lines, other_sources = _source_lines(path, source)
     _claim_out(out_dir, force)
     seeds = {q.id: q for q in load_questions()}
     rejected: list[dict[str, Any]] = []
@@ -221,24 +214,18 @@ def import_release(
     def reject(n: int, reason: str) -> None:
         rejected.append({"line": n, "reason": reason})
 
-    cands = _candidates(lines, seeds, reject)
-    if questions is not None:
-        wanted = set(questions)
-        for c in cands:
-            if c["qid"] not in wanted:
-                reject(c["line"], "question not selected")
-        cands = [c for c in cands if c["qid"] in wanted]
-    kept_cands = _structural(cands, seeds, embedder, t1, seed_match, reject)
-    reasons_of = pair_filter([(seeds[c["qid"]].text, c["text"]) for c in kept_cands])
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for c, why in zip(kept_cands, reasons_of, strict=True):
-        if why:
-            reject(c["line"], why)
-        else:
-            groups[c["qid"]].append(c)
+    cands = _selected(_candidates(lines, seeds, reject), questions, reject)
+    kept = _structural(cands, seeds, embedder, t1, seed_match, reject)
+    groups = _filtered(kept, seeds, pair_filter, reject)
     rows = _records(groups, seeds, path.name)
     write_jsonl(out_dir / RECORDS, rows)
-    reasons = Counter(r["reason"].split(":")[0].split(" (")[0] for r in rejected)
+    counts = {
+        "lines": len(lines),
+        **({"other_sources": other_sources} if source is not None else {}),
+        "seeds": len(groups),
+        "accepted": sum(len(g) for g in groups.values()),
+        "rejected": len(rejected),
+    }
     manifest = {
         "kind": "culturellm.augment.import",
         "source": str(path),
@@ -248,21 +235,59 @@ def import_release(
         "embedder": getattr(embedder, "name", str(embedder)),
         "t1": t1,
         "seed_match": seed_match,
-        "counts": {
-            "lines": len(lines),
-            **({"other_sources": other_sources} if source is not None else {}),
-            "seeds": len(groups),
-            "accepted": sum(len(g) for g in groups.values()),
-            "rejected": len(rejected),
-        },
-        "rejection_reasons": dict(reasons),
-        "rejected": sorted(rejected, key=lambda r: r["line"]),
+        "counts": counts,
+        **_rejections(rejected),
     }
     write_json(out_dir / "manifest.json", manifest)
     if not rows:
-        top = ", ".join(f"{r} {n}" for r, n in reasons.most_common(3))
+        top = ", ".join(f"{r} {n}" for r, n in Counter(manifest["rejection_reasons"]).most_common(3))
         raise DataError(f"{path}: no record fits a seed question ({top}); see {out_dir / 'manifest.json'}")
     return manifest
+
+
+def _source_lines(path: Path, source: str | None) -> tuple[list[tuple[int, Any]], int]:
+    """The file's (line number, parsed JSON) pairs, only those of release file `source` when given,
+    and how many lines other sources had."""
+    lines = _read_lines(path)
+    if source is None:
+        return lines, 0
+    kept = [(n, o) for n, o in lines if isinstance(o, dict) and _same_source(o.get("source"), source)]
+    if not kept:
+        raise DataError(f"{path}: no line has source {source!r}")
+    return kept, len(lines) - len(kept)
+
+
+def _selected(cands: list[dict[str, Any]], questions: Sequence[str] | None, reject) -> list[dict[str, Any]]:
+    """The candidates of the selected questions (all when `questions` is None); others rejected."""
+    if questions is None:
+        return cands
+    wanted = set(questions)
+    for c in cands:
+        if c["qid"] not in wanted:
+            reject(c["line"], "question not selected")
+    return [c for c in cands if c["qid"] in wanted]
+
+
+def _filtered(
+    cands: list[dict[str, Any]], seeds: dict[str, Any], pair_filter: PairFilter, reject
+) -> dict[str, list[dict[str, Any]]]:
+    """The candidates the import filter keeps, grouped by question id; the others rejected with its
+    reason."""
+    reasons_of = pair_filter([(seeds[c["qid"]].text, c["text"]) for c in cands])
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for c, why in zip(cands, reasons_of, strict=True):
+        if why:
+            reject(c["line"], why)
+        else:
+            groups[c["qid"]].append(c)
+    return groups
+
+
+def _rejections(rejected: list[dict[str, Any]]) -> dict[str, Any]:
+    """The manifest's rejection fields: counts by reason (the reason up to its first ":" or " (")
+    and the rejected lines in file order."""
+    reasons = Counter(r["reason"].split(":")[0].split(" (")[0] for r in rejected)
+    return {"rejection_reasons": dict(reasons), "rejected": sorted(rejected, key=lambda r: r["line"])}
 
 
 def _structural(

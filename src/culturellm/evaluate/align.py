@@ -45,8 +45,7 @@ def align(
     first-token or parse; per row too) and one row per asked item under "questions".
     """
     from culturellm.cultures import get_culture
-    from culturellm.llm import ScoreRequest
-    from culturellm.prompts import survey_messages
+    from culturellm.evaluate.baselines import annotate
     from culturellm.wvs import seed_set
 
     v = variant_from(variant_or_spec, system)
@@ -54,35 +53,8 @@ def align(
     seeds = {s.question_id: s for s in seed_set(c)}
     if not seeds:
         raise DataError(f"no WVS seed answers for culture {c.name}")
-    items: list[tuple[str, str, str]] = []  # (question_id, kind, text)
-    if split is None:
-        items = [(q, "seed", s.text) for q, s in seeds.items()]
-    else:
-        held = read_split(split)
-        qids, variants = held.questions, held.variants
-        items += [(q, "heldout_question", seeds[q].text) for q in sorted(qids) if q in seeds]
-        items += [(str(x["question_id"]), "heldout_variant", str(x["text"])) for x in variants]
-        items = [it for it in items if it[0] in seeds]
-        if not items:
-            raise CultureLLMError(
-                f"{split}: no held-out question or paraphrase that {c.name} answered; "
-                "build the training set with --holdout-questions/--holdout-variants, or omit --split"
-            )
-    system_text = v.system_prompt(c.name)
-    reqs = []
-    for qid, _, text in items:
-        s = seeds[qid]
-        reqs.append(
-            ScoreRequest(survey_messages(text, s.options, system_text), tuple(s.options), end_of_turn=True)
-        )
-    model = v.load()
-    results = model.score(reqs)
-    rows = [
-        question_row(qid, kind, text, seeds[qid], softmax(list(res.logprobs)), res.method)
-        for (qid, kind, text), res in zip(items, results, strict=True)
-    ]
-    from culturellm.evaluate.baselines import annotate
-
+    items = _items(seeds, split, c.name)
+    rows = _score_items(v, v.system_prompt(c.name), seeds, items)
     return annotate(
         {
             "model": v.label,
@@ -95,6 +67,44 @@ def align(
             "questions": rows,
         }
     )
+
+
+def _items(seeds: dict[str, Any], split: Path | None, culture: str) -> list[tuple[str, str, str]]:
+    """The items to ask, (question_id, kind, text): every seed without `split`; with a training-set
+    manifest, its held-out questions (seed wording) and held-out paraphrases that `culture` answered."""
+    if split is None:
+        return [(q, "seed", s.text) for q, s in seeds.items()]
+    held = read_split(split)
+    items = [(q, "heldout_question", seeds[q].text) for q in sorted(held.questions) if q in seeds]
+    items += [(str(x["question_id"]), "heldout_variant", str(x["text"])) for x in held.variants]
+    items = [it for it in items if it[0] in seeds]
+    if not items:
+        raise CultureLLMError(
+            f"{split}: no held-out question or paraphrase that {culture} answered; "
+            "build the training set with --holdout-questions/--holdout-variants, or omit --split"
+        )
+    return items
+
+
+def _score_items(
+    v: ModelVariant, system_text: str | None, seeds: dict[str, Any], items: list[tuple[str, str, str]]
+) -> list[dict[str, Any]]:
+    """Each item asked as a survey question (its seed's options, scored as whole assistant replies):
+    one `question_row` each, in the order of `items`."""
+    from culturellm.llm import ScoreRequest
+    from culturellm.prompts import survey_messages
+
+    reqs = []
+    for qid, _, text in items:
+        s = seeds[qid]
+        reqs.append(
+            ScoreRequest(survey_messages(text, s.options, system_text), tuple(s.options), end_of_turn=True)
+        )
+    results = v.load().score(reqs)
+    return [
+        question_row(qid, kind, text, seeds[qid], softmax(list(res.logprobs)), res.method)
+        for (qid, kind, text), res in zip(items, results, strict=True)
+    ]
 
 
 MEASURES = ("majority_agreement", "one_minus_jsd", "one_minus_wasserstein")

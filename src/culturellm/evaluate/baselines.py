@@ -5,14 +5,15 @@
 - `other_survey`: another culture's survey distribution used as the "model" (how far apart the two
   cultures really are: agreement = both majorities equal, 1 - JSD between the two surveys);
 - `by_kind`: the measures over one kind of item only (held-out paraphrases of trained questions,
-  held-out questions, or seeds), so a table can show memorised and new items apart.
+  held-out questions, or seeds), so a table can show memorised and new items apart;
+- `heldout_columns`: a table row's columns for the held-out paraphrases and the held-out questions.
 
 Base model and base + culture prompt are alignment runs of their own (`align(spec, ...)`), not here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 KINDS = ("heldout_variant", "heldout_question", "seed")
@@ -45,6 +46,22 @@ def by_kind(result: Mapping[str, Any], kinds: Iterable[str] | None = None) -> di
     wanted = set(kinds) if kinds is not None else None
     rows = [r for r in result["questions"] if wanted is None or r["kind"] in wanted]
     return _summary(str(result.get("model")), rows)
+
+
+def heldout_columns(
+    result: Mapping[str, Any], measure: Callable[[Mapping[str, Any], Iterable[str]], dict[str, Any]] = by_kind
+) -> dict[str, Any]:
+    """Agreement, 1 - JSD and count of `measure` (`by_kind`, `uniform` or an `other_survey`) on the
+    held-out paraphrases of trained questions and on the held-out questions of an `align` result."""
+    para, held = measure(result, ("heldout_variant",)), measure(result, ("heldout_question",))
+    return {
+        "paraphrase_agreement": para["majority_agreement"],
+        "paraphrase_1_jsd": para["one_minus_jsd"],
+        "n_paraphrases": para["n_questions"],
+        "question_agreement": held["majority_agreement"],
+        "question_1_jsd": held["one_minus_jsd"],
+        "n_questions": held["n_questions"],
+    }
 
 
 def uniform(result: Mapping[str, Any], kinds: Iterable[str] | None = None) -> dict[str, Any]:

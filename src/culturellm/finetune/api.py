@@ -30,24 +30,25 @@ from culturellm.safewrite import library_writes
 
 STATE_FILE = "finetune.json"
 SUMMARY_FILE = "train_summary.json"
-# Files a local run writes into DIR (removed when a different run replaces it).
-_OUTPUT_NAMES = (
+# The files of a culture model directory that make the model: what `culturellm push` publishes
+# (never checkpoints, training state, logs or a merged copy).
+MODEL_FILES = (
     "adapter_config.json",
     "adapter_model.safetensors",
+    "adapter_model.bin",
     MODELREF_FILE,
     SUMMARY_FILE,
-    "README.md",
-    "loss.jsonl",
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
     "chat_template.jinja",
     "vocab.json",
     "merges.txt",
-    "checkpoints",
-    "merged",
-    "logs",
+    "tokenizer.model",
 )
+# Files a local run writes into DIR (removed when a different run replaces it): the model's files
+# and the run's by-products.
+_OUTPUT_NAMES = (*MODEL_FILES, "README.md", "loss.jsonl", "checkpoints", "merged", "logs")
 
 
 def _is_main_process() -> bool:

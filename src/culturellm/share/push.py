@@ -15,24 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from culturellm.errors import CultureLLMError, DataError
+from culturellm.finetune.api import MODEL_FILES  # what a culture model directory publishes
 from culturellm.llm.modelref import MODELREF_FILE
 from culturellm.share.hubrepo import call, check_repo_id, get_token, hub_api
 
-# What a culture model directory publishes (never checkpoints, training state or a merged copy)
-MODEL_FILES = (
-    "adapter_config.json",
-    "adapter_model.safetensors",
-    "adapter_model.bin",
-    MODELREF_FILE,
-    "train_summary.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "chat_template.jinja",
-    "vocab.json",
-    "merges.txt",
-    "tokenizer.model",
-)
 PARQUET = "data/train-00000-of-00001.parquet"
 
 
