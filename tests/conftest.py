@@ -46,6 +46,7 @@ SLOW_FIXTURES = frozenset(
         "uninterrupted",  # a whole `culturellm run` in a subprocess
         "hf_home",  # the Hub tests' model downloads and subprocesses
         "augmented",  # tests/test_hostile.py: a real augmentation with the bundled embedder
+        "good_augment",  # tests/test_fuzz.py: the same, with the fake: backend
     }
 )
 
@@ -59,12 +60,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _slow_is_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """In a test not marked slow, starting a subprocess or loading the bundled model's weights (from
-    the converted-model cache) or the bundled embedder fails the test, naming what it started."""
+    the converted-model cache) or the bundled embedder fails the test, naming what it started.
+
+    The per-process memos of loaded models and embedders are hidden (empty for the test, restored
+    after it): a request for the bundled model that an earlier test's load would have answered from
+    memory reaches the load and fails here too, so the verdict does not depend on test order."""
     if request.node.get_closest_marker("slow"):
         return
     import sentence_transformers
 
+    import culturellm.embed
+    import culturellm.llm
     import culturellm.llm.loading
+    import culturellm.llm.local_pool
+
+    monkeypatch.setattr(culturellm.llm, "_MODELS", {})  # load_model's memo
+    monkeypatch.setattr(culturellm.llm.local_pool, "_LOADED", {})  # load_local_chat's memo
+    monkeypatch.setattr(culturellm.embed, "_EMBEDDERS", {})  # load_embedder's memo
     from culturellm.embed import bundled_embedder_dir
     from culturellm.paths import model_cache_dir
 

@@ -352,6 +352,7 @@ def release_file(draw) -> bytes:
     return text.encode(draw(st.sampled_from(["utf-8", "utf-8", "latin-1", "utf-16"])), errors="replace")
 
 
+@pytest.mark.slow  # its augment / augment import runs load the bundled embedder
 @settings(SETTINGS, max_examples=25)
 @given(content=release_file(), t1=st.sampled_from([None, "0.8", "nan", "inf", "-5", "1e309"]))
 def test_fuzz_import_release_files(sandbox_cli, content, t1):
@@ -440,6 +441,7 @@ def _user_tree(root: Path, entries: list[tuple[str, str]], marker: str | None) -
         (out / ".culturellm").write_text(marker)
 
 
+@pytest.mark.slow  # its augment / augment import runs load the bundled embedder
 @settings(SETTINGS, max_examples=30)
 @given(
     command=st.sampled_from(sorted(WRITERS)),

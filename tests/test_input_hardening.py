@@ -37,6 +37,7 @@ def cli(cli, monkeypatch, tmp_path):
 # --- [4] crashes -> one clear line ------------------------------------------------------------------
 
 
+@pytest.mark.slow  # `augment import` loads the bundled embedder
 @pytest.mark.parametrize(
     "line",
     [
@@ -247,6 +248,7 @@ def test_review_beyond_localhost_needs_a_key(cli, review_app):
 # --- [9] numbers finite and in range ------------------------------------------------------------------
 
 
+@pytest.mark.slow  # `augment import` loads the bundled embedder
 def test_numbers_are_checked(cli, tmp_path):
     """[9] `augment import --t1 nan` switched the filter off; `seeds --width -5` mangled text; a WVS
     weight error showed `np.float64(inf)`; a non-UTF-8 import file's error did not name it."""

@@ -207,6 +207,15 @@ def _check(fx: Fx, box: Path, out: Path, before: dict[str, str], res, *, refuse:
         assert res.code == 0, res.err[-3000:]
 
 
+# The commands whose real run loads the bundled embedder (augment, augment import): slow cases.
+EMBEDS = frozenset({"augment", "augment-import"})
+
+
+def _names(cmds) -> list:
+    """The cases of `cmds`, those that run a command loading the bundled embedder marked slow."""
+    return [pytest.param(c.name, marks=pytest.mark.slow) if c.name in EMBEDS else c.name for c in cmds]
+
+
 def _out(box: Path, cmd: Cmd) -> Path:
     return box / "out" / "train.jsonl" if cmd.file_out else box / "out"
 
@@ -214,7 +223,7 @@ def _out(box: Path, cmd: Cmd) -> Path:
 # --- empty directory: the command works and writes only under its output ----------------------------
 
 
-@pytest.mark.parametrize("name", [c.name for c in CMDS if c.cheap])
+@pytest.mark.parametrize("name", _names(c for c in CMDS if c.cheap))
 def test_empty_output(case, fx, tmp_path, name):
     cmd = BY_NAME[name]
     out = _out(tmp_path, cmd)
@@ -252,7 +261,7 @@ def _claimed(case, fx: Fx, cmd: Cmd, out: Path) -> None:
         claim(out, cmd.kind)
 
 
-@pytest.mark.parametrize("name", [c.name for c in CMDS if not c.file_out])
+@pytest.mark.parametrize("name", _names(c for c in CMDS if not c.file_out))
 def test_symlinks_out_of_a_claimed_directory(case, fx, tmp_path, name):
     cmd = BY_NAME[name]
     out, outside = tmp_path / "out", tmp_path / "outside"
