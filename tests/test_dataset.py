@@ -251,7 +251,7 @@ def test_api_and_cli_build_the_same_training_set_by_default(aug: Path, tmp_path:
     assert r.exit_code == 0, r.output
     assert cli.read_bytes() == (tmp_path / "api.jsonl").read_bytes()
     saved = json.loads(split_manifest_path(cli).read_text())
-    assert api["target"] == saved["target"] == DatasetConfig().target == "distribution"
+    assert api["target"] == saved["target"] == DatasetConfig().target == "sharpened"
     assert api["split"] == saved["split"] and "target_distribution" in read_jsonl(cli)[0]
 
 

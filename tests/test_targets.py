@@ -82,4 +82,4 @@ def test_flags_exist_and_enter_the_dataset_key(tmp_path: Path) -> None:
     a = RunConfig(dataset={"target": "sharpened", "temperature": 0.5}).section_hash("dataset")
     b = RunConfig(dataset={"target": "sharpened", "temperature": 0.7}).section_hash("dataset")
     assert a != b
-    assert DatasetConfig().target == "distribution"  # the default: one flag from the paper's majority
+    assert DatasetConfig().target == "sharpened"  # the default: one flag from the paper's majority

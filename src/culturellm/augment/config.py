@@ -188,12 +188,13 @@ class DatasetConfig(StageConfig):
     """Configuration of `build_training_set()`: answer targets and the held-out split."""
 
     target: Target = Field(
-        "distribution",
-        description="distribution (default: soft labels, local training learns the survey distribution), "
+        "sharpened",
+        description="sharpened (default: soft labels sharpened, distribution ** (1 / temperature) "
+        "renormalised; the frontier point closest to both agreement and distribution, docs/results.md), "
+        "distribution (soft labels: local training learns the survey distribution), "
         "majority (the paper), sampled (hard codes drawn to follow the distribution: for the OpenAI "
         "fine-tuning API), mixed (soft labels plus a majority term: (1 - w) * distribution + w * "
-        "one-hot majority, w = majority_weight) or sharpened (distribution ** (1 / temperature), "
-        "renormalised)",
+        "one-hot majority, w = majority_weight)",
     )
     majority_weight: float = Field(
         0.25, ge=0.0, le=1.0, description="target mixed: weight w of the one-hot majority answer"
