@@ -66,7 +66,7 @@ def test_run_toml_sets_any_stage_field(tmp_path):
     assert (cfg.finetune.max_length, cfg.finetune.grad_accum, cfg.finetune.lora_dropout) == (256, 4, 0.1)
     assert cfg.finetune.target_modules == ["q_proj", "v_proj"] and cfg.finetune.dtype == "bfloat16"
     assert (cfg.augment.t1, cfg.augment.synonym_requests) == (0.7, "seed")
-    assert cfg.evaluate.calibration == "none" and cfg.dataset.target == "sharpened"
+    assert cfg.evaluate.calibration == "none" and cfg.dataset.target == "distribution"
     assert cfg.align.min_heldout == 2
 
 

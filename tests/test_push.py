@@ -103,7 +103,7 @@ def test_round_trip_model_and_training_set(hub, trained, tmp_path) -> None:
     assert card.data.to_dict() == written.data.to_dict()
     meta = card.data.to_dict()
     assert meta["library_name"] == "peft" and meta["culture"] == "arabic" and meta["wvs_wave"] == 7
-    assert meta["training_target"] == "distribution" and len(meta["wvs_questions"]) == 6
+    assert meta["training_target"] == "sharpened" and len(meta["wvs_questions"]) == 6
     # load it in a fresh HF_HOME: the same answer scores as the local directory
     fresh = _env(hub, tmp_path / "home-fresh", token=None)
     got = _python(SCORE, "hf:culture-org/tiny-arabic", env=fresh)
@@ -142,7 +142,7 @@ def test_round_trip_model_and_training_set(hub, trained, tmp_path) -> None:
         for r in json.loads(got.stdout)
     ]
     assert back == list(iter_jsonl(data / "train.jsonl"))
-    assert meta["target"] == "distribution" and meta["wvs_wave"] == 7 and meta["cultures"] == ["arabic"]
+    assert meta["target"] == "sharpened" and meta["wvs_wave"] == 7 and meta["cultures"] == ["arabic"]
 
 
 def test_dry_run_prints_card_and_files_without_a_token(trained, monkeypatch, capsys) -> None:
