@@ -76,7 +76,7 @@ def imported(cfg: Any, out: Path) -> Path:
     m = import_release(
         a.import_file, out / "augment", load_embedder(cfg.models.embedder), t1=a.t1,
         source=a.import_source, questions=[q.id for q in a.select(load_questions())],
-        filter=a.import_filter, filter_options={"checks": a.checks, "t_standin": a.t_standin},
+        filter=a.import_filter, filter_options=a.import_filter_options(),
     )  # fmt: skip
     print(f"imported: {m['counts']}", file=sys.stderr, flush=True)
     return path

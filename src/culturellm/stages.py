@@ -188,11 +188,7 @@ def _import(run: Run) -> StageResult:
         source=a.import_source,
         questions=[q.id for q in a.select(load_questions())],
         filter=a.import_filter,
-        filter_options={
-            "checks": a.checks,
-            "t_standin": a.t_standin,
-            "verifier_threshold": a.verifier_threshold,
-        },
+        filter_options=a.import_filter_options(),
     )
     return StageResult([run.layout.augmented], manifest["counts"], {"llm_requests": 0})
 

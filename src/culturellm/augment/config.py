@@ -154,6 +154,14 @@ class AugmentConfig(StageConfig):
             raise ValueError("two numbers LOW,HIGH with 0 <= LOW <= HIGH <= 1")
         return band
 
+    def import_filter_options(self) -> dict[str, Any]:
+        """The options an import filter is made with (`augment.importer.import_filter`)."""
+        return {
+            "checks": self.checks,
+            "t_standin": self.t_standin,
+            "verifier_threshold": self.verifier_threshold,
+        }
+
     @model_validator(mode="after")
     def _check(self) -> AugmentConfig:
         if self.k is None:
