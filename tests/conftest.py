@@ -15,9 +15,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+SESSION_HOME: list[str] = []  # this process's isolated CULTURELLM_HOME (one per xdist worker)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     home = Path(tempfile.mkdtemp(prefix="culturellm-home-"))
     os.environ["CULTURELLM_HOME"] = str(home)
+    SESSION_HOME[:] = [str(home)]
     os.environ.pop("CULTURELLM_CACHE_DIR", None)
     # Converting the bundled GGUF takes ~20 s: share the converted copy between test runs.
     os.environ.setdefault(
@@ -26,6 +30,33 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _share_the_cores()
+
+
+def _share_the_cores() -> None:
+    """Under pytest-xdist each worker gets its share of the cores for torch (and the subprocesses it
+    starts inherit it), so two workers on 2 cores do not oversubscribe them. An explicit
+    OMP_NUM_THREADS wins."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
+    if workers < 2:
+        return
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, threads)
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+@pytest.fixture(autouse=True)
+def _home_stays_isolated(request: pytest.FixtureRequest):
+    """After every test the session's isolated CULTURELLM_HOME is still set: a test (or a fixture it
+    built) that unset it sent every later test to the user's real home and its response cache, where
+    fake models' answers from earlier sessions turned into cache hits. Defined before the fixtures that
+    use monkeypatch, so it is checked after their changes are undone."""
+    yield
+    if os.environ.get("CULTURELLM_HOME") != SESSION_HOME[0]:
+        pytest.fail(f"{request.node.nodeid} (or a fixture it used) left CULTURELLM_HOME changed")
 
 
 # --- `slow` means what it says ---------------------------------------------------------------------

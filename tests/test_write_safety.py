@@ -13,7 +13,6 @@ they were; a refusal is one clear `error:` line with exit code 2. The counts are
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,8 +71,8 @@ def fx(tmp_path_factory, tiny_model_dir) -> Fx:
 
     root = tmp_path_factory.mktemp("ws-inputs")
     home = tmp_path_factory.mktemp("ws-home")
-    os.environ["CULTURELLM_HOME"] = str(home)  # the CliRunner calls below; cases set it per test
-    try:
+    with pytest.MonkeyPatch.context() as mp:  # undone after: the session's own home stays for the rest
+        mp.setenv("CULTURELLM_HOME", str(home))  # the CliRunner calls below; cases set it per test
         runner = CliRunner()
         aug = root / "aug"
         res = runner.invoke(app, ["augment", "--llm", "fake:ws", *AUG, "--out", str(aug)])
@@ -86,8 +85,6 @@ def fx(tmp_path_factory, tiny_model_dir) -> Fx:
         evaldir = root / "ev"
         res = runner.invoke(app, ["evaluate", *EVAL, "--limit", "4", "--out", str(evaldir)])
         assert res.exit_code == 0, res.output
-    finally:
-        os.environ.pop("CULTURELLM_HOME", None)
     release = root / "release.jsonl"
     release.write_text("".join(json.dumps(r) + "\n" for r in RELEASE), encoding="utf-8")
     base = tiny_model_dir(root / "tiny")
