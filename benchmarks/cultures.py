@@ -31,12 +31,23 @@ def _ci(d: dict[str, Any] | None, signed: bool = False) -> str:
     return f"{f.format(d['mean'])} [{f.format(d['lo'])}, {f.format(d['hi'])}]"
 
 
+def _cell(m: dict[str, Any], model: str, culture: str, value: float, measure: str) -> str:
+    """One matrix cell: the value, and its 95% CI over questions where the run recorded one."""
+    for c in m.get("cells", []):
+        if c["model"] == model and c["culture"] == culture and (c.get("ci") or {}).get(measure):
+            ci = c["ci"][measure]
+            return f"{value:.3f} [{ci['lo']:.2f}, {ci['hi']:.2f}]"
+    return f"{value:.3f}"
+
+
 def matrix_table(m: dict[str, Any], measure: str = "one_minus_jsd") -> list[str]:
+    """The model x culture matrix of one measure; each cell with its bootstrap CI (resampling questions)."""
     cultures = m["cultures"]
-    out = [f"**{SHORT[measure]}** (rows: models, columns: surveys; {m.get('items')})", ""]
+    out = [f"**{SHORT[measure]}** (rows: models, columns: surveys; {m.get('items')}; 95% CIs)", ""]
     out += ["| model | " + " | ".join(cultures) + " |", "| --- |" + " --- |" * len(cultures)]
     for i, model in enumerate(m["models"]):
-        out.append(f"| {model} | " + " | ".join(f"{v:.3f}" for v in m[measure][i]) + " |")
+        cells = [_cell(m, model, c, v, measure) for c, v in zip(cultures, m[measure][i], strict=True)]
+        out.append(f"| {model} | " + " | ".join(cells) + " |")
     return [*out, ""]
 
 
@@ -81,6 +92,40 @@ def per_culture(run: Path, cultures: list[str]) -> list[str]:
     return [*out, ""]
 
 
+def survey_room(run: Path, m: dict[str, Any]) -> list[str]:
+    """How far apart the surveys themselves are on each culture's held-out items: a model that answered
+    exactly with culture A's survey would score 1 − JSD 1 on A and `1 − JSD(A, B)` on B, so
+    1 − max over B of that is the most own − best other can be. Where it is small, the surveys agree
+    and no model can tell the cultures apart on these items; a survey close to all the others on average
+    (a central one) is the one a model that learnt only "a survey-like answer" matches best."""
+    from culturellm.evaluate.distributions import similarity
+    from culturellm.jsonio import read_jsonl
+    from culturellm.wvs import seed_set
+
+    cultures = list(m["cultures"])
+    surveys = {c: {s.question_id: s.distribution for s in seed_set(c)} for c in cultures}
+    out = ["| culture | nearest other survey | 1 − JSD of the two surveys | room: own − best other at most "
+           "| mean 1 − JSD to the other surveys | measured own − best other |",
+           "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for c in cultures:
+        path = run / "eval" / c / "align" / "culturellm" / f"{c}.jsonl"
+        if not path.exists():
+            continue
+        qids = [r["question_id"] for r in read_jsonl(path)]
+        near = {}
+        for o in (x for x in cultures if x != c):
+            sims = [similarity(surveys[c][q], surveys[o][q])["one_minus_jsd"]
+                    for q in qids if q in surveys[o] and sum(surveys[o][q].values()) > 0]  # fmt: skip
+            if sims:
+                near[o] = sum(sims) / len(sims)
+        other = max(near, key=near.get)
+        measured = m.get("own_minus_best_other", {}).get(f"culturellm-{c}", {}).get("one_minus_jsd")
+        shown = f"{measured:+.3f}" if measured is not None else "–"
+        mean = sum(near.values()) / len(near)
+        out.append(f"| {c} | {other} | {near[other]:.3f} | {1 - near[other]:.3f} | {mean:.3f} | {shown} |")
+    return [*out, ""]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path, help="a finished run directory (runs/nine-cultures-small)")
@@ -93,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     m = json.loads(path.read_text())
     lines = [*matrix_table(m), *matrix_table(m, "majority_agreement"), *own_table(m)]
     lines += per_culture(args.run, list(m["cultures"]))
+    lines += survey_room(args.run, m)
     text = "\n".join(lines)
     print(text)
     if args.out:
