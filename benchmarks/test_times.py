@@ -4,6 +4,7 @@ when it lands.
     python benchmarks/test_times.py                    # the README's test command (whole suite)
     python benchmarks/test_times.py -m "not slow"      # the edit loop
     python benchmarks/test_times.py --from-xml r.xml   # read a JUnit report a run already wrote
+    python benchmarks/test_times.py --compare 2 -m "not slow"   # one process against 2 xdist workers
 
 Runs pytest once (extra arguments go to pytest), reads its JUnit XML report and prints the wall time,
 the counts (passed / failed / skipped), the time per test file and the ten slowest tests (setup, call
@@ -74,11 +75,29 @@ def summary(cases: list[dict], wall: float | None, top: int = 10) -> str:
     return "\n".join(lines)
 
 
+def compare(args: list[str], workers: int) -> int:
+    """The same tests in one process and on `workers` pytest-xdist workers, side by side in one run."""
+    walls, rcs = {}, []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (0, workers):
+            rc, walls[n] = run_pytest([*args, "-n", str(n)], Path(tmp) / f"n{n}.xml")
+            cases = read_report(Path(tmp) / f"n{n}.xml") if (Path(tmp) / f"n{n}.xml").exists() else []
+            print(f"-n {n}: exit {rc}, {len(cases)} tests, wall {walls[n]:.0f} s", flush=True)
+            rcs.append(rc)
+    print(f"one process / {workers} workers: {walls[0] / walls[workers]:.2f}x")
+    return max(rcs)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--from-xml", type=Path, help="summarise this JUnit report instead of running pytest")
     parser.add_argument("--top", type=int, default=10)
+    parser.add_argument(
+        "--compare", type=int, metavar="N", help="run in one process (-n0) and on N workers; the ratio"
+    )
     ns, rest = parser.parse_known_args(argv)
+    if ns.compare:
+        return compare(rest, ns.compare)
     if ns.from_xml:
         print(summary(read_report(ns.from_xml), None, ns.top))
         return 0
