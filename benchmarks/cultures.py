@@ -8,7 +8,8 @@ Reads RUN/eval/align_matrix.json (every culture model, One and the base model ag
 survey on the run's held-out items, with 95% bootstrap CIs over questions) and RUN/eval/<culture>/
 align.jsonl (base, base + culture prompt, the culture's model and One, aligned with that culture) and
 prints markdown: the 1 − JSD matrix; per culture model own survey minus best other survey (agreement,
-1 − JSD, 1 − W1, each with its paired CI, and whether the CI excludes 0); per culture the baselines,
+1 − JSD, 1 − W1, each with its paired CI — on the items both surveys answered, shown apart when the
+other survey answered fewer — and whether the CI excludes 0); per culture the baselines,
 its own model and One, and One minus own.
 """
 
@@ -59,8 +60,13 @@ def own_table(m: dict[str, Any]) -> list[str]:
     for model, d in m.get("own_minus_best_other", {}).items():
         cells = []
         for x in MEASURES:
-            ci = (d.get("ci") or {}).get(x)
-            cells.append(f"{_ci(ci, signed=True)} vs {d.get(f'best_other_{x}')}" if ci else f"{d[x]:+.3f}")
+            ci, other = (d.get("ci") or {}).get(x), d.get(f"best_other_{x}")
+            if not ci:
+                cells.append(f"{d[x]:+.3f} vs {other}")
+            elif abs(ci["mean"] - d[x]) > 1e-9:  # the other survey answered fewer items: paired on those
+                cells.append(f"{d[x]:+.3f} vs {other} (the {ci['n']} items both answered: {_ci(ci, True)})")
+            else:
+                cells.append(f"{_ci(ci, signed=True)} vs {other}")
         ci = (d.get("ci") or {}).get("one_minus_jsd")
         out.append(f"| {model} | " + " | ".join(cells) + f" | {'yes' if ci and ci['lo'] > 0 else 'no'} |")
     return [*out, ""]
