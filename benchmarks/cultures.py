@@ -124,7 +124,9 @@ def survey_room(run: Path, m: dict[str, Any]) -> list[str]:
                     for q in qids if q in surveys[o] and sum(surveys[o][q].values()) > 0]  # fmt: skip
             if sims:
                 near[o] = sum(sims) / len(sims)
-        other = max(near, key=near.get)
+        if not near:
+            continue
+        other = max(near, key=near.__getitem__)
         measured = m.get("own_minus_best_other", {}).get(f"culturellm-{c}", {}).get("one_minus_jsd")
         shown = f"{measured:+.3f}" if measured is not None else "–"
         mean = sum(near.values()) / len(near)
