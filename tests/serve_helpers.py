@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -45,6 +46,13 @@ def http(
             return Resp(r.status, r.read())
     except urllib.error.HTTPError as e:
         return Resp(e.code, e.read())
+
+
+def culturellm_exe() -> list[str]:
+    """The installed `culturellm` console script (on PATH, or beside this interpreter when the venv is
+    not activated); `python -m culturellm.cli` where neither exists."""
+    exe = shutil.which("culturellm") or os.path.join(os.path.dirname(sys.executable), "culturellm")
+    return [exe] if os.path.exists(exe) else [sys.executable, "-m", "culturellm.cli"]
 
 
 def free_port() -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from culturellm.finetune import PRESETS, FinetuneConfig, finetune
 from culturellm.finetune.data import cultures_in, load_records, to_prompt_completion
 from culturellm.jsonio import read_jsonl, write_jsonl
 from culturellm.llm.modelref import read_modelref
+from serve_helpers import culturellm_exe
 from survey_chats import OPTIONS, records
 
 
@@ -261,7 +261,6 @@ def test_culturellm_one_from_several_files(tiny_base, tmp_path):
 @pytest.mark.slow  # the real console script in its own process
 def test_bad_inputs_are_one_line_exit_2(tiny_base, train_file, tmp_path):
     """Through the real console script: one line on stderr, exit code 2, no traceback."""
-    exe = shutil.which("culturellm") or pytest.skip("culturellm console script not installed")
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(records()[0]) + "\n{oops\n")
     empty = tmp_path / "empty.jsonl"
@@ -280,7 +279,10 @@ def test_bad_inputs_are_one_line_exit_2(tiny_base, train_file, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     for args, message in cases:
         res = subprocess.run(
-            [exe, "finetune", *args, "--out", str(tmp_path / "o")], capture_output=True, text=True, env=env
+            [*culturellm_exe(), "finetune", *args, "--out", str(tmp_path / "o")],
+            capture_output=True,
+            text=True,
+            env=env,
         )
         assert res.returncode == 2, (args, res.stderr)
         lines = res.stderr.strip().splitlines()

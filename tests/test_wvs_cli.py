@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 
 import pandas as pd
 import pyreadstat
 import pytest
 
 from culturellm.wvs import load_questions
+from serve_helpers import culturellm_exe
 
 EXPECTED_SEEDS = {"arabic": 48, "chinese": 32, "spanish": 50, "english": 50, "turkish": 50, "korean": 50}
 
@@ -180,11 +179,6 @@ def test_errors_are_one_line_exit_2(cli, tmp_path):
 
     code, _, err = cli("cultures", "add", "x", "--language", "english", "--countries", "USA")
     assert_one_line_error(code, err, "field 'language'")
-
-
-def culturellm_exe() -> list[str]:
-    exe = shutil.which("culturellm") or os.path.join(os.path.dirname(sys.executable), "culturellm")
-    return [exe] if os.path.exists(exe) else [sys.executable, "-m", "culturellm.cli"]
 
 
 @pytest.mark.slow  # the real script in its own process
