@@ -32,13 +32,9 @@ def _ci(d: dict[str, Any] | None, signed: bool = False) -> str:
     return f"{f.format(d['mean'])} [{f.format(d['lo'])}, {f.format(d['hi'])}]"
 
 
-def _cell(m: dict[str, Any], model: str, culture: str, value: float, measure: str) -> str:
+def _cell(value: float, ci: dict[str, Any] | None) -> str:
     """One matrix cell: the value, and its 95% CI over questions where the run recorded one."""
-    for c in m.get("cells", []):
-        if c["model"] == model and c["culture"] == culture and (c.get("ci") or {}).get(measure):
-            ci = c["ci"][measure]
-            return f"{value:.3f} [{ci['lo']:.2f}, {ci['hi']:.2f}]"
-    return f"{value:.3f}"
+    return f"{value:.3f} [{ci['lo']:.2f}, {ci['hi']:.2f}]" if ci else f"{value:.3f}"
 
 
 def matrix_table(m: dict[str, Any], measure: str = "one_minus_jsd") -> list[str]:
@@ -46,8 +42,12 @@ def matrix_table(m: dict[str, Any], measure: str = "one_minus_jsd") -> list[str]
     cultures = m["cultures"]
     out = [f"**{SHORT[measure]}** (rows: models, columns: surveys; {m.get('items')}; 95% CIs)", ""]
     out += ["| model | " + " | ".join(cultures) + " |", "| --- |" + " --- |" * len(cultures)]
+    cis = {(c["model"], c["culture"]): c.get("ci") or {} for c in m.get("cells", [])}
     for i, model in enumerate(m["models"]):
-        cells = [_cell(m, model, c, v, measure) for c, v in zip(cultures, m[measure][i], strict=True)]
+        cells = [
+            _cell(v, cis.get((model, c), {}).get(measure))
+            for c, v in zip(cultures, m[measure][i], strict=True)
+        ]
         out.append(f"| {model} | " + " | ".join(cells) + " |")
     return [*out, ""]
 

@@ -80,8 +80,9 @@ def compare(args: list[str], workers: int) -> int:
     walls, rcs = {}, []
     with tempfile.TemporaryDirectory() as tmp:
         for n in (0, workers):
-            rc, walls[n] = run_pytest([*args, "-n", str(n)], Path(tmp) / f"n{n}.xml")
-            cases = read_report(Path(tmp) / f"n{n}.xml") if (Path(tmp) / f"n{n}.xml").exists() else []
+            report = Path(tmp) / f"n{n}.xml"
+            rc, walls[n] = run_pytest([*args, "-n", str(n)], report)
+            cases = read_report(report) if report.exists() else []
             print(f"-n {n}: exit {rc}, {len(cases)} tests, wall {walls[n]:.0f} s", flush=True)
             rcs.append(rc)
     print(f"one process / {workers} workers: {walls[0] / walls[workers]:.2f}x")
