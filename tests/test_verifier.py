@@ -115,8 +115,7 @@ def test_shipped_parameters_load_and_reproduce_a_refit():
 
     params = load_params()
     assert 0 < params.threshold < 1 and params.info["cv"]["heldout"]["n"] == 550
-    if not CACHE.is_file():
-        pytest.skip("no cached features (run scripts/fit_verifier.py)")
+    assert CACHE.is_file(), f"{CACHE}: the committed feature cache is missing (scripts/fit_verifier.py)"
     z = np.load(CACHE)
     assert list(z["names"]) == list(params.features)
     data = load_labelled(LABELS)
