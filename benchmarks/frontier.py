@@ -83,7 +83,7 @@ def imported(cfg: Any, out: Path) -> Path:
 
 
 def train(cfg: Any, target: str, augmented: Path, out: Path, max_steps: int | None) -> dict[str, Any]:
-    from culturellm.augment import build_training_set, split_manifest_path
+    from culturellm.dataset import build_training_set, split_manifest_path
     from culturellm.finetune import finetune
 
     label = target.replace(":", "-")

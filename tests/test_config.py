@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from culturellm.augment.config import AugmentConfig, DatasetConfig
+from culturellm.augment.config import AugmentConfig
 from culturellm.config import RunConfig, load_config, save_config
+from culturellm.dataset.config import DatasetConfig
 from culturellm.errors import DataError
 from culturellm.evaluate.config import AlignConfig, EvaluateConfig
 from culturellm.finetune.config import FinetuneConfig
@@ -177,7 +178,7 @@ def test_run_layout_names_every_path(tmp_path):
 
 
 def test_split_reader(tmp_path):
-    from culturellm.augment.dataset import read_split
+    from culturellm.dataset.build import read_split
 
     p = tmp_path / "train.manifest.json"
     p.write_text(

@@ -101,9 +101,9 @@ def test_augment_stage_imports_one_source_with_the_filter_and_a_plugin(tmp_path:
 def test_the_verifier_is_a_built_in_import_filter(tmp_path: Path, embedder) -> None:
     """`import_filter = "verifier"`: each imported rewording is kept exactly when the fitted verifier
     keeps it, and a rejection is counted under the verifier with its first reason."""
-    from culturellm.augment.features import load_lm
     from culturellm.augment.importer import import_release
-    from culturellm.augment.verifier import Verifier
+    from culturellm.meaning.features import load_lm
+    from culturellm.meaning.verifier import Verifier
 
     reversed_ = "When a mother works for pay, the children thrive"  # the opposite claim
     changed = {"source": "new_WVQ_1000.jsonl", "q_id": "28", "seed": SEED28, "candidate": reversed_}

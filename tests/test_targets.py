@@ -9,11 +9,12 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from culturellm.augment import DatasetConfig, build_training_set
-from culturellm.augment.dataset import soft_target
 from culturellm.cli import app
+from culturellm.dataset import DatasetConfig, build_training_set
+from culturellm.dataset.build import soft_target
 from culturellm.jsonio import read_jsonl, write_jsonl
-from culturellm.wvs import load_questions, seed_set
+from culturellm.seeds import seed_set
+from culturellm.wvs import load_questions
 
 OPTIONS = {"1": "a", "2": "b", "3": "c", "4": "d"}
 DIST = {"1": 0.5, "2": 0.3, "3": 0.2, "4": 0.0}

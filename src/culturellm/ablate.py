@@ -71,8 +71,8 @@ def ablate(
 ) -> list[dict[str, Any]]:
     """Train and align every planned set; return the rows (also in OUT/ablation.jsonl). OUT is claimed
     (culturellm.outdir): new, an earlier ablation's, or --force."""
-    from culturellm.augment import DatasetConfig, build_training_set, split_manifest_path
-    from culturellm.augment.dataset import read_augmented
+    from culturellm.dataset import DatasetConfig, build_training_set, split_manifest_path
+    from culturellm.dataset.build import read_augmented
     from culturellm.evaluate import ModelVariant, align
     from culturellm.finetune import FinetuneConfig, finetune
     from culturellm.outdir import claim

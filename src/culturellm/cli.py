@@ -21,9 +21,11 @@ app = typer.Typer(
 
 # Each module defines `register(app: typer.Typer) -> None`.
 COMMAND_MODULES = (
-    "culturellm.wvs.cli",
+    "culturellm.survey_cli",
     "culturellm.llm.cli",
+    "culturellm.serve.cli",
     "culturellm.augment.cli",
+    "culturellm.dataset.cli",
     "culturellm.review.cli",
     "culturellm.finetune.cli",
     "culturellm.evaluate.cli",

@@ -12,7 +12,8 @@ from typing import Any, ClassVar, Literal
 import tomli_w
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from culturellm.augment.config import AugmentConfig, DatasetConfig
+from culturellm.augment.config import AugmentConfig
+from culturellm.dataset.config import DatasetConfig
 from culturellm.evaluate.config import AlignConfig, EvaluateConfig
 from culturellm.finetune.config import FinetuneConfig
 from culturellm.hashing import stable_hash

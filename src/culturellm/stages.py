@@ -90,7 +90,7 @@ class Run:
         return [self.variant("base", self.config.models.base, None), *models, one]
 
     def seed_rows(self, culture: Any) -> list[dict[str, Any]]:
-        from culturellm.wvs import seed_set
+        from culturellm.seeds import seed_set
 
         return [s.to_dict() for s in seed_set(culture)]
 
@@ -201,8 +201,8 @@ def _dataset_key(run: Run, digest: Digest) -> dict[str, Any]:
 
 
 def _dataset(run: Run) -> StageResult:
-    from culturellm.augment import build_training_set
-    from culturellm.augment.config import SOFT_TARGETS
+    from culturellm.dataset import build_training_set
+    from culturellm.dataset.config import SOFT_TARGETS
 
     outs, counts = [], {}
     opts = run.config.dataset

@@ -1,4 +1,4 @@
-"""CLI commands of culturellm.augment: `culturellm augment` and `culturellm dataset`."""
+"""CLI commands of culturellm.augment: `culturellm augment` (with `import` and `check`)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,13 @@ from typing import Any
 
 import typer
 
-from culturellm.augment.config import AugmentConfig, DatasetConfig
+from culturellm.augment.config import AugmentConfig
 from culturellm.config_cli import MODELS, Endpoint, Force, Progress, config_command
 
 AUGMENT_HELP = """Augment the WVS seed questions with any LLM: paraphrase -> similarity filter ->
 synonym swap -> similarity filter (-> translation). Writes OUT/augmented.jsonl (one record per
 variant) and OUT/manifest.json (counts, rejections, LLM requests, tokens, cost, data metrics).
 Resumable: run again with the same --out to finish an interrupted run."""
-
-DATASET_HELP = """Turn augmented questions into an OpenAI-format chat fine-tuning JSONL for one or more
-cultures (several / 'all' = CultureLLM-One). Writes OUT and OUT's .manifest.json (split, counts, sha256)."""
 
 
 @config_command(AugmentConfig, "augment")
@@ -109,32 +106,6 @@ def _print_augment_summary(out: Path, manifest: dict[str, Any]) -> None:
         )
 
 
-@config_command(DatasetConfig, "dataset")
-def dataset_command(
-    config: DatasetConfig,
-    culture: list[str] = typer.Option(..., "--culture", "-c", help="culture name (repeat) or 'all'"),
-    augmented: Path = typer.Option(
-        ..., "--augmented", "-a", help="augmented.jsonl from `culturellm augment`"
-    ),
-    out: Path = typer.Option(..., "--out", "-o", help="output training JSONL"),
-    force: bool = typer.Option(False, "--force", help="replace an --out file culturellm did not write"),
-) -> None:
-    from rich.console import Console
-
-    from culturellm.augment import build_training_set, split_manifest_path
-
-    manifest = build_training_set(culture, augmented, out, config, force=force)
-    c = manifest["counts"]
-    per = ", ".join(f"{k} {v}" for k, v in c["per_culture"].items())
-    Console().print(
-        f"wrote {out}: {c['records']} records ({per}); {c['train_questions']} training questions, "
-        f"{c['heldout_questions']} held-out questions, {c['heldout_variants']} held-out variants; "
-        f"split in {split_manifest_path(out)}"
-    )
-    if manifest.get("review"):
-        Console().print(f"left out {len(manifest['review']['dropped'])} samples that reviewers rejected")
-
-
 IMPORT_HELP = """Import a published augmented set in the CultureLLM release's format (JSONL with q_id =
 WVS question number without the Q, q_content = new wording, ori_content = the seed wording, option;
 or the pooled rewordings' source, q_id, seed, candidate) into OUT/augmented.jsonl (similarities
@@ -211,15 +182,16 @@ def check_command(
 ) -> None:
     from rich.console import Console
 
-    from culturellm.augment import verdicts as vd
-    from culturellm.augment.features import load_lm
-    from culturellm.augment.verifier import Verifier
     from culturellm.embed import load_embedder
+    from culturellm.meaning import verdicts as vd
+    from culturellm.meaning.features import load_lm
+    from culturellm.meaning.verifier import Verifier
+    from culturellm.runlayout import RECORDS
     from culturellm.safewrite import check_output_file
 
     fmt, rows = vd.read_rows(file)
     out = out or vd.default_out(file, fmt)
-    src = file / "augmented.jsonl" if file.is_dir() else file
+    src = file / RECORDS if file.is_dir() else file
     check_output_file(out, inputs=[src], force=force, ours=vd.is_ours)  # before loading models
     verifier = Verifier(load_embedder(embedder), load_lm(device=device, dtype=dtype), threshold=threshold)
     result = vd.score(rows, verifier)
@@ -243,4 +215,3 @@ def register(app: typer.Typer) -> None:
     group.command("import", help=IMPORT_HELP)(import_command)
     group.command("check", help=CHECK_HELP)(check_command)
     app.add_typer(group, name="augment")
-    app.command("dataset", help=DATASET_HELP)(dataset_command)

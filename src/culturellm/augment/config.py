@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from culturellm.errors import UnknownNameError
+from culturellm.meaning import DEFAULT_T_STANDIN, MEANING_CHECKS
 from culturellm.settings import Flag, StageConfig, Unkeyed, comma_list
 
 # Default thresholds, chosen by measurement (benchmarks/augment.py --only calibrate; numbers in
@@ -21,13 +22,9 @@ from culturellm.settings import Flag, StageConfig, Unkeyed, comma_list
 # T2 = T1: every training sample passes the same same-meaning bar, whatever step made it.
 DEFAULT_T1 = 0.80
 DEFAULT_T2 = 0.80
-# Lexical meaning checks (culturellm.augment.checks; measured by benchmarks/augment.py --only chain).
-MEANING_CHECKS = ("repeated_word", "opposed_words", "synonym_word", "modal_change", "key_word_missing")
 
 
 SynonymScope = Literal["sentence", "seed"]
-Target = Literal["majority", "distribution", "sampled", "mixed", "sharpened"]
-SOFT_TARGETS = ("distribution", "mixed", "sharpened")  # records carry a target_distribution
 
 # Which seeds are augmented: not part of the records' fingerprint (a run that augments more seeds
 # later resumes the same records).
@@ -75,7 +72,7 @@ class AugmentConfig(StageConfig):
     meaning_filter: Literal["checks", "verifier"] = Field(
         "checks",
         description="what screens every paraphrase and synonym variant after the similarity filter: "
-        "the lexical checks (--checks), or the fitted meaning verifier (culturellm.augment.verifier; "
+        "the lexical checks (--checks), or the fitted meaning verifier (culturellm.meaning.verifier; "
         "loads the bundled model for its fluency features). Measured in docs/augmentation.md",
     )
     verifier_threshold: float | None = Field(
@@ -86,7 +83,7 @@ class AugmentConfig(StageConfig):
         "(default: the shipped threshold; the curve in docs/augmentation.md)",
     )
     t_standin: float = Field(
-        0.33,
+        DEFAULT_T_STANDIN,
         ge=-1.0,
         le=1.0,
         description="min cosine(missing key word, a new word of the candidate) for it to stand in",
@@ -190,37 +187,3 @@ class AugmentConfig(StageConfig):
     @property
     def rewrites_per_request(self) -> int:
         return int(self.k or max(self.n + 2, 3))
-
-
-class DatasetConfig(StageConfig):
-    """Configuration of `build_training_set()`: answer targets and the held-out split."""
-
-    target: Target = Field(
-        "sharpened",
-        description="sharpened (default: soft labels sharpened, distribution ** (1 / temperature) "
-        "renormalised; the frontier point closest to both agreement and distribution, docs/results.md), "
-        "distribution (soft labels: local training learns the survey distribution), "
-        "majority (the paper), sampled (hard codes drawn to follow the distribution: for the OpenAI "
-        "fine-tuning API), mixed (soft labels plus a majority term: (1 - w) * distribution + w * "
-        "one-hot majority, w = majority_weight)",
-    )
-    majority_weight: float = Field(
-        0.25, ge=0.0, le=1.0, description="target mixed: weight w of the one-hot majority answer"
-    )
-    temperature: float = Field(
-        0.5,
-        gt=0.0,
-        le=10.0,
-        description="target sharpened: temperature T of the survey distribution (below 1 sharpens)",
-    )
-    holdout_questions: int = Field(0, ge=0, description="whole seed questions held out of training")
-    holdout_fraction: float = Field(
-        0.0, ge=0.0, lt=1.0, description="fraction of seed questions held out (with holdout_questions)"
-    )
-    holdout_variants: float = Field(
-        0.0, ge=0.0, lt=1.0, description="fraction of each question's variants held out for alignment"
-    )
-    seed: int = Field(0, description="random seed of the split and of sampled targets")
-    drop_rejected: Annotated[bool, Flag(off="--keep-rejected")] = Field(
-        False, description="leave out the samples reviewers rejected (culturellm review; reviews.jsonl)"
-    )

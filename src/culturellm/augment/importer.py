@@ -40,6 +40,7 @@ from culturellm.errors import DataError, UnknownNameError
 from culturellm.jsonio import read_text, write_json, write_jsonl
 from culturellm.numbers import check_number
 from culturellm.safewrite import check_distinct
+from culturellm.wvs.questions import question_number
 
 IMPORTED = "imported"
 SEED_MATCH = 0.80  # the release's seed wording vs ours: same question, maybe other punctuation
@@ -55,8 +56,8 @@ def _no_filter(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
 def _meaning_checks(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
     """The lexical meaning checks of the filter chain (options: checks, t_standin), as it runs them on
     a paraphrase: no swaps known, stand-ins for missing key words decided with the embedder."""
-    from culturellm.augment.checks import MeaningChecks
-    from culturellm.augment.config import MEANING_CHECKS
+    from culturellm.meaning import MEANING_CHECKS
+    from culturellm.meaning.checks import MeaningChecks
 
     mc = MeaningChecks(
         options.get("checks", MEANING_CHECKS), embed=embedder.encode, t_standin=options.get("t_standin", 0.33)
@@ -72,8 +73,8 @@ def _meaning_checks(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
 def _verifier(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
     """The fitted meaning verifier (`augment.verifier`, docs/augmentation.md) with the bundled model's
     fluency features (options: verifier_threshold; None: the shipped threshold)."""
-    from culturellm.augment.features import load_lm
-    from culturellm.augment.verifier import Verifier
+    from culturellm.meaning.features import load_lm
+    from culturellm.meaning.verifier import Verifier
 
     verifier = Verifier(embedder, load_lm(), threshold=options.get("verifier_threshold"))
 
@@ -155,11 +156,6 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _question_id(raw: Any) -> str | None:
-    s = str(raw).strip().upper().removeprefix("Q") if isinstance(raw, (str, int)) else ""
-    return f"Q{int(s)}" if s.isascii() and s.isdigit() and len(s) <= 6 else None  # not "²", not 5,000 digits
-
-
 def _candidates(lines: list[tuple[int, Any]], seeds: dict[str, Any], reject) -> list[dict[str, Any]]:
     """Lines with the fields we need and a known question (others rejected with a reason)."""
     cands = []
@@ -167,7 +163,7 @@ def _candidates(lines: list[tuple[int, Any]], seeds: dict[str, Any], reject) -> 
         if not isinstance(obj, dict):
             reject(n, "not a JSON object")
             continue
-        qid = _question_id(obj.get("q_id"))
+        qid = question_number(obj.get("q_id"))
         text = obj.get("q_content", obj.get("candidate"))
         if qid is None:
             reject(n, f"q_id {_short(obj.get('q_id'))} is not a WVS question number")

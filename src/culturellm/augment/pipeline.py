@@ -24,14 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from culturellm.augment.checks import MeaningChecks
 from culturellm.augment.config import AugmentConfig
-from culturellm.augment.judge import Judge, judge_where_unsure
 from culturellm.augment.parse import clean_sentence, normalize, parse_list, parse_synonyms
 from culturellm.augment.prompts import paraphrase_messages, synonym_messages, translate_messages
-from culturellm.augment.words import build_variants, content_words, negation_count, option_words
 from culturellm.errors import DataError
 from culturellm.llm.base import ChatModel, Embedder, SamplingParams
+from culturellm.meaning.checks import MeaningChecks
+from culturellm.meaning.judge import Judge, judge_where_unsure
+from culturellm.meaning.words import build_variants, content_words, negation_count, option_words
 
 STEPS = ("seed", "paraphrase", "synonym", "translation")
 
@@ -505,8 +505,8 @@ class Augmenter:
 
 
 def _load_verifier(embedder: Embedder, config: AugmentConfig) -> Any:
-    from culturellm.augment.features import load_lm
-    from culturellm.augment.verifier import Verifier
+    from culturellm.meaning.features import load_lm
+    from culturellm.meaning.verifier import Verifier
 
     return Verifier(embedder, load_lm(), threshold=config.verifier_threshold)
 

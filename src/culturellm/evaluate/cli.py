@@ -269,9 +269,10 @@ def _matrix_command(
     matrix = align_matrix(variants, cultures, split)
     if out is not None:
         from culturellm.jsonio import write_json
+        from culturellm.runlayout import ALIGN_MATRIX
 
         claim_out()
-        write_json(out / "align_matrix.json", matrix)
+        write_json(out / ALIGN_MATRIX, matrix)
         matrix["plot"] = str(plot_matrix(matrix, out / "align_matrix.png"))
     if as_json:
         print(json.dumps(matrix, ensure_ascii=False))
@@ -316,11 +317,12 @@ def report_command(
     from culturellm.evaluate.report import load_rows, write_report
     from culturellm.jsonio import write_jsonl
     from culturellm.outdir import claim
+    from culturellm.runlayout import RESULTS
 
     rows, _ = load_rows(results)
     # never over a user's own report.md: OUT is new, or an output culturellm made
     claim(out, "report", force=force, accept=("evaluate", "run"))
-    merged = out / "results.jsonl"
+    merged = out / RESULTS
     if not any(Path(p).resolve() in (merged.resolve(), out.resolve()) for p in results):
         write_jsonl(merged, rows)
     path = write_report(results, out)

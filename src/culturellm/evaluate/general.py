@@ -25,9 +25,9 @@ from typing import Any
 from culturellm.errors import CultureLLMError, DataError
 from culturellm.jsonio import ResumableRows, iter_jsonl, write_jsonl
 from culturellm.names import path_part
+from culturellm.runlayout import GENERAL
 from culturellm.safewrite import target
 
-GENERAL = "general.jsonl"  # OUT/general.jsonl
 SAMPLES = "general"  # OUT/general/<model>/<task>.jsonl: per-document scores
 
 

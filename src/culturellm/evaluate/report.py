@@ -11,11 +11,10 @@ from typing import Any
 from culturellm.errors import DataError
 from culturellm.jsonio import atomic_write_text, iter_jsonl
 from culturellm.numbers import check_number, plain
+from culturellm.runlayout import ALIGN, GENERAL, PLOTS, REPORT, RESULTS
 from culturellm.safewrite import target
 
 NEAR_CHANCE = 0.05  # a model whose mean macro-F1 is within this of the random baseline is "near chance"
-REPORT = "report.md"
-PLOTS = "plots"
 
 
 def load_rows(results: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -26,15 +25,15 @@ def load_rows(results: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str,
     for p in results:
         p = Path(p)
         if p.is_dir():
-            p = p / "results.jsonl"
-        if not p.exists() and (p.parent / "general.jsonl").exists():
+            p = p / RESULTS
+        if not p.exists() and (p.parent / GENERAL).exists():
             continue  # a forgetting check alone (evaluate --general without --culture)
         if not p.exists():
             raise DataError(f"{p}: results file not found")
         for i, r in enumerate(iter_jsonl(p, tolerate_torn_tail=True), 1):
             _check_row(r, f"{p}:{i}")
             res[(r["model"], r["task"])] = r
-        a = p.parent / "align.jsonl"
+        a = p.parent / ALIGN
         if a.exists():
             for r in iter_jsonl(a, tolerate_torn_tail=True):
                 if "model" in r and "majority_agreement" in r:

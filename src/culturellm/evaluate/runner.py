@@ -22,12 +22,12 @@ from culturellm.jsonio import ResumableRows, write_jsonl
 from culturellm.llm.base import Chat, ChatModel, SamplingParams, ScoreRequest
 from culturellm.names import path_part
 from culturellm.progress import progress_bar
+from culturellm.runlayout import RESULTS
 
 if TYPE_CHECKING:
     from culturellm.evaluate.data import Example, TaskData
     from culturellm.evaluate.tasks import Task
 
-RESULTS = "results.jsonl"
 PREDICTIONS = "predictions"  # OUT/predictions/<model>/<culture>/<task>.jsonl, one row per example
 MODES = ("score", "generate")
 

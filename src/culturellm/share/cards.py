@@ -56,7 +56,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 def _split_of(summary: dict[str, Any]) -> dict[str, Any]:
     """The training set's manifest (train.manifest.json) beside the first data file, when present."""
-    from culturellm.augment.dataset import split_manifest_path
+    from culturellm.dataset.build import split_manifest_path
 
     for f in summary.get("data_files") or []:
         manifest = _read(split_manifest_path(f))
@@ -193,7 +193,7 @@ def model_card(model_dir: Path, repo: str, results_dir: Path | None = None) -> A
 def _filter_of(augment: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The augmentation filter's settings and what was measured of its precision."""
     cfg = augment.get("config") or {}
-    from culturellm.augment.config import MEANING_CHECKS
+    from culturellm.meaning import MEANING_CHECKS
 
     defaults = {"t1": 0.8, "t2": 0.8, "dup_threshold": 0.97, "check_negation": True}
     default = all(cfg.get(k, v) == v for k, v in defaults.items())

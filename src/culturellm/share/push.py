@@ -67,9 +67,9 @@ def plan_model(model_dir: Path, repo: str, results: Path | None = None, revision
 
 def _dataset_paths(path: Path) -> tuple[Path, Path]:
     """(train.jsonl, train.manifest.json) of a `culturellm dataset` output: the JSONL or its folder."""
-    from culturellm.augment.dataset import split_manifest_path
+    from culturellm.runlayout import TRAIN, split_manifest_path
 
-    data = path / "train.jsonl" if path.is_dir() else path
+    data = path / TRAIN if path.is_dir() else path
     manifest = split_manifest_path(data)
     if not data.is_file() or not manifest.is_file():
         raise DataError(f"{path}: not a training set (a train.jsonl with its train.manifest.json beside it)")

@@ -19,6 +19,7 @@ from typing import Any
 from culturellm.errors import DataError
 from culturellm.jsonio import read_text
 from culturellm.review.store import KIND, VERDICTS, load_verdicts
+from culturellm.runlayout import RECORDS
 
 __all__ = [
     "KIND",
@@ -37,7 +38,7 @@ def read_rows(path: Path) -> tuple[str, list[dict[str, Any]]]:
     """(format, rows) of an augmented set: "augmented" (ours) or "release". Every row: line, id,
     question_id, seed, text, step. Seed rows of ours are left out; a bad file is a DataError."""
     if path.is_dir():
-        path = path / "augmented.jsonl"
+        path = path / RECORDS
     objs = []
     for n, line in enumerate(read_text(path).split("\n"), 1):
         if not line.strip():
@@ -62,10 +63,10 @@ def read_rows(path: Path) -> tuple[str, list[dict[str, Any]]]:
 
 
 def _release_row(path: Path, n: int, o: dict[str, Any]) -> dict[str, Any]:
-    from culturellm.augment.importer import _question_id
     from culturellm.wvs import load_questions
+    from culturellm.wvs.questions import question_number
 
-    qid = _question_id(o.get("q_id"))
+    qid = question_number(o.get("q_id"))
     text, seed = o.get("q_content"), o.get("ori_content")
     if qid is None or not isinstance(text, str) or not text.strip():
         raise DataError(f"{path}:{n}: a release record needs q_id (a WVS question number) and q_content")

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from culturellm.augment.config import SOFT_TARGETS, DatasetConfig
+from culturellm.dataset.config import SOFT_TARGETS, DatasetConfig
 from culturellm.errors import CultureLLMError, DataError
 from culturellm.jsonio import iter_jsonl, write_json, write_jsonl
 from culturellm.prompts import culture_system_prompt, survey_messages
+from culturellm.runlayout import split_manifest_path
 from culturellm.safewrite import check_output_file
 
 
@@ -50,12 +51,6 @@ def _ours(path: Path) -> bool:
     except OSError:
         return False
     return _load_manifest(split_manifest_path(path)).get("data_sha256") == sha
-
-
-def split_manifest_path(out: Path | str) -> Path:
-    """`train.jsonl` -> `train.manifest.json` (where the split and counts are written)."""
-    out = Path(out)
-    return out.with_name(out.name.removesuffix(".jsonl") + ".manifest.json")
 
 
 @dataclass(frozen=True)
@@ -227,7 +222,7 @@ def _drop_rejected(variants: dict[str, list[dict[str, Any]]], augmented: Path) -
     """Remove (in place) the non-seed samples rejected by reviewers (reviews.jsonl, `culturellm review`)
     or by the meaning verifier (verdicts.jsonl, `culturellm augment check`); a reviewer's rating wins
     over the verifier's verdict. What was dropped, for the manifest."""
-    from culturellm.augment.verdicts import VERDICTS, load_verdicts
+    from culturellm.meaning.verdicts import VERDICTS, load_verdicts
     from culturellm.review.store import latest_ratings, rejected_ids, reviews_path
 
     path = reviews_path(augmented)
@@ -280,7 +275,7 @@ def _culture_records(
     steps: Sequence[str] | None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One culture's chat records over the training variants, and its counts."""
-    from culturellm.wvs import seed_set
+    from culturellm.seeds import seed_set
 
     seeds = {s.question_id: s for s in seed_set(culture)}
     system = culture_system_prompt(culture.display)

@@ -1,4 +1,4 @@
-"""Per-pair features of the meaning verifier (culturellm.augment.verifier): what a rewording of a seed
+"""Per-pair features of the meaning verifier (culturellm.meaning.verifier): what a rewording of a seed
 question keeps and what it brings in, measured with the parts that run on this machine.
 
 * sentence similarity (the bundled MiniLM embedder) and word alignment: how well every content word of
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from culturellm.augment.checks import (
+from culturellm.meaning.checks import (
     GROUPS_OF_PEOPLE,
     MODALITY,
     OPPOSED,
@@ -38,7 +38,7 @@ from culturellm.augment.checks import (
     lexicon_tags,
     strip_question_frame,
 )
-from culturellm.augment.words import NEGATIONS, QUANTIFIERS, STOPWORDS, negation_count
+from culturellm.meaning.words import NEGATIONS, QUANTIFIERS, STOPWORDS, negation_count
 
 EMBEDDING = ("cos", "align_mean", "align_min", "key_cover", "new_sim_min", "new_sim_mean")
 LEXICAL = (

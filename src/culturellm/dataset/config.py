@@ -1,0 +1,46 @@
+"""DatasetConfig: the answer targets and the held-out split of a training set (docs/augmentation.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from culturellm.settings import Flag, StageConfig
+
+Target = Literal["majority", "distribution", "sampled", "mixed", "sharpened"]
+SOFT_TARGETS = ("distribution", "mixed", "sharpened")  # records carry a target_distribution
+
+
+class DatasetConfig(StageConfig):
+    """Configuration of `build_training_set()`: answer targets and the held-out split."""
+
+    target: Target = Field(
+        "sharpened",
+        description="sharpened (default: soft labels sharpened, distribution ** (1 / temperature) "
+        "renormalised; the frontier point closest to both agreement and distribution, docs/results.md), "
+        "distribution (soft labels: local training learns the survey distribution), "
+        "majority (the paper), sampled (hard codes drawn to follow the distribution: for the OpenAI "
+        "fine-tuning API), mixed (soft labels plus a majority term: (1 - w) * distribution + w * "
+        "one-hot majority, w = majority_weight)",
+    )
+    majority_weight: float = Field(
+        0.25, ge=0.0, le=1.0, description="target mixed: weight w of the one-hot majority answer"
+    )
+    temperature: float = Field(
+        0.5,
+        gt=0.0,
+        le=10.0,
+        description="target sharpened: temperature T of the survey distribution (below 1 sharpens)",
+    )
+    holdout_questions: int = Field(0, ge=0, description="whole seed questions held out of training")
+    holdout_fraction: float = Field(
+        0.0, ge=0.0, lt=1.0, description="fraction of seed questions held out (with holdout_questions)"
+    )
+    holdout_variants: float = Field(
+        0.0, ge=0.0, lt=1.0, description="fraction of each question's variants held out for alignment"
+    )
+    seed: int = Field(0, description="random seed of the split and of sampled targets")
+    drop_rejected: Annotated[bool, Flag(off="--keep-rejected")] = Field(
+        False, description="leave out the samples reviewers rejected (culturellm review; reviews.jsonl)"
+    )
