@@ -38,6 +38,7 @@ from culturellm.augment.pipeline import record_id
 from culturellm.augment.state import RECORDS
 from culturellm.errors import DataError, UnknownNameError
 from culturellm.jsonio import read_text, write_json, write_jsonl
+from culturellm.meaning import estimate
 from culturellm.numbers import check_number
 from culturellm.safewrite import check_distinct
 from culturellm.wvs.questions import question_number
@@ -77,12 +78,21 @@ def _verifier(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
     from culturellm.meaning.verifier import Verifier
 
     verifier = Verifier(embedder, load_lm(), threshold=options.get("verifier_threshold"))
+    return _GateFilter(verifier)
 
-    def run(pairs: Sequence[tuple[str, str]]) -> list[str | None]:
-        found = verifier.verdicts(pairs, top=1)
+
+class _GateFilter:
+    """The meaning gate as an import filter; `p_changed` holds the last call's probabilities (written on
+    the kept records, for the estimate of culturellm.meaning.estimate)."""
+
+    def __init__(self, verifier: Any) -> None:
+        self.verifier = verifier
+        self.p_changed: list[float] = []
+
+    def __call__(self, pairs: Sequence[tuple[str, str]]) -> list[str | None]:
+        found = self.verifier.verdicts(pairs, top=1)
+        self.p_changed = [v.probability for v in found]
         return [None if v.keep else f"verifier: {v.reasons[0]}" for v in found]
-
-    return run
 
 
 IMPORT_FILTERS: dict[str, FilterFactory] = {
@@ -215,9 +225,8 @@ def import_release(
     groups = _filtered(kept, seeds, pair_filter, reject)
     rows = _records(groups, seeds, path.name)
     write_jsonl(out_dir / RECORDS, rows)
-    counts = {
-        "lines": len(lines),
-        **({"other_sources": other_sources} if source is not None else {}),
+    counts = {"lines": len(lines), **({"other_sources": other_sources} if source is not None else {})}
+    counts |= {
         "seeds": len(groups),
         "accepted": sum(len(g) for g in groups.values()),
         "rejected": len(rejected),
@@ -232,6 +241,7 @@ def import_release(
         "t1": t1,
         "seed_match": seed_match,
         "counts": counts,
+        "meaning_estimate": estimate.of_records(rows),
         **_rejections(rejected),
     }
     write_json(out_dir / "manifest.json", manifest)
@@ -270,12 +280,13 @@ def _filtered(
     """The candidates the import filter keeps, grouped by question id; the others rejected with its
     reason."""
     reasons_of = pair_filter([(seeds[c["qid"]].text, c["text"]) for c in cands])
+    probs = getattr(pair_filter, "p_changed", None) or [None] * len(cands)
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for c, why in zip(cands, reasons_of, strict=True):
+    for c, why, p in zip(cands, reasons_of, probs, strict=True):
         if why:
             reject(c["line"], why)
         else:
-            groups[c["qid"]].append(c)
+            groups[c["qid"]].append(c if p is None else {**c, "p_changed": round(float(p), 4)})
     return groups
 
 
@@ -328,6 +339,7 @@ def _records(groups: dict[str, list[dict[str, Any]]], seeds: dict[str, Any], sou
                 {"id": record_id(qid, IMPORTED, c["text"]), "question_id": qid, "step": IMPORTED,
                  "text": c["text"], "parent": sid, "similarity": round(c["sim"], 6),
                  "seed_match": None if c["match"] is None else round(c["match"], 6),
-                 "source": f"{source}:{c['line']}", "release_option": c["option"]}
+                 "source": f"{source}:{c['line']}", "release_option": c["option"],
+                 **({"p_changed": c["p_changed"]} if "p_changed" in c else {})}
             )  # fmt: skip
     return rows

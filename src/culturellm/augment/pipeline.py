@@ -126,9 +126,12 @@ class Augmenter:
         self.stats = {s: StepStats() for s in STEPS[1:]}
         self.parse_formats: Counter = Counter()
         self.meaning = MeaningChecks(config.checks, embed=self._encode, t_standin=config.t_standin)
-        self.verifier = _load_verifier(embedder, config) if config.meaning_filter == "verifier" else None
+        self.verifier = (
+            _load_verifier(embedder, config, llm.name) if config.meaning_filter == "verifier" else None
+        )
         self.judge = Judge(judge) if judge is not None else None
         self.band = _judge_band(self.verifier, config)
+        self.p_changed: dict[tuple[str, str], float] = {}  # the gate's P(changed) of scored pairs
 
     # --- helpers ------------------------------------------------------------------------------
     def _params(self, max_tokens: int, attempt: int = 0) -> SamplingParams:
@@ -184,6 +187,7 @@ class Augmenter:
         if self.verifier is None:
             return self._judged(st, pairs)
         verdicts = self.verifier.verdicts(pairs)
+        self.p_changed.update((pair, v.probability) for pair, v in zip(pairs, verdicts, strict=True))
         if self.judge is None:
             keep = [v.keep for v in verdicts]
             st.rejected["verifier_rejected"] += keep.count(False)
@@ -467,8 +471,9 @@ class Augmenter:
             st.accepted += 1
 
     # --- records ------------------------------------------------------------------------------
-    @staticmethod
-    def records(s: _SeedState) -> list[dict[str, Any]]:
+    def records(self, s: _SeedState) -> list[dict[str, Any]]:
+        """The seed's group of records; a kept paraphrase or variant the gate scored carries its
+        P(changed) (`p_changed`: the estimate of culturellm.meaning.estimate reads it)."""
         kept = [*s.para, *s.syn, *s.trans]
         rows = [
             {
@@ -491,9 +496,14 @@ class Augmenter:
                     "parent": k.parent,
                     "similarity": round(k.sim, 6),
                     **k.extra,
+                    **self._p_field(s.item.text, k.text),
                 }
             )
         return rows
+
+    def _p_field(self, seed: str, text: str) -> dict[str, float]:
+        p = self.p_changed.get((seed, text))
+        return {} if p is None else {"p_changed": round(p, 4)}
 
     def run_chunk(self, items: list[SeedItem]) -> list[list[dict[str, Any]]]:
         emb = self._encode([i.text for i in items])
@@ -504,11 +514,13 @@ class Augmenter:
         return [self.records(s) for s in states]
 
 
-def _load_verifier(embedder: Embedder, config: AugmentConfig) -> Any:
+def _load_verifier(embedder: Embedder, config: AugmentConfig, augmenter: str) -> Any:
+    """The meaning gate, its threshold the one shipped for this augmenter's kind of output (unless
+    config.verifier_threshold)."""
     from culturellm.meaning.features import load_lm
     from culturellm.meaning.verifier import Verifier
 
-    return Verifier(embedder, load_lm(), threshold=config.verifier_threshold)
+    return Verifier(embedder, load_lm(), threshold=config.verifier_threshold, augmenter=augmenter)
 
 
 def _judge_band(verifier: Any, config: AugmentConfig) -> tuple[float, float]:
