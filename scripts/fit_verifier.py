@@ -87,7 +87,7 @@ def features(device: str = "cpu", dtype: str = "float32", recompute: bool = Fals
 
 
 def _save(cached: dict[str, np.ndarray], out: dict[str, np.ndarray]) -> None:
-    keep = {k: v for k, v in cached.items() if k == "lm_names" or k.endswith(("_lm", "_key", "_head"))}
+    keep = {k: v for k, v in cached.items() if k == "lm_names" or k.endswith(("_lm", "_key", "_head", "_head_oof"))}
     CACHE.parent.mkdir(parents=True, exist_ok=True)
     # the embeddings are recomputed with the features (seconds), not committed
     np.savez_compressed(CACHE, **keep, **{k: v for k, v in out.items() if not k.endswith("_emb")})
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--recompute", action="store_true")
     ap.add_argument("--C", type=float, default=0.5, dest="c")
-    ap.add_argument("--head-C", type=float, default=0.05, dest="head_c")
+    ap.add_argument("--head-C", type=float, default=0.001, dest="head_c")
     ap.add_argument("--out", type=Path, default=PARAMS)
     ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "img" / "verifier_curve.png")
     args = ap.parse_args(argv)
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         "embedder": "bundled",
     }
     args.out.write_text(json.dumps(params, indent=1) + "\n", encoding="utf-8")
-    _cache_head_logits(z, data, params)
+    _cache_head_logits(z, data, params, d)
     print(json.dumps(params["cv"], indent=1))
     if args.plot:
         sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -149,13 +149,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _cache_head_logits(z: dict[str, np.ndarray], data: dict[str, Labelled], params: dict) -> None:
-    """The shipped head's logit of every labelled pair into CACHE (`<name>_head`): the tests score the
-    labelled pairs with the shipped gate without loading the embedder."""
+def _cache_head_logits(z: dict[str, np.ndarray], data: dict[str, Labelled], params: dict, d) -> None:
+    """The shipped head's logit of every labelled pair into CACHE (`<name>_head`), and the out-of-fold
+    logits the stacked regression was fitted on (`<name>_head_oof`): the tests score the labelled
+    pairs with the shipped gate, and refit its regression, without loading the embedder."""
+    from culturellm.meaning.gatefit import oof_head_logit
     from culturellm.meaning.pairhead import head_logit
 
     cached = dict(np.load(CACHE, allow_pickle=False))
     cached |= {f"{n}_head": head_logit(params["pair_head"], z[f"{n}_emb"]) for n in data}
+    oof = oof_head_logit(d, params["pair_head"]["C"])
+    ends = np.cumsum([len(data[n].y) for n in data])
+    cached |= {f"{n}_head_oof": part for n, part in zip(data, np.split(oof, ends[:-1]), strict=True)}
     np.savez_compressed(CACHE, **cached)
 
 

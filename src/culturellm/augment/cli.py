@@ -138,9 +138,10 @@ def import_command(
         None, "--source", help="only lines whose `source` is this release file (e.g. new_WVQ_1000)"
     ),
     filter_name: str = typer.Option(
-        "none",
+        "verifier",
         "--filter",
-        help="import filter after the similarity checks: none, checks, verifier, or a plug-in's",
+        help="import filter after the similarity checks: verifier (the meaning gate), checks, none, "
+        "or a plug-in's",
     ),
 ) -> None:
     from rich.console import Console

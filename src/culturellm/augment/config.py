@@ -70,17 +70,19 @@ class AugmentConfig(StageConfig):
         "comma-separated ('none' or []: no check)",
     )
     meaning_filter: Literal["checks", "verifier"] = Field(
-        "checks",
+        "verifier",
         description="what screens every paraphrase and synonym variant after the similarity filter: "
-        "the lexical checks (--checks), or the fitted meaning verifier (culturellm.meaning.verifier; "
-        "loads the bundled model for its fluency features). Measured in docs/augmentation.md",
+        "the meaning gate (verifier: culturellm.meaning.verifier, fitted on every kind of labelled "
+        "rewording; loads the bundled model for its fluency features; its threshold picked by the "
+        "augmenter's spec), or the lexical checks (--checks). Measured in docs/augmentation.md",
     )
     verifier_threshold: float | None = Field(
         None,
         gt=0.0,
         le=1.0,
         description="with --meaning-filter verifier: keep a variant when P(changed) is below this "
-        "(default: the shipped threshold; the curve in docs/augmentation.md)",
+        "(default: the shipped threshold of the augmenter's kind of output, said in the manifest's "
+        "meaning_gate; the curve in docs/augmentation.md)",
     )
     t_standin: float = Field(
         DEFAULT_T_STANDIN,
@@ -138,10 +140,10 @@ class AugmentConfig(StageConfig):
         "new_WVQ_1000 (None: every line)",
     )
     import_filter: Annotated[str, IMPORTED] = Field(
-        "checks",
+        "verifier",
         description="with import_file: the filter run on each imported rewording after the similarity "
-        "and duplicate checks: checks (the lexical meaning checks), verifier (the fitted meaning verifier, "
-        "its threshold verifier_threshold), none, or a registered filter's name",
+        "and duplicate checks: verifier (the meaning gate, its threshold verifier_threshold, else the "
+        "default one), checks (the lexical meaning checks), none, or a registered filter's name",
     )
 
     @field_validator("judge_band")

@@ -27,7 +27,7 @@ from culturellm.meaning.fit import (
 from culturellm.meaning.pairhead import pair_inputs
 
 DEFAULT_KIND = "gpt4"  # the kind whose threshold a gate uses for data of an unknown augmenter
-HEAD_C = 0.05
+HEAD_C = 0.001  # chosen by grouped out-of-fold AUC: 0.05 0.674, 0.01 0.735, 0.001 0.784 on GPT-4 pairs
 GATE_C = 0.5
 
 
