@@ -53,14 +53,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def dataset_config(base: Any, target: str) -> Any:
-    """The run's [dataset] with this target ("mixed:0.25" sets majority_weight, "sharpened:0.5" the
-    temperature)."""
+    """The run's [dataset] with this target; NAME:X sets the target's first parameter (registry:
+    "mixed:0.25" sets majority_weight, "sharpened:0.5" the temperature)."""
+    from culturellm.dataset.targets import get_target
+
     name, _, param = target.partition(":")
     update: dict[str, Any] = {"target": name}
-    if name == "mixed" and param:
-        update["majority_weight"] = float(param)
-    if name == "sharpened" and param:
-        update["temperature"] = float(param)
+    params = get_target(name).params  # the registry says which option a target's number sets
+    if param and params:
+        update[params[0]] = float(param)
     return type(base).model_validate(base.model_dump() | update)
 
 

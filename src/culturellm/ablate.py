@@ -18,6 +18,7 @@ from typing import Any
 
 import typer
 
+from culturellm.dataset.targets import target_names
 from culturellm.errors import CultureLLMError
 from culturellm.jsonio import atomic_write_text, read_jsonl, write_jsonl
 from culturellm.safewrite import target
@@ -163,9 +164,7 @@ def ablate_command(
     out: Path = typer.Option(..., "--out", "-o", help="output directory"),
     base: str = typer.Option("bundled", "--base", help="model to fine-tune (spec)"),
     preset: str = typer.Option("cpu-small", "--preset", help="fine-tuning preset"),
-    target: str = typer.Option(
-        "majority", "--target", help="majority, distribution, sampled, mixed or sharpened"
-    ),
+    target: str = typer.Option("majority", "--target", help="training target: " + ", ".join(target_names())),
     holdout_questions: int = typer.Option(10, "--holdout-questions", min=0),
     holdout_variants: float = typer.Option(0.3, "--holdout-variants"),
     sizes: str = typer.Option("50,150,1000", "--sizes", help="record counts of the size arms (comma list)"),

@@ -202,13 +202,9 @@ def _dataset_key(run: Run, digest: Digest) -> dict[str, Any]:
 
 def _dataset(run: Run) -> StageResult:
     from culturellm.dataset import build_training_set
-    from culturellm.dataset.config import SOFT_TARGETS
 
     outs, counts = [], {}
-    opts = run.config.dataset
-    if opts.target in SOFT_TARGETS and run.config.finetune.backend == "openai":
-        run.console.print("[yellow]the OpenAI fine-tuning API takes hard labels: target 'sampled'[/]")
-        opts = opts.model_copy(update={"target": "sampled"})
+    opts = run.config.dataset  # its target suits the backend: pipeline.check_training
     for name in run.training_sets():
         cultures = run.names if name == ONE else [name]
         path = run.layout.train(name)
