@@ -51,8 +51,6 @@ class Pipeline:
 
     def run(self) -> dict[str, Any]:
         """Validate, claim the run directory, then every stage in order (skipped when current)."""
-        from culturellm.llm.placement import local_defaults_applied
-
         run = self.validate()  # everything checkable, before anything is written or paid for
         claim(self.run_dir, "run", force=self.force, ours=self._ours())
         self.manifest = Manifest(self.layout, self.console)
@@ -65,10 +63,8 @@ class Pipeline:
         m["cultures"] = run.names
         m["inputs"] = run.inputs = self._input_hashes(run)
         self.manifest.save()
-        models = self.config.models
-        with local_defaults_applied(device=models.device, dtype=models.dtype, batch_size=models.batch_size):
-            for stage in self.stages:
-                self._stage(stage, run)
+        for stage in self.stages:  # every model a stage loads goes through run.access ([models])
+            self._stage(stage, run)
         m["total_elapsed_s"] = round(sum(s.get("elapsed_s", 0.0) for s in m["stages"].values()), 2)
         m["finished_at"] = now()
         self.manifest.save()
