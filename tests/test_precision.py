@@ -109,16 +109,33 @@ def test_cli_evaluate_in_bf16_writes_calibrated_rows(tmp_path):
     )  # the model it used
 
 
-def test_local_defaults_apply_beneath_a_specs_own_options():
-    from culturellm.llm.placement import local_defaults, local_defaults_applied
-    from culturellm.llm.registry import parse_spec
+def test_access_placement_goes_beneath_a_specs_own_options(tmp_path):
+    """`load_model(spec, access)`: the command's or run's device / dtype / batch size reach a local
+    spec beneath its own options, never a remote one; no process-wide default is left behind."""
+    from culturellm.llm import ModelAccess, ModelSpec, SpecKind, load_model
+    from culturellm.llm.fake import FakeBackend
+    from culturellm.llm.registry import register_kind, unregister_kind
 
-    assert local_defaults() == {}
-    with local_defaults_applied(device="cpu", dtype="bfloat16", batch_size=None):
-        assert local_defaults() == {"device": "cpu", "dtype": "bfloat16"}
-        with local_defaults_applied(dtype="float32"):
-            assert local_defaults()["dtype"] == "float32"
-        assert local_defaults()["dtype"] == "bfloat16"
-    assert local_defaults() == {}
-    spec = parse_spec("bundled", dtype="float16")
-    assert spec.options["dtype"] == "float16"  # load_model adds defaults only for options not given
+    seen = []
+
+    def parse(text):
+        return ModelSpec(text, "probe", name=text[6:]) if text.startswith("probe:") else None
+
+    def load(spec):
+        seen.append(dict(spec.options))
+        return FakeBackend(spec.text)
+
+    register_kind(SpecKind("probe", ("probe:NAME",), parse, load, lambda spec: tmp_path), before="dir")
+    try:
+        access = ModelAccess(device="cpu", dtype="bfloat16", batch_size=3, cache=False)
+        load_model("probe:a", access)
+        load_model(ModelSpec("probe:b", "probe", name="b", local=True, options={"dtype": "float16"}), access)
+        load_model("probe:c", cache=False)  # no access: nothing from the calls before
+    finally:
+        unregister_kind("probe")
+    assert seen == [
+        {"device": "cpu", "dtype": "bfloat16", "batch_size": 3},
+        {"dtype": "float16", "device": "cpu", "batch_size": 3},
+        {},
+    ]
+    assert load_model("fake:x", access).name  # a remote kind: the placement is not applied

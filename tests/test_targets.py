@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from culturellm.cli import app
 from culturellm.dataset import DatasetConfig, build_training_set
-from culturellm.dataset.build import soft_target
+from culturellm.dataset.targets import soft_target
 from culturellm.jsonio import read_jsonl, write_jsonl
 from culturellm.seeds import seed_set
 from culturellm.wvs import load_questions

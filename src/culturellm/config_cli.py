@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import typer
-from pydantic import Field
 from pydantic.fields import FieldInfo
 
-from culturellm.llm.placement import BATCH_HELP, DEVICE_HELP, DTYPE_HELP, Device, Dtype
+from culturellm.llm import access
 from culturellm.settings import Flag, StageConfig, field_help, flags, load_toml, marker, resolve
 
 C = TypeVar("C", bound=StageConfig)
@@ -136,24 +135,9 @@ def config_command(
     return decorate
 
 
-class Endpoint(StageConfig):
-    """How the commands that call models reach them (evaluate, align, augment): not a stage option
-    (a run sets them once, in [models]); flags through `config_command(Endpoint, panel=...)`."""
-
-    base_url: str | None = Field(None, description="OpenAI-compatible server (openai:MODEL specs)")
-    timeout: float | None = Field(
-        None, gt=0, description="seconds per HTTP attempt for openai:MODEL (default 120)"
-    )
-    cache: bool = Field(True, description="use the response cache")
-
-
-class Placement(StageConfig):
-    """Where and how local models run (evaluate, align)."""
-
-    device: Device | None = Field(None, description=DEVICE_HELP)
-    dtype: Dtype | None = Field(None, description=DTYPE_HELP)
-    batch_size: int | None = Field(None, ge=1, description=BATCH_HELP)
-
+# The flag panels of the commands that load models: ModelAccess's fields (culturellm.llm.access).
+Endpoint = access.Endpoint
+Placement = access.Placement
 
 MODELS = "Model options"  # the help panel of Endpoint and Placement
 

@@ -37,6 +37,7 @@ def augment_command(
     from culturellm.embed import load_embedder
     from culturellm.errors import CultureLLMError
     from culturellm.llm import load_model
+    from culturellm.llm.access import access_of
     from culturellm.outdir import check_claim
     from culturellm.wvs import load_questions
 
@@ -51,10 +52,13 @@ def augment_command(
     check_claim(out, "augment", force=force, ours=OURS)  # refuse before loading anything
     console = Console(stderr=True, emoji=False)
     console.print(f"loading {llm} and the {embedder} embedder ...", markup=False)
-    model = load_model(llm, **endpoint.model_dump())
+    access = access_of(endpoint)
+    model = load_model(llm, access)
     emb = load_embedder(embedder)
-    judge_model = load_model(config.judge, **endpoint.model_dump()) if config.judge else None
-    manifest = augment(seeds, model, emb, config, out, progress=progress, force=force, judge=judge_model)
+    judge_model = load_model(config.judge, access) if config.judge else None
+    manifest = augment(
+        seeds, model, emb, config, out, progress=progress, force=force, judge=judge_model, access=access
+    )
     _print_augment_summary(out, manifest)
 
 

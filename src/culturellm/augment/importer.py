@@ -76,7 +76,8 @@ def _verifier(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
     from culturellm.meaning.features import load_lm
     from culturellm.meaning.verifier import Verifier
 
-    verifier = Verifier(embedder, load_lm(), threshold=options.get("verifier_threshold"))
+    lm = load_lm(device=options.get("device"), dtype=options.get("dtype"))  # the run's placement
+    verifier = Verifier(embedder, lm, threshold=options.get("verifier_threshold"))
 
     def run(pairs: Sequence[tuple[str, str]]) -> list[str | None]:
         found = verifier.verdicts(pairs, top=1)

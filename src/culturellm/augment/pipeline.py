@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,13 +120,19 @@ class Augmenter:
     """One augmentation run (see module docstring). Use `augment()`."""
 
     def __init__(
-        self, llm: ChatModel, embedder: Embedder, config: AugmentConfig, judge: ChatModel | None = None
+        self,
+        llm: ChatModel,
+        embedder: Embedder,
+        config: AugmentConfig,
+        judge: ChatModel | None = None,
+        placement: Mapping[str, Any] | None = None,
     ) -> None:
         self.llm, self.embedder, self.cfg = llm, embedder, config
         self.stats = {s: StepStats() for s in STEPS[1:]}
         self.parse_formats: Counter = Counter()
         self.meaning = MeaningChecks(config.checks, embed=self._encode, t_standin=config.t_standin)
-        self.verifier = _load_verifier(embedder, config) if config.meaning_filter == "verifier" else None
+        verifier = config.meaning_filter == "verifier"
+        self.verifier = _load_verifier(embedder, config, placement or {}) if verifier else None
         self.judge = Judge(judge) if judge is not None else None
         self.band = _judge_band(self.verifier, config)
 
@@ -504,11 +510,13 @@ class Augmenter:
         return [self.records(s) for s in states]
 
 
-def _load_verifier(embedder: Embedder, config: AugmentConfig) -> Any:
+def _load_verifier(embedder: Embedder, config: AugmentConfig, placement: Mapping[str, Any]) -> Any:
+    """The meaning verifier; its fluency LM on the command's or run's device and dtype (`placement`)."""
     from culturellm.meaning.features import load_lm
     from culturellm.meaning.verifier import Verifier
 
-    return Verifier(embedder, load_lm(), threshold=config.verifier_threshold)
+    lm = load_lm(device=placement.get("device"), dtype=placement.get("dtype"))
+    return Verifier(embedder, lm, threshold=config.verifier_threshold)
 
 
 def _judge_band(verifier: Any, config: AugmentConfig) -> tuple[float, float]:

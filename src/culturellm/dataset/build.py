@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from culturellm.dataset.config import SOFT_TARGETS, DatasetConfig
+from culturellm.dataset.config import DatasetConfig
+from culturellm.dataset.targets import get_target
 from culturellm.errors import CultureLLMError, DataError
 from culturellm.jsonio import iter_jsonl, write_json, write_jsonl
 from culturellm.prompts import culture_system_prompt, survey_messages
@@ -86,60 +87,6 @@ def read_split(path: Path | str) -> Split:
         if not isinstance(v, dict) or not v.get("question_id") or not v.get("text"):
             raise DataError(f"{path}: heldout_variants[{i}] needs question_id and text")
     return Split({str(q) for q in qids}, list(variants))
-
-
-def largest_remainder(shares: Mapping[str, float], total: int) -> dict[str, int]:
-    """Integer counts summing to `total`, proportional to `shares` (Hamilton / largest remainder).
-    Ties in the remainders go to the code listed first."""
-    if total <= 0 or not shares:
-        return {c: 0 for c in shares}
-    s = sum(max(v, 0.0) for v in shares.values())
-    if s <= 0:
-        raise DataError("answer distribution has no positive share")
-    quotas = {c: max(v, 0.0) / s * total for c, v in shares.items()}
-    counts = {c: int(q) for c, q in quotas.items()}
-    rest = total - sum(counts.values())
-    order = sorted(quotas, key=lambda c: (-(quotas[c] - counts[c]), list(shares).index(c)))
-    for c in order[:rest]:
-        counts[c] += 1
-    return counts
-
-
-def distribution_targets(distribution: Mapping[str, float], n: int, rng: random.Random) -> list[str]:
-    """n answer codes whose frequencies match `distribution` (largest remainder), in a seeded random order."""
-    counts = largest_remainder(distribution, n)
-    codes = [c for c, k in counts.items() for _ in range(k)]
-    rng.shuffle(codes)
-    return codes
-
-
-def survey_target(options: Mapping[str, str], distribution: Mapping[str, float]) -> dict[str, float]:
-    """The survey's shares over every option code (0 for codes nobody chose), summing to 1, rounded."""
-    raw = {str(c): max(float(distribution.get(c, 0.0)), 0.0) for c in options}
-    total = sum(raw.values())
-    if total <= 0:
-        raise DataError("answer distribution has no positive share")
-    return {c: round(v / total, 6) for c, v in raw.items()}
-
-
-def soft_target(
-    options: Mapping[str, str], distribution: Mapping[str, float], majority: str, config: DatasetConfig
-) -> dict[str, float]:
-    """The `target_distribution` of a soft target (`distribution`, `mixed`, `sharpened`) over every
-    option code, summing to 1, rounded to 6 places."""
-    dist = survey_target(options, distribution)
-    if config.target == "mixed":
-        w = config.majority_weight
-        dist = {c: (1.0 - w) * v + (w if c == str(majority) else 0.0) for c, v in dist.items()}
-    elif config.target == "sharpened":
-        powered = {c: v ** (1.0 / config.temperature) if v > 0 else 0.0 for c, v in dist.items()}
-        total = sum(powered.values())
-        if total <= 0 or not all(v == v and v < float("inf") for v in powered.values()):
-            raise DataError("sharpened target: the distribution underflows at this temperature")
-        dist = {c: v / total for c, v in powered.items()}
-    elif config.target != "distribution":
-        raise ValueError(f"not a soft target: {config.target}")
-    return {c: round(v, 6) for c, v in dist.items()}
 
 
 def read_augmented(path: Path | str) -> dict[str, list[dict[str, Any]]]:
@@ -279,6 +226,7 @@ def _culture_records(
 
     seeds = {s.question_id: s for s in seed_set(culture)}
     system = culture_system_prompt(culture.display)
+    target = get_target(cfg.target)
     records: list[dict[str, Any]] = []
     missing = []
     for q in train_questions:
@@ -287,11 +235,7 @@ def _culture_records(
             missing.append(q)
             continue
         rows = [r for r in variants[q] if r["id"] in train_ids and (steps is None or r.get("step") in steps)]
-        if cfg.target == "sampled":
-            answers = distribution_targets(s.distribution, len(rows), _rng(cfg.seed, culture.name, q))
-        else:
-            answers = [str(s.majority)] * len(rows)
-        soft = soft_target(s.options, s.distribution, s.majority, cfg) if cfg.target in SOFT_TARGETS else None
+        answers, soft = target.build(s, len(rows), _rng(cfg.seed, culture.name, q), cfg)
         for r, a in zip(rows, answers, strict=True):
             msgs = survey_messages(r["text"], s.options, system)
             rec: dict[str, Any] = {"messages": [*msgs, {"role": "assistant", "content": a}]}
@@ -369,15 +313,6 @@ def build_training_set(
     return manifest
 
 
-def _target_params(cfg: DatasetConfig) -> dict[str, float]:
-    """The parameter of the target, for the manifest (none for majority, sampled, distribution)."""
-    if cfg.target == "mixed":
-        return {"majority_weight": cfg.majority_weight}
-    if cfg.target == "sharpened":
-        return {"temperature": cfg.temperature}
-    return {}
-
-
 def _manifest(
     out: Path,
     augmented: Path,
@@ -395,7 +330,7 @@ def _manifest(
         "augmented_sha256": hashlib.sha256(augmented.read_bytes()).hexdigest(),
         "cultures": head["cultures"],
         "target": cfg.target,
-        "target_params": _target_params(cfg),
+        "target_params": {p: getattr(cfg, p) for p in get_target(cfg.target).params},
         "seed": cfg.seed,
         "steps": head["steps"],
         "max_records": head["max_records"],

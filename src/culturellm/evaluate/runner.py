@@ -296,10 +296,10 @@ def run_requests(
     """Phase 3: each model loaded once, asked everything of its plan items, kind by kind (score or
     generate); yields as each plan item is answered, so the caller can record it (resumption)."""
     bar = progress.add_task("evaluating", total=max(sum(len(r.item.examples) for r in requests), 1))
-    by_model: dict[tuple[str, str | None, bool], list[TaskRequests]] = {}
+    by_model: dict[tuple[str, Any], list[TaskRequests]] = {}
     for r in requests:
         v = r.item.variant
-        by_model.setdefault((v.spec, v.base_url, v.cache), []).append(r)
+        by_model.setdefault((v.spec, v.access), []).append(r)
     for reqs in by_model.values():
         model = reqs[0].item.variant.load()
         for r in reqs:

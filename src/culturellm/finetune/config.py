@@ -24,8 +24,6 @@ from culturellm.errors import UnknownNameError
 from culturellm.hashing import stable_hash
 from culturellm.settings import Flag, StageConfig, Unkeyed, comma_list, flags, resolve
 
-Backend = Literal["local", "openai"]
-
 # Marks the fields that do not change the trained model: outside `fingerprint()`.
 RUN_CONTROL = Unkeyed("run control: does not change the trained weights")
 
@@ -109,7 +107,11 @@ class FinetuneConfig(StageConfig):
         description="where the other defaults come from: cpu-small (bundled model on a CPU), paper, "
         "paper-qlora (4-bit base), smoke",
     )
-    backend: Backend = Field("local", description="local LoRA (TRL+PEFT) or the OpenAI fine-tuning API")
+    backend: str = Field(
+        "local",
+        description="local (LoRA through TRL + PEFT), openai (the OpenAI fine-tuning API), or a registered "
+        "backend (culturellm.finetune.backends)",
+    )
 
     # --- optimisation -------------------------------------------------------------------------
     epochs: float = Field(3.0, gt=0, description="passes over the training set")

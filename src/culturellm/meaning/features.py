@@ -156,18 +156,11 @@ def new_words(seed: str, cand: str) -> list[tuple[str, int, int]]:
 
 def load_lm(spec: str = "bundled", *, device: str | None = None, dtype: str | None = None) -> Any:
     """The local causal LM whose surprisal the fluency features use (no response cache). device and
-    dtype: as given, else the command's --device/--dtype, else cpu / float32 (the shipped verifier was
-    fitted with those)."""
+    dtype: as given (a command's --device/--dtype, a run's [models]), else cpu / float32 (the shipped
+    verifier was fitted with those)."""
     from culturellm.llm import load_model
-    from culturellm.llm.placement import local_defaults
 
-    d = local_defaults()
-    return load_model(
-        spec,
-        device=device or d.get("device") or "cpu",
-        dtype=dtype or d.get("dtype") or "float32",
-        cache=False,
-    )
+    return load_model(spec, device=device or "cpu", dtype=dtype or "float32", cache=False)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from culturellm.errors import CultureLLMError, DataError
-from culturellm.finetune.api import MODEL_FILES  # what a culture model directory publishes
+from culturellm.finetune.local_run import MODEL_FILES  # what a culture model directory publishes
 from culturellm.llm.modelref import MODELREF_FILE
 from culturellm.share.hubrepo import call, check_repo_id, get_token, hub_api
 
