@@ -158,23 +158,20 @@ def _claimed(out: Path, force: bool):
 
 def _print_f1_table(rows: list[dict], out: Path) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     from culturellm.evaluate.report import summarize
+    from culturellm.tables import print_table
 
     s = summarize(rows)
     models = list(dict.fromkeys(r["model"] for r in rows))
-    table = Table("culture", *models, "random", title="mean macro-F1")
+    body = []
     for c, d in sorted(s["culture"].items()):
         rnd = [x for x in s["random"][c].values() if x is not None]
-        table.add_row(
-            c,
-            *(f"{d.get(m, float('nan')):.3f}" for m in models),
-            f"{sum(rnd) / len(rnd):.3f}" if rnd else "–",
-        )
+        mean_rnd = f"{sum(rnd) / len(rnd):.3f}" if rnd else "–"
+        body.append([c, *(f"{d.get(m, float('nan')):.3f}" for m in models), mean_rnd])
     con = Console(markup=False, emoji=False)
-    con.print(table)
-    con.print(f"wrote {out / 'results.jsonl'}, {out / 'report.md'}, {out / 'plots'}/")
+    print_table(con, ["culture", *models, "random"], body, title="mean macro-F1", right=[*models, "random"])
+    con.print(f"wrote {out / 'results.jsonl'}, {out / 'report.md'}, {out / 'plots'}/", soft_wrap=True)
 
 
 @config_command(Endpoint, panel=MODELS)
