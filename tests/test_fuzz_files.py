@@ -1,0 +1,155 @@
+"""Files from elsewhere are data, never paths (issue #31, items 1-3), as fuzz cases of the real CLI.
+
+1. A name read from a file (a result row's `culture`) that would leave the output directory is one
+   `error:` line naming the file and row, for `report`, `evaluate -o DIR` (the row already in
+   DIR/results.jsonl) and `run` on a copied run directory: nothing is written outside the output
+   directory and the user's file there is byte-for-byte unchanged.
+2. `push` uploads regular files inside the model directory only: a link that leaves it is refused.
+3. Only regular files are read or written as files: a device, a FIFO or a socket as an input or an
+   output is one line (never a hang, never a read to the end of /dev/zero); an input over its kind's
+   size limit is refused before it is read.
+
+Each case runs in its own sandbox under a time limit (pytest-timeout: a hang fails the case) and is
+counted through `hostile.check_case`; the counts are printed at the end of the module:
+    fuzz (files): N inputs tried, A accepted, E clear errors, 0 crashes, 0 files written outside ...
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hostile import FuzzStats, assert_clear_error, check_case, run_cli, snapshot
+
+STATS = FuzzStats()
+LIMIT = pytest.mark.timeout(120)  # per case: a hang (a FIFO opened, /dev/zero read) fails it
+EVAL = ["--model", "fake:x", "--culture", "arabic", "--task", "spam_detect", "--limit", "4", "--no-progress"]
+VICTIM = b"\x89PNG the user's own picture, not ours"
+# `out/rep/plots/f1_<culture>.png` with the first one is `elsewhere/victim.png` (issue #31)
+TRAVERSAL = [
+    "x/../../../../elsewhere/victim",
+    "../../../elsewhere/victim",
+    "/abs/elsewhere/victim",
+    "..",
+    ".hidden",
+    "a/b",
+    "",
+    "x\\..\\y",
+    ["list"],
+    7,
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_counts(request):
+    yield
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print("\n" + STATS.line().replace("fuzz:", "fuzz (files):"), flush=True)
+    assert STATS.crashes == 0 and STATS.written_outside == 0 and STATS.preexisting_changed == 0
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch, capsys):
+    """(root, run): a sandbox directory holding the user's `elsewhere/victim.png`; run(*ARGS) is the CLI
+    with CULTURELLM_HOME = root/home and the working directory = root."""
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "victim.png").write_bytes(VICTIM)
+    monkeypatch.setenv("CULTURELLM_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CULTURELLM_CACHE_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path, lambda *args: run_cli(monkeypatch, capsys, *args)
+
+
+def _case(root: Path, run, *args: str, allowed=("home/", "out/"), protect_all: bool = True):
+    """Run one case in the sandbox and count it: no crash, nothing created outside `allowed`, no
+    pre-existing file changed (all of them protected unless `protect_all` is False)."""
+    before = snapshot(root)
+    res = run(*args)
+    check_case(res, before, snapshot(root), allowed, tuple(before) if protect_all else (), stats=STATS)
+    assert (root / "elsewhere" / "victim.png").read_bytes() == VICTIM
+    return res
+
+
+def _row(culture: object, task: str = "arabic/x") -> str:
+    return json.dumps({"task": task, "model": "m", "macro_f1": 0.5, "culture": culture}) + "\n"
+
+
+# --- 1. names from data go through the one name rule ----------------------------------------------
+
+
+@LIMIT
+@pytest.mark.parametrize("culture", TRAVERSAL, ids=repr)
+def test_report_refuses_a_culture_that_is_a_path(sandbox, culture):
+    root, run = sandbox
+    (root / "in").mkdir()
+    (root / "in" / "res.jsonl").write_text(_row("arabic") + "\n" + _row(culture), encoding="utf-8")
+    res = _case(root, run, "report", "in/res.jsonl", "-o", "out/rep")
+    assert_clear_error(res, "in/res.jsonl:3", "'culture'", "not a safe name")
+    assert not list(root.glob("out/rep/plots/*"))
+
+
+@LIMIT
+def test_report_accepts_safe_cultures(sandbox):
+    root, run = sandbox
+    (root / "res.jsonl").write_text(_row("arabic") + _row("my-culture_2.b", "y"), encoding="utf-8")
+    res = _case(root, run, "report", "res.jsonl", "-o", "out/rep")
+    assert res.code == 0, res.err
+    assert {p.name for p in (root / "out" / "rep" / "plots").glob("f1_*")} == {
+        "f1_arabic.png",
+        "f1_my-culture_2.b.png",
+    }
+
+
+@LIMIT
+@pytest.mark.parametrize("culture", TRAVERSAL[:4], ids=repr)
+def test_evaluate_refuses_a_traversal_row_in_its_results_before_any_work(sandbox, culture):
+    """`evaluate -o DIR` where DIR/results.jsonl (ours, shared or copied) holds a hostile row."""
+    root, run = sandbox
+    assert run("evaluate", *EVAL, "-o", "out").code == 0
+    results = root / "out" / "results.jsonl"
+    row = json.loads(results.read_text().splitlines()[0])
+    with open(results, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row | {"model": "other", "culture": culture}) + "\n")
+    res = _case(root, run, "evaluate", *EVAL, "-o", "out")
+    assert_clear_error(res, "out/results.jsonl: row 2", "'culture'")
+
+
+@pytest.mark.slow  # a whole run: the fake: augmenter and a tiny random base fine-tuned for one step
+@pytest.mark.timeout(600)
+def test_run_on_a_copied_run_directory_with_a_traversal_row(sandbox, tiny_model_dir):
+    root, run = sandbox
+    base = tiny_model_dir(root / "tiny")
+    (root / "t.toml").write_text(RUN_TOML, encoding="utf-8")
+    args = ["run", "t.toml", "--llm", "fake:run", "--base", base, "--no-progress"]
+    assert run(*args, "--out", "first").code == 0
+    shutil.copytree(root / "first", root / "out")  # a run directory mailed from another lab
+    results = root / "out" / "eval" / "arabic" / "results.jsonl"
+    row = json.loads(results.read_text().splitlines()[0])
+    with open(results, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row | {"model": "other", "culture": TRAVERSAL[0]}) + "\n")
+    res = _case(root, run, *args, "--out", "out", protect_all=False)
+    assert_clear_error(res, "results.jsonl", "'culture'", "not a safe name")
+    assert [p.name for p in (root / "elsewhere").iterdir()] == ["victim.png"]
+    assert not (root / "out" / "plots" / "f1_x").exists()
+
+
+RUN_TOML = """
+name = "t"
+cultures = ["arabic"]
+[augment]
+n = 1
+m = 1
+limit_seeds = 3
+[finetune]
+max_steps = 1
+batch_size = 4
+[evaluate]
+limit = 4
+tasks = ["spam_detect"]
+[align]
+min_heldout = 1
+"""
