@@ -153,3 +153,65 @@ tasks = ["spam_detect"]
 [align]
 min_heldout = 1
 """
+
+
+# --- 2. push uploads regular files inside the directory only ---------------------------------------
+
+MODELREF = {"format": "culturellm.modelref/1", "kind": "peft-adapter", "base": "bundled", "path": "."}
+SECRET = "a user's private file outside the model directory\n"
+
+
+def _model_dir(root: Path) -> Path:
+    """A culture model directory as `finetune` leaves it (the files a push reads and lists)."""
+    m = root / "out" / "model"
+    m.mkdir(parents=True)
+    (m / "culturellm.json").write_text(json.dumps(MODELREF), encoding="utf-8")
+    (m / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 4}), encoding="utf-8")
+    (root / "elsewhere" / "secret.txt").write_text(SECRET, encoding="utf-8")
+    return m
+
+
+@LIMIT
+@pytest.mark.parametrize(
+    "name", ["tokenizer_config.json", "tokenizer.json", "adapter_model.safetensors", "adapter_config.json"]
+)
+@pytest.mark.parametrize("target", ["file", "dir", "relative"])
+def test_push_refuses_a_link_out_of_the_model_directory(sandbox, name, target):
+    root, run = sandbox
+    m = _model_dir(root)
+    (m / name).unlink(missing_ok=True)
+    dest = {"file": root / "elsewhere" / "secret.txt", "dir": root / "elsewhere"}.get(target)
+    (m / name).symlink_to(dest if dest is not None else Path("..") / ".." / "elsewhere" / "secret.txt")
+    res = _case(root, run, "push", "out/model", "--repo", "org/name", "--dry-run", allowed=("home/",))
+    assert_clear_error(res, f"out/model/{name}", "symbolic link", "outside")
+    assert "secret" not in res.out and SECRET.strip() not in res.out + res.err
+
+
+@LIMIT
+def test_push_lists_a_link_that_stays_inside_and_refuses_special_files(sandbox):
+    import os
+
+    root, run = sandbox
+    m = _model_dir(root)
+    (m / "tokenizer.json").write_text("{}", encoding="utf-8")
+    (m / "tokenizer_config.json").symlink_to("tokenizer.json")  # inside: the same file twice
+    res = _case(root, run, "push", "out/model", "--repo", "org/name", "--dry-run", allowed=("home/",))
+    assert res.code == 0 and "tokenizer_config.json" in res.out, res.err
+    os.mkfifo(m / "special_tokens_map.json")
+    res = _case(root, run, "push", "out/model", "--repo", "org/name", "--dry-run", allowed=("home/",))
+    assert_clear_error(res, "special_tokens_map.json", "FIFO")
+
+
+@LIMIT
+@pytest.mark.parametrize("link", ["train.jsonl", "train.manifest.json"])
+def test_push_refuses_a_training_set_linked_out_of_its_folder(sandbox, link):
+    root, run = sandbox
+    d = root / "out" / "data"
+    d.mkdir(parents=True)
+    for name in ("train.jsonl", "train.manifest.json"):
+        (d / name).write_text("{}\n", encoding="utf-8")
+    (root / "elsewhere" / "secret.txt").write_text(SECRET, encoding="utf-8")
+    (d / link).unlink()
+    (d / link).symlink_to(root / "elsewhere" / "secret.txt")
+    res = _case(root, run, "push", "out/data", "--repo", "org/name", "--dry-run", allowed=("home/",))
+    assert_clear_error(res, f"out/data/{link}", "symbolic link", "outside")
