@@ -215,3 +215,103 @@ def test_push_refuses_a_training_set_linked_out_of_its_folder(sandbox, link):
     (d / link).symlink_to(root / "elsewhere" / "secret.txt")
     res = _case(root, run, "push", "out/data", "--repo", "org/name", "--dry-run", allowed=("home/",))
     assert_clear_error(res, f"out/data/{link}", "symbolic link", "outside")
+
+
+# --- 3. only regular files are read or written as files --------------------------------------------
+
+SEED = {"id": "Q27-s", "question_id": "Q27", "step": "seed", "text": "a seed", "parent": None}
+ALIGN = ["align", "--model", "fake:a", "-c", "arabic", "--no-progress"]
+DATASET_IN = ["dataset", "-c", "arabic", "-a"]
+EVALUATE = ["evaluate", *EVAL]
+FINETUNE = ["finetune", "--base", "fake:x", "-d"]
+DATASET = [*DATASET_IN, "aug.jsonl"]
+
+
+def _special(root: Path, name: str, kind: str) -> str:
+    """Make `name` in the sandbox a FIFO, a socket, a link to /dev/zero or a sparse file over a size
+    limit (no disk used); the path to give on the command line."""
+    import os
+    import socket
+
+    p = root / name
+    if kind == "fifo":
+        os.mkfifo(p)
+    elif kind == "socket":
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(name)  # relative to the sandbox: a socket path must be short
+        s.close()
+    elif kind == "link-dev":
+        p.symlink_to("/dev/zero")
+    elif kind == "huge":
+        with open(p, "wb") as f:
+            f.truncate(17 << 20)  # over the 16 MiB of a config or context file, and read by no case
+    return name
+
+
+# (id, how the special file is made, the arguments with {} for it, words of the expected error)
+SPECIAL_CASES = [
+    ("dataset-out-dev-full", None, [*DATASET, "-o", "/dev/full"], ["/dev/full", "character device"]),
+    ("dataset-out-fifo", "fifo", [*DATASET, "-o", "{}"], ["FIFO"]),
+    ("dataset-out-fifo-force", "fifo", [*DATASET, "-o", "{}", "--force"], ["FIFO"]),
+    ("dataset-out-socket", "socket", [*DATASET, "-o", "{}"], ["socket"]),
+    ("dataset-out-link-dev", "link-dev", [*DATASET, "-o", "{}", "--force"], ["character device"]),
+    ("dataset-in-dev-zero", None, [*DATASET_IN, "/dev/zero", "-o", "t.jsonl"], ["/dev/zero"]),
+    ("dataset-in-fifo", "fifo", [*DATASET_IN, "{}", "-o", "t.jsonl"], ["FIFO"]),
+    ("check-out-dev-zero", None, ["augment", "check", "aug.jsonl", "-o", "/dev/zero"], ["character device"]),
+    ("check-in-fifo", "fifo", ["augment", "check", "{}", "-o", "v.jsonl"], ["FIFO"]),
+    ("evaluate-context-dev-zero", None, [*EVALUATE, "--context", "/dev/zero", "-o", "out"], ["/dev/zero"]),
+    ("evaluate-context-fifo", "fifo", [*EVALUATE, "--context", "{}", "-o", "out"], ["FIFO"]),
+    ("evaluate-context-huge", "huge", [*EVALUATE, "--context", "{}", "-o", "out"], ["17 MiB", "limit"]),
+    ("align-split-dev-zero", None, [*ALIGN, "--split", "/dev/zero", "-o", "out"], ["/dev/zero"]),
+    ("align-split-fifo", "fifo", [*ALIGN, "--split", "{}", "-o", "out"], ["FIFO"]),
+    ("align-context-dev-zero", None, [*ALIGN, "--context", "/dev/zero", "-o", "out"], ["/dev/zero"]),
+    ("align-context-link-dev", "link-dev", [*ALIGN, "--context", "{}", "-o", "out"], ["character device"]),
+    ("run-config-dev-zero", None, ["run", "/dev/zero", "--check"], ["/dev/zero"]),
+    ("run-config-fifo", "fifo", ["run", "{}", "--out", "out", "--check"], ["FIFO"]),
+    ("run-config-huge", "huge", ["run", "{}", "--out", "out", "--check"], ["limit for a config file"]),
+    ("report-in-fifo", "fifo", ["report", "{}", "-o", "out"], ["FIFO"]),
+    ("report-in-socket", "socket", ["report", "{}", "-o", "out"], ["socket"]),
+    ("finetune-data-dev-zero", None, [*FINETUNE, "/dev/zero", "-o", "out"], ["/dev/zero"]),
+    ("wvs-import-fifo", "fifo", ["wvs", "import", "{}", "--no-progress"], ["FIFO"]),
+]  # fmt: skip
+
+
+@LIMIT
+@pytest.mark.parametrize(
+    ("make", "args", "needles"), [c[1:] for c in SPECIAL_CASES], ids=[c[0] for c in SPECIAL_CASES]
+)
+def test_special_files_are_refused_in_one_line(sandbox, make, args, needles):
+    root, run = sandbox
+    (root / "aug.jsonl").write_text(json.dumps(SEED) + "\n", encoding="utf-8")
+    name = _special(root, "special", make) if make else ""
+    res = _case(root, run, *[a.replace("{}", name) for a in args])
+    assert_clear_error(res, *needles)
+    assert not (root / "out").exists() and not (root / "t.jsonl").exists()
+
+
+@LIMIT
+@pytest.mark.parametrize("make", ["fifo", "link-dev", "huge"])
+def test_a_special_tasks_toml_is_refused(sandbox, make):
+    root, run = sandbox
+    (root / "home" / "data").mkdir(parents=True)
+    _special(root, "home/data/tasks.toml", make)
+    res = _case(root, run, "tasks", "--json", allowed=("home/",))
+    assert_clear_error(res, "tasks.toml")
+
+
+@LIMIT
+@pytest.mark.parametrize("name", ["report.md", "results.jsonl", "plots"])
+def test_a_fifo_in_a_claimed_output_is_never_opened(sandbox, name):
+    """`report -o DIR` where DIR (ours: a valid marker naming the file) holds a FIFO at one of our
+    names: one line, no hang (a write through `target` renames over it; an append would block)."""
+    import os
+
+    root, run = sandbox
+    (root / "res.jsonl").write_text(_row("arabic"), encoding="utf-8")
+    out = root / "out"
+    out.mkdir()
+    (out / ".culturellm").write_text(json.dumps({"kind": "report", "version": "0", "files": [name]}))
+    os.mkfifo(out / name)
+    res = _case(root, run, "report", "res.jsonl", "-o", "out", protect_all=False)
+    assert_clear_error(res, name)
+    assert (out / name).is_fifo()

@@ -26,7 +26,6 @@ from (seed, candidate) pairs to one rejection reason or None per pair.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +36,7 @@ from culturellm.augment.config import DEFAULT_T1
 from culturellm.augment.pipeline import record_id
 from culturellm.augment.state import RECORDS
 from culturellm.errors import DataError, UnknownNameError
+from culturellm.hashing import sha256_file
 from culturellm.jsonio import read_text, write_json, write_jsonl
 from culturellm.numbers import check_number
 from culturellm.safewrite import check_distinct
@@ -229,7 +229,7 @@ def import_release(
     manifest = {
         "kind": "culturellm.augment.import",
         "source": str(path),
-        "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "source_sha256": sha256_file(path),
         "release_file": source,
         "filter": filter,
         "embedder": getattr(embedder, "name", str(embedder)),
