@@ -21,10 +21,18 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hostile import FuzzStats, assert_clear_error, check_case, run_cli, snapshot
 
 STATS = FuzzStats()
+SETTINGS = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    derandomize=True,  # the same inputs in every run: a failure is reproducible
+)
+NASTY = ["../../X", "..", "/etc/passwd", "[/x]", ":100:", "[bold]", "é", "", " ", "\u2028", "NUL\x00"]
 LIMIT = pytest.mark.timeout(120)  # per case: a hang (a FIFO opened, /dev/zero read) fails it
 EVAL = ["--model", "fake:x", "--culture", "arabic", "--task", "spam_detect", "--limit", "4", "--no-progress"]
 VICTIM = b"\x89PNG the user's own picture, not ours"
@@ -102,6 +110,38 @@ def test_report_accepts_safe_cultures(sandbox):
         "f1_arabic.png",
         "f1_my-culture_2.b.png",
     }
+
+
+CULTURE = st.one_of(
+    st.sampled_from(["arabic", "Arabic", "a.b", "a" * 65, *TRAVERSAL, *NASTY, None, {}]),
+    st.text(max_size=10),
+)
+
+
+@LIMIT
+@settings(SETTINGS, max_examples=30)
+@given(cultures=st.lists(CULTURE, min_size=1, max_size=3))
+def test_fuzz_result_cultures(sandbox, cultures):
+    """Generated cultures (text, hostile names, other JSON types) in result rows: a report of the safe
+    ones, one line naming the file and row of the first unsafe one; never a file outside `out/`."""
+    import tempfile
+
+    from culturellm.names import is_safe_name
+
+    root, run = sandbox
+    with tempfile.TemporaryDirectory(dir=root) as tmp:  # a fresh place per example, inside the sandbox
+        here = Path(tmp)
+        (here / "res.jsonl").write_text("".join(_row(c, f"t{i}") for i, c in enumerate(cultures)))
+        rel = here.relative_to(root)
+        res = _case(root, run, "report", f"{rel}/res.jsonl", "-o", f"{rel}/out", allowed=(f"{rel}/out/",))
+        bad = [i for i, c in enumerate(cultures, 1) if not is_safe_name(c)]
+        if bad:
+            assert_clear_error(res, f"res.jsonl:{bad[0]}", "'culture'")
+        else:
+            assert res.code == 0, res.err
+            assert {p.name for p in (here / "out" / "plots").glob("f1_*")} == {
+                f"f1_{c}.png" for c in cultures
+            }
 
 
 @LIMIT
