@@ -112,6 +112,26 @@ def test_report_accepts_safe_cultures(sandbox):
     }
 
 
+GENERAL_ROW = {"model": "m", "task": "hellaswag", "metric": "acc", "filter": "none", "value": 0.5}
+
+
+@LIMIT
+@pytest.mark.parametrize(
+    "change",
+    [{"model": ["../x"]}, {"task": None}, {"metric": 3}, {"value": "0.5"}, {"value": True}, {"stderr": {}}],
+    ids=repr,
+)
+def test_report_refuses_damaged_general_rows(sandbox, change):
+    """general.jsonl beside a results file (a copied evaluation) is read as data too."""
+    root, run = sandbox
+    (root / "in").mkdir()
+    (root / "in" / "results.jsonl").write_text(_row("arabic"), encoding="utf-8")
+    rows = [GENERAL_ROW, GENERAL_ROW | {"task": "arc"} | change]
+    (root / "in" / "general.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = _case(root, run, "report", "in", "-o", "out")
+    assert_clear_error(res, "general.jsonl:2", f"'{next(iter(change))}'")
+
+
 CULTURE = st.one_of(
     st.sampled_from(["arabic", "Arabic", "a.b", "a" * 65, *TRAVERSAL, *NASTY, None, {}]),
     st.text(max_size=10),
