@@ -23,6 +23,7 @@ from culturellm.errors import CultureLLMError, DataError
 from culturellm.hashing import sha256_file, stable_hash
 from culturellm.manifest import Manifest, now, old_run_dir, versions
 from culturellm.outdir import check_claim, claim
+from culturellm.regularfiles import check_input
 from culturellm.runlayout import RunLayout
 from culturellm.stages import STAGES, Run, Stage
 
@@ -120,8 +121,9 @@ class Pipeline:
             if not tasks:
                 raise DataError(f"no evaluation task for culture '{c.name}' (see `culturellm tasks`)")
             for t in tasks:
-                if not (root / t.path).is_file():
+                if not (root / t.path).exists():
                     raise DataError(f"{root / t.path}: file not found for task {t.name} (data dir {root})")
+                check_input(root / t.path, "jsonl")  # a FIFO or a device: one line, never read
         return Run(cfg, self.layout, cultures, requested, console=self.console, progress=self.progress)
 
     @staticmethod

@@ -115,7 +115,7 @@ def load_toml(path: str | Path, section: str | None = None) -> Layer:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: config file not found")
-    text = read_text(path)  # UTF-8 (or a BOM'd UTF-16/32); else one line naming the file and line
+    text = read_text(path, kind="config")  # UTF-8 (or a BOM'd UTF-16/32); else one line naming file, line
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

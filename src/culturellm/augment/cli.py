@@ -145,7 +145,7 @@ def import_command(
     from culturellm.outdir import check_claim
 
     check_claim(out, "augment-import", force=force)  # refuse before loading the embedder
-    if not file.is_file():
+    if not file.exists():  # a FIFO or a device is refused by the reader, by name
         raise DataError(f"{file}: file not found")
     manifest = import_release(
         file,

@@ -17,7 +17,7 @@ is not a JSON object, lacks `q_id` or `q_content`, names a question that is not 
 an `ori_content` that is not that seed (cosine to our seed wording below `seed_match`), is below the
 similarity threshold `t1`, or repeats a text already kept, and then by the named import filter
 (`IMPORT_FILTERS`): `checks` runs the lexical meaning checks of the filter chain
-(`augment.checks.MeaningChecks`), `verifier` the fitted meaning verifier (`augment.verifier`), `none`
+(`meaning.checks.MeaningChecks`), `verifier` the fitted meaning verifier (`meaning.verifier`), `none`
 nothing more. A meaning verifier plugs in by name:
 `register_import_filter(name, factory)`, or an entry point in the group `culturellm.import_filters`
 (a function taking `register`, as model kinds do); `factory(embedder, options)` returns a function
@@ -26,7 +26,6 @@ from (seed, candidate) pairs to one rejection reason or None per pair.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +36,7 @@ from culturellm.augment.config import DEFAULT_T1
 from culturellm.augment.pipeline import record_id
 from culturellm.augment.state import RECORDS
 from culturellm.errors import DataError, UnknownNameError
+from culturellm.hashing import sha256_file
 from culturellm.jsonio import read_text, write_json, write_jsonl
 from culturellm.numbers import check_number
 from culturellm.safewrite import check_distinct
@@ -71,7 +71,7 @@ def _meaning_checks(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
 
 
 def _verifier(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
-    """The fitted meaning verifier (`augment.verifier`, docs/augmentation.md) with the bundled model's
+    """The fitted meaning verifier (`meaning.verifier`, docs/augmentation.md) with the bundled model's
     fluency features (options: verifier_threshold; None: the shipped threshold)."""
     from culturellm.meaning.features import load_lm
     from culturellm.meaning.verifier import Verifier
@@ -226,7 +226,7 @@ def import_release(
     manifest = {
         "kind": "culturellm.augment.import",
         "source": str(path),
-        "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "source_sha256": sha256_file(path),
         "release_file": source,
         "filter": filter,
         "embedder": getattr(embedder, "name", str(embedder)),

@@ -29,29 +29,34 @@ from typing import Any
 from culturellm.dataset.config import DatasetConfig
 from culturellm.dataset.targets import get_target
 from culturellm.errors import CultureLLMError, DataError
-from culturellm.jsonio import iter_jsonl, write_json, write_jsonl
+from culturellm.hashing import sha256_file
+from culturellm.jsonio import iter_jsonl, read_text, write_json, write_jsonl
 from culturellm.prompts import culture_system_prompt, survey_messages
+from culturellm.regularfiles import read_input
 from culturellm.runlayout import split_manifest_path
 from culturellm.safewrite import check_output_file
 
 
 def _load_manifest(path: Path) -> dict[str, Any]:
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        manifest = json.loads(read_text(path, kind="json"))
+    except (OSError, ValueError, RecursionError, DataError):  # missing, special, too large, not JSON
         return {}
     return manifest if isinstance(manifest, dict) and manifest.get("kind") == "culturellm.dataset" else {}
 
 
 def _ours(path: Path) -> bool:
-    """A training set this command wrote (the manifest beside it records its hash), or such a manifest."""
+    """A training set this command wrote (the manifest beside it records its hash, compared streaming),
+    or such a manifest."""
     if path.name.endswith(".manifest.json"):
         return bool(_load_manifest(path))
+    recorded = _load_manifest(split_manifest_path(path)).get("data_sha256")
+    if not recorded or not path.is_file():
+        return False
     try:
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        return sha256_file(path) == recorded
     except OSError:
         return False
-    return _load_manifest(split_manifest_path(path)).get("data_sha256") == sha
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ def read_split(path: Path | str) -> Split:
     of where the keys sit: under "split" or at the top level; a bad file is a DataError naming it."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_input(path, "json").decode("utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path}: split file not found") from None
     except (ValueError, RecursionError) as e:  # bad JSON, bad UTF-8, nested too deeply
@@ -92,7 +97,7 @@ def read_split(path: Path | str) -> Split:
 def read_augmented(path: Path | str) -> dict[str, list[dict[str, Any]]]:
     """question_id -> its variant records (in file order), validated."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():  # a FIFO or a device is refused by the reader, by name
         raise DataError(f"{path}: augmented file not found (make it with `culturellm augment`)")
     by_q: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for i, r in enumerate(iter_jsonl(path), 1):
@@ -192,7 +197,7 @@ def _drop_rejected(variants: dict[str, list[dict[str, Any]]], augmented: Path) -
     for name, p, used in (("reviews", path, path.exists()), ("verdicts", path.with_name(VERDICTS), verdicts)):
         if used:
             out[name] = str(p)
-            out[f"{name}_sha256"] = hashlib.sha256(p.read_bytes()).hexdigest()
+            out[f"{name}_sha256"] = sha256_file(p)
     out["dropped_by_verifier"] = sorted(i for i in dropped if i in by_verifier and i not in by_people)
     return out
 
@@ -325,9 +330,9 @@ def _manifest(
     return {
         "kind": "culturellm.dataset",
         "data": out.name,
-        "data_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+        "data_sha256": sha256_file(out),
         "augmented": str(augmented),
-        "augmented_sha256": hashlib.sha256(augmented.read_bytes()).hexdigest(),
+        "augmented_sha256": sha256_file(augmented),
         "cultures": head["cultures"],
         "target": cfg.target,
         "target_params": {p: getattr(cfg, p) for p in get_target(cfg.target).params},

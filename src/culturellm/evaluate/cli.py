@@ -15,6 +15,7 @@ from culturellm.evaluate.config import EvaluateConfig
 from culturellm.evaluate.variant import ModelVariant, System
 from culturellm.llm.access import ModelAccess, access_of
 from culturellm.names import check_name
+from culturellm.regularfiles import check_input
 
 
 def _variants(
@@ -211,6 +212,7 @@ def align_command(
         raise CultureLLMError("give --culture-prompt or --context, not both")
     access = access_of(endpoint, placement)
     claim_out = _align_claim(out, force)  # refuses a directory of the user's files before any model runs
+    _check_inputs((split, "json"), (context, "text"))  # a FIFO, /dev/zero: one line, nothing claimed
     system = "culture" if culture_prompt else context
     if len(model) > 1 or len(culture) > 1:
         if label:
@@ -232,6 +234,14 @@ def align_command(
         print(json.dumps(res, ensure_ascii=False))
         return
     _print_alignment(res)
+
+
+def _check_inputs(*files: tuple[Path | None, str]) -> None:
+    """Each given input file that exists is a regular file within its kind's size limit
+    (culturellm.regularfiles); a missing one is reported by its reader."""
+    for path, kind in files:
+        if path is not None and path.exists():
+            check_input(path, kind)
 
 
 def _align_claim(out: Path | None, force: bool):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from culturellm.errors import CultureLLMError, UnknownNameError
 from culturellm.evaluate.config import EvaluateConfig
+from culturellm.evaluate.report import check_row, write_report
 from culturellm.evaluate.variant import ModelVariant, scoring_summary
 from culturellm.hashing import stable_hash
 from culturellm.jsonio import ResumableRows, write_jsonl
@@ -232,6 +233,8 @@ def plan_evaluation(
     out = Path(out)
     res_path = out / RESULTS
     previous = ResumableRows(res_path).previous
+    for i, row in enumerate(previous, 1):  # before any model runs: its report would plot these rows
+        check_row(row, f"{res_path}: row {i}")
     items = []
     for v in models:
         for td, exs in loaded:
@@ -391,8 +394,6 @@ def write_outputs(plan: Plan, rows: list[dict[str, Any]], report: bool = True) -
     """Phase 5: results.jsonl rewritten cleanly once (this evaluation's rows in plan order, then
     earlier rows for other model x task pairs) and, unless `report` is False (a run writes one report
     for all cultures), report.md and plots."""
-    from culturellm.evaluate.report import write_report
-
     res_path = plan.out / RESULTS
     rows_file = ResumableRows(res_path, plan.previous)
     rows_file.finish(rows, ("model", "task"), earlier_first=True, drop=("resumed",))

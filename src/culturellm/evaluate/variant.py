@@ -14,6 +14,7 @@ from typing import Literal
 from culturellm.errors import DataError
 from culturellm.llm.access import ModelAccess
 from culturellm.llm.base import ChatModel
+from culturellm.regularfiles import read_input
 
 System = Literal["culture"] | Path | None
 
@@ -52,7 +53,7 @@ class ModelVariant:
             return culture_system_prompt(get_culture(culture).display)
         path = Path(self.system)
         try:
-            text = path.read_text(encoding="utf-8").strip()
+            text = read_input(path, "text").decode("utf-8").strip()
         except FileNotFoundError:
             raise DataError(f"{path}: context file not found (model {self.label})") from None
         if not text:

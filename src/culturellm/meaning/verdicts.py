@@ -117,10 +117,11 @@ def default_out(path: Path, fmt: str) -> Path:
 
 
 def is_ours(path: Path) -> bool:
-    """A verdict file this command wrote (its first line says so)."""
+    """A verdict file this command wrote (its first line says so; at most 64 KiB of it is read, so a
+    huge one-line file is not read whole to decide)."""
     try:
         with open(path, encoding="utf-8") as f:
-            return json.loads(f.readline()).get("kind") == KIND
+            return json.loads(f.readline(1 << 16)).get("kind") == KIND
     except (OSError, ValueError, AttributeError, RecursionError):
         return False
 
