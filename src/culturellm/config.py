@@ -19,6 +19,7 @@ from culturellm.hashing import stable_hash
 from culturellm.jsonio import atomic_write_text
 from culturellm.llm.placement import BATCH_HELP, DEVICE_HELP, DTYPE_HELP, Device, Dtype
 from culturellm.names import RULE, is_safe_name
+from culturellm.redact import check_url
 from culturellm.settings import Layer, StageConfig, load_toml, resolve
 from culturellm.share.config import PushConfig
 
@@ -35,6 +36,11 @@ class ModelsConfig(StageConfig):
     device: Device | None = Field(None, description=f"{DEVICE_HELP} (None: auto)")
     dtype: Dtype | None = Field(None, description=f"{DTYPE_HELP} (None: auto)")
     batch_size: int | None = Field(None, ge=1, description=BATCH_HELP)
+
+    @field_validator("base_url")
+    @classmethod
+    def _valid_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_url(value)
 
 
 # Stage sections that take the run's seed unless the TOML sets their own.

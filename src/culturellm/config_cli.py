@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import typer
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic.fields import FieldInfo
 
 from culturellm.llm.placement import BATCH_HELP, DEVICE_HELP, DTYPE_HELP, Device, Dtype
+from culturellm.redact import check_url
 from culturellm.settings import Flag, StageConfig, field_help, flags, load_toml, marker, resolve
 
 C = TypeVar("C", bound=StageConfig)
@@ -145,6 +146,11 @@ class Endpoint(StageConfig):
         None, gt=0, description="seconds per HTTP attempt for openai:MODEL (default 120)"
     )
     cache: bool = Field(True, description="use the response cache")
+
+    @field_validator("base_url")
+    @classmethod
+    def _valid_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_url(value)
 
 
 class Placement(StageConfig):

@@ -48,3 +48,17 @@ def redact_url(url: str) -> str:
 def redact_text(text: str) -> str:
     """`text` with every URL in it redacted."""
     return _URL.sub(lambda m: redact_url(m.group(0)), text) if "://" in text else text
+
+
+def check_url(url: str) -> str:
+    """`url` when it is an http(s) URL with a host and a valid port; ValueError otherwise (its message
+    shows the URL redacted). Used where a base URL enters: the configuration (`run --check` included)
+    and the OpenAI-compatible backend."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as e:
+        raise ValueError(f"'{redact_url(url)}' is not a valid URL ({e})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"'{redact_url(url)}' is not an http:// or https:// URL with a host")
+    return url

@@ -1,0 +1,209 @@
+"""Issue #31, Build 4: every crash a hostile or careless user found becomes one clear `error:` line
+with exit code 2. Each input is a case of the fuzz suite's kind (`hostile.check_case`: exit 0 or 2,
+a 2 is exactly one `error:` line, nothing written outside the output roots, no pre-existing file
+changed), each under its own time limit (pytest-timeout):
+
+- damaged culture model directories (weights truncated, random, empty or missing; a torn
+  `adapter_config.json`; an unknown `peft_type`), plain PEFT adapters and `culturellm.json` models,
+  in `chat` and `serve`: named with what is wrong and how to fix it, before a base model loads;
+- bad base URLs (a port that is not a number, an unclosed IPv6 bracket) in `chat`, `evaluate`, `run`
+  and `run --check` (which used to say "configuration valid");
+- `finetune --optim ../../x`: one line, not transformers' whole list in a traceback;
+- `run -c 'arabic,../x'`: blames the culture, not `--name`;
+- `OPENAI_API_KEY=sk-x culturellm chat hi -m bundled` (and a culture model directory) answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hostile import check_case, run_cli, snapshot
+
+LIMIT_S = 120  # each case's time limit: a case that hangs (a server that starts anyway) fails
+
+
+@pytest.fixture
+def sandbox(monkeypatch, capsys, tmp_path):
+    """run(*ARGS): the CLI in-process inside tmp_path (CULTURELLM_HOME = tmp_path/home), checked as a
+    fuzz case; returns the CliResult."""
+    monkeypatch.setenv("CULTURELLM_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CULTURELLM_CACHE_DIR", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str, allowed: tuple[str, ...] = ("home/",)):
+        before = snapshot(tmp_path)
+        res = run_cli(monkeypatch, capsys, *args)
+        check_case(res, before, snapshot(tmp_path), allowed=allowed, protected=tuple(before))
+        return res
+
+    return run
+
+
+def one_error(res) -> str:
+    assert res.code == 2, (res.code, res.err[-2000:])
+    return next(line for line in res.err_lines if line.startswith("error: "))
+
+
+# --- damaged culture model directories ---------------------------------------------------------------
+
+LORA = {
+    "peft_type": "LORA",
+    "task_type": "CAUSAL_LM",
+    "r": 2,
+    "lora_alpha": 8,
+    "target_modules": ["q_proj"],
+}
+
+
+def _adapter(root: Path, modelref: bool) -> Path:
+    """A well-formed (if untrained) LoRA adapter directory whose base is a model directory holding a
+    config.json; with `modelref`, a culture model directory (culturellm.json naming the base)."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    base = root / "base"
+    base.mkdir()
+    (base / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    d = root / "model"
+    d.mkdir()
+    (d / "adapter_config.json").write_text(json.dumps(LORA | {"base_model_name_or_path": str(base)}))
+    save_file(
+        {"base_model.model.lora_A.weight": np.zeros((2, 4), np.float32)}, str(d / "adapter_model.safetensors")
+    )
+    if modelref:
+        ref = {"kind": "peft-adapter", "base": f"hf:{base}", "path": "."}
+        (d / "culturellm.json").write_text(json.dumps(ref))
+    return d
+
+
+def _damage(d: Path, how: str) -> str:
+    """Damage the adapter directory `d`; the name the error must hold."""
+    weights = d / "adapter_model.safetensors"
+    data = weights.read_bytes()
+    if how == "truncated":
+        weights.write_bytes(data[: len(data) // 2])
+    elif how == "random":
+        weights.write_bytes(os.urandom(len(data)))
+    elif how == "empty":
+        weights.write_bytes(b"")
+    elif how == "missing":
+        weights.unlink()
+        return "adapter_model.safetensors is missing"
+    elif how == "bad-json":
+        (d / "adapter_config.json").write_text('{"peft_type": ')
+        return "adapter_config.json"
+    elif how == "unknown-peft-type":
+        cfg = json.loads((d / "adapter_config.json").read_text())
+        (d / "adapter_config.json").write_text(json.dumps(cfg | {"peft_type": "WHATEVER"}))
+        return "peft_type"
+    return "adapter_model.safetensors"
+
+
+DAMAGE = ["truncated", "random", "empty", "missing", "bad-json", "unknown-peft-type"]
+
+
+@pytest.mark.timeout(LIMIT_S)
+@pytest.mark.parametrize("command", ["chat", "serve"])
+@pytest.mark.parametrize("modelref", [False, True], ids=["peft-dir", "culture-model"])
+@pytest.mark.parametrize("how", DAMAGE)
+def test_damaged_adapter_is_one_line_naming_the_file(sandbox, tmp_path, command, modelref, how):
+    """chat crashed in 6 ways (SafetensorError, HFValidationError, KeyError, JSONDecodeError) and serve
+    in 2; now: the file, what is wrong, how to fix it, before any weights load."""
+    d = _adapter(tmp_path, modelref)
+    needle = _damage(d, how)
+    args = ["chat", "hi", "-m", str(d), "--no-progress"] if command == "chat" else ["serve", "-m", str(d)]
+    err = one_error(sandbox(*args, "--port", "9") if command == "serve" else sandbox(*args))
+    assert needle in err and str(d) in err, err
+    if how != "bad-json" or modelref:  # a plain adapter's torn config is read first to find its base
+        assert "copy the adapter directory again" in err, err
+
+
+# --- bad base URLs ----------------------------------------------------------------------------------
+
+BAD_URLS = ["http://user:pass@127.0.0.1:abc/v1", "[::1", "http://[::1/v1", "ftp://127.0.0.1/v1"]
+URL_COMMANDS = {
+    "chat": ["chat", "hi", "-m", "openai:gpt-4o-mini", "--no-progress"],
+    "evaluate": ["evaluate", "-m", "openai:gpt-4o-mini", "-c", "arabic", "--out", "ev", "--no-progress"],
+    "run": ["run", "-c", "arabic", "-b", "openai:gpt-4o-mini", "--out", "r", "--no-progress"],
+    "run --check": ["run", "-c", "arabic", "--out", "r", "--check"],
+}
+
+
+@pytest.mark.timeout(LIMIT_S)
+@pytest.mark.parametrize("command", sorted(URL_COMMANDS))
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_bad_base_url_is_refused_where_the_config_is_checked(sandbox, tmp_path, command, url):
+    """`InvalidURL` in chat, evaluate and run, after `run --check` said "configuration valid"."""
+    res = sandbox(*URL_COMMANDS[command], "--base-url", url)
+    err = one_error(res)
+    assert "--base-url" in err and "URL" in err, err
+    assert "pass@" not in err and not (tmp_path / "r").exists() and not (tmp_path / "ev").exists()
+
+
+# --- finetune --optim, run -c -------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(LIMIT_S)
+@pytest.mark.parametrize("optim", ["../../x", "adamw", ""])
+def test_unknown_optimizer_is_one_short_line(sandbox, tmp_path, optim):
+    (tmp_path / "train.jsonl").write_text("")
+    err = one_error(sandbox("finetune", "--data", "train.jsonl", "--optim", optim, "--out", "ft"))
+    assert "--optim" in err and "unknown optimizer" in err and len(err) < 400, err
+    assert "paged_adamw_32bit" not in err  # not the whole list
+
+
+@pytest.mark.timeout(LIMIT_S)
+@pytest.mark.parametrize("cultures", [["arabic,../x"], ["arabic", "../x"], ["../../etc"]])
+def test_unsafe_culture_blames_the_culture_not_the_name(sandbox, cultures):
+    flags = [x for c in cultures for x in ("-c", c)]
+    err = one_error(sandbox("run", *flags, "--out", "r", "--check"))
+    assert "culture" in err and "--name" not in err, err
+
+
+# --- the OpenAI key is not passed to local models --------------------------------------------------
+
+
+@pytest.mark.slow  # loads the bundled model in a subprocess, as a user's shell does
+@pytest.mark.timeout(600)
+def test_openai_key_in_the_environment_does_not_break_local_chat(tmp_path):
+    """`OPENAI_API_KEY=sk-x culturellm chat hi -m bundled` ended in TypeError (an api_key passed to
+    LocalChatModel): most researchers have that variable exported."""
+    env = {**os.environ, "OPENAI_API_KEY": "sk-x", "CULTURELLM_HOME": str(tmp_path / "home")}
+    env |= {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    args = ["chat", "hi", "-m", "bundled", "--max-tokens", "4", "--no-progress", "--no-cache"]
+    res = subprocess.run(
+        [sys.executable, "-m", "culturellm.cli", *args], capture_output=True, text=True, env=env, timeout=540
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() and "Traceback" not in res.stderr
+
+
+@pytest.mark.slow  # loads a (tiny) model with its adapter
+@pytest.mark.timeout(LIMIT_S)
+def test_openai_key_in_the_environment_does_not_break_a_culture_model(
+    sandbox, monkeypatch, tmp_path, tiny_base
+):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = tiny_base.removeprefix("hf:")
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base), LoraConfig(r=2, target_modules=["q_proj"])
+    )
+    model.save_pretrained(tmp_path / "arabic")
+    ref = {"kind": "peft-adapter", "base": tiny_base, "path": "."}
+    (tmp_path / "arabic" / "culturellm.json").write_text(json.dumps(ref))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    torch.manual_seed(0)
+    res = sandbox(
+        "chat", "hi", "-m", str(tmp_path / "arabic"), "--max-tokens", "3", "--no-progress", "--no-cache"
+    )
+    assert res.code == 0, res.err[-2000:]
