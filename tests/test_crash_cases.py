@@ -207,3 +207,60 @@ def test_openai_key_in_the_environment_does_not_break_a_culture_model(
         "chat", "hi", "-m", str(tmp_path / "arabic"), "--max-tokens", "3", "--no-progress", "--no-cache"
     )
     assert res.code == 0, res.err[-2000:]
+
+
+# --- Build 5: a key anywhere in a URL is redacted ----------------------------------------------------
+
+KEY = "sk-proj-Zq8X3vT1bN6mW0cR4yL7"
+HF_TOKEN = "hf_AbCdEfGhIjKlMnOpQrStUvWxYz012345"
+SECRET_URLS = {
+    "path": f"http://127.0.0.1:9/{KEY}/v1",
+    "fragment": f"http://127.0.0.1:9/v1#{KEY}",
+    "query-value": f"http://127.0.0.1:9/v1?deployment=x&t={HF_TOKEN}",
+    "user-info": f"http://user:{KEY}@127.0.0.1:9/v1",
+    "hex-in-path": "http://127.0.0.1:9/0123456789abcdef0123456789abcdef/v1",
+    "bad-port": f"http://127.0.0.1:abc/{KEY}/v1",
+}
+
+
+@pytest.mark.parametrize("where", sorted(SECRET_URLS))
+def test_redact_url_removes_a_key_anywhere(where):
+    from culturellm.redact import REDACTED, redact_text, redact_url
+
+    url = SECRET_URLS[where]
+    shown = redact_url(url)
+    assert KEY not in shown and HF_TOKEN not in shown and "0123456789abcdef0123" not in shown, shown
+    assert REDACTED in shown or where == "user-info", shown
+    assert "127.0.0.1" in shown  # what is not a secret stays readable
+    assert KEY not in redact_text(f"error: cannot reach {url}/chat/completions (refused)")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/v1",
+        "https://x.openai.azure.com/openai/deployments/gpt-4o-mini/v1?api-version=2024",
+    ],
+)
+def test_redact_url_keeps_ordinary_urls(url):
+    from culturellm.redact import redact_url
+
+    assert redact_url(url) == url
+
+
+@pytest.mark.timeout(LIMIT_S)
+@pytest.mark.parametrize("where", sorted(SECRET_URLS))
+def test_run_check_never_prints_a_key_in_the_base_url(sandbox, where):
+    """`run --check` prints the resolved configuration: a key in the URL's path or fragment was printed."""
+    res = sandbox("run", "-c", "arabic", "--out", "r", "--check", "--base-url", SECRET_URLS[where])
+    assert res.code in (0, 2), res.err
+    assert KEY not in res.out + res.err and HF_TOKEN not in res.out + res.err
+
+
+@pytest.mark.timeout(LIMIT_S)
+def test_a_key_in_the_path_of_an_unreachable_server_is_not_printed(sandbox):
+    """`error: cannot reach http://127.0.0.1:9/sk-.../v1/...` printed the key as given."""
+    res = sandbox(
+        "chat", "hi", "-m", "openai:gpt-4o-mini", "--no-progress", "--base-url", SECRET_URLS["path"]
+    )
+    assert "REDACTED" in one_error(res) and KEY not in res.out + res.err
