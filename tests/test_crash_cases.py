@@ -37,10 +37,11 @@ def sandbox(monkeypatch, capsys, tmp_path):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)
 
-    def run(*args: str, allowed: tuple[str, ...] = ("home/",)):
+    def run(*args: str, allowed: tuple[str, ...] = ("home/",), protect: bool = True):
         before = snapshot(tmp_path)
         res = run_cli(monkeypatch, capsys, *args)
-        check_case(res, before, snapshot(tmp_path), allowed=allowed, protected=tuple(before))
+        protected = tuple(p for p in before if protect or not p.startswith(allowed))
+        check_case(res, before, snapshot(tmp_path), allowed=allowed, protected=protected)
         return res
 
     return run
@@ -264,3 +265,67 @@ def test_a_key_in_the_path_of_an_unreachable_server_is_not_printed(sandbox):
         "chat", "hi", "-m", "openai:gpt-4o-mini", "--no-progress", "--base-url", SECRET_URLS["path"]
     )
     assert "REDACTED" in one_error(res) and KEY not in res.out + res.err
+
+
+# --- Build 6: one writer per output directory ----------------------------------------------------------
+
+HOLD = """
+import sys, time
+from culturellm.outdir import claim
+claim(sys.argv[1], sys.argv[2])  # what every writing command does first
+print("claimed", flush=True)
+time.sleep(600)
+"""
+
+
+def _holder(out: Path, kind: str) -> subprocess.Popen:
+    """A second real process that claimed `out` (as a command does) and is still writing."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(out), kind], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "claimed"
+    return proc
+
+
+@pytest.mark.slow  # starts a second process
+@pytest.mark.timeout(LIMIT_S)
+@pytest.mark.parametrize("kind", ["report", "run"])
+def test_a_directory_another_process_writes_is_refused_then_taken_over(sandbox, tmp_path, kind):
+    """Two runs on one --out both ran (and fine-tuned one model directory at once); now the second
+    is one line naming the first's pid, and once the first is killed (-9: no cleanup) the lock is free."""
+    (tmp_path / "res.jsonl").write_text(
+        json.dumps({"task": "arabic/x", "model": "m", "macro_f1": 0.5}) + "\n"
+    )
+    out = tmp_path / "out"
+    holder = _holder(out, kind)
+    try:
+        res = sandbox("report", "res.jsonl", "--out", "out", allowed=("home/", "out/"))
+        err = one_error(res)
+        assert f"pid {holder.pid}" in err and "another culturellm process" in err, err
+        assert not (out / "report.md").exists()
+        if kind == "run":  # a second `run` on the directory: refused before any stage
+            args = ["run", "-c", "arabic", "--llm", "fake:x", "--out", "out", "--no-progress"]
+            assert f"pid {holder.pid}" in one_error(sandbox(*args, allowed=("home/", "out/")))
+        # a second real process is refused too
+        cmd = [sys.executable, "-m", "culturellm.cli", "report", "res.jsonl", "--out", "out"]
+        other = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=LIMIT_S)
+        assert other.returncode == 2 and f"pid {holder.pid}" in other.stderr, other.stderr
+    finally:
+        holder.kill()  # SIGKILL: the lock is left as a crash leaves it
+        holder.wait()
+    res = sandbox("report", "res.jsonl", "--out", "out", allowed=("home/", "out/"), protect=False)
+    if kind == "report":
+        assert res.code == 0 and (out / "report.md").is_file(), res.err
+    else:  # the run's directory accepts a report (no lock in the way now)
+        assert res.code == 0, res.err
+
+
+def test_a_command_releases_its_directory_when_it_ends(sandbox, tmp_path):
+    """In one process (the in-process CLI, a notebook), a finished command leaves no lock behind."""
+    from culturellm import dirlock
+
+    (tmp_path / "res.jsonl").write_text(
+        json.dumps({"task": "arabic/x", "model": "m", "macro_f1": 0.5}) + "\n"
+    )
+    assert sandbox("report", "res.jsonl", "--out", "out", allowed=("home/", "out/")).code == 0
+    assert not dirlock._HELD
