@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from hostile import check_case, run_cli, snapshot
+from serve_helpers import free_port
 
 LIMIT_S = 120  # each case's time limit: a case that hangs (a server that starts anyway) fails
 
@@ -120,7 +121,7 @@ def test_damaged_adapter_is_one_line_naming_the_file(sandbox, tmp_path, command,
     d = _adapter(tmp_path, modelref)
     needle = _damage(d, how)
     args = ["chat", "hi", "-m", str(d), "--no-progress"] if command == "chat" else ["serve", "-m", str(d)]
-    err = one_error(sandbox(*args, "--port", "9") if command == "serve" else sandbox(*args))
+    err = one_error(sandbox(*args, "--port", str(free_port())) if command == "serve" else sandbox(*args))
     assert needle in err and str(d) in err, err
     if how != "bad-json" or modelref:  # a plain adapter's torn config is read first to find its base
         assert "copy the adapter directory again" in err, err
@@ -329,3 +330,113 @@ def test_a_command_releases_its_directory_when_it_ends(sandbox, tmp_path):
     )
     assert sandbox("report", "res.jsonl", "--out", "out", allowed=("home/", "out/")).code == 0
     assert not dirlock._HELD
+
+
+# --- Build 7: servers and the cache -------------------------------------------------------------------
+
+
+@pytest.fixture
+def busy_port():
+    """A port some other program listens on."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+@pytest.mark.timeout(LIMIT_S)
+@pytest.mark.parametrize("command", ["serve", "review"])
+def test_a_port_in_use_is_one_error_line(sandbox, tmp_path, busy_port, command):
+    """`serve` and `review` exited 3 with uvicorn's log line; now one `error:` line, exit 2, and `serve`
+    says so before it spends minutes loading its model."""
+    aug = tmp_path / "aug"
+    aug.mkdir()
+    seed = {"id": "s", "question_id": "Q27", "step": "seed", "text": "t", "parent": None}
+    (aug / "augmented.jsonl").write_text(json.dumps(seed) + "\n")
+    args = ["serve", "-m", "bundled"] if command == "serve" else ["review", "aug"]
+    err = one_error(sandbox(*args, "--port", str(busy_port)))
+    assert f"127.0.0.1:{busy_port}" in err and "--port" in err, err
+
+
+@pytest.mark.timeout(LIMIT_S)
+@pytest.mark.parametrize("what", ["directory", "fifo"])
+def test_cache_clear_removes_whatever_sits_at_the_cache_path(sandbox, tmp_path, what):
+    """A directory where the cache file should be made every model call fail with 'cache clear removes
+    it', and `cache clear` failed on it too."""
+    path = tmp_path / "home" / "cache" / "responses.sqlite"
+    path.parent.mkdir(parents=True)
+    if what == "directory":
+        (path / "sub").mkdir(parents=True)
+        (path / "sub" / "x").write_text("x")
+    else:
+        os.mkfifo(path)
+    one_error(sandbox("cache", "stats"))
+    res = sandbox("cache", "clear", "--yes", allowed=("home/",), protect=False)
+    assert res.code == 0 and "removed" in res.out, res.err
+    assert not path.exists() and not path.is_symlink()
+    assert sandbox("cache", "stats", "--json").code == 0 and path.is_file()
+
+
+def _chunked_status(url: str, total: int) -> int:
+    """POST a chunked body of `total` bytes on a raw socket; the reply's status code."""
+    import socket
+
+    host, port = url.removeprefix("http://").removesuffix("/v1").split(":")
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    piece = b"%x\r\n%s\r\n" % (65536, b" " * 65536)
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        try:
+            s.sendall(head)
+            for _ in range(total // 65536):
+                s.sendall(piece)
+            s.sendall(b"0\r\n\r\n")
+        except OSError:  # the server answered and closed before the whole body was sent
+            pass
+        reply = b""
+        while b"\r\n" not in reply:
+            got = s.recv(4096)
+            if not got:
+                break
+            reply += got
+    return int(reply.split(b" ", 2)[1])
+
+
+@pytest.mark.slow  # starts a server (tiny random model)
+@pytest.mark.timeout(600)
+def test_serve_interleaves_requests_and_refuses_big_chunked_bodies(tmp_path, tiny_model_dir):
+    """One request of 256 prompts x 16 tokens held the worker for 270 s while a one-prompt request
+    waited behind it; now a request that arrives while it runs is answered before it ends. Chunked
+    bodies over --max-body-bytes got 400; now 413."""
+    import threading
+
+    from serve_helpers import http, start_server, stop
+
+    tiny = tiny_model_dir(tmp_path / "tiny")
+    proc, url = start_server("--model", tiny, "--name", "tiny")
+    try:
+        assert _chunked_status(url, 2 << 20) == 413  # over the 1 MiB default
+        done: list[str] = []
+        prompts = [f"Question {i}: what matters most in life?" for i in range(256)]
+        big = {"model": "tiny", "prompt": prompts, "max_tokens": 16, "temperature": 0}
+        small = {"model": "tiny", "prompt": "Hello", "max_tokens": 16, "temperature": 0}
+
+        def call(tag: str, payload: dict) -> None:
+            r = http("POST", f"{url}/completions", payload, timeout=540)
+            assert r.status_code == 200, r._body[:500]
+            done.append(tag)
+
+        first = threading.Thread(target=call, args=("big", big))
+        first.start()
+        health = url.removesuffix("/v1") + "/health"
+        while not http("GET", health).json()["busy"]:
+            assert first.is_alive(), "the big request ended before it was seen running"
+        call("small", small)  # sent while the big one runs
+        first.join(540)
+        assert done == ["small", "big"], done
+    finally:
+        stop(proc)
