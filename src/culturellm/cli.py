@@ -62,7 +62,12 @@ __all__ = ["app", "err_console", "fail", "main"]
 
 def main() -> None:
     """Entry point: one error printer for every command (see culturellm.cli_errors)."""
-    run_app(app)
+    from culturellm.dirlock import release_all
+
+    try:
+        run_app(app)
+    finally:
+        release_all()  # the output directories this command claimed (an in-process caller goes on)
 
 
 if __name__ == "__main__":

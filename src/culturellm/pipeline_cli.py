@@ -68,11 +68,13 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from culturellm.config import RunConfig
+        from culturellm.names import is_safe_name
         from culturellm.pipeline import Pipeline
         from culturellm.settings import flags, load_toml, resolve
 
-        if culture and name is None and not config_file:
-            name = "-".join(c.lower() for c in culture)
+        if culture and name is None and not config_file:  # a name from unknown cultures: --culture's error
+            derived = "-".join(c.lower() for c in culture)
+            name = derived if is_safe_name(derived) else None
         given = {
             "name": name,
             "preset": preset,

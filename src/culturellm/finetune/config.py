@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from culturellm.errors import UnknownNameError
 from culturellm.hashing import stable_hash
+from culturellm.redact import check_url
 from culturellm.settings import Flag, StageConfig, Unkeyed, comma_list, flags, resolve
 
 # Marks the fields that do not change the trained model: outside `fingerprint()`.
@@ -186,6 +187,24 @@ class FinetuneConfig(StageConfig):
         10.0, gt=0, description="openai backend: seconds between job status polls"
     )
     suffix: str | None = Field(None, description="suffix for the fine-tuned model name (OpenAI)")
+
+    @field_validator("optim")
+    @classmethod
+    def _known_optim(cls, value: str) -> str:
+        if value == "adamw_torch":  # the default: no need to import transformers to know it
+            return value
+        from transformers.training_args import OptimizerNames
+
+        known = [o.value for o in OptimizerNames]
+        if value not in known:
+            examples = ", ".join(known[:4])
+            raise ValueError(f"unknown optimizer (one of transformers' {len(known)}, e.g. {examples})")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _valid_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_url(value)
 
     @classmethod
     def from_preset(cls, name: str = "cpu-small", **overrides: Any) -> FinetuneConfig:

@@ -97,6 +97,8 @@ def load_model(
     if timeout is not None and not parsed.local:
         parsed = parsed.with_options(timeout=timeout)
     opts = tuple(sorted((k, repr(v)) for k, v in parsed.options.items()))
+    if parsed.local:  # an OPENAI_API_KEY in the environment is not for a local model
+        api_key = None
     key = (parsed.text, parsed.base_url, api_key, cache, opts)
     with _MODELS_LOCK:
         if key in _MODELS:

@@ -12,12 +12,13 @@ from here), and hands the value on (`ModelVariant.access`, `Run.access`): there 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, create_model
+from pydantic import AfterValidator, ConfigDict, Field, create_model
 from pydantic.fields import FieldInfo
 
 from culturellm.llm.placement import BATCH_HELP, DEVICE_HELP, DTYPE_HELP, Device, Dtype
+from culturellm.redact import check_url
 from culturellm.settings import StageConfig
 
 ENDPOINT = ("base_url", "api_key_env", "timeout", "cache")
@@ -30,7 +31,9 @@ class ModelAccess(StageConfig):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
-    base_url: str | None = Field(None, description="OpenAI-compatible server (openai:MODEL specs)")
+    base_url: Annotated[str | None, AfterValidator(lambda u: None if u is None else check_url(u))] = Field(
+        None, description="OpenAI-compatible server (openai:MODEL specs)"
+    )
     api_key_env: str | None = Field(
         None, description="environment variable holding the API key of openai:MODEL (None: OPENAI_API_KEY)"
     )

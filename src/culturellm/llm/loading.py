@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from culturellm.errors import CultureLLMError
+from culturellm.llm.adapter_files import check_adapter_dir
 from culturellm.llm.hf_compat import ensure_chat_template
 from culturellm.llm.registry import resolve_spec, weights_dir
 from culturellm.llm.spec import ModelSpec
@@ -68,6 +69,8 @@ def load_local(spec: ModelSpec, *, merge: bool = False, **options: Any) -> tuple
     """
     spec = resolve_spec(spec.with_options(**options) if options else spec)  # a Hub adapter repo: its base
     directory = weights_dir(spec)  # raises for remote models
+    if spec.adapter is not None:
+        check_adapter_dir(spec.adapter)  # one clear error for a damaged adapter, before the base loads
     device = resolve_device(spec.options.get("device"))
     dtype = resolve_dtype(spec.options.get("dtype"), device)
     device_map = spec.options.get("device_map")

@@ -41,7 +41,7 @@ from culturellm.llm.backend import Backend
 from culturellm.llm.base import Chat, SamplingParams, ScoreRequest, ScoreResult
 from culturellm.llm.pricing import PriceTable, load_prices
 from culturellm.llm.records import Completion, Scored
-from culturellm.redact import redact_url
+from culturellm.redact import check_url, redact_url
 
 OPENAI_URL = "https://api.openai.com/v1"
 TOP_LOGPROBS = 20
@@ -93,6 +93,11 @@ class OpenAIChatModel(Backend):
         if not timeout > 0:
             raise CultureLLMError(f"timeout must be a positive number of seconds, got {timeout}")
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
+        try:
+            check_url(self.base_url)
+        except ValueError as e:
+            where = "--base-url" if base_url else "OPENAI_BASE_URL"
+            raise CultureLLMError(f"{where}: {e}") from None
         self.display_url = redact_url(self.base_url)
         super().__init__(name or f"openai:{model}", model_id=f"{model}@{self.display_url}")
         self.model = model
