@@ -208,6 +208,7 @@ def check_command(
     device: str = typer.Option("cpu", "--device", help="device of the bundled model (fluency features)"),
     dtype: str = typer.Option("float32", "--dtype", help="dtype of the bundled model"),
     force: bool = typer.Option(False, "--force", help="replace an --out file culturellm did not write"),
+    progress: Progress = True,
 ) -> None:
     from rich.console import Console
 
@@ -215,6 +216,7 @@ def check_command(
     from culturellm.augment.features import load_lm
     from culturellm.augment.verifier import Verifier
     from culturellm.embed import load_embedder
+    from culturellm.progress import progress_bar
     from culturellm.safewrite import check_output_file
 
     fmt, rows = vd.read_rows(file)
@@ -222,7 +224,8 @@ def check_command(
     src = file / "augmented.jsonl" if file.is_dir() else file
     check_output_file(out, inputs=[src], force=force, ours=vd.is_ours)  # before loading models
     verifier = Verifier(load_embedder(embedder), load_lm(device=device, dtype=dtype), threshold=threshold)
-    result = vd.score(rows, verifier)
+    with progress_bar(progress, console=Console(stderr=True), transient=False, rate="rows") as bar:
+        result = vd.score(rows, verifier, progress=bar)
     vd.write(out, result)
     s = vd.summary(result)
     reasons = ", ".join(f"{k} {v}" for k, v in s["reasons"].items())
