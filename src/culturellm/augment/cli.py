@@ -183,6 +183,7 @@ def check_command(
     device: str = typer.Option("cpu", "--device", help="device of the bundled model (fluency features)"),
     dtype: str = typer.Option("float32", "--dtype", help="dtype of the bundled model"),
     force: bool = typer.Option(False, "--force", help="replace an --out file culturellm did not write"),
+    progress: Progress = True,
 ) -> None:
     from rich.console import Console
 
@@ -190,6 +191,7 @@ def check_command(
     from culturellm.meaning import verdicts as vd
     from culturellm.meaning.features import load_lm
     from culturellm.meaning.verifier import Verifier
+    from culturellm.progress import progress_bar
     from culturellm.runlayout import RECORDS
     from culturellm.safewrite import check_output_file
 
@@ -198,7 +200,8 @@ def check_command(
     src = file / RECORDS if file.is_dir() else file
     check_output_file(out, inputs=[src], force=force, ours=vd.is_ours)  # before loading models
     verifier = Verifier(load_embedder(embedder), load_lm(device=device, dtype=dtype), threshold=threshold)
-    result = vd.score(rows, verifier)
+    with progress_bar(progress, console=Console(stderr=True), transient=False, rate="rows") as bar:
+        result = vd.score(rows, verifier, progress=bar)
     vd.write(out, result)
     s = vd.summary(result)
     reasons = ", ".join(f"{k} {v}" for k, v in s["reasons"].items())

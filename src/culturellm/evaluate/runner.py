@@ -272,13 +272,19 @@ def _ask(model: ChatModel, req: TaskRequests, gen: SamplingParams | None, advanc
     resp = Responses()
     if req.kind == "score":
         resp.scores, resp.methods = [], []
-        for start in range(0, len(req.score), CHUNK):
+        starts = range(0, len(req.score), CHUNK)
+        for start in starts:
             chunk = req.score[start : start + CHUNK]
-            for r in model.score(chunk):
+            # the content-free prompts ride along with the last chunk: one call, one shared prefix
+            last = start == starts[-1] and bool(req.content_free)
+            found = model.score([*chunk, *req.content_free] if last else chunk)
+            for r in found[: len(chunk)]:
                 resp.scores.append(list(r.logprobs))
                 resp.methods.append(getattr(r, "method", "exact"))
+            if last:
+                resp.content_free = [list(r.logprobs) for r in found[len(chunk) :]]
             advance(len(chunk))
-        if req.content_free:
+        if req.content_free and resp.content_free is None:  # no examples
             resp.content_free = [list(r.logprobs) for r in model.score(req.content_free)]
     else:
         resp.replies = []

@@ -126,12 +126,15 @@ def is_ours(path: Path) -> bool:
         return False
 
 
-def score(rows: list[dict[str, Any]], verifier: Any) -> list[dict[str, Any]]:
-    """Verdict rows: translations are not scored (the verifier reads English)."""
+def score(rows: list[dict[str, Any]], verifier: Any, progress: Any = None) -> list[dict[str, Any]]:
+    """Verdict rows: translations are not scored (the verifier reads English). `progress`: None,
+    True (culturellm's own bar: rows, rows/s, time left) or a rich Progress to add the task to."""
+    from culturellm.progress import progress_task
+
     todo = [r for r in rows if r["step"] != "translation"]
-    verdicts = dict(
-        zip((id(r) for r in todo), verifier.verdicts([(r["seed"], r["text"]) for r in todo]), strict=True)
-    )
+    with progress_task(progress, len(todo), "checking", rate="rows") as advance:
+        found = verifier.verdicts([(r["seed"], r["text"]) for r in todo], advance=advance)
+    verdicts = dict(zip((id(r) for r in todo), found, strict=True))
     out = []
     for r in rows:
         v = verdicts.get(id(r))

@@ -10,7 +10,7 @@ that pushed it most towards "changed" (their standardised value times their coef
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -115,10 +115,13 @@ class Verifier:
             z[:, [i for i, f in enumerate(p.features) if f.startswith("lm_")]] = 0.0
         return z
 
-    def verdicts(self, pairs: Sequence[tuple[str, str]], top: int = 2) -> list[Verdict]:
+    def verdicts(
+        self, pairs: Sequence[tuple[str, str]], top: int = 2, advance: Callable[[int], Any] | None = None
+    ) -> list[Verdict]:
+        """One verdict per pair; `advance(n)`: called as the features of n more pairs are done."""
         if not pairs:
             return []
-        x = self.extractor.compute(pairs)
+        x = self.extractor.compute(pairs, advance=advance)
         probs = self.probabilities(x)
         z = self._standardised(x)
         contrib = z * self.params.coef
