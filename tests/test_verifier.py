@@ -192,10 +192,10 @@ def test_batched_check_gives_the_verdicts_of_one_row_at_a_time(tmp_path):
     """`augment check` scores the rows of a seed together (shared KV prefix, each distinct text once,
     chunks of rows); the verdicts are those of scoring every row alone, and the progress counts every
     row once."""
-    from culturellm.augment import verdicts as vd
-    from culturellm.augment.features import load_lm
-    from culturellm.augment.verifier import Verifier
     from culturellm.embed import load_embedder
+    from culturellm.meaning import verdicts as vd
+    from culturellm.meaning.features import load_lm
+    from culturellm.meaning.verifier import Verifier
 
     cands = [
         ("27", "Making my parents proud has been one of my main aims in life"),
