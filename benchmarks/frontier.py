@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def dataset_config(base: Any, target: str) -> Any:
     """The run's [dataset] with this target; NAME:X sets the target's first parameter (registry:
-    "mixed:0.25" sets majority_weight, "sharpened:0.5" the temperature)."""
+    "mixed:0.25" sets majority_weight, "sharpened:0.5" the sharpen_temperature)."""
     from culturellm.dataset.targets import get_target
 
     name, _, param = target.partition(":")
