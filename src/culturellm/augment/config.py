@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from culturellm.errors import UnknownNameError
 from culturellm.meaning import DEFAULT_T_STANDIN, MEANING_CHECKS
@@ -159,17 +159,14 @@ class AugmentConfig(StageConfig):
             "verifier_threshold": self.verifier_threshold,
         }
 
-    @model_validator(mode="after")
-    def _check(self) -> AugmentConfig:
-        if self.k is None:
-            self.k = max(self.n + 2, 3)
-        if self.max_tokens_paraphrase is None:
-            self.max_tokens_paraphrase = 16 + 28 * self.k
-        return self
-
     def fingerprint(self) -> dict[str, Any]:
-        """What decides the records (the seed selection does not): stored beside them for resuming."""
-        return self.keyed()
+        """What decides the records (the seed selection does not): stored beside them for resuming.
+        The derived values are in it as used (`k`, `max_tokens_paraphrase`), never written back into
+        the config, so a copied config.toml with another `n` derives them again."""
+        return self.keyed() | {
+            "k": self.rewrites_per_request,
+            "max_tokens_paraphrase": self.paraphrase_tokens,
+        }
 
     def select(self, seeds: Sequence[Any]) -> list[Any]:
         """The seeds to augment: `questions` (in seed order), then the first `limit_seeds`."""
@@ -186,4 +183,10 @@ class AugmentConfig(StageConfig):
 
     @property
     def rewrites_per_request(self) -> int:
+        """`k`, else derived from `n`: n + 2, at least 3."""
         return int(self.k or max(self.n + 2, 3))
+
+    @property
+    def paraphrase_tokens(self) -> int:
+        """`max_tokens_paraphrase`, else derived: 16 + 28 per rewrite asked."""
+        return int(self.max_tokens_paraphrase or 16 + 28 * self.rewrites_per_request)
