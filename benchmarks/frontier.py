@@ -81,8 +81,8 @@ def imported(cfg: Any, out: Path) -> Path:
         return path
     m = import_release(
         a.import_file, out / "augment", load_embedder(cfg.models.embedder), t1=a.t1,
-        source=a.import_source, questions=[q.id for q in a.select(load_questions())],
-        filter=a.import_filter, filter_options=a.import_filter_options(),
+        import_source=a.import_source, questions=[q.id for q in a.select(load_questions())],
+        import_filter=a.import_filter, filter_options=a.import_filter_options(),
     )  # fmt: skip
     stamp.write_text(json.dumps(key))
     print(f"imported: {m['counts']}", file=sys.stderr, flush=True)

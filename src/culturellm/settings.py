@@ -39,18 +39,25 @@ T = TypeVar("T")
 class Flag:
     """How a config field is spelled on the command line, in its `Annotated` type, when not
     `--field-name`: `names` (e.g. "--question", "-q"), `off` (a bool's off switch, default
-    --no-NAME) and `parse` (the flag takes text, turned into the field's value, e.g. a comma list)."""
+    --no-NAME), `parse` (the flag takes text, turned into the field's value, e.g. a comma list) and
+    `none` (no flag at all: the stage's command does not use the field, a run's TOML sets it)."""
 
     names: tuple[str, ...]
     off: str | None
     parse: Callable[[str], Any] | None
+    none: bool
 
     def __init__(
-        self, *names: str, off: str | None = None, parse: Callable[[str], Any] | None = None
+        self,
+        *names: str,
+        off: str | None = None,
+        parse: Callable[[str], Any] | None = None,
+        none: bool = False,
     ) -> None:
         object.__setattr__(self, "names", names)
         object.__setattr__(self, "off", off)
         object.__setattr__(self, "parse", parse)
+        object.__setattr__(self, "none", none)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,11 @@ SynonymScope = Literal["sentence", "seed"]
 # The import options of a run: generated records do not depend on them (the run's augment key hashes
 # its whole [augment] section and the imported file's sha256).
 IMPORTED = Unkeyed("not part of generated records; a run's augment key hashes the section and the file")
+# `culturellm augment` generates: the import options are a run's ([augment] in its TOML); `culturellm
+# augment import` takes them as --import-source / --import-filter.
+RUN_ONLY = Flag(none=True)
+# The import filter when none is named: a run's, `culturellm augment import`'s and import_release()'s.
+DEFAULT_IMPORT_FILTER = "checks"
 SELECTION = Unkeyed("selects the seeds; a run that augments more seeds later resumes the same records")
 
 
@@ -132,13 +137,13 @@ class AugmentConfig(StageConfig):
         description="`culturellm run`: import this file of rewordings in the release's format "
         "(`culturellm augment import`) instead of generating them (None: generate)",
     )
-    import_source: Annotated[str | None, IMPORTED] = Field(
+    import_source: Annotated[str | None, IMPORTED, RUN_ONLY] = Field(
         None,
         description="with import_file: only its lines whose `source` is this release file, e.g. "
         "new_WVQ_1000 (None: every line)",
     )
-    import_filter: Annotated[str, IMPORTED] = Field(
-        "checks",
+    import_filter: Annotated[str, IMPORTED, RUN_ONLY] = Field(
+        DEFAULT_IMPORT_FILTER,
         description="with import_file: the filter run on each imported rewording after the similarity "
         "and duplicate checks: checks (the lexical meaning checks), verifier (the fitted meaning verifier, "
         "its threshold verifier_threshold), none, or a registered filter's name",
