@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def dataset_config(base: Any, target: str) -> Any:
     """The run's [dataset] with this target; NAME:X sets the target's first parameter (registry:
-    "mixed:0.25" sets majority_weight, "sharpened:0.5" the temperature)."""
+    "mixed:0.25" sets majority_weight, "sharpened:0.5" the sharpen_temperature)."""
     from culturellm.dataset.targets import get_target
 
     name, _, param = target.partition(":")
@@ -81,8 +81,8 @@ def imported(cfg: Any, out: Path) -> Path:
         return path
     m = import_release(
         a.import_file, out / "augment", load_embedder(cfg.models.embedder), t1=a.t1,
-        source=a.import_source, questions=[q.id for q in a.select(load_questions())],
-        filter=a.import_filter, filter_options=a.import_filter_options(),
+        import_source=a.import_source, questions=[q.id for q in a.select(load_questions())],
+        import_filter=a.import_filter, filter_options=a.import_filter_options(),
     )  # fmt: skip
     stamp.write_text(json.dumps(key))
     print(f"imported: {m['counts']}", file=sys.stderr, flush=True)

@@ -199,3 +199,15 @@ def test_evaluate_and_align_take_the_shared_flags(cli, tmp_path):
     assert code == 0, err
     assert len(read_jsonl(tmp_path / "al" / "align.jsonl")) == 1 and '"majority_agreement"' in out
     assert load_model("fake:al", cache=False).calls
+
+
+def test_import_options_are_offered_where_they_are_used(cli):
+    """One name set: `augment import` takes --import-source / --import-filter (their old names --source
+    / --filter still work); `culturellm augment`, which generates and would ignore them, does not offer
+    them (a run sets them in [augment])."""
+    code, out, _ = cli("augment", "import", "--help")
+    assert code == 0 and "--import-source" in out and "--import-filter" in out and "checks" in out
+    code, out, _ = cli("augment", "--help")
+    assert code == 0 and "--import-filter" not in out and "--import-source" not in out
+    code, _, err = cli("augment", "--import-filter", "checks", "--out", "x")
+    assert code == 2 and "--import-filter" in err and "Traceback" not in err

@@ -85,8 +85,11 @@ def _flag_type(config: type[StageConfig], name: str, annotation: Any) -> Any:
 
 
 def field_flags(config: type[StageConfig]) -> list[FieldFlag]:
-    """One flag per field of `config`, in field order."""
-    return [FieldFlag.of(config, name, info) for name, info in config.model_fields.items()]
+    """One flag per field of `config`, in field order (none for a field marked `Flag(none=True)`)."""
+    fields = config.model_fields.items()
+    return [
+        FieldFlag.of(config, name, info) for name, info in fields if not (marker(info, Flag) or Flag()).none
+    ]
 
 
 def config_command(

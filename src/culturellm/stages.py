@@ -191,9 +191,9 @@ def _import(run: Run) -> StageResult:
         load_embedder(run.config.models.embedder),
         t1=a.t1,
         force=owner(out) in ("augment", "augment-import"),  # this run's own augment directory
-        source=a.import_source,
+        import_source=a.import_source,
         questions=[q.id for q in a.select(load_questions())],
-        filter=a.import_filter,
+        import_filter=a.import_filter,
         filter_options={**a.import_filter_options(), "device": run.access.device, "dtype": run.access.dtype},
     )
     return StageResult([run.layout.augmented], manifest["counts"], {"llm_requests": 0})

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from culturellm.augment.config import AugmentConfig
+from culturellm.augment.config import DEFAULT_IMPORT_FILTER, AugmentConfig
 from culturellm.config_cli import MODELS, Endpoint, Force, Progress, config_command
 
 AUGMENT_HELP = """Augment the WVS seed questions with any LLM: paraphrase -> similarity filter ->
@@ -127,13 +127,19 @@ def import_command(
     force: bool = typer.Option(
         False, "--force", help="write into an --out directory culturellm did not make"
     ),
-    source: str | None = typer.Option(
-        None, "--source", help="only lines whose `source` is this release file (e.g. new_WVQ_1000)"
+    import_source: str | None = typer.Option(
+        None,
+        "--import-source",
+        "--source",
+        help="only lines whose `source` is this release file (e.g. new_WVQ_1000); a run's "
+        "[augment] import_source",
     ),
-    filter_name: str = typer.Option(
-        "none",
+    import_filter: str = typer.Option(
+        DEFAULT_IMPORT_FILTER,
+        "--import-filter",
         "--filter",
-        help="import filter after the similarity checks: none, checks, verifier, or a plug-in's",
+        help="import filter after the similarity checks: none, checks, verifier, or a plug-in's; a run's "
+        "[augment] import_filter",
     ),
 ) -> None:
     from rich.console import Console
@@ -153,8 +159,8 @@ def import_command(
         load_embedder(embedder),
         t1=DEFAULT_T1 if t1 is None else t1,
         force=force,
-        source=source,
-        filter=filter_name,
+        import_source=import_source,
+        import_filter=import_filter,
     )
     c = manifest["counts"]
     reasons = ", ".join(

@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from culturellm.augment.config import DEFAULT_T1
+from culturellm.augment.config import DEFAULT_IMPORT_FILTER, DEFAULT_T1
 from culturellm.augment.pipeline import record_id
 from culturellm.augment.state import RECORDS
 from culturellm.errors import DataError, UnknownNameError
@@ -114,7 +114,7 @@ def check_import_filter(name: str) -> FilterFactory:
     return IMPORT_FILTERS[name]
 
 
-def import_filter(name: str, embedder: Any, options: Mapping[str, Any] | None = None) -> PairFilter:
+def make_import_filter(name: str, embedder: Any, options: Mapping[str, Any] | None = None) -> PairFilter:
     """The import filter called `name`, made for this embedder and options."""
     return check_import_filter(name)(embedder, dict(options or {}))
 
@@ -188,22 +188,23 @@ def import_release(
     t1: float = DEFAULT_T1,
     seed_match: float = SEED_MATCH,
     force: bool = False,
-    source: str | None = None,
+    import_source: str | None = None,
     questions: Sequence[str] | None = None,
-    filter: str = "none",
+    import_filter: str = DEFAULT_IMPORT_FILTER,
     filter_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Read a release-format JSONL; write OUT/augmented.jsonl and OUT/manifest.json; return the manifest.
-    `source`: only the lines of that release file; `questions`: only these seed question ids (lines
-    of others are rejected as "question not selected"); `filter`: the import filter's name."""
+    `import_source`: only the lines of that release file; `questions`: only these seed question ids
+    (lines of others are rejected as "question not selected"); `import_filter`: the import filter's
+    name (the names and the default of AugmentConfig's fields of the same names)."""
     from culturellm.wvs import load_questions
 
     path, out_dir = Path(path), Path(out_dir)
     check_number(t1, "--t1", lo=-1.0, hi=1.0)
     check_number(seed_match, "seed_match", lo=-1.0, hi=1.0)
     check_distinct(out_dir / RECORDS, [path], "FILE")
-    pair_filter = import_filter(filter, embedder, filter_options)  # an unknown name: before any work
-    lines, other_sources = _source_lines(path, source)
+    pair_filter = make_import_filter(import_filter, embedder, filter_options)  # unknown: before any work
+    lines, other_sources = _source_lines(path, import_source)
     _claim_out(out_dir, force)
     seeds = {q.id: q for q in load_questions()}
     rejected: list[dict[str, Any]] = []
@@ -218,7 +219,7 @@ def import_release(
     write_jsonl(out_dir / RECORDS, rows)
     counts = {
         "lines": len(lines),
-        **({"other_sources": other_sources} if source is not None else {}),
+        **({"other_sources": other_sources} if import_source is not None else {}),
         "seeds": len(groups),
         "accepted": sum(len(g) for g in groups.values()),
         "rejected": len(rejected),
@@ -227,8 +228,8 @@ def import_release(
         "kind": "culturellm.augment.import",
         "source": str(path),
         "source_sha256": sha256_file(path),
-        "release_file": source,
-        "filter": filter,
+        "release_file": import_source,
+        "filter": import_filter,
         "embedder": getattr(embedder, "name", str(embedder)),
         "t1": t1,
         "seed_match": seed_match,

@@ -213,7 +213,7 @@ class Augmenter:
             if not pending:
                 return
             reqs = [paraphrase_messages(s.item.text, cfg.rewrites_per_request) for s in pending]
-            outs = self.llm.generate(reqs, self._params(int(cfg.max_tokens_paraphrase or 256), attempt))
+            outs = self.llm.generate(reqs, self._params(cfg.paraphrase_tokens, attempt))
             st.requests += len(reqs)
             cands: list[tuple[_SeedState, str]] = []
             for s, out in zip(pending, outs, strict=True):

@@ -12,7 +12,7 @@ assistant turn is the majority code), `sampled` (hard codes drawn so that each q
 wordings follow the distribution: the form the OpenAI fine-tuning API can take), and two soft targets
 between majority and distribution: `mixed` ((1 - w) * distribution + w * one-hot(majority), w =
 `majority_weight`: soft cross-entropy plus a weighted majority term) and `sharpened` (distribution **
-(1 / T) renormalised, T = `temperature`: T 1 is the distribution, T -> 0 the majority).
+(1 / T) renormalised, T = `sharpen_temperature`: T 1 is the distribution, T -> 0 the majority).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field, field_validator
 
@@ -14,9 +14,11 @@ from culturellm.settings import Flag, StageConfig
 class DatasetConfig(StageConfig):
     """Configuration of `build_training_set()`: answer targets and the held-out split."""
 
+    RENAMED: ClassVar[dict[str, str]] = {"temperature": "sharpen_temperature"}
+
     target: str = Field(
         "sharpened",
-        description="sharpened (default: soft labels sharpened, distribution ** (1 / temperature) "
+        description="sharpened (default: soft labels sharpened, distribution ** (1 / sharpen_temperature) "
         "renormalised; the frontier point closest to both agreement and distribution, docs/results.md), "
         "distribution (soft labels: local training learns the survey distribution), "
         "majority (the paper), sampled (hard codes drawn to follow the distribution: for the OpenAI "
@@ -26,11 +28,12 @@ class DatasetConfig(StageConfig):
     majority_weight: float = Field(
         0.25, ge=0.0, le=1.0, description="target mixed: weight w of the one-hot majority answer"
     )
-    temperature: float = Field(
+    sharpen_temperature: Annotated[float, Flag("--sharpen-temperature", "--temperature")] = Field(
         0.5,
         gt=0.0,
         le=10.0,
-        description="target sharpened: temperature T of the survey distribution (below 1 sharpens)",
+        description="target sharpened: temperature T of the survey distribution (below 1 sharpens; "
+        "not a sampling temperature; --temperature and TOML `temperature` are its old names)",
     )
     holdout_questions: int = Field(0, ge=0, description="whole seed questions held out of training")
     holdout_fraction: float = Field(

@@ -98,7 +98,7 @@ def _mixed(dist: dict[str, float], majority: str, config: Any) -> dict[str, floa
 
 
 def _sharpened(dist: dict[str, float], majority: str, config: Any) -> dict[str, float]:
-    powered = {c: v ** (1.0 / config.temperature) if v > 0 else 0.0 for c, v in dist.items()}
+    powered = {c: v ** (1.0 / config.sharpen_temperature) if v > 0 else 0.0 for c, v in dist.items()}
     total = sum(powered.values())
     if total <= 0 or not all(v == v and v < float("inf") for v in powered.values()):
         raise DataError("sharpened target: the distribution underflows at this temperature")
@@ -140,4 +140,6 @@ register_target(Target("distribution", True, (), _soft, "soft labels: the survey
 register_target(
     Target("mixed", True, ("majority_weight",), _soft, "(1 - w) * distribution + w * one-hot majority")
 )
-register_target(Target("sharpened", True, ("temperature",), _soft, "distribution ** (1 / T), renormalised"))
+register_target(
+    Target("sharpened", True, ("sharpen_temperature",), _soft, "distribution ** (1 / T), renormalised")
+)
