@@ -73,3 +73,16 @@ def test_a_run_that_loads_the_bundled_model_and_embedder_prints_no_library_bars(
     assert run.returncode == 0, out
     assert "40 rows" in " ".join(out.split())
     assert not [b for b in BARS if b in out], out
+
+
+def test_embedding_many_texts_shows_no_batches_bar(embedder, capfd):
+    """More texts than sentence-transformers' bar used to appear for (4 batches): still no bar, on the
+    terminal or in a log, even with tqdm enabled (culturellm's callers show their own progress)."""
+    import uuid
+
+    run = uuid.uuid4().hex  # texts no cache has seen
+    texts = [f"statement {i} of run {run}" for i in range(4 * embedder.batch_size + 8)]
+    capfd.readouterr()
+    assert embedder.encode(texts).shape == (len(texts), embedder.dim)
+    out = "".join(capfd.readouterr())
+    assert "Batches" not in out and "%|" not in out, out

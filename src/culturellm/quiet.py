@@ -39,28 +39,28 @@ _SET: dict[str, str] = {}  # the variables set here (so that --verbose in the sa
 
 def quiet_third_party(verbose: bool = False) -> None:
     """Silence (verbose=False) or let through (True) third-party progress bars, log lines below
-    ERROR and Python warnings raised outside culturellm."""
+    ERROR and Python warnings other than culturellm's own (messages starting "culturellm")."""
     if verbose:
         for key, value in list(_SET.items()):
             if os.environ.get(key) == value:
                 del os.environ[key]
             del _SET[key]
         warnings.filters[:] = [f for f in warnings.filters if f not in _FILTERS]
+        getattr(warnings, "_filters_mutated", lambda: None)()  # what warnings' own functions call
     else:
         for key, value in QUIET_ENV.items():
             if key not in os.environ:
                 os.environ[key] = _SET[key] = value
-        for f in reversed(_FILTERS):
-            if f not in warnings.filters:
-                warnings.filters.insert(0, f)
+        warnings.filterwarnings("ignore")  # each call puts its filter first (once)
+        warnings.filterwarnings("default", message="culturellm")
     level = logging.NOTSET if verbose else logging.ERROR
     for name in LIBRARIES:
         logging.getLogger(name).setLevel(level)
     _tell_loaded(verbose)
 
 
-# every warning is ignored except culturellm's own (their message starts "culturellm"); the filters
-# are tried first to last, as `warnings.filterwarnings` would have inserted them
+# the filters set above: every warning is ignored except culturellm's own (their message starts
+# "culturellm"), as warnings.filterwarnings stores them
 _FILTERS = [
     ("default", re.compile("culturellm", re.I), Warning, None, 0),
     ("ignore", None, Warning, None, 0),

@@ -110,6 +110,7 @@ class Responses:
     seconds: float = 0.0
     requests: int = 0
     cache_hits: int = 0
+    dtype: str | None = None  # a local model's precision (None: remote)
 
 
 @dataclass
@@ -145,6 +146,7 @@ class TaskResult:
     requests: int
     cache_hits: int
     key: str
+    dtype: str | None = None  # a local model's precision as loaded (--dtype auto: docs/models.md)
 
     def to_row(self) -> dict[str, Any]:
         row: dict[str, Any] = {}
@@ -152,7 +154,7 @@ class TaskResult:
             value = getattr(self, f.name)
             if f.name == "metrics":
                 row.update(value)
-            elif value is not None or f.name not in ("scoring", "generation", "calibration"):
+            elif value is not None or f.name not in ("scoring", "generation", "calibration", "dtype"):
                 row[f.name] = value
         return row
 
@@ -269,7 +271,7 @@ def _ask(model: ChatModel, req: TaskRequests, gen: SamplingParams | None, advanc
 
     usage0 = model.usage.as_dict()
     t0 = time.perf_counter()
-    resp = Responses()
+    resp = Responses(dtype=getattr(model, "dtype_name", None))
     if req.kind == "score":
         resp.scores, resp.methods = [], []
         starts = range(0, len(req.score), CHUNK)
@@ -369,7 +371,7 @@ def task_result(plan: Plan, req: TaskRequests, resp: Responses, n_boot: int) -> 
         },
         total_available=item.data.total, limit=cfg.limit, seed=cfg.seed, data_dir=str(plan.root),
         bundled_sample=is_bundled_sample(plan.root), seconds=round(resp.seconds, 3),
-        requests=resp.requests, cache_hits=resp.cache_hits, key=item.key,
+        requests=resp.requests, cache_hits=resp.cache_hits, key=item.key, dtype=resp.dtype,
     )  # fmt: skip
     pred_rows = [
         {

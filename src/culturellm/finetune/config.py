@@ -156,7 +156,8 @@ class FinetuneConfig(StageConfig):
         False, description="also write a merged full model to DIR/merged"
     )
     dtype: FinetuneDtype = Field(
-        "auto", description="training dtype; auto = bf16 on a GPU that supports it, else fp32"
+        "auto",
+        description="training dtype; auto = bf16 on a GPU or CPU that computes it natively, else fp32",
     )
     device: Annotated[FinetuneDevice, RUN_CONTROL] = Field(
         "auto", description="where to train; auto = the accelerator when there is one, else the CPU"

@@ -11,7 +11,10 @@ Device = Literal["auto", "cpu", "cuda", "mps"]
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 
 DEVICE_HELP = "where local models run: auto (the accelerator when there is one), cpu, cuda, mps"
-DTYPE_HELP = "precision of local models: auto (bf16 on a GPU that has it, else fp32), float32, bfloat16..."
+DTYPE_HELP = (
+    "precision of local models: auto (bf16 on a GPU that has it; on a CPU fp32 for scoring and bf16 "
+    "mixed-precision training where the CPU has native bf16), float32, bfloat16..."
+)
 BATCH_HELP = "prompts per forward pass of a local model (default: from free GPU memory; 16 on a CPU)"
 
 
