@@ -243,9 +243,7 @@ def reference_pattern(seeds, llm, embedder, cfg) -> dict:
     from culturellm.llm.base import SamplingParams
     from culturellm.meaning.words import build_variants, content_words, option_words
 
-    params = SamplingParams(
-        max_tokens=cfg.max_tokens_paraphrase, temperature=cfg.temperature, top_p=cfg.top_p
-    )
+    params = SamplingParams(max_tokens=cfg.paraphrase_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
     requests = 0
     outs = llm.generate([paraphrase_messages(q.text, cfg.rewrites_per_request) for q in seeds], params)
     requests += len(seeds)

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from culturellm.cli import app
 from culturellm.dataset import DatasetConfig, build_training_set, split_manifest_path
-from culturellm.dataset.build import distribution_targets, largest_remainder, make_split
+from culturellm.dataset.build import make_split
+from culturellm.dataset.targets import distribution_targets, largest_remainder
 from culturellm.errors import CultureLLMError, DataError, UnknownNameError
 from culturellm.jsonio import read_jsonl, write_jsonl
 from culturellm.prompts import culture_system_prompt, survey_messages

@@ -70,8 +70,8 @@ def test_matrix_base_row_uses_the_runs_endpoint_cache_and_timeout(tmp_path, cach
     run = _run(tmp_path, base_url=URL, timeout=7, cache=cache)
     rows = run.matrix_variants()
     assert [v.label for v in rows] == ["base", "culturellm-arabic", "culturellm-german", "culturellm-one"]
-    how = {(v.base_url, v.cache, v.timeout) for v in rows + run.variants("arabic")}
-    assert how == {(URL, cache, 7.0)}
+    how = {(v.access.base_url, v.access.cache, v.access.timeout) for v in rows + run.variants("arabic")}
+    assert how == {(URL, cache, 7.0)} and {v.access for v in rows} == {run.access}
     base = rows[0].load()
     assert base.display_url == URL and base.timeout == 7.0
     assert run.model("openai:llama3") is base  # the augmenter is loaded the same way

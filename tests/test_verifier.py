@@ -196,6 +196,45 @@ def test_augment_check_both_formats_writes_verdicts(tmp_path, capsys):
     assert mine.read_text(encoding="utf-8") == "my notes\n"
 
 
+@pytest.mark.slow
+def test_batched_check_gives_the_verdicts_of_one_row_at_a_time(tmp_path):
+    """`augment check` scores the rows of a seed together (shared KV prefix, each distinct text once,
+    chunks of rows); the verdicts are those of scoring every row alone, and the progress counts every
+    row once."""
+    from culturellm.embed import load_embedder
+    from culturellm.meaning import verdicts as vd
+    from culturellm.meaning.features import load_lm
+    from culturellm.meaning.verifier import Verifier
+
+    cands = [
+        ("27", "Making my parents proud has been one of my main aims in life"),
+        ("28", "When a father works for pay, the children suffer"),
+        ("27", "Making my guardians proud has always been one of my primary goals in life."),
+        ("28", "Children suffer when their mother has a paid job"),
+        ("27", "Making my parents proud has been one of my main aims in life"),  # a repeated row
+        ("27", "The goal to bring vanity to my parents has been a central life goal of mine."),
+        ("28", "When a mother works for pay, the children suffer"),  # the seed itself
+        ("27", "Credo you of the belief that my parents are proud"),
+    ]
+    path = tmp_path / "small.jsonl"
+    write_jsonl(path, [{"q_id": q, "q_content": c, "ori_content": SEEDS[f"Q{q}"]} for q, c in cands])
+    _, rows = vd.read_rows(path)
+    verifier = Verifier(load_embedder(disk_cache=False), load_lm(device="cpu", dtype="float32"))
+    verifier.extractor.chunk_rows = 3  # several chunks, a seed's rows split across none of them
+    done: list[int] = []
+    batched = vd.score(rows, verifier, progress=None)
+    pairs = [(r["seed"], r["text"]) for r in rows]
+    together = verifier.verdicts(pairs, advance=done.append)
+    alone = [verifier.verdicts([p])[0] for p in pairs]
+    assert sum(done) == len(rows) and len(done) >= 2
+    assert [v.keep for v in together] == [v.keep for v in alone] == [r["verdict"] == "keep" for r in batched]
+    assert [v.reasons for v in together] == [v.reasons for v in alone]
+    np.testing.assert_allclose([v.probability for v in together], [v.probability for v in alone], atol=1e-4)
+    for a, b in zip(together, alone, strict=True):
+        np.testing.assert_allclose(list(a.scores.values()), list(b.scores.values()), atol=1e-4)
+    assert together[0].probability == together[4].probability  # a repeated row scores the same
+
+
 # --- verdicts used by dataset --drop-rejected and shown by review ---------------------------------
 
 

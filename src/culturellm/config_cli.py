@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import typer
-from pydantic import Field
 from pydantic.fields import FieldInfo
 
-from culturellm.llm.placement import BATCH_HELP, DEVICE_HELP, DTYPE_HELP, Device, Dtype
+from culturellm.llm import access
 from culturellm.settings import Flag, StageConfig, field_help, flags, load_toml, marker, resolve
 
 C = TypeVar("C", bound=StageConfig)
@@ -86,8 +85,11 @@ def _flag_type(config: type[StageConfig], name: str, annotation: Any) -> Any:
 
 
 def field_flags(config: type[StageConfig]) -> list[FieldFlag]:
-    """One flag per field of `config`, in field order."""
-    return [FieldFlag.of(config, name, info) for name, info in config.model_fields.items()]
+    """One flag per field of `config`, in field order (none for a field marked `Flag(none=True)`)."""
+    fields = config.model_fields.items()
+    return [
+        FieldFlag.of(config, name, info) for name, info in fields if not (marker(info, Flag) or Flag()).none
+    ]
 
 
 def config_command(
@@ -136,24 +138,9 @@ def config_command(
     return decorate
 
 
-class Endpoint(StageConfig):
-    """How the commands that call models reach them (evaluate, align, augment): not a stage option
-    (a run sets them once, in [models]); flags through `config_command(Endpoint, panel=...)`."""
-
-    base_url: str | None = Field(None, description="OpenAI-compatible server (openai:MODEL specs)")
-    timeout: float | None = Field(
-        None, gt=0, description="seconds per HTTP attempt for openai:MODEL (default 120)"
-    )
-    cache: bool = Field(True, description="use the response cache")
-
-
-class Placement(StageConfig):
-    """Where and how local models run (evaluate, align)."""
-
-    device: Device | None = Field(None, description=DEVICE_HELP)
-    dtype: Dtype | None = Field(None, description=DTYPE_HELP)
-    batch_size: int | None = Field(None, ge=1, description=BATCH_HELP)
-
+# The flag panels of the commands that load models: ModelAccess's fields (culturellm.llm.access).
+Endpoint = access.Endpoint
+Placement = access.Placement
 
 MODELS = "Model options"  # the help panel of Endpoint and Placement
 

@@ -68,11 +68,13 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from culturellm.config import RunConfig
+        from culturellm.names import is_safe_name
         from culturellm.pipeline import Pipeline
         from culturellm.settings import flags, load_toml, resolve
 
-        if culture and name is None and not config_file:
-            name = "-".join(c.lower() for c in culture)
+        if culture and name is None and not config_file:  # a name from unknown cultures: --culture's error
+            derived = "-".join(c.lower() for c in culture)
+            name = derived if is_safe_name(derived) else None
         given = {
             "name": name,
             "preset": preset,
@@ -109,24 +111,34 @@ def register(app: typer.Typer) -> None:
 
 
 def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
-    """The closing table: per culture and model, macro-F1 and WVS alignment; where the outputs are."""
+    """The closing table (`print_summary` of `summary_rows`); where the outputs are."""
     from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
 
     from culturellm.runlayout import RunLayout
 
-    table = Table(title=Text(f"culturellm run: {run_dir}"))
-    cols = ("culture", "model", "tasks", "mean macro-F1", "WVS majority agreement", "WVS 1-JSD", "WVS 1-W1",
-            "WVS items")  # fmt: skip
-    for col in cols:
-        table.add_column(col, justify="left" if col in ("culture", "model", "WVS items") else "right")
+    layout = RunLayout(run_dir)
+    con = Console(markup=False, emoji=False)
+    print_summary(summary_rows(run_dir), f"culturellm run: {run_dir}", con)
+    con.print(f"report:   {layout.report}", soft_wrap=True)
+    con.print(f"plots:    {layout.plots_dir}", soft_wrap=True)
+    con.print(f"manifest: {layout.manifest}  ({manifest.get('total_elapsed_s')} s)", soft_wrap=True)
+
+
+SUMMARY_HEADERS = ["culture", "model", "tasks", "mean\nmacro-F1", "WVS\nmajority\nagreement", "WVS\n1-JSD",
+                   "WVS\n1-W1", "WVS\nitems"]  # fmt: skip
+
+
+def print_summary(rows: list[dict[str, Any]], title: str, console: Any) -> None:
+    """Per culture and model (rows of `summary_rows`): macro-F1 and WVS alignment. Model names and
+    headers are never cut: on a terminal a rich table per culture (it fits 80 columns), else one
+    Markdown table (culturellm.tables)."""
+    from culturellm.tables import print_table
 
     def fmt(x: float | None) -> str:
         return "-" if x is None else f"{x:.3f}"
 
-    for r in summary_rows(run_dir):
-        table.add_row(
+    cells = [
+        [
             r["culture"],
             r["model"],
             str(r["tasks"]) if r["tasks"] else "-",
@@ -135,13 +147,16 @@ def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
             fmt(r.get("one_minus_jsd")),
             fmt(r.get("one_minus_wasserstein")),
             r.get("items") or "-",
-        )
-    layout = RunLayout(run_dir)
-    con = Console(markup=False, emoji=False)
-    con.print(table)
-    con.print(f"report:   {layout.report}")
-    con.print(f"plots:    {layout.plots_dir}")
-    con.print(f"manifest: {layout.manifest}  ({manifest.get('total_elapsed_s')} s)")
+        ]
+        for r in rows
+    ]
+    h = SUMMARY_HEADERS
+    if not console.is_terminal:
+        print_table(console, h, cells, title=title)
+        return
+    for culture in dict.fromkeys(c[0] for c in cells):  # on a terminal: one table per culture
+        rows_c = [c[1:] for c in cells if c[0] == culture]
+        print_table(console, h[1:], rows_c, title=f"{title} · {culture}", right=h[2:7], whole=[h[1], h[7]])
 
 
 def summary_rows(run_dir: Path) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from culturellm.augment.config import AugmentConfig
+from culturellm.augment.config import DEFAULT_IMPORT_FILTER, AugmentConfig
 from culturellm.config_cli import MODELS, Endpoint, Force, Progress, config_command
 
 AUGMENT_HELP = """Augment the WVS seed questions with any LLM: paraphrase -> similarity filter ->
@@ -37,6 +37,7 @@ def augment_command(
     from culturellm.embed import load_embedder
     from culturellm.errors import CultureLLMError
     from culturellm.llm import load_model
+    from culturellm.llm.access import access_of
     from culturellm.outdir import check_claim
     from culturellm.wvs import load_questions
 
@@ -51,10 +52,13 @@ def augment_command(
     check_claim(out, "augment", force=force, ours=OURS)  # refuse before loading anything
     console = Console(stderr=True, emoji=False)
     console.print(f"loading {llm} and the {embedder} embedder ...", markup=False)
-    model = load_model(llm, **endpoint.model_dump())
+    access = access_of(endpoint)
+    model = load_model(llm, access)
     emb = load_embedder(embedder)
-    judge_model = load_model(config.judge, **endpoint.model_dump()) if config.judge else None
-    manifest = augment(seeds, model, emb, config, out, progress=progress, force=force, judge=judge_model)
+    judge_model = load_model(config.judge, access) if config.judge else None
+    manifest = augment(
+        seeds, model, emb, config, out, progress=progress, force=force, judge=judge_model, access=access
+    )
     _print_augment_summary(out, manifest)
 
 
@@ -134,14 +138,19 @@ def import_command(
     force: bool = typer.Option(
         False, "--force", help="write into an --out directory culturellm did not make"
     ),
-    source: str | None = typer.Option(
-        None, "--source", help="only lines whose `source` is this release file (e.g. new_WVQ_1000)"
+    import_source: str | None = typer.Option(
+        None,
+        "--import-source",
+        "--source",
+        help="only lines whose `source` is this release file (e.g. new_WVQ_1000); a run's "
+        "[augment] import_source",
     ),
-    filter_name: str = typer.Option(
-        "verifier",
+    import_filter: str = typer.Option(
+        DEFAULT_IMPORT_FILTER,
+        "--import-filter",
         "--filter",
-        help="import filter after the similarity checks: verifier (the meaning gate), checks, none, "
-        "or a plug-in's",
+        help="import filter after the similarity checks: verifier (the meaning gate), checks, none, or "
+        "a plug-in's; a run's [augment] import_filter",
     ),
 ) -> None:
     from rich.console import Console
@@ -153,7 +162,7 @@ def import_command(
     from culturellm.outdir import check_claim
 
     check_claim(out, "augment-import", force=force)  # refuse before loading the embedder
-    if not file.is_file():
+    if not file.exists():  # a FIFO or a device is refused by the reader, by name
         raise DataError(f"{file}: file not found")
     manifest = import_release(
         file,
@@ -161,8 +170,8 @@ def import_command(
         load_embedder(embedder),
         t1=DEFAULT_T1 if t1 is None else t1,
         force=force,
-        source=source,
-        filter=filter_name,
+        import_source=import_source,
+        import_filter=import_filter,
     )
     c = manifest["counts"]
     reasons = ", ".join(
@@ -192,6 +201,7 @@ def check_command(
     device: str = typer.Option("cpu", "--device", help="device of the bundled model (fluency features)"),
     dtype: str = typer.Option("float32", "--dtype", help="dtype of the bundled model"),
     force: bool = typer.Option(False, "--force", help="replace an --out file culturellm did not write"),
+    progress: Progress = True,
 ) -> None:
     from rich.console import Console
 
@@ -199,6 +209,7 @@ def check_command(
     from culturellm.meaning import verdicts as vd
     from culturellm.meaning.features import load_lm
     from culturellm.meaning.verifier import Verifier
+    from culturellm.progress import progress_bar
     from culturellm.runlayout import RECORDS
     from culturellm.safewrite import check_output_file
 
@@ -207,7 +218,8 @@ def check_command(
     src = file / RECORDS if file.is_dir() else file
     check_output_file(out, inputs=[src], force=force, ours=vd.is_ours)  # before loading models
     verifier = Verifier(load_embedder(embedder), load_lm(device=device, dtype=dtype), threshold=threshold)
-    result = vd.score(rows, verifier)
+    with progress_bar(progress, console=Console(stderr=True), transient=False, rate="rows") as bar:
+        result = vd.score(rows, verifier, progress=bar)
     vd.write(out, result)
     s = vd.summary(result)
     reasons = ", ".join(f"{k} {v}" for k, v in s["reasons"].items())

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from culturellm.errors import UnknownNameError
 from culturellm.meaning import DEFAULT_T_STANDIN, MEANING_CHECKS
@@ -31,6 +31,11 @@ SynonymScope = Literal["sentence", "seed"]
 # The import options of a run: generated records do not depend on them (the run's augment key hashes
 # its whole [augment] section and the imported file's sha256).
 IMPORTED = Unkeyed("not part of generated records; a run's augment key hashes the section and the file")
+# `culturellm augment` generates: the import options are a run's ([augment] in its TOML); `culturellm
+# augment import` takes them as --import-source / --import-filter.
+RUN_ONLY = Flag(none=True)
+# The import filter when none is named: a run's, `culturellm augment import`'s and import_release()'s.
+DEFAULT_IMPORT_FILTER = "verifier"
 SELECTION = Unkeyed("selects the seeds; a run that augments more seeds later resumes the same records")
 
 
@@ -134,13 +139,13 @@ class AugmentConfig(StageConfig):
         description="`culturellm run`: import this file of rewordings in the release's format "
         "(`culturellm augment import`) instead of generating them (None: generate)",
     )
-    import_source: Annotated[str | None, IMPORTED] = Field(
+    import_source: Annotated[str | None, IMPORTED, RUN_ONLY] = Field(
         None,
         description="with import_file: only its lines whose `source` is this release file, e.g. "
         "new_WVQ_1000 (None: every line)",
     )
-    import_filter: Annotated[str, IMPORTED] = Field(
-        "verifier",
+    import_filter: Annotated[str, IMPORTED, RUN_ONLY] = Field(
+        DEFAULT_IMPORT_FILTER,
         description="with import_file: the filter run on each imported rewording after the similarity "
         "and duplicate checks: verifier (the meaning gate, its threshold verifier_threshold, else the "
         "default one), checks (the lexical meaning checks), none, or a registered filter's name",
@@ -161,17 +166,14 @@ class AugmentConfig(StageConfig):
             "verifier_threshold": self.verifier_threshold,
         }
 
-    @model_validator(mode="after")
-    def _check(self) -> AugmentConfig:
-        if self.k is None:
-            self.k = max(self.n + 2, 3)
-        if self.max_tokens_paraphrase is None:
-            self.max_tokens_paraphrase = 16 + 28 * self.k
-        return self
-
     def fingerprint(self) -> dict[str, Any]:
-        """What decides the records (the seed selection does not): stored beside them for resuming."""
-        return self.keyed()
+        """What decides the records (the seed selection does not): stored beside them for resuming.
+        The derived values are in it as used (`k`, `max_tokens_paraphrase`), never written back into
+        the config, so a copied config.toml with another `n` derives them again."""
+        return self.keyed() | {
+            "k": self.rewrites_per_request,
+            "max_tokens_paraphrase": self.paraphrase_tokens,
+        }
 
     def select(self, seeds: Sequence[Any]) -> list[Any]:
         """The seeds to augment: `questions` (in seed order), then the first `limit_seeds`."""
@@ -188,4 +190,10 @@ class AugmentConfig(StageConfig):
 
     @property
     def rewrites_per_request(self) -> int:
+        """`k`, else derived from `n`: n + 2, at least 3."""
         return int(self.k or max(self.n + 2, 3))
+
+    @property
+    def paraphrase_tokens(self) -> int:
+        """`max_tokens_paraphrase`, else derived: 16 + 28 per rewrite asked."""
+        return int(self.max_tokens_paraphrase or 16 + 28 * self.rewrites_per_request)

@@ -17,7 +17,7 @@ is not a JSON object, lacks `q_id` or `q_content`, names a question that is not 
 an `ori_content` that is not that seed (cosine to our seed wording below `seed_match`), is below the
 similarity threshold `t1`, or repeats a text already kept, and then by the named import filter
 (`IMPORT_FILTERS`): `checks` runs the lexical meaning checks of the filter chain
-(`augment.checks.MeaningChecks`), `verifier` the fitted meaning verifier (`augment.verifier`), `none`
+(`meaning.checks.MeaningChecks`), `verifier` the fitted meaning verifier (`meaning.verifier`), `none`
 nothing more. A meaning verifier plugs in by name:
 `register_import_filter(name, factory)`, or an entry point in the group `culturellm.import_filters`
 (a function taking `register`, as model kinds do); `factory(embedder, options)` returns a function
@@ -26,17 +26,17 @@ from (seed, candidate) pairs to one rejection reason or None per pair.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from culturellm.augment.config import DEFAULT_T1
+from culturellm.augment.config import DEFAULT_IMPORT_FILTER, DEFAULT_T1
 from culturellm.augment.pipeline import record_id
 from culturellm.augment.state import RECORDS
 from culturellm.errors import DataError, UnknownNameError
+from culturellm.hashing import sha256_file
 from culturellm.jsonio import read_text, write_json, write_jsonl
 from culturellm.meaning import estimate
 from culturellm.numbers import check_number
@@ -72,13 +72,13 @@ def _meaning_checks(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
 
 
 def _verifier(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
-    """The fitted meaning verifier (`augment.verifier`, docs/augmentation.md) with the bundled model's
+    """The fitted meaning verifier (`meaning.verifier`, docs/augmentation.md) with the bundled model's
     fluency features (options: verifier_threshold; None: the shipped threshold)."""
     from culturellm.meaning.features import load_lm
     from culturellm.meaning.verifier import Verifier
 
-    verifier = Verifier(embedder, load_lm(), threshold=options.get("verifier_threshold"))
-    return _GateFilter(verifier)
+    lm = load_lm(device=options.get("device"), dtype=options.get("dtype"))  # the run's placement
+    return _GateFilter(Verifier(embedder, lm, threshold=options.get("verifier_threshold")))
 
 
 class _GateFilter:
@@ -123,7 +123,7 @@ def check_import_filter(name: str) -> FilterFactory:
     return IMPORT_FILTERS[name]
 
 
-def import_filter(name: str, embedder: Any, options: Mapping[str, Any] | None = None) -> PairFilter:
+def make_import_filter(name: str, embedder: Any, options: Mapping[str, Any] | None = None) -> PairFilter:
     """The import filter called `name`, made for this embedder and options."""
     return check_import_filter(name)(embedder, dict(options or {}))
 
@@ -197,22 +197,23 @@ def import_release(
     t1: float = DEFAULT_T1,
     seed_match: float = SEED_MATCH,
     force: bool = False,
-    source: str | None = None,
+    import_source: str | None = None,
     questions: Sequence[str] | None = None,
-    filter: str = "none",
+    import_filter: str = DEFAULT_IMPORT_FILTER,
     filter_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Read a release-format JSONL; write OUT/augmented.jsonl and OUT/manifest.json; return the manifest.
-    `source`: only the lines of that release file; `questions`: only these seed question ids (lines
-    of others are rejected as "question not selected"); `filter`: the import filter's name."""
+    `import_source`: only the lines of that release file; `questions`: only these seed question ids
+    (lines of others are rejected as "question not selected"); `import_filter`: the import filter's
+    name (the names and the default of AugmentConfig's fields of the same names)."""
     from culturellm.wvs import load_questions
 
     path, out_dir = Path(path), Path(out_dir)
     check_number(t1, "--t1", lo=-1.0, hi=1.0)
     check_number(seed_match, "seed_match", lo=-1.0, hi=1.0)
     check_distinct(out_dir / RECORDS, [path], "FILE")
-    pair_filter = import_filter(filter, embedder, filter_options)  # an unknown name: before any work
-    lines, other_sources = _source_lines(path, source)
+    pair_filter = make_import_filter(import_filter, embedder, filter_options)  # unknown: before any work
+    lines, other_sources = _source_lines(path, import_source)
     _claim_out(out_dir, force)
     seeds = {q.id: q for q in load_questions()}
     rejected: list[dict[str, Any]] = []
@@ -225,8 +226,9 @@ def import_release(
     groups = _filtered(kept, seeds, pair_filter, reject)
     rows = _records(groups, seeds, path.name)
     write_jsonl(out_dir / RECORDS, rows)
-    counts = {"lines": len(lines), **({"other_sources": other_sources} if source is not None else {})}
-    counts |= {
+    counts = {
+        "lines": len(lines),
+        **({"other_sources": other_sources} if import_source is not None else {}),
         "seeds": len(groups),
         "accepted": sum(len(g) for g in groups.values()),
         "rejected": len(rejected),
@@ -234,9 +236,9 @@ def import_release(
     manifest = {
         "kind": "culturellm.augment.import",
         "source": str(path),
-        "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "release_file": source,
-        "filter": filter,
+        "source_sha256": sha256_file(path),
+        "release_file": import_source,
+        "filter": import_filter,
         "embedder": getattr(embedder, "name", str(embedder)),
         "t1": t1,
         "seed_match": seed_match,

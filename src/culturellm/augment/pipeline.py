@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,15 +120,19 @@ class Augmenter:
     """One augmentation run (see module docstring). Use `augment()`."""
 
     def __init__(
-        self, llm: ChatModel, embedder: Embedder, config: AugmentConfig, judge: ChatModel | None = None
+        self,
+        llm: ChatModel,
+        embedder: Embedder,
+        config: AugmentConfig,
+        judge: ChatModel | None = None,
+        placement: Mapping[str, Any] | None = None,
     ) -> None:
         self.llm, self.embedder, self.cfg = llm, embedder, config
         self.stats = {s: StepStats() for s in STEPS[1:]}
         self.parse_formats: Counter = Counter()
         self.meaning = MeaningChecks(config.checks, embed=self._encode, t_standin=config.t_standin)
-        self.verifier = (
-            _load_verifier(embedder, config, llm.name) if config.meaning_filter == "verifier" else None
-        )
+        verifier = config.meaning_filter == "verifier"
+        self.verifier = _load_verifier(embedder, config, placement or {}, llm.name) if verifier else None
         self.judge = Judge(judge) if judge is not None else None
         self.band = _judge_band(self.verifier, config)
         self.p_changed: dict[tuple[str, str], float] = {}  # the gate's P(changed) of scored pairs
@@ -211,7 +215,7 @@ class Augmenter:
             if not pending:
                 return
             reqs = [paraphrase_messages(s.item.text, cfg.rewrites_per_request) for s in pending]
-            outs = self.llm.generate(reqs, self._params(int(cfg.max_tokens_paraphrase or 256), attempt))
+            outs = self.llm.generate(reqs, self._params(cfg.paraphrase_tokens, attempt))
             st.requests += len(reqs)
             cands: list[tuple[_SeedState, str]] = []
             for s, out in zip(pending, outs, strict=True):
@@ -514,13 +518,16 @@ class Augmenter:
         return [self.records(s) for s in states]
 
 
-def _load_verifier(embedder: Embedder, config: AugmentConfig, augmenter: str) -> Any:
-    """The meaning gate, its threshold the one shipped for this augmenter's kind of output (unless
-    config.verifier_threshold)."""
+def _load_verifier(
+    embedder: Embedder, config: AugmentConfig, placement: Mapping[str, Any], augmenter: str
+) -> Any:
+    """The meaning gate: its fluency LM on the command's or run's device and dtype (`placement`), its
+    threshold the one shipped for this augmenter's kind of output (unless config.verifier_threshold)."""
     from culturellm.meaning.features import load_lm
     from culturellm.meaning.verifier import Verifier
 
-    return Verifier(embedder, load_lm(), threshold=config.verifier_threshold, augmenter=augmenter)
+    lm = load_lm(device=placement.get("device"), dtype=placement.get("dtype"))
+    return Verifier(embedder, lm, threshold=config.verifier_threshold, augmenter=augmenter)
 
 
 def _judge_band(verifier: Any, config: AugmentConfig) -> tuple[float, float]:

@@ -2,36 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from culturellm.dataset.targets import get_target
+from culturellm.errors import UnknownNameError
 from culturellm.settings import Flag, StageConfig
-
-Target = Literal["majority", "distribution", "sampled", "mixed", "sharpened"]
-SOFT_TARGETS = ("distribution", "mixed", "sharpened")  # records carry a target_distribution
 
 
 class DatasetConfig(StageConfig):
     """Configuration of `build_training_set()`: answer targets and the held-out split."""
 
-    target: Target = Field(
+    RENAMED: ClassVar[dict[str, str]] = {"temperature": "sharpen_temperature"}
+
+    target: str = Field(
         "sharpened",
-        description="sharpened (default: soft labels sharpened, distribution ** (1 / temperature) "
+        description="sharpened (default: soft labels sharpened, distribution ** (1 / sharpen_temperature) "
         "renormalised; the frontier point closest to both agreement and distribution, docs/results.md), "
         "distribution (soft labels: local training learns the survey distribution), "
         "majority (the paper), sampled (hard codes drawn to follow the distribution: for the OpenAI "
         "fine-tuning API), mixed (soft labels plus a majority term: (1 - w) * distribution + w * "
-        "one-hot majority, w = majority_weight)",
+        "one-hot majority, w = majority_weight), or a registered target (culturellm.dataset.targets)",
     )
     majority_weight: float = Field(
         0.25, ge=0.0, le=1.0, description="target mixed: weight w of the one-hot majority answer"
     )
-    temperature: float = Field(
+    sharpen_temperature: Annotated[float, Flag("--sharpen-temperature", "--temperature")] = Field(
         0.5,
         gt=0.0,
         le=10.0,
-        description="target sharpened: temperature T of the survey distribution (below 1 sharpens)",
+        description="target sharpened: temperature T of the survey distribution (below 1 sharpens; "
+        "not a sampling temperature; --temperature and TOML `temperature` are its old names)",
     )
     holdout_questions: int = Field(0, ge=0, description="whole seed questions held out of training")
     holdout_fraction: float = Field(
@@ -44,3 +46,12 @@ class DatasetConfig(StageConfig):
     drop_rejected: Annotated[bool, Flag(off="--keep-rejected")] = Field(
         False, description="leave out the samples reviewers rejected (culturellm review; reviews.jsonl)"
     )
+
+    @field_validator("target")
+    @classmethod
+    def _known_target(cls, name: str) -> str:
+        try:
+            get_target(name)
+        except UnknownNameError as e:
+            raise ValueError(str(e)) from None
+        return name

@@ -64,6 +64,7 @@ def align(
             "split": str(split) if split is not None else None,
             **summarise(rows),
             "scoring": scoring_summary(r["scoring"] for r in rows),
+            **({"dtype": dt} if (dt := getattr(v.load(), "dtype_name", None)) else {}),
             "questions": rows,
         }
     )

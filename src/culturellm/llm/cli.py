@@ -128,9 +128,18 @@ def cache_clear(
     model: str | None = typer.Option(None, "--model", help="Only entries of this model id (see stats)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask."),
 ) -> None:
-    """Delete cached responses (all of them, or one model's)."""
-    from culturellm.llm.cache import open_cache
+    """Delete cached responses (all of them, or one model's); whatever sits at the cache path when it
+    is not a cache database (a directory there included) is removed."""
+    from culturellm.llm.cache import default_cache_path, foreign_entry, open_cache, remove_entry
 
+    path = default_cache_path()
+    what_is_there = foreign_entry(path)
+    if what_is_there is not None:  # the error that recommends `cache clear`: remove it, not open it
+        if not yes and not typer.confirm(f"{path} is {what_is_there}, not a cache database: remove it?"):
+            raise typer.Abort()
+        remove_entry(path)
+        print(f"removed {path} ({what_is_there})")
+        return
     cache = open_cache()
     what = f"entries of model '{model}'" if model else "all cached responses and counters"
     if not yes and not typer.confirm(f"delete {what} in {cache.path}?"):

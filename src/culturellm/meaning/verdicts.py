@@ -117,20 +117,24 @@ def default_out(path: Path, fmt: str) -> Path:
 
 
 def is_ours(path: Path) -> bool:
-    """A verdict file this command wrote (its first line says so)."""
+    """A verdict file this command wrote (its first line says so; at most 64 KiB of it is read, so a
+    huge one-line file is not read whole to decide)."""
     try:
         with open(path, encoding="utf-8") as f:
-            return json.loads(f.readline()).get("kind") == KIND
+            return json.loads(f.readline(1 << 16)).get("kind") == KIND
     except (OSError, ValueError, AttributeError, RecursionError):
         return False
 
 
-def score(rows: list[dict[str, Any]], verifier: Any) -> list[dict[str, Any]]:
-    """Verdict rows: translations are not scored (the verifier reads English)."""
+def score(rows: list[dict[str, Any]], verifier: Any, progress: Any = None) -> list[dict[str, Any]]:
+    """Verdict rows: translations are not scored (the verifier reads English). `progress`: None,
+    True (culturellm's own bar: rows, rows/s, time left) or a rich Progress to add the task to."""
+    from culturellm.progress import progress_task
+
     todo = [r for r in rows if r["step"] != "translation"]
-    verdicts = dict(
-        zip((id(r) for r in todo), verifier.verdicts([(r["seed"], r["text"]) for r in todo]), strict=True)
-    )
+    with progress_task(progress, len(todo), "checking", rate="rows") as advance:
+        found = verifier.verdicts([(r["seed"], r["text"]) for r in todo], advance=advance)
+    verdicts = dict(zip((id(r) for r in todo), found, strict=True))
     out = []
     for r in rows:
         v = verdicts.get(id(r))

@@ -13,7 +13,7 @@ reasons are the features that pushed it most towards "changed" (standardised val
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -151,11 +151,14 @@ class Verifier:
             z[:, [i for i, f in enumerate(p.features) if f.startswith("lm_")]] = 0.0
         return z
 
-    def verdicts(self, pairs: Sequence[tuple[str, str]], top: int = 2) -> list[Verdict]:
+    def verdicts(
+        self, pairs: Sequence[tuple[str, str]], top: int = 2, advance: Callable[[int], Any] | None = None
+    ) -> list[Verdict]:
+        """One verdict per pair; `advance(n)`: called as the features of n more pairs are done."""
         if not pairs:
             return []
         emb = pair_embeddings(self.extractor.embedder, pairs) if self.params.has_head else None
-        x = self._columns(self.extractor.compute(pairs), emb)
+        x = self._columns(self.extractor.compute(pairs, advance=advance), emb)
         z = self._standardised(x)
         probs = 1.0 / (1.0 + np.exp(-(z @ self.params.coef + self.params.intercept)))
         contrib = z * self.params.coef

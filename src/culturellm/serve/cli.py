@@ -38,7 +38,10 @@ def serve(
         "Require 'Authorization: Bearer KEY' on every request (/health excepted)."
     ),
 ) -> None:
-    """Serve local models over an OpenAI-compatible API (/v1/models, /v1/chat/completions, ...)."""
+    """Serve local models over an OpenAI-compatible API (/v1/models, /v1/chat/completions, ...).
+
+    Requests share one model worker, interleaved by request (a big request does not hold the others);
+    each request is cut after --request-timeout seconds (default 300) of model time."""
     from culturellm.serve import serve as run_server
 
     run_server(

@@ -203,6 +203,22 @@ def _filter_of(augment: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return filt, FILTER_PRECISION if augment and default else "not measured for these thresholds"
 
 
+def _target_line(manifest: dict[str, Any]) -> str:
+    """The training set's target as the registry describes it (culturellm.dataset.targets)."""
+    from culturellm.dataset.targets import target_names
+
+    name = manifest.get("target")
+    params = manifest.get("target_params") or {}
+    shown = "".join(f", {k} {v}" for k, v in params.items())
+    if name not in target_names():
+        return f"`{name}`{shown}"
+    from culturellm.dataset.targets import get_target
+
+    t = get_target(name)
+    soft = "soft labels: every record also carries `target_distribution`" if t.soft else "hard labels"
+    return f"`{name}` ({t.description}; {soft}{shown})"
+
+
 def dataset_card(
     manifest: dict[str, Any], augment: dict[str, Any], repo: str, rows: int, json_columns: list[str] = ()
 ) -> Any:
@@ -244,8 +260,7 @@ def dataset_card(
         f"- **Augmenter** (paraphrases, synonym swaps): `{augment.get('llm') or 'unknown'}`; embedder "
         f"`{augment.get('embedder') or 'unknown'}`.\n"
         f"- **Filter**: `{json.dumps(filt) if filt else 'unknown'}`; measured precision: {precision}.\n"
-        f"- **Target kind**: `{manifest.get('target')}` (majority: the most common answer; distribution: "
-        "also `target_distribution`, the survey's answer shares; sampled: codes drawn to follow them).\n"
+        f"- **Target kind**: {_target_line(manifest)}.\n"
         f"{json_note}\n## Split\n\n`train.manifest.json` holds the split: {n.get('train_questions')} "
         f"training questions, {n.get('heldout_questions')} held-out questions, {n.get('heldout_variants')} "
         "held-out variants (evaluate alignment on these, not on training items).\n\n"
