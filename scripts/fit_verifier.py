@@ -87,7 +87,11 @@ def features(device: str = "cpu", dtype: str = "float32", recompute: bool = Fals
 
 
 def _save(cached: dict[str, np.ndarray], out: dict[str, np.ndarray]) -> None:
-    keep = {k: v for k, v in cached.items() if k == "lm_names" or k.endswith(("_lm", "_key", "_head", "_head_oof"))}
+    keep = {
+        k: v
+        for k, v in cached.items()
+        if k == "lm_names" or k.endswith(("_lm", "_key", "_head", "_head_oof"))
+    }
     CACHE.parent.mkdir(parents=True, exist_ok=True)
     # the embeddings are recomputed with the features (seconds), not committed
     np.savez_compressed(CACHE, **keep, **{k: v for k, v in out.items() if not k.endswith("_emb")})

@@ -17,9 +17,10 @@ CACHE = ROOT / "benchmarks" / "results" / "verifier_features.npz"
 LABELS = ROOT / "benchmarks" / "data" / "release_labels_more.jsonl"
 
 
-def _scored_rows(label: str, n: int = 40) -> list[dict]:
-    """An augmented set of `n` labelled release rewordings (`label` same or changed), each with the
-    shipped gate's P(changed) from the cached features, as the gate writes them on kept records."""
+def _scored_rows(label: str, n: int = 40, kept_by_gate: bool = False) -> list[dict]:
+    """An augmented set of `n` labelled release rewordings (`label` same or changed; `kept_by_gate`:
+    only those the shipped gate keeps), each with the shipped gate's P(changed) from the cached
+    features, as the gate writes them on kept records."""
     from culturellm.augment.pipeline import record_id
     from culturellm.meaning.verifier import Verifier, load_params
 
@@ -27,7 +28,8 @@ def _scored_rows(label: str, n: int = 40) -> list[dict]:
     p = Verifier(None, lm=object(), params=load_params()).probabilities(z["more_x"], head=z["more_head"])
     labelled = [json.loads(ln) for ln in LABELS.read_text(encoding="utf-8").splitlines()]
     rows, seeds = [], set()
-    for r, pc in [(r, pc) for r, pc in zip(labelled, p, strict=True) if r["label"] == label][:n]:
+    t = load_params().threshold if kept_by_gate else 1.0
+    for r, pc in [(r, pc) for r, pc in zip(labelled, p, strict=True) if r["label"] == label and pc < t][:n]:
         q = f"Q{r['q_id']}"
         if q not in seeds:
             seeds.add(q)
@@ -42,8 +44,10 @@ def _scored_rows(label: str, n: int = 40) -> list[dict]:
 def test_known_bad_rows_raise_the_reports_warning_and_good_ones_do_not(tmp_path):
     from culturellm.meaning.estimate import WARN_CHANGED, append_to_report
 
+    # known-bad: rewordings labelled changed, all kept (a permissive filter let them through); known
+    # good: rewordings labelled same that the gate keeps
     for label, warned in (("changed", True), ("same", False)):
-        write_jsonl(tmp_path / "augmented.jsonl", _scored_rows(label))
+        write_jsonl(tmp_path / "augmented.jsonl", _scored_rows(label, kept_by_gate=not warned))
         report = tmp_path / "report.md"
         report.write_text("# report\n", encoding="utf-8")
         est = append_to_report(report, tmp_path / "augmented.jsonl")

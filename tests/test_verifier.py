@@ -118,21 +118,21 @@ def test_shipped_parameters_load_and_reproduce_a_refit():
     params = load_params()
     assert 0 < params.threshold < 1 and params.info["cv"]["heldout"]["n"] == 1483  # every GPT-4 pair
     assert params.has_head and {"gpt4", "project_synonyms"} <= set(params.info["thresholds"])
-    assert params.threshold_for("bundled")[0] in ("bundled", "gpt4")
+    assert params.threshold_for("bundled") == ("bundled", params.info["thresholds"]["bundled"])
     assert params.threshold_for("openai:gpt-4o") == ("gpt4", params.threshold)
     assert CACHE.is_file(), f"{CACHE}: the committed feature cache is missing (scripts/fit_verifier.py)"
     z = np.load(CACHE)
-    assert list(z["names"]) + ["pair_head"] == list(params.features)
+    assert [*z["names"], "pair_head"] == list(params.features)
     data = load_kinds(ROOT / "benchmarks" / "data")
     x = np.vstack([np.hstack([z[f"{n}_x"], z[f"{n}_head_oof"][:, None]]) for n in data])
     y = np.concatenate([data[n].y for n in data])
     pipe = model(params.info["C"]).fit(x, y)
     v = Verifier(embedder=None, lm=object(), params=params)
+    shift = params.shift_for("gpt4")  # the default kind's calibration (gatefit.kind_shifts)
     for n in data:  # the shipped head's logits, as the gate computes them from MiniLM embeddings
         xs = np.hstack([z[f"{n}_x"], z[f"{n}_head"][:, None]])
-        np.testing.assert_allclose(
-            v.probabilities(z[f"{n}_x"], head=z[f"{n}_head"]), pipe.predict_proba(xs)[:, 1], atol=1e-5
-        )
+        want = 1 / (1 + np.exp(-(pipe.decision_function(xs) + shift)))
+        np.testing.assert_allclose(v.probabilities(z[f"{n}_x"], head=z[f"{n}_head"]), want, atol=1e-5)
 
 
 # --- augment check: both formats, bad input --------------------------------------------------------

@@ -17,7 +17,8 @@ is not a JSON object, lacks `q_id` or `q_content`, names a question that is not 
 an `ori_content` that is not that seed (cosine to our seed wording below `seed_match`), is below the
 similarity threshold `t1`, or repeats a text already kept, and then by the named import filter
 (`IMPORT_FILTERS`): `checks` runs the lexical meaning checks of the filter chain
-(`meaning.checks.MeaningChecks`), `verifier` the fitted meaning verifier (`meaning.verifier`), `none`
+(`meaning.checks.MeaningChecks`), `verifier` (the default) the meaning gate (`meaning.verifier`; each
+kept record carries its `p_changed`), `none`
 nothing more. A meaning verifier plugs in by name:
 `register_import_filter(name, factory)`, or an entry point in the group `culturellm.import_filters`
 (a function taking `register`, as model kinds do); `factory(embedder, options)` returns a function
@@ -226,13 +227,7 @@ def import_release(
     groups = _filtered(kept, seeds, pair_filter, reject)
     rows = _records(groups, seeds, path.name)
     write_jsonl(out_dir / RECORDS, rows)
-    counts = {
-        "lines": len(lines),
-        **({"other_sources": other_sources} if import_source is not None else {}),
-        "seeds": len(groups),
-        "accepted": sum(len(g) for g in groups.values()),
-        "rejected": len(rejected),
-    }
+    counts = _counts(len(lines), other_sources if import_source is not None else None, groups, rejected)
     manifest = {
         "kind": "culturellm.augment.import",
         "source": str(path),
@@ -251,6 +246,16 @@ def import_release(
         top = ", ".join(f"{r} {n}" for r, n in Counter(manifest["rejection_reasons"]).most_common(3))
         raise DataError(f"{path}: no record fits a seed question ({top}); see {out_dir / 'manifest.json'}")
     return manifest
+
+
+def _counts(lines: int, other_sources: int | None, groups: dict, rejected: list) -> dict[str, int]:
+    """The manifest's counts (other_sources only when a release file was selected)."""
+    out = {"lines": lines, **({"other_sources": other_sources} if other_sources is not None else {})}
+    return out | {
+        "seeds": len(groups),
+        "accepted": sum(len(g) for g in groups.values()),
+        "rejected": len(rejected),
+    }
 
 
 def _source_lines(path: Path, source: str | None) -> tuple[list[tuple[int, Any]], int]:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from culturellm.meaning.fit import (
+    MIN_FAITHFUL_KEPT,
     Labelled,
     choose_threshold,
     group_folds,
@@ -27,6 +28,10 @@ from culturellm.meaning.fit import (
 from culturellm.meaning.pairhead import pair_inputs
 
 DEFAULT_KIND = "gpt4"  # the kind whose threshold a gate uses for data of an unknown augmenter
+# The fewest faithful rewordings a kind's threshold may keep (choose_threshold's floor): a quarter for
+# GPT-4 class output; none for the small local augmenters, whose output is nearly all changed (329 of
+# the bundled model's 342 labelled rewordings), so that only precision decides their threshold.
+FLOORS = {"bundled": 0.0, "gemma3-270m": 0.0}
 HEAD_C = 0.001  # chosen by grouped out-of-fold AUC: 0.05 0.674, 0.01 0.735, 0.001 0.784 on GPT-4 pairs
 GATE_C = 0.5
 
@@ -103,13 +108,37 @@ def oof_proba(d: Pooled, what: str, **kw: Any) -> np.ndarray:
     return p
 
 
+def kind_shifts(p: np.ndarray, d: Pooled) -> dict[str, float]:
+    """Per kind, the shift of the logit that makes the mean of its pairs' P(changed) their share of
+    changed pairs (calibration in the large: the bundled augmenter's output is 96 % changed, GPT-4's
+    about half, and one regression over both would otherwise call the first's mean 0.19)."""
+    logit = np.log(np.clip(p, 1e-9, 1 - 1e-9) / np.clip(1 - p, 1e-9, 1))
+    out = {}
+    for k in np.unique(d.kinds):
+        m, lo, hi = d.kinds == k, -10.0, 10.0
+        rate = float(d.y[m].mean())
+        for _ in range(60):  # bisection: the mean of sigmoid(logit + b) grows with b
+            b = (lo + hi) / 2
+            lo, hi = (b, hi) if float(np.mean(1 / (1 + np.exp(-(logit[m] + b))))) < rate else (lo, b)
+        out[str(k)] = round((lo + hi) / 2, 6)
+    return out
+
+
+def shifted(p: np.ndarray, kinds: np.ndarray, shifts: dict[str, float]) -> np.ndarray:
+    """P(changed) with each pair's kind's logit shift (kinds without one: the default kind's)."""
+    b = np.array([shifts.get(str(k), shifts.get(DEFAULT_KIND, 0.0)) for k in kinds])
+    logit = np.log(np.clip(p, 1e-12, 1 - 1e-12) / np.clip(1 - p, 1e-12, 1))
+    return 1 / (1 + np.exp(-(logit + b)))
+
+
 def kind_thresholds(p: np.ndarray, d: Pooled, target: dict[str, float]) -> dict[str, float]:
     """One threshold per kind present (chosen on that kind's pairs for its `target` kept_changed; the
     default target for kinds not named)."""
     out = {}
     for k in np.unique(d.kinds):
         m = d.kinds == k
-        out[str(k)] = choose_threshold(p[m], d.y[m], target.get(str(k), target[DEFAULT_KIND]))
+        floor = FLOORS.get(str(k), MIN_FAITHFUL_KEPT)
+        out[str(k)] = choose_threshold(p[m], d.y[m], target.get(str(k), target[DEFAULT_KIND]), floor)
     return out
 
 
@@ -129,8 +158,10 @@ def heldout(
             if k is not None and not len(np.unique(d.kinds[trk])):
                 continue
             train = d.take(trk)
-            ts = kind_thresholds(oof_proba(train, what, **kw), train, target)
-            prob[tek] = Gate(what, **kw).fit(train).proba(d.take(tek))
+            inner = oof_proba(train, what, **kw)
+            shifts = kind_shifts(inner, train)
+            ts = kind_thresholds(shifted(inner, train.kinds, shifts), train, target)
+            prob[tek] = shifted(Gate(what, **kw).fit(train).proba(d.take(tek)), d.kinds[tek], shifts)
             t = np.array([ts.get(str(kk), ts.get(DEFAULT_KIND, 0.5)) for kk in d.kinds[tek]])
             keep[tek] = prob[tek] < t
     return keep, prob
@@ -140,7 +171,9 @@ def fit_gate(d: Pooled, target: dict[str, float], **kw: Any) -> dict[str, Any]:
     """The shipped gate's parameters: the head and the stacked regression fitted on every pair, a
     threshold per kind chosen on grouped out-of-fold predictions."""
     g = Gate("combined", **kw).fit(d)
-    oof = oof_proba(d, "combined", **kw)
+    raw = oof_proba(d, "combined", **kw)
+    shifts = kind_shifts(raw, d)
+    oof = shifted(raw, d.kinds, shifts)
     head_scaler, head_lr = g.head[0], g.head[-1]
     scaler, lr = g.top[0], g.top[-1]
     r = lambda a: [round(float(v), 8) for v in a]  # noqa: E731
@@ -150,12 +183,14 @@ def fit_gate(d: Pooled, target: dict[str, float], **kw: Any) -> dict[str, Any]:
         "coef": r(lr.coef_[0]),
         "intercept": round(float(lr.intercept_[0]), 8),
         "thresholds": {k: round(v, 6) for k, v in kind_thresholds(oof, d, target).items()},
+        "logit_shift": shifts,
         "pair_head": {
             "inputs": "[u * v, |u - v|] of the bundled MiniLM's unit-norm embeddings of seed, candidate",
-            "mean": r(head_scaler.mean_),
-            "scale": r(head_scaler.scale_),
-            "coef": r(head_lr.coef_[0]),
-            "intercept": round(float(head_lr.intercept_[0]), 8),
+            # full precision: some of the 768 inputs vary by less than 1e-8 (rounded, a scale of 0)
+            "mean": [float(v) for v in head_scaler.mean_],
+            "scale": [float(v) for v in head_scaler.scale_],
+            "coef": [float(v) for v in head_lr.coef_[0]],
+            "intercept": float(head_lr.intercept_[0]),
             "C": g.head_c,
         },
         "_oof": oof,

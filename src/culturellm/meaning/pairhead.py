@@ -34,5 +34,8 @@ def pair_inputs(emb: np.ndarray) -> np.ndarray:
 
 def head_logit(head: dict[str, Any], emb: np.ndarray) -> np.ndarray:
     """The shipped head's logit of P(changed) (mean, scale, coef, intercept over `pair_inputs`)."""
-    z = (pair_inputs(emb) - np.asarray(head["mean"])) / np.asarray(head["scale"])
+    scale = np.asarray(head["scale"], dtype=np.float64)
+    flat = scale < 1e-12  # inputs constant on the labelled pairs: they add nothing (as they did there)
+    z = (pair_inputs(emb) - np.asarray(head["mean"])) / np.where(flat, 1.0, scale)
+    z[:, flat] = 0.0
     return z @ np.asarray(head["coef"], dtype=np.float64) + float(head["intercept"])

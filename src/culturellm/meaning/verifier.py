@@ -73,6 +73,10 @@ class VerifierParams:
             return str(augmenter), float(kinds[augmenter])
         return str(self.info.get("default_kind", "default")), self.threshold
 
+    def shift_for(self, kind: str) -> float:
+        """The kind's logit shift (calibration in the large, `gatefit.kind_shifts`; 0 without one)."""
+        return float((self.info.get("logit_shift") or {}).get(kind, 0.0))
+
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = PARAMS_FILE) -> VerifierParams:
         try:
@@ -121,6 +125,7 @@ class Verifier:
     ) -> None:
         self.params = params or load_params()
         self.kind, shipped = self.params.threshold_for(augmenter)
+        self.shift = self.params.shift_for(self.kind)
         self.threshold = shipped if threshold is None else float(threshold)
         self.extractor = PairFeatures(embedder, lm)
         self.has_lm = lm is not None
@@ -131,7 +136,7 @@ class Verifier:
         """P(changed) of feature rows in `FEATURES` order; when the parameters hold a pair head, the
         pairs' embeddings `emb` (`pair_embeddings`) or the head's logits `head`."""
         z = self._standardised(self._columns(x, emb, head))
-        return 1.0 / (1.0 + np.exp(-(z @ self.params.coef + self.params.intercept)))
+        return 1.0 / (1.0 + np.exp(-(z @ self.params.coef + self.params.intercept + self.shift)))
 
     def _columns(self, x: np.ndarray, emb: np.ndarray | None, head: np.ndarray | None = None) -> np.ndarray:
         """The rows in `COLUMNS` order: the features, then the pair head's logit (0 without a head)."""
@@ -160,7 +165,7 @@ class Verifier:
         emb = pair_embeddings(self.extractor.embedder, pairs) if self.params.has_head else None
         x = self._columns(self.extractor.compute(pairs, advance=advance), emb)
         z = self._standardised(x)
-        probs = 1.0 / (1.0 + np.exp(-(z @ self.params.coef + self.params.intercept)))
+        probs = 1.0 / (1.0 + np.exp(-(z @ self.params.coef + self.params.intercept + self.shift)))
         contrib = z * self.params.coef
         # a reason only where the value itself is on the feature's bad side (low similarity, many new words)
         bad_side = np.array([-1.0 if f in EMBEDDING else 1.0 for f in self.params.features])
