@@ -157,14 +157,16 @@ def _cache_head_logits(z: dict[str, np.ndarray], data: dict[str, Labelled], para
     """The shipped head's logit of every labelled pair into CACHE (`<name>_head`), and the out-of-fold
     logits the stacked regression was fitted on (`<name>_head_oof`): the tests score the labelled
     pairs with the shipped gate, and refit its regression, without loading the embedder."""
-    from culturellm.meaning.gatefit import oof_head_logit
+    from culturellm.meaning.gatefit import SLOPE_KINDS, Pooled, oof_head_logit
     from culturellm.meaning.pairhead import head_logit
 
     cached = dict(np.load(CACHE, allow_pickle=False))
     cached |= {f"{n}_head": head_logit(params["pair_head"], z[f"{n}_emb"]) for n in data}
-    oof = oof_head_logit(d, params["pair_head"]["C"])
-    ends = np.cumsum([len(data[n].y) for n in data])
-    cached |= {f"{n}_head_oof": part for n, part in zip(data, np.split(oof, ends[:-1]), strict=True)}
+    fitted = [n for n in data if data[n].kind in SLOPE_KINDS]  # the kinds the regression is fitted on
+    oof = oof_head_logit(Pooled.of({n: data[n] for n in fitted}, z), params["pair_head"]["C"])
+    ends = np.cumsum([len(data[n].y) for n in fitted])
+    cached = {k: v for k, v in cached.items() if not k.endswith("_head_oof")}
+    cached |= {f"{n}_head_oof": part for n, part in zip(fitted, np.split(oof, ends[:-1]), strict=True)}
     np.savez_compressed(CACHE, **cached)
 
 

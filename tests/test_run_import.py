@@ -112,19 +112,9 @@ def test_the_verifier_is_a_built_in_import_filter(tmp_path: Path, embedder) -> N
     changed = {"source": "new_WVQ_1000.jsonl", "q_id": "28", "seed": SEED28, "candidate": reversed_}
     pool = tmp_path / "pool.jsonl"
     pool.write_text("".join(json.dumps(x) + "\n" for x in [*POOL, changed]), encoding="utf-8")
-    # the shipped threshold (0.20) keeps none of these four short rewordings (the gate gives them
-    # P(changed) 0.39 to 0.57: docs/augmentation.md), so the filter is measured at 0.6
-    opts = {"verifier_threshold": 0.6}
-    m = import_release(
-        pool,
-        tmp_path / "v",
-        embedder,
-        import_source="new_WVQ_1000",
-        import_filter="verifier",
-        filter_options=opts,
-    )
+    m = import_release(pool, tmp_path / "v", embedder, import_source="new_WVQ_1000", import_filter="verifier")
     pairs = [(x["seed"], x["candidate"]) for x in [*POOL, changed] if x["source"] == "new_WVQ_1000.jsonl"]
-    verdicts = Verifier(embedder, load_lm(), threshold=0.6).verdicts(pairs, top=1)
+    verdicts = Verifier(embedder, load_lm()).verdicts(pairs, top=1)
     kept = {cand for (_, cand), v in zip(pairs, verdicts, strict=True) if v.keep}
     texts = {r["text"] for r in (json.loads(x) for x in (tmp_path / "v" / "augmented.jsonl").open())}
     assert m["filter"] == "verifier" and changed["candidate"] not in kept and len(kept) >= 2
