@@ -104,7 +104,7 @@ def test_augment_stage_imports_one_source_with_the_filter_and_a_plugin(tmp_path:
 def test_the_verifier_is_a_built_in_import_filter(tmp_path: Path, embedder) -> None:
     """`import_filter = "verifier"`: each imported rewording is kept exactly when the fitted verifier
     keeps it, and a rejection is counted under the verifier with its first reason."""
-    from culturellm.augment.importer import import_release
+    from culturellm.augment.importer import IMPORT_FILTERS, import_release
     from culturellm.meaning.features import load_lm
     from culturellm.meaning.verifier import Verifier
 
@@ -115,9 +115,13 @@ def test_the_verifier_is_a_built_in_import_filter(tmp_path: Path, embedder) -> N
     m = import_release(pool, tmp_path / "v", embedder, import_source="new_WVQ_1000", import_filter="verifier")
     pairs = [(x["seed"], x["candidate"]) for x in [*POOL, changed] if x["source"] == "new_WVQ_1000.jsonl"]
     verdicts = Verifier(embedder, load_lm()).verdicts(pairs, top=1)
-    kept = {cand for (_, cand), v in zip(pairs, verdicts, strict=True) if v.keep}
+    checked = IMPORT_FILTERS["checks"](embedder, {})(pairs)  # the lexical checks run first
+    kept = {cand for (_, cand), v, w in zip(pairs, verdicts, checked, strict=True) if v.keep and w is None}
     texts = {r["text"] for r in (json.loads(x) for x in (tmp_path / "v" / "augmented.jsonl").open())}
     assert m["filter"] == "verifier" and changed["candidate"] not in kept and len(kept) >= 2
     assert {c for _, c in pairs} & texts == kept
-    assert m["rejection_reasons"] == {"verifier": len(pairs) - len(kept)}
-    assert all(r["reason"].startswith("verifier: ") for r in m["rejected"])
+    assert (
+        sum(m["rejection_reasons"].values()) == len(pairs) - len(kept)
+        and "verifier" in m["rejection_reasons"]
+    )
+    assert all(r["reason"].startswith(("verifier: ", "meaning check ")) for r in m["rejected"])

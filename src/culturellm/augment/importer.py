@@ -79,21 +79,27 @@ def _verifier(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
     from culturellm.meaning.verifier import Verifier
 
     lm = load_lm(device=options.get("device"), dtype=options.get("dtype"))  # the run's placement
-    return _GateFilter(Verifier(embedder, lm, threshold=options.get("verifier_threshold")))
+    verifier = Verifier(embedder, lm, threshold=options.get("verifier_threshold"))
+    return _GateFilter(verifier, _meaning_checks(embedder, options))
 
 
 class _GateFilter:
-    """The meaning gate as an import filter; `p_changed` holds the last call's probabilities (written on
-    the kept records, for the estimate of culturellm.meaning.estimate)."""
+    """The meaning gate as an import filter: the lexical checks first, then the gate on what they keep;
+    `p_changed` holds the last call's probabilities (None where a check rejected; written on the kept
+    records, for the estimate of culturellm.meaning.estimate)."""
 
-    def __init__(self, verifier: Any) -> None:
-        self.verifier = verifier
-        self.p_changed: list[float] = []
+    def __init__(self, verifier: Any, checks: PairFilter) -> None:
+        self.verifier, self.checks = verifier, checks
+        self.p_changed: list[float | None] = []
 
     def __call__(self, pairs: Sequence[tuple[str, str]]) -> list[str | None]:
-        found = self.verifier.verdicts(pairs, top=1)
-        self.p_changed = [v.probability for v in found]
-        return [None if v.keep else f"verifier: {v.reasons[0]}" for v in found]
+        reasons = self.checks(pairs)
+        todo = [i for i, r in enumerate(reasons) if r is None]
+        self.p_changed = [None] * len(pairs)
+        for i, v in zip(todo, self.verifier.verdicts([pairs[i] for i in todo], top=1), strict=True):
+            self.p_changed[i] = v.probability
+            reasons[i] = None if v.keep else f"verifier: {v.reasons[0]}"
+        return reasons
 
 
 IMPORT_FILTERS: dict[str, FilterFactory] = {

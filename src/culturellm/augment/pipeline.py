@@ -156,12 +156,20 @@ class Augmenter:
     def _screen(
         self, st: StepStats, items: list[Any], seed_of: Any, text_of: Any, swaps_of: Any
     ) -> list[Any]:
-        """Items passing the meaning checks (one batch); the first failed check of each other item
-        is counted as its rejection reason. With the meaning verifier (meaning_filter = verifier),
-        the items it keeps, with a judge where it is unsure (`_verified_and_judged`)."""
+        """Items passing the meaning checks (one batch; `_checked`) and, with the meaning gate
+        (meaning_filter = verifier), those of them the gate keeps, with a judge where it is unsure
+        (`_verified_and_judged`): the gate and the checks together (docs/augmentation.md)."""
+        items = self._checked(st, items, seed_of, text_of, swaps_of)
         if items and self.verifier is not None:
             ok = self._verified_and_judged(st, [(seed_of(x), text_of(x)) for x in items])
             return [x for x, k in zip(items, ok, strict=True) if k]
+        return items
+
+    def _checked(
+        self, st: StepStats, items: list[Any], seed_of: Any, text_of: Any, swaps_of: Any
+    ) -> list[Any]:
+        """Items passing the lexical meaning checks; the first failed check of each other item is
+        counted as its rejection reason."""
         if not items or not self.cfg.checks:
             return items
         found = self.meaning.check_many([(seed_of(x), text_of(x), *swaps_of(x)) for x in items])
@@ -307,14 +315,14 @@ class Augmenter:
                 ):
                     cands.append((s, src, v.text, v.swaps))
         st.candidates += len(cands)
-        if self.verifier is None:  # the verifier reads only the variants about to be taken (_take_synonyms)
-            cands = self._screen(
-                st,
-                cands,
-                lambda c: c[0].item.text,
-                lambda c: c[2],
-                lambda c: (c[3], c[1].text if c[1] else c[0].item.text),
-            )
+        # the lexical checks here; the gate reads only the variants about to be taken (_take_synonyms)
+        cands = self._checked(
+            st,
+            cands,
+            lambda c: c[0].item.text,
+            lambda c: c[2],
+            lambda c: (c[3], c[1].text if c[1] else c[0].item.text),
+        )
         if not cands:
             return
         emb = self._encode([t for _, _, t, _ in cands])
