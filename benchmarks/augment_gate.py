@@ -1,8 +1,8 @@
 """The meaning gate on every kind of labelled data (issue #30), held out, per kind, with 95 % bootstrap
 CIs resampling questions: changed among kept and faithful kept, for the checks chain, the old shipped
 verifier (fitted on the 550 GPT-4 pairs of release_labels.jsonl: on those its numbers are its training
-fit, marked *), the 20 features refitted on every kind, the pair head alone and the two combined
-(the shipped gate). Two schemes (culturellm.meaning.gatefit): folds by question (every kind in
+fit, marked *), the 20 features refitted on every kind, the pair head alone, the two combined
+(the gate) and the gate AND the lexical checks (the default meaning filter). Two schemes (culturellm.meaning.gatefit): folds by question (every kind in
 training), and leave-one-kind-out (the kind's pairs scored by a gate fitted on the other kinds only,
 at the default threshold).
 
@@ -90,6 +90,7 @@ def gate_benchmark() -> dict:
             keep, prob = heldout(d, what, target, scheme)
             table[label] = per_kind(keep, d, kinds)
             if what == "combined":
+                table["gate AND checks"] = per_kind(keep & fixed["checks chain"], d, kinds)  # the default
                 for k in kinds:
                     m = (d.kinds == k) & keep
                     table[label][k]["mean_p_kept"] = round(float(prob[m].mean()), 4) if m.any() else None
