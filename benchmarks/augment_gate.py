@@ -1,8 +1,9 @@
 """The meaning gate on every kind of labelled data (issue #30), held out, per kind, with 95 % bootstrap
 CIs resampling questions: changed among kept and faithful kept, for the checks chain, the old shipped
 verifier (fitted on the 550 GPT-4 pairs of release_labels.jsonl: on those its numbers are its training
-fit, marked *), the 20 features refitted on every kind, the pair head alone, the two combined
-(the gate) and the gate AND the lexical checks (the default meaning filter). Two schemes (culturellm.meaning.gatefit): folds by question (every kind in
+fit, marked *), the 20 features refitted, the pair head alone, the two combined (the gate; fitted on
+the GPT-4 pairs, a threshold and calibration per kind) and the gate AND the lexical checks (the
+default meaning filter). Two schemes (culturellm.meaning.gatefit): folds by question (every kind in
 training), and leave-one-kind-out (the kind's pairs scored by a gate fitted on the other kinds only,
 at the default threshold).
 
