@@ -92,6 +92,32 @@ def field_flags(config: type[StageConfig]) -> list[FieldFlag]:
     ]
 
 
+def _renamed_flags(config: type[StageConfig], fields: list[FieldFlag]) -> list[tuple[str, FieldFlag, Any]]:
+    """A hidden flag per old field name (`config.RENAMED`) whose new field has a flag: still read."""
+    by_name = {f.name: f for f in fields}
+    out = []
+    for old, new in config.RENAMED.items():
+        if new in by_name:
+            flag = by_name[new]
+            name = "--" + old.replace("_", "-")
+            hidden = Annotated[flag.type | None, typer.Option(name, hidden=True)]
+            kind = inspect.Parameter.KEYWORD_ONLY
+            param = inspect.Parameter(f"renamed_{old}", kind, default=None, annotation=hidden)
+            out.append((name, flag, param))
+    return out
+
+
+def _old_flag(old: str, flag: FieldFlag, value: Any, given: dict[str, Any]) -> None:
+    """An old flag's value: used for its new field with one warning line; both at once is an error."""
+    value = flag.value(value)
+    if value is None:
+        return
+    if given.get(flag.name) is not None:
+        raise typer.BadParameter(f"{old} is the old name of {flag.names[0]}: give only {flag.names[0]}")
+    typer.echo(f"warning: {old} is now {flag.names[0]}; the old name still works", err=True)
+    given[flag.name] = value
+
+
 def config_command(
     config: type[C], section: str | None = None, panel: str | None = None
 ) -> Callable[[Callable[..., R]], Callable[..., R]]:
@@ -120,11 +146,15 @@ def config_command(
                 0,
                 inspect.Parameter(CONFIG_FILE, kind, default=None, annotation=Annotated[Path | None, option]),
             )
+        renamed = _renamed_flags(config, fields)
+        added += [param for _, _, param in renamed]
         messages = {f.name: f.names[0] for f in fields}
 
         def command(**kwargs: Any) -> R:
             path = kwargs.pop(CONFIG_FILE) if section is not None else None
             given = {f.name: f.value(kwargs.pop(f.name)) for f in fields}
+            for old, flag, param in renamed:
+                _old_flag(old, flag, kwargs.pop(param.name), given)
             layer = load_toml(path, section) if path is not None and section is not None else None
             kwargs[target] = resolve(config, layer, flags(given, messages))
             return fn(**kwargs)

@@ -85,6 +85,12 @@ class Run:
             out.append(self.variant("culturellm-one", str(self.layout.model_dir(ONE)), "culture"))
         return out
 
+    def training_set_of(self, variant: Any, culture: str) -> str:
+        """The training set whose split a variant is aligned on: the one its run model was trained on
+        (models/<name>), else (the base model) the culture's."""
+        spec = Path(variant.spec)
+        return spec.name if spec.parent == self.layout.root / "models" else culture
+
     def matrix_variants(self) -> list[Any]:
         """The rows of the model x culture matrix: base, every culture model, CultureLLM-One."""
         models = [
@@ -301,7 +307,7 @@ def _align(run: Run) -> StageResult:
     for c in run.cultures:
         jobs = []
         for v in run.variants(c.name):
-            split = run.layout.split(ONE if v.label == "culturellm-one" else c.name)
+            split = run.layout.split(run.training_set_of(v, c.name))
             jobs.append(run_job(v, split, run.config.align))
         align_all(jobs, c.name, run.layout.eval_dir(c.name))
         outs.append(run.layout.align(c.name))

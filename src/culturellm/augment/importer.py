@@ -194,9 +194,8 @@ def import_release(
     filter_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Read a release-format JSONL; write OUT/augmented.jsonl and OUT/manifest.json; return the manifest.
-    `import_source`: only the lines of that release file; `questions`: only these seed question ids
-    (lines of others are rejected as "question not selected"); `import_filter`: the import filter's
-    name (the names and the default of AugmentConfig's fields of the same names)."""
+    `import_source`: only that release file's lines; `questions`: only these seed ids (others are
+    rejected as "question not selected"); `import_filter`: the filter's name (AugmentConfig's)."""
     from culturellm.wvs import load_questions
 
     path, out_dir = Path(path), Path(out_dir)
