@@ -71,7 +71,6 @@ def imported(cfg: Any, out: Path) -> Path:
     from culturellm.embed import load_embedder
     from culturellm.hashing import sha256_file, stable_hash
     from culturellm.runlayout import RECORDS
-    from culturellm.wvs import load_questions
 
     path, a = out / "augment" / RECORDS, cfg.augment
     key = stable_hash({"augment": a.model_dump(mode="json"), "embedder": cfg.models.embedder,
@@ -79,11 +78,7 @@ def imported(cfg: Any, out: Path) -> Path:
     stamp = out / "augment" / "import_key.json"  # reused only when what made it is unchanged
     if path.exists() and stamp.exists() and json.loads(stamp.read_text()) == key:
         return path
-    m = import_release(
-        a.import_file, out / "augment", load_embedder(cfg.models.embedder), t1=a.t1,
-        import_source=a.import_source, questions=[q.id for q in a.select(load_questions())],
-        import_filter=a.import_filter, filter_options=a.import_filter_options(),
-    )  # fmt: skip
+    m = import_release(a.import_file, out / "augment", load_embedder(cfg.models.embedder), a)
     stamp.write_text(json.dumps(key))
     print(f"imported: {m['counts']}", file=sys.stderr, flush=True)
     return path
