@@ -45,12 +45,14 @@ class FieldFlag:
     help: str
 
     @classmethod
-    def of(cls, config: type[StageConfig], name: str, info: FieldInfo) -> FieldFlag:
+    def of(
+        cls, config: type[StageConfig], name: str, info: FieldInfo, defaults: Mapping[str, Any] = {}
+    ) -> FieldFlag:
         spec = marker(info, Flag) or Flag()
         names = spec.names or ("--" + name.replace("_", "-"),)
         kind = str if spec.parse is not None else _flag_type(config, name, info.annotation)
         off = spec.off or ("--no-" + names[0][2:] if kind is bool else None)
-        return cls(name, names, off, kind, spec.parse, field_help(config, name))
+        return cls(name, names, off, kind, spec.parse, field_help(config, name, defaults=defaults))
 
     def parameter(self, panel: str) -> inspect.Parameter:
         decls = (f"{self.names[0]}/{self.off}", *self.names[1:]) if self.off else self.names
@@ -84,9 +86,12 @@ def _flag_type(config: type[StageConfig], name: str, annotation: Any) -> Any:
     return kind
 
 
-def field_flags(config: type[StageConfig], only: Sequence[str] | None = None) -> list[FieldFlag]:
+def field_flags(
+    config: type[StageConfig], only: Sequence[str] | None = None, defaults: Mapping[str, Any] = {}
+) -> list[FieldFlag]:
     """One flag per field of `config`, in field order: every field not marked `Flag(none=True)`, or
-    exactly the fields named in `only` (a command that uses a few of a stage's options)."""
+    exactly the fields named in `only` (a command that uses a few of a stage's options); `defaults`:
+    the command's own defaults, shown in the help."""
     fields = config.model_fields
     unknown = [n for n in only or () if n not in fields]
     if unknown:
@@ -95,7 +100,7 @@ def field_flags(config: type[StageConfig], only: Sequence[str] | None = None) ->
     def offered(name: str, info: FieldInfo) -> bool:
         return name in only if only is not None else not (marker(info, Flag) or Flag()).none
 
-    return [FieldFlag.of(config, name, info) for name, info in fields.items() if offered(name, info)]
+    return [FieldFlag.of(config, n, info, defaults) for n, info in fields.items() if offered(n, info)]
 
 
 def _renamed_flags(config: type[StageConfig], fields: list[FieldFlag]) -> list[tuple[str, FieldFlag, Any]]:
@@ -145,7 +150,7 @@ def config_command(
         if target is None:
             raise TypeError(f"{fn.__name__}: no parameter annotated {config.__name__}")
         own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in params if p.name != target]
-        field_list = field_flags(config, fields)
+        field_list = field_flags(config, fields, defaults or {})
         clash = {p.name for p in own} & {CONFIG_FILE, *(f.name for f in field_list)}
         if clash:
             raise TypeError(f"{fn.__name__}: {sorted(clash)} are both its own and {config.__name__}'s")
