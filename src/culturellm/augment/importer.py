@@ -190,19 +190,15 @@ def import_release(
     seed_match: float = SEED_MATCH,
 ) -> dict[str, Any]:
     """Read a release-format JSONL; write OUT/augmented.jsonl and OUT/manifest.json; return the manifest.
-    Every option is the config's (None: `AugmentConfig()`, the defaults of `culturellm augment import`
-    and of a run's import): `t1`, `import_source` (only that release file's lines), the seed selection
-    (`questions`, `limit_seeds`: the other seeds' lines are rejected as "question not selected"),
-    `import_filter` and its options; `access`: where the verifier filter's model runs."""
+    Every option is the config's (None: AugmentConfig()): t1, import_source, the seed selection (other
+    seeds' lines: "question not selected"), import_filter and its options; `access`: the filter's device."""
     from culturellm.wvs import load_questions
 
     path, out_dir, config = Path(path), Path(out_dir), config or AugmentConfig()
     t1, import_source, import_filter = config.t1, config.import_source, config.import_filter
     check_number(seed_match, "seed_match", lo=-1.0, hi=1.0)
     check_distinct(out_dir / RECORDS, [path], "FILE")
-    placement = {"device": access.device, "dtype": access.dtype} if access is not None else {}
-    options = config.import_filter_options() | placement
-    pair_filter = make_import_filter(import_filter, embedder, options)  # unknown: before any work
+    pair_filter = _pair_filter(config, embedder, access)  # an unknown name: before any work
     known = load_questions()
     questions = [q.id for q in config.select(known)]  # an unknown id: an error before any work
     lines, other_sources = _source_lines(path, import_source)
@@ -242,6 +238,12 @@ def import_release(
         top = ", ".join(f"{r} {n}" for r, n in Counter(manifest["rejection_reasons"]).most_common(3))
         raise DataError(f"{path}: no record fits a seed question ({top}); see {out_dir / 'manifest.json'}")
     return manifest
+
+
+def _pair_filter(config: AugmentConfig, embedder: Any, access: ModelAccess | None) -> PairFilter:
+    """The config's import filter, made with its options and the placement (device, dtype)."""
+    placement = {"device": access.device, "dtype": access.dtype} if access is not None else {}
+    return make_import_filter(config.import_filter, embedder, config.import_filter_options() | placement)
 
 
 def _source_lines(path: Path, source: str | None) -> tuple[list[tuple[int, Any]], int]:
