@@ -15,6 +15,7 @@ changed), each under its own time limit (pytest-timeout):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -23,10 +24,24 @@ from pathlib import Path
 
 import pytest
 
-from hostile import check_case, run_cli, snapshot
+from hostile import STATS, FuzzStats, check_case, run_cli, snapshot
 from serve_helpers import free_port
 
 LIMIT_S = 120  # each case's time limit: a case that hangs (a server that starts anyway) fails
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_counts(request):
+    """This module's share of the fuzz counts (hostile.STATS), printed at its end like test_fuzz's."""
+    start = dataclasses.replace(STATS)
+    yield
+    mine = FuzzStats(
+        **{f.name: getattr(STATS, f.name) - getattr(start, f.name) for f in dataclasses.fields(STATS)}
+    )
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print("\ncrash cases (issue 31) " + mine.line(), flush=True)
+    assert mine.crashes == 0 and mine.written_outside == 0 and mine.preexisting_changed == 0
 
 
 @pytest.fixture

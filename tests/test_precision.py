@@ -144,7 +144,7 @@ def test_access_placement_goes_beneath_a_specs_own_options(tmp_path):
 
 def test_auto_dtype_rule():
     """--dtype auto: training in bf16 where the device computes it natively (a CPU with AVX512-BF16 or
-    AMX included), scoring in fp32 on every CPU (bf16 changed 3 % of labels, docs/models.md)."""
+    AMX included), scoring in fp32 on every CPU (bf16 changed 3-6 % of labels, docs/models.md)."""
     from culturellm.llm.loading import auto_dtype, native_bf16
 
     zen4 = ["fpu", "sse2", "avx2", "avx512f", "avx512bw", "avx512_bf16", "avx512_vnni"]

@@ -3,6 +3,7 @@ fields, hence `culturellm dataset` flags and part of the dataset stage's key).""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -91,17 +92,23 @@ def test_flags_exist_and_enter_the_dataset_key(tmp_path: Path) -> None:
 def test_the_old_name_of_sharpen_temperature_still_works_and_says_so(tmp_path: Path, capsys, cli) -> None:
     """`temperature` was the target's sharpening and, elsewhere, the sampling temperature: the target's
     is `sharpen_temperature` now; the old TOML key still works with one warning line naming the new
-    name, the old flag is an alias, and both names at once are an error naming the new one."""
+    name, so does the old flag, and both names at once are an error naming the new one."""
     from culturellm.config import RunConfig
 
     cfg = RunConfig(dataset={"target": "sharpened", "temperature": 0.7})
     assert cfg.dataset.sharpen_temperature == 0.7
     assert "'temperature' is now 'sharpen_temperature'" in capsys.readouterr().err
     aug = _aug(tmp_path / "aug.jsonl")
-    p = cli(
-        "dataset", "-c", "arabic", "-a", str(aug), "-o", str(tmp_path / "t.jsonl"), "--temperature", "0.7"
-    )
+    out = ["-c", "arabic", "-a", str(aug), "-o"]
+    p = cli("dataset", *out, str(tmp_path / "t.jsonl"), "--temperature", "0.7")
     assert p.code == 0, p.err
+    assert "warning: --temperature is now --sharpen-temperature" in p.err
+    manifest = json.loads((tmp_path / "t.manifest.json").read_text())
+    assert manifest["target_params"] == {"sharpen_temperature": 0.7}
+    p = cli(
+        "dataset", *out, str(tmp_path / "v.jsonl"), "--temperature", "0.7", "--sharpen-temperature", "0.5"
+    )
+    assert p.code == 2 and "give only --sharpen-temperature" in p.err
     toml = tmp_path / "run.toml"
     toml.write_text("[dataset]\ntemperature = 0.7\nsharpen_temperature = 0.5\n", encoding="utf-8")
     p = cli("dataset", "--config", str(toml), "-c", "arabic", "-a", str(aug), "-o", str(tmp_path / "u.jsonl"))

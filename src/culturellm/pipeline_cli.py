@@ -8,13 +8,19 @@ from typing import Any
 import typer
 
 from culturellm.config import RunPreset
-from culturellm.llm.placement import BATCH_HELP, DEVICE_HELP, DTYPE_HELP, Device, Dtype
+from culturellm.config_cli import MODELS, Endpoint, Placement, config_command
 
 RUN_HELP = """Seeds -> augment -> fine-tune -> evaluate -> align -> report, resumable, in one command.
 
 Settings: each stage's defaults < the --preset (demo: minutes on a laptop CPU, the default; full:
 every stage's own defaults) < CONFIG_FILE (any field of [models], [augment], [dataset], [finetune],
-[evaluate], [align]) < these flags. The run directory's config.toml shows every field."""
+[evaluate], [align]) < these flags. The run directory's config.toml shows every field. The model
+options set [models] (every model of the run); --device and --dtype also set [finetune]'s."""
+
+
+def _given(panel: Any) -> dict[str, Any]:
+    """The flags of a model panel that were given (the others leave the TOML's values alone)."""
+    return panel.model_dump(include=panel.model_fields_set)
 
 
 def register(app: typer.Typer) -> None:
@@ -23,8 +29,14 @@ def register(app: typer.Typer) -> None:
     Long because: it holds the `run` command, whose signature is one typer option per flag."""
 
     @app.command("run", help=RUN_HELP)
+    @config_command(Endpoint, panel=MODELS)
+    @config_command(Placement, panel=MODELS)
     def run_cmd(
-        config_file: Path | None = typer.Argument(None, help="run configuration (TOML); flags override it"),
+        endpoint: Endpoint,
+        placement: Placement,
+        run_toml: Path | None = typer.Argument(
+            None, metavar="CONFIG_FILE", help="run configuration (TOML); flags override it"
+        ),
         culture: list[str] = typer.Option(
             None, "--culture", "-c", help="culture(s) to model; 'all' = every one"
         ),
@@ -33,10 +45,6 @@ def register(app: typer.Typer) -> None:
         preset: RunPreset | None = typer.Option(None, "--preset", help="demo (default) or full sizes"),
         base: str | None = typer.Option(None, "--base", "-b", help="model to fine-tune and evaluate"),
         llm: str | None = typer.Option(None, "--llm", help="augmentation LLM (spec)"),
-        base_url: str | None = typer.Option(None, "--base-url", help="base URL for openai:MODEL specs"),
-        timeout: float | None = typer.Option(
-            None, "--timeout", min=0.001, help="seconds per HTTP attempt for openai:MODEL specs (default 120)"
-        ),
         data_dir: Path | None = typer.Option(None, "--data-dir", help="the release's data/ folder"),
         limit: int | None = typer.Option(None, "--limit", min=1, help="evaluation examples per task"),
         limit_seeds: int | None = typer.Option(
@@ -49,7 +57,6 @@ def register(app: typer.Typer) -> None:
             None, "--max-steps", min=1, help="fine-tuning steps (overrides epochs)"
         ),
         seed: int | None = typer.Option(None, "--seed", help="random seed of every stage"),
-        cache: bool | None = typer.Option(None, "--cache/--no-cache", help="use the response cache"),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
         force: bool = typer.Option(
             False, "--force", help="run in an existing --out directory that culturellm did not make"
@@ -57,9 +64,6 @@ def register(app: typer.Typer) -> None:
         check: bool = typer.Option(
             False, "--check", help="only validate the configuration and print it (writes nothing)"
         ),
-        device: Device | None = typer.Option(None, "--device", help=f"{DEVICE_HELP} (and fine-tuning)"),
-        dtype: Dtype | None = typer.Option(None, "--dtype", help=f"{DTYPE_HELP} (and fine-tuning)"),
-        batch_size: int | None = typer.Option(None, "--batch-size", min=1, help=BATCH_HELP),
         push_to: str | None = typer.Option(
             None, "--push-to", help="push every culture model to this Hub organisation after evaluation"
         ),
@@ -72,7 +76,7 @@ def register(app: typer.Typer) -> None:
         from culturellm.pipeline import Pipeline
         from culturellm.settings import flags, load_toml, resolve
 
-        if culture and name is None and not config_file:  # a name from unknown cultures: --culture's error
+        if culture and name is None and not run_toml:  # a name from unknown cultures: --culture's error
             derived = "-".join(c.lower() for c in culture)
             name = derived if is_safe_name(derived) else None
         given = {
@@ -80,23 +84,15 @@ def register(app: typer.Typer) -> None:
             "preset": preset,
             "cultures": culture or None,
             "seed": seed,
-            "models": {
-                "base": base,
-                "augmenter": llm,
-                "base_url": base_url,
-                "timeout": timeout,
-                "cache": cache,
-                "device": device,
-                "dtype": dtype,
-                "batch_size": batch_size,
-            },
+            # the model flags given (ModelAccess's fields, the Endpoint and Placement panels) over the TOML
+            "models": {"base": base, "augmenter": llm, **_given(endpoint), **_given(placement)},
             "augment": {"limit_seeds": limit_seeds, "import_file": import_file},
-            "finetune": {"max_steps": max_steps, "device": device, "dtype": dtype},
+            "finetune": {"max_steps": max_steps, "device": placement.device, "dtype": placement.dtype},
             "evaluate": {"data_dir": data_dir, "limit": limit},
             "push": {"to": push_to},
         }
         names = {"models.augmenter": "--llm", "cultures": "--culture", "push.to": "--push-to"}
-        toml = load_toml(config_file) if config_file else None
+        toml = load_toml(run_toml) if run_toml else None
         cfg = resolve(RunConfig, toml, flags(given, names))
         run_dir = out or Path("runs") / cfg.name
         console = Console(stderr=True)

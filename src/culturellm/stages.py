@@ -85,6 +85,12 @@ class Run:
             out.append(self.variant("culturellm-one", str(self.layout.model_dir(ONE)), "culture"))
         return out
 
+    def training_set_of(self, variant: Any, culture: str) -> str:
+        """The training set whose split a variant is aligned on: the one its run model was trained on
+        (models/<name>), else (the base model) the culture's."""
+        spec = Path(variant.spec)
+        return spec.name if spec.parent == self.layout.root / "models" else culture
+
     def matrix_variants(self) -> list[Any]:
         """The rows of the model x culture matrix: base, every culture model, CultureLLM-One."""
         models = [
@@ -178,24 +184,15 @@ def _import(run: Run) -> StageResult:
     from culturellm.embed import load_embedder
     from culturellm.errors import DataError
     from culturellm.outdir import owner
-    from culturellm.wvs import load_questions
 
     a = run.config.augment
     path = Path(a.import_file)  # type: ignore[arg-type]
     if not path.is_file():
         raise DataError(f"[augment] import_file: {path} not found")
     out = run.layout.augment_dir
-    manifest = import_release(
-        path,
-        out,
-        load_embedder(run.config.models.embedder),
-        t1=a.t1,
-        force=owner(out) in ("augment", "augment-import"),  # this run's own augment directory
-        import_source=a.import_source,
-        questions=[q.id for q in a.select(load_questions())],
-        import_filter=a.import_filter,
-        filter_options={**a.import_filter_options(), "device": run.access.device, "dtype": run.access.dtype},
-    )
+    force = owner(out) in ("augment", "augment-import")  # this run's own augment directory
+    embedder = load_embedder(run.config.models.embedder)
+    manifest = import_release(path, out, embedder, a, force=force, access=run.access)
     return StageResult([run.layout.augmented], manifest["counts"], {"llm_requests": 0})
 
 
@@ -301,7 +298,7 @@ def _align(run: Run) -> StageResult:
     for c in run.cultures:
         jobs = []
         for v in run.variants(c.name):
-            split = run.layout.split(ONE if v.label == "culturellm-one" else c.name)
+            split = run.layout.split(run.training_set_of(v, c.name))
             jobs.append(run_job(v, split, run.config.align))
         align_all(jobs, c.name, run.layout.eval_dir(c.name))
         outs.append(run.layout.align(c.name))

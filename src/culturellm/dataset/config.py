@@ -28,12 +28,12 @@ class DatasetConfig(StageConfig):
     majority_weight: float = Field(
         0.25, ge=0.0, le=1.0, description="target mixed: weight w of the one-hot majority answer"
     )
-    sharpen_temperature: Annotated[float, Flag("--sharpen-temperature", "--temperature")] = Field(
+    sharpen_temperature: float = Field(
         0.5,
         gt=0.0,
         le=10.0,
         description="target sharpened: temperature T of the survey distribution (below 1 sharpens; "
-        "not a sampling temperature; --temperature and TOML `temperature` are its old names)",
+        "not a sampling temperature; `temperature`, its old name, still works with a warning)",
     )
     holdout_questions: int = Field(0, ge=0, description="whole seed questions held out of training")
     holdout_fraction: float = Field(

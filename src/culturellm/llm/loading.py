@@ -80,7 +80,7 @@ def cpu_has_native_bf16() -> bool:
 def auto_dtype(device: str, *, bf16: bool = False, training: bool = False) -> str:
     """What `--dtype auto` means on `device` (`bf16`: the device computes bf16 natively; on a CPU,
     `cpu_has_native_bf16`). Scoring and serving: bfloat16 on a CUDA device with bf16 (else float16),
-    float16 on MPS, float32 on a CPU (bf16 weights changed 3 % of the predicted labels of the
+    float16 on MPS, float32 on a CPU (bf16 weights changed 3 % to 6 % of the predicted labels of the
     bundled model, over the 1 % allowed: benchmarks/precision.py, docs/models.md). Training (mixed
     precision, fp32 master weights): bfloat16 where the device has it, the CPU included (1.69x fp32's
     speed, the same loss: benchmarks/finetune.py --precision), else float32."""
