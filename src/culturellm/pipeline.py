@@ -155,6 +155,11 @@ def check_models(cfg: RunConfig) -> None:
     from culturellm.embed import check_embedder
     from culturellm.llm import parse_spec
 
+    if cfg.finetune.backend == "openai" and cfg.dataset.weight != "none":
+        raise DataError(
+            f'[dataset] weight = "{cfg.dataset.weight}": the OpenAI fine-tuning API takes no '
+            'per-example loss weight (use weight = "none", or finetune.backend = "local")'
+        )
     check_model_spec(cfg.models.base, "models.base")
     check_model_spec(cfg.models.augmenter, "models.augmenter")
     if cfg.augment.judge:

@@ -158,7 +158,8 @@ def import_command(
     filter_name: str = typer.Option(
         "none",
         "--filter",
-        help="import filter after the similarity checks: none, checks, verifier, or a plug-in's",
+        help="import filter after the similarity checks: none, checks, verifier, scored (the verifier's "
+        "P(faithful) on every record, none rejected), or a plug-in's",
     ),
 ) -> None:
     from rich.console import Console

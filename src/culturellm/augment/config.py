@@ -28,6 +28,7 @@ MEANING_CHECKS = ("repeated_word", "opposed_words", "synonym_word", "modal_chang
 SynonymScope = Literal["sentence", "seed"]
 Target = Literal["majority", "distribution", "sampled", "mixed", "sharpened"]
 SOFT_TARGETS = ("distribution", "mixed", "sharpened")  # records carry a target_distribution
+Weight = Literal["none", "verifier"]
 
 # Which seeds are augmented: not part of the records' fingerprint (a run that augments more seeds
 # later resumes the same records).
@@ -144,7 +145,8 @@ class AugmentConfig(StageConfig):
         "checks",
         description="with import_file: the filter run on each imported rewording after the similarity "
         "and duplicate checks: checks (the lexical meaning checks), verifier (the fitted meaning verifier, "
-        "its threshold verifier_threshold), none, or a registered filter's name",
+        "its threshold verifier_threshold), scored (the verifier's P(faithful) on every record, none "
+        "rejected: for [dataset] weight = verifier), none, or a registered filter's name",
     )
 
     @field_validator("judge_band")
@@ -223,4 +225,11 @@ class DatasetConfig(StageConfig):
     seed: int = Field(0, description="random seed of the split and of sampled targets")
     drop_rejected: Annotated[bool, Flag(off="--keep-rejected")] = Field(
         False, description="leave out the samples reviewers rejected (culturellm review; reviews.jsonl)"
+    )
+    weight: Weight = Field(
+        "none",
+        description="per-example loss weight written into each training row: none (every example "
+        "weighs 1, no weight column), verifier (a rewording weighs the meaning verifier's P(faithful): "
+        "its record's p_faithful, written by import_filter verifier or scored, else 1 - p_changed of "
+        "the verdicts.jsonl beside the augmented set; seed wordings weigh 1). Local training only",
     )

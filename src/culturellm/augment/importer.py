@@ -17,11 +17,14 @@ is not a JSON object, lacks `q_id` or `q_content`, names a question that is not 
 an `ori_content` that is not that seed (cosine to our seed wording below `seed_match`), is below the
 similarity threshold `t1`, or repeats a text already kept, and then by the named import filter
 (`IMPORT_FILTERS`): `checks` runs the lexical meaning checks of the filter chain
-(`augment.checks.MeaningChecks`), `verifier` the fitted meaning verifier (`augment.verifier`), `none`
-nothing more. A meaning verifier plugs in by name:
+(`augment.checks.MeaningChecks`), `verifier` the fitted meaning verifier (`augment.verifier`),
+`scored` the same verifier rejecting nothing (every rewording kept with its score, for `[dataset]
+weight = "verifier"`), `none` nothing more. The verifier filters record `p_faithful` (1 - P(meaning
+changed)) on every record they keep. A meaning verifier plugs in by name:
 `register_import_filter(name, factory)`, or an entry point in the group `culturellm.import_filters`
 (a function taking `register`, as model kinds do); `factory(embedder, options)` returns a function
-from (seed, candidate) pairs to one rejection reason or None per pair.
+from (seed, candidate) pairs to one result per pair: a rejection reason, None (kept), or a dict
+{"reason": str | None, field: value, ...} whose other fields are written on the kept record.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ from culturellm.safewrite import check_distinct
 IMPORTED = "imported"
 SEED_MATCH = 0.80  # the release's seed wording vs ours: same question, maybe other punctuation
 
-PairFilter = Callable[[Sequence[tuple[str, str]]], list[str | None]]  # (seed, candidate) -> reason
+FilterResult = str | None | Mapping[str, Any]  # a reason, None (kept), or {"reason": ..., field: value}
+PairFilter = Callable[[Sequence[tuple[str, str]]], list[FilterResult]]  # (seed, candidate) -> result
 FilterFactory = Callable[[Any, Mapping[str, Any]], PairFilter]  # (embedder, options) -> filter
 
 
@@ -69,24 +73,36 @@ def _meaning_checks(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
     return run
 
 
-def _verifier(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
+def _verifier(embedder: Any, options: Mapping[str, Any], *, reject: bool = True) -> PairFilter:
     """The fitted meaning verifier (`augment.verifier`, docs/augmentation.md) with the bundled model's
-    fluency features (options: verifier_threshold; None: the shipped threshold)."""
+    fluency features (options: verifier_threshold; None: the shipped threshold). Every kept record
+    gets `p_faithful`; with `reject` False nothing is rejected (the `scored` filter)."""
     from culturellm.augment.features import load_lm
     from culturellm.augment.verifier import Verifier
 
     verifier = Verifier(embedder, load_lm(), threshold=options.get("verifier_threshold"))
 
-    def run(pairs: Sequence[tuple[str, str]]) -> list[str | None]:
+    def run(pairs: Sequence[tuple[str, str]]) -> list[FilterResult]:
         found = verifier.verdicts(pairs, top=1)
-        return [None if v.keep else f"verifier: {v.reasons[0]}" for v in found]
+        return [
+            {
+                "reason": f"verifier: {v.reasons[0]}" if reject and not v.keep else None,
+                "p_faithful": round(1.0 - v.probability, 6),
+            }
+            for v in found
+        ]
 
     return run
+
+
+def _scored(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
+    return _verifier(embedder, options, reject=False)
 
 
 IMPORT_FILTERS: dict[str, FilterFactory] = {
     "checks": _meaning_checks,
     "verifier": _verifier,
+    "scored": _scored,
     "none": _no_filter,
 }
 _PLUGINS_LOADED = False
@@ -273,13 +289,15 @@ def _filtered(
 ) -> dict[str, list[dict[str, Any]]]:
     """The candidates the import filter keeps, grouped by question id; the others rejected with its
     reason."""
-    reasons_of = pair_filter([(seeds[c["qid"]].text, c["text"]) for c in cands])
+    results = pair_filter([(seeds[c["qid"]].text, c["text"]) for c in cands])
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for c, why in zip(cands, reasons_of, strict=True):
+    for c, res in zip(cands, results, strict=True):
+        fields = dict(res) if isinstance(res, Mapping) else {"reason": res}
+        why = fields.pop("reason", None)
         if why:
             reject(c["line"], why)
         else:
-            groups[c["qid"]].append(c)
+            groups[c["qid"]].append({**c, "fields": fields})
     return groups
 
 
@@ -332,6 +350,6 @@ def _records(groups: dict[str, list[dict[str, Any]]], seeds: dict[str, Any], sou
                 {"id": record_id(qid, IMPORTED, c["text"]), "question_id": qid, "step": IMPORTED,
                  "text": c["text"], "parent": sid, "similarity": round(c["sim"], 6),
                  "seed_match": None if c["match"] is None else round(c["match"], 6),
-                 "source": f"{source}:{c['line']}", "release_option": c["option"]}
+                 "source": f"{source}:{c['line']}", "release_option": c["option"], **c["fields"]}
             )  # fmt: skip
     return rows

@@ -78,6 +78,12 @@ def estimate(records: Sequence[TrainingRecord], base: str, config: FinetuneConfi
                 f"{soft.source}: a soft-label record (target_distribution); the OpenAI fine-tuning API "
                 "takes hard labels only: build the set with `culturellm dataset --target sampled`"
             )
+        weighted = next((r for r in records if r.weight is not None), None)
+        if weighted is not None:
+            raise DataError(
+                f"{weighted.source}: the OpenAI fine-tuning API takes no per-example loss weight; build "
+                'the set without one (`culturellm dataset`, weight "none") or train with --backend local'
+            )
         if len(records) < OPENAI_MIN_EXAMPLES:
             raise DataError(
                 f"{records[0].source.rsplit(':', 1)[0]}: {len(records)} examples; "
