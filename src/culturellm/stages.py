@@ -81,6 +81,19 @@ class Run:
             out.append(self.variant("culturellm-one", str(self.layout.model_dir(ONE)), "culture"))
         return out
 
+    def align_variants(self, culture: str) -> list[Any]:
+        """The models aligned for one culture: `variants`, and with `[align] retrieve = K` the retrieval
+        baseline (base + retrieval) and the culture model + retrieval."""
+        out = self.variants(culture)
+        k = self.config.align.retrieve
+        if k is not None:
+            from culturellm.evaluate.variant import Retrieval
+
+            r = Retrieval(k, self.config.models.embedder)
+            out.append(self.variant("base+retrieval", self.config.models.base, r))
+            out.append(self.variant("culturellm+retrieval", str(self.layout.model_dir(culture)), r))
+        return out
+
     def matrix_variants(self) -> list[Any]:
         """The rows of the model x culture matrix: base, every culture model, CultureLLM-One."""
         models = [
@@ -297,7 +310,7 @@ def _align(run: Run) -> StageResult:
     outs = []
     for c in run.cultures:
         jobs = []
-        for v in run.variants(c.name):
+        for v in run.align_variants(c.name):
             split = run.layout.split(ONE if v.label == "culturellm-one" else c.name)
             jobs.append(run_job(v, split, run.config.align))
         align_all(jobs, c.name, run.layout.eval_dir(c.name))
