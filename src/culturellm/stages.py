@@ -55,8 +55,11 @@ class Run:
         return [c.name for c in self.cultures]
 
     def training_sets(self) -> list[str]:
-        """One training set per culture, and CultureLLM-One's when there are several."""
-        return [*self.names, ONE] if len(self.names) > 1 else self.names
+        """One training set per culture, and CultureLLM-One's when there are several (`train`: all of
+        them, the cultures' only, or One's only)."""
+        if len(self.names) == 1:
+            return self.names
+        return {"all": [*self.names, ONE], "cultures": self.names, "one": [ONE]}[self.config.train]
 
     def variant(self, label: str, spec: str, system: Any = None) -> Any:
         """The one way a run builds a model variant: every model of a run is loaded with the run's
@@ -76,8 +79,10 @@ class Run:
         out = [self.variant("base", base, None)]
         if self.config.evaluate.baselines:
             out.append(self.variant("base+culture-prompt", base, "culture"))
-        out.append(self.variant("culturellm", str(self.layout.model_dir(culture)), "culture"))
-        if len(self.cultures) > 1:
+        sets = self.training_sets()
+        if culture in sets:
+            out.append(self.variant("culturellm", str(self.layout.model_dir(culture)), "culture"))
+        if ONE in sets:
             out.append(self.variant("culturellm-one", str(self.layout.model_dir(ONE)), "culture"))
         return out
 
@@ -86,7 +91,7 @@ class Run:
         baseline (base + retrieval) and the culture model + retrieval."""
         out = self.variants(culture)
         k = self.config.align.retrieve
-        if k is not None:
+        if k is not None and culture in self.training_sets():
             from culturellm.evaluate.variant import Retrieval
 
             r = Retrieval(k, self.config.models.embedder)
@@ -96,11 +101,18 @@ class Run:
 
     def matrix_variants(self) -> list[Any]:
         """The rows of the model x culture matrix: base, every culture model, CultureLLM-One."""
+        sets = self.training_sets()
         models = [
-            self.variant(f"culturellm-{c}", str(self.layout.model_dir(c)), "culture") for c in self.names
+            self.variant(f"culturellm-{c}", str(self.layout.model_dir(c)), "culture")
+            for c in self.names
+            if c in sets
         ]
-        one = self.variant("culturellm-one", str(self.layout.model_dir(ONE)), "culture")
-        return [self.variant("base", self.config.models.base, None), *models, one]
+        one = (
+            [self.variant("culturellm-one", str(self.layout.model_dir(ONE)), "culture")]
+            if ONE in sets
+            else []
+        )
+        return [self.variant("base", self.config.models.base, None), *models, *one]
 
     def seed_rows(self, culture: Any) -> list[dict[str, Any]]:
         from culturellm.wvs import seed_set
@@ -210,7 +222,10 @@ def _import(run: Run) -> StageResult:
 
 
 def _dataset_key(run: Run, digest: Digest) -> dict[str, Any]:
-    return {"cfg": run.config.section_hash("dataset"), "aug": digest("augment"), "seeds": digest("seeds")}
+    key = {"cfg": run.config.section_hash("dataset"), "aug": digest("augment"), "seeds": digest("seeds")}
+    if run.config.train != "all":  # only then: the keys of earlier runs stay as they were
+        key["train"] = run.config.train
+    return key
 
 
 def _dataset(run: Run) -> StageResult:
@@ -310,8 +325,9 @@ def _align(run: Run) -> StageResult:
     outs = []
     for c in run.cultures:
         jobs = []
+        own = c.name if c.name in run.training_sets() else ONE  # every set of a run has one split
         for v in run.align_variants(c.name):
-            split = run.layout.split(ONE if v.label == "culturellm-one" else c.name)
+            split = run.layout.split(ONE if v.label == "culturellm-one" else own)
             jobs.append(run_job(v, split, run.config.align))
         align_all(jobs, c.name, run.layout.eval_dir(c.name))
         outs.append(run.layout.align(c.name))
@@ -327,7 +343,7 @@ def align_matrix(run: Run) -> Path:
     from culturellm.evaluate.matrix import align_matrix as matrix_of
 
     lay, names = run.layout, run.names
-    split = lay.split(names[0])
+    split = lay.split(run.training_sets()[0])
     use_split = heldout_items(split) >= run.config.align.min_heldout
     own: dict[str, str | None] = {f"culturellm-{c}": c for c in names}
     own.update({"base": None, "culturellm-one": None})  # no culture of their own
