@@ -147,7 +147,12 @@ def held_out(args: argparse.Namespace, culture: str, common: dict, done: dict) -
 
 def tables(found: list[dict[str, Any]]) -> list[str]:
     lines = []
-    heads = ("One (never saw it)", "base + culture prompt", "mean of the training surveys", "nearest training survey")
+    heads = (
+        "One (never saw it)",
+        "base + culture prompt",
+        "mean of the training surveys",
+        "nearest training survey",
+    )
     for m in ("one_minus_jsd", "majority_agreement", "one_minus_wasserstein"):
         lines += [
             f"**{SHORT[m]}** on the held-out culture's survey (held-out items; 95% CIs over questions)",
