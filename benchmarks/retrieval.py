@@ -35,7 +35,11 @@ from experiments import (
 )
 
 MODELS = ("base+culture-prompt", "base+retrieval", "culturellm", "culturellm+retrieval")
-KINDS = {"heldout_question": "held-out questions", "heldout_variant": "held-out wordings"}
+KINDS = {
+    "heldout_question": "held-out questions",
+    "heldout_variant": "held-out wordings",
+    "seed": "every seed question (the split holds out fewer than [align] min_heldout items)",
+}
 PAIRS = (("culturellm", "base+retrieval"), ("culturellm+retrieval", "culturellm"))
 
 
@@ -74,6 +78,8 @@ def culture_result(run: Path, culture: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kind in KINDS:
         mine = {m: [r for r in rs if r["kind"] == kind] for m, rs in rows.items()}
+        if not any(mine.values()):
+            continue
         out[kind] = {
             "models": {m: summary(rs) for m, rs in mine.items()},
             "pairs": {f"{a} − {b}": paired(mine[a], mine[b]) for a, b in PAIRS if mine[a] and mine[b]},
@@ -84,11 +90,15 @@ def culture_result(run: Path, culture: str) -> dict[str, Any]:
 def tables(results: dict[str, Any]) -> list[str]:
     lines = []
     for kind, title in KINDS.items():
+        if not any(kind in res for res in results.values()):
+            continue
         for m, name in (("one_minus_jsd", "1 − JSD"), ("agree", "agreement")):
             heads = [*MODELS, *(f"{a} − {b}" for a, b in PAIRS)]
             lines += [f"**{name} on {title}** (95% CIs over questions)", ""]
             lines += ["| culture | " + " | ".join(heads) + " |", "| --- |" + " --- |" * len(heads)]
             for c, res in results.items():
+                if kind not in res:
+                    continue
                 r = res[kind]
                 cells = [ci(r["models"][x].get(m)) for x in MODELS]
                 cells += [ci(r["pairs"].get(f"{a} − {b}", {}).get(m), True) for a, b in PAIRS]
