@@ -50,3 +50,17 @@ def test_align_retrieve_adds_the_retrieval_variants(tmp_path):
     assert [v.label for v in _run(tmp_path).align_variants("arabic")] == [
         v.label for v in _run(tmp_path).variants("arabic")
     ]
+
+
+def test_a_weighted_run_with_the_openai_backend_is_refused_before_anything_runs():
+    from culturellm.errors import DataError
+    from culturellm.pipeline import check_models
+
+    cfg = RunConfig(
+        models={"base": "openai:gpt-4o-mini-2024-07-18"},
+        finetune={"backend": "openai"},
+        dataset={"weight": "verifier"},
+    )
+    with pytest.raises(DataError, match=r'weight = "verifier": the OpenAI fine-tuning API takes no'):
+        check_models(cfg)
+    check_models(cfg.model_copy(update={"dataset": cfg.dataset.model_copy(update={"weight": "none"})}))
