@@ -182,3 +182,42 @@ def test_dataset_weight_without_scores_is_one_clear_error(tmp_path, cli):
     p = cli("dataset", "--culture", "arabic", "--augmented", str(aug), "--out", str(tmp_path / "x.jsonl"),
             "--weight", "verifier")  # fmt: skip
     assert p.code == 2 and "no verifier score" in p.err and "Traceback" not in p.err
+
+
+class _SameEmbedder:
+    """Every text the same unit vector: every pair passes the similarity checks (no bundled embedder)."""
+
+    name = "same"
+
+    def encode(self, texts):
+        import numpy as np
+
+        return np.ones((len(texts), 4), dtype=np.float32) / 2.0
+
+
+def test_an_import_filter_may_record_fields_on_the_records_it_keeps(tmp_path):
+    from culturellm.augment.importer import IMPORT_FILTERS, import_release, register_import_filter
+
+    q = load_questions()[0]
+    lines = [{"q_id": q.id[1:], "q_content": f"{q.text}, truly {i}", "ori_content": q.text} for i in range(3)]
+    write_jsonl(tmp_path / "release.jsonl", lines)
+
+    def scores(embedder, options):  # rejects the second pair, scores the others (as `scored` does)
+        return lambda pairs: [
+            {"reason": "made-up reason" if i == 1 else None, "p_faithful": round(0.1 * (i + 1), 6)}
+            for i in range(len(pairs))
+        ]
+
+    register_import_filter("test-scores", scores)
+    try:
+        m = import_release(
+            tmp_path / "release.jsonl", tmp_path / "aug", _SameEmbedder(), filter="test-scores"
+        )
+    finally:
+        IMPORT_FILTERS.pop("test-scores")
+    rows = read_jsonl(tmp_path / "aug" / "augmented.jsonl")
+    assert [r.get("p_faithful") for r in rows] == [None, 0.1, 0.3]  # the seed, then the kept two
+    assert m["rejection_reasons"] == {"made-up reason": 1}
+    cfg = DatasetConfig(target="majority", weight="verifier")
+    build_training_set(["arabic"], tmp_path / "aug" / "augmented.jsonl", tmp_path / "w.jsonl", cfg)
+    assert sorted(r["weight"] for r in read_jsonl(tmp_path / "w.jsonl")) == [0.1, 0.3, 1.0]
