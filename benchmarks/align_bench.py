@@ -13,18 +13,38 @@ def aligned(
     out: Path, label: str, spec: str, culture: str, split: Path, system: str | None
 ) -> dict[str, Any]:
     """`align` of model `spec` (system prompt `system`) for `culture` on `split`, with the seconds it
-    took; kept as OUT/align/LABEL.json and read from there when it exists."""
+    took; kept as OUT/align/LABEL.json and read from there when its key (the model's files, the
+    split, the culture and the system prompt) is unchanged: a retrained model is aligned again."""
     from culturellm.evaluate import ModelVariant, align
+    from culturellm.hashing import stable_hash
 
+    key = stable_hash({"model": _model_digest(spec), "split": _digest(split), "culture": culture,
+                       "system": system})  # fmt: skip
     cache = out / "align" / f"{label}.json"
-    if cache.exists():
-        return json.loads(cache.read_text())
+    if cache.exists() and (res := json.loads(cache.read_text())).get("key") == key:
+        return res
     t = time.monotonic()
     res = align(ModelVariant(label, spec, system), culture, split=split)
     res["elapsed_s"] = round(time.monotonic() - t, 1)
+    res["key"] = key
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(res))
     return res
+
+
+def _digest(path: Path) -> str:
+    from culturellm.hashing import sha256_file
+
+    return sha256_file(path) if Path(path).is_file() else str(path)
+
+
+def _model_digest(spec: str) -> str:
+    """A model directory by its weights (adapter, else its model reference), any other spec by name."""
+    d = Path(spec)
+    for name in ("adapter_model.safetensors", "culturellm.json"):
+        if (d / name).is_file():
+            return _digest(d / name)
+    return spec
 
 
 def write_results(out: Path, result: dict[str, Any], rows: list[dict], md: str, t0: float) -> None:

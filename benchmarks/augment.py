@@ -48,7 +48,7 @@ def pair_cosines(embedder, pairs: list[dict]) -> np.ndarray:
 
 
 def accept(cos: float, a: str, b: str, t1: float, upper: float, negation: bool) -> bool:
-    from culturellm.augment.words import negation_count
+    from culturellm.meaning.words import negation_count
 
     if not t1 <= cos < upper:
         return False
@@ -109,7 +109,7 @@ def calibrate(embedder) -> dict:
 def _old_chain(cos: float, p: dict, cfg) -> str | None:
     """The filter chain before the meaning checks: a swap variant (pair with swaps) needs cos >= t2,
     a paraphrase t1 <= cos < dup_threshold; both the seed's number of negation words."""
-    from culturellm.augment.words import negation_count
+    from culturellm.meaning.words import negation_count
 
     if p.get("swaps"):
         if cos < cfg.t2:
@@ -145,8 +145,8 @@ def chain(embedder, t_standins: tuple[float, ...] = (0.25, 0.30, 0.33, 0.36, 0.4
     """Precision and recall of each check and of the whole filter chain, before and after the meaning
     checks, on the labelled pairs (benchmarks/data/meaning_pairs.jsonl). A check 'detects' a pair it
     rejects; a detected pair labelled changed or broken is a true detection."""
-    from culturellm.augment.checks import CHECKS, MeaningChecks
     from culturellm.augment.config import AugmentConfig
+    from culturellm.meaning.checks import CHECKS, MeaningChecks
 
     cfg = AugmentConfig()
     pairs = load_pairs(origin=None)
@@ -206,9 +206,9 @@ def chain(embedder, t_standins: tuple[float, ...] = (0.25, 0.30, 0.33, 0.36, 0.4
 def demo_flags(embedder, run_dir: Path) -> dict:
     """On a finished augmentation (e.g. the README demo's runs/arabic/augment): the share of its
     accepted samples each meaning check flags."""
-    from culturellm.augment.checks import CHECKS, MeaningChecks
     from culturellm.augment.config import AugmentConfig
     from culturellm.jsonio import read_jsonl
+    from culturellm.meaning.checks import CHECKS, MeaningChecks
 
     cfg = AugmentConfig()
     rows = read_jsonl(run_dir / "augmented.jsonl")
@@ -239,12 +239,10 @@ def reference_pattern(seeds, llm, embedder, cfg) -> dict:
     seed, then one synonym request per content word per kept paraphrase; same filters as ours."""
     from culturellm.augment.parse import parse_list, parse_synonyms
     from culturellm.augment.prompts import paraphrase_messages, synonym_messages
-    from culturellm.augment.words import build_variants, content_words, option_words
     from culturellm.llm.base import SamplingParams
+    from culturellm.meaning.words import build_variants, content_words, option_words
 
-    params = SamplingParams(
-        max_tokens=cfg.max_tokens_paraphrase, temperature=cfg.temperature, top_p=cfg.top_p
-    )
+    params = SamplingParams(max_tokens=cfg.paraphrase_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
     requests = 0
     outs = llm.generate([paraphrase_messages(q.text, cfg.rewrites_per_request) for q in seeds], params)
     requests += len(seeds)
@@ -347,8 +345,8 @@ def requests_from_run(run_dir: Path) -> dict:
     same seeds and the same kept paraphrases needs 1 request per seed + 1 per content word per
     paraphrase (all content words, no limit). Assumes it would accept as many samples as ours (same
     filters), which favours the reference: it has no re-asks to make up for rejected paraphrases."""
-    from culturellm.augment.words import content_words, option_words
     from culturellm.jsonio import read_jsonl
+    from culturellm.meaning.words import content_words, option_words
     from culturellm.wvs import load_questions
 
     man = json.loads((run_dir / "manifest.json").read_text())
@@ -436,7 +434,7 @@ def _old_chain_keep(z: dict, name: str, data) -> np.ndarray:
 def _old_pair_keep(z: dict, rel, old) -> np.ndarray:
     """The verifier's verdicts on the 144 old pairs, each scored by the fold model whose training
     part does not hold its seed question (seed texts matched to the release's; else the full model)."""
-    from culturellm.augment.verifier_fit import choose_threshold, group_folds, model, oof_probabilities
+    from culturellm.meaning.fit import choose_threshold, group_folds, model, oof_probabilities
 
     def norm(t: str) -> str:
         return "".join(ch for ch in t.lower() if ch.isalnum())
@@ -468,7 +466,7 @@ def verifier_benchmark(features: np.ndarray | None = None) -> dict:
     lexical checks as extra verifier features (do they earn their place?)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     import fit_verifier
-    from culturellm.augment.verifier_fit import auc, bootstrap, load_labelled, nested_keep, oof_probabilities
+    from culturellm.meaning.fit import auc, bootstrap, load_labelled, nested_keep, oof_probabilities
 
     z = fit_verifier.features()
     rel, old = load_labelled(fit_verifier.LABELS), load_labelled(fit_verifier.OLD_PAIRS)

@@ -1,10 +1,10 @@
-"""The judge (culturellm.augment.judge) on the labelled release rewordings, alone and where the verifier
+"""The judge (culturellm.meaning.judge) on the labelled release rewordings, alone and where the verifier
 is unsure: `python benchmarks/augment.py --only judge [--judge SPEC] [--judge-questions N]`.
 
 Every labelled pair is judged (2 scoring requests, both directions) through the response cache, in
 chunks, so an interrupted run resumes where it stopped and a rerun is free. The verifier's numbers are
 held out by question (GroupKFold 5 on q_id): threshold and unsure band nested in each training part.
-CIs resample questions (culturellm.augment.verifier_fit.bootstrap).
+CIs resample questions (culturellm.meaning.fit.bootstrap).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ CHUNK = 32  # pairs per scoring call: what an interrupted run has cached
 
 def judge_margins(spec: str, pairs: list[tuple[str, str]], **options: Any) -> tuple[np.ndarray, dict]:
     """(n, 2) margins log P(Yes) - log P(No), forward and backward, and the model's usage."""
-    from culturellm.augment.judge import Judge
     from culturellm.llm import load_model
+    from culturellm.meaning.judge import Judge
 
     judge = Judge(load_model(spec, **options))
     out, t0 = np.zeros((len(pairs), 2)), time.perf_counter()
@@ -44,7 +44,7 @@ def sample_questions(groups: np.ndarray, n: int | None, seed: int = 0) -> np.nda
 
 
 def _row(label: str, keep: np.ndarray, y: np.ndarray, groups: np.ndarray, requests: int) -> dict:
-    from culturellm.augment.verifier_fit import bootstrap
+    from culturellm.meaning.fit import bootstrap
 
     r = bootstrap(keep, y, groups)
     r["judge_requests"] = int(requests)
@@ -63,7 +63,7 @@ def judge_benchmark(spec: str = "bundled", questions: int | None = None, seed: i
     CIs, judge scoring requests and requests per kept sample (see module docstring)."""
     sys.path.insert(0, str(ROOT / "scripts"))
     import fit_verifier
-    from culturellm.augment.verifier_fit import auc, load_labelled, nested_band, nested_keep
+    from culturellm.meaning.fit import auc, load_labelled, nested_band, nested_keep
 
     rel = load_labelled(fit_verifier.LABELS)
     x = np.asarray(np.load(fit_verifier.CACHE)["release_x"])  # the features the verifier was fitted on

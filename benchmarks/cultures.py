@@ -108,7 +108,7 @@ def survey_room(run: Path, m: dict[str, Any]) -> list[str]:
     (a central one) is the one a model that learnt only "a survey-like answer" matches best."""
     from culturellm.evaluate.distributions import similarity
     from culturellm.jsonio import read_jsonl
-    from culturellm.wvs import seed_set
+    from culturellm.seeds import seed_set
 
     cultures = list(m["cultures"])
     surveys = {c: {s.question_id: s.distribution for s in seed_set(c)} for c in cultures}

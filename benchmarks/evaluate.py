@@ -22,7 +22,9 @@ Engines, on the same examples (uncalibrated label scores, so every engine sees t
   lm-eval hf       lm-evaluation-harness's own `hf` model on the examples exported as a
                    multiple_choice task: context = the chat-templated prompt, choices = each label
                    plus the end-of-turn token (what culturellm scores), batch 16
-Printed: examples/s, macro-F1, agreement of predictions with local; the goal is local >= 2x lm-eval.
+Printed: examples/s, macro-F1, agreement of predictions with local, and the achieved GFLOP/s of
+local scoring next to the CPU's peak for its dtype (benchmarks/cpu_peak.py says how both are
+computed); the goal is local >= 4x lm-eval with identical predictions.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ import os
 import subprocess
 import time
 from pathlib import Path
+
+from cpu_peak import FlopCounter, cores_used, peak_gflops
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -219,7 +223,13 @@ def engines(a: argparse.Namespace) -> None:
             ),
         }
         for name, model in runs.items():
-            dt, preds, f1, methods = measure(model)
+            if name == "local":
+                with FlopCounter(local.model) as flops:
+                    cpu0 = time.process_time()
+                    dt, preds, f1, methods = measure(model)
+                    cpu_s = time.process_time() - cpu0
+            else:
+                dt, preds, f1, methods = measure(model)
             flat = [p for ps in preds for p in ps]
             ref = ref or flat
             agree = sum(x == y for x, y in zip(flat, ref, strict=True)) / n
@@ -244,9 +254,38 @@ def engines(a: argparse.Namespace) -> None:
         print(
             f"local vs {other}: {results['local']['examples_per_s'] / results[other]['examples_per_s']:.2f}x"
         )
-    print("goal: local >= 2x lm-eval hf; http exact agrees 1.00 with local")
+    results["local"]["gflops"] = _print_gflops(local, flops, results["local"]["seconds"], cpu_s)
+    print("goal: local >= 4x lm-eval hf with identical predictions; http exact agrees 1.00 with local")
     if a.json:
         a.json.write_text(json.dumps({"n": n, "culture": a.culture, "limit": a.limit, **results}, indent=2))
+
+
+def _print_gflops(local, flops: FlopCounter, seconds: float, cpu_s: float) -> dict:
+    """Achieved GFLOP/s of local scoring next to the CPU's peak for the model's dtype; also per
+    CPU-second of this process (what a shared machine left it: the wall figure falls with the load)."""
+    import torch
+
+    achieved = flops.flops / seconds / 1e9
+    per_core = flops.flops / max(cpu_s, 1e-9) / 1e9
+    cores = cores_used(torch.get_num_threads())
+    peak, how = peak_gflops(local.dtype_name, cores)
+    print(
+        f"local scoring: {flops.tokens} tokens run (padding included) x 2 x {flops.body / 1e6:.1f}M matmul "
+        f"parameters + {flops.logit_rows} logit rows x 2 x {flops.head / 1e6:.1f}M output layer = "
+        f"{flops.flops / 1e9:.0f} GFLOP in {seconds:.1f} s = {achieved:.1f} GFLOP/s ({local.dtype_name})"
+    )
+    print(f"CPU peak: {how} GFLOP/s; local scoring reaches {achieved / peak:.0%} of it")
+    print(
+        f"per CPU-second of this process: {per_core:.1f} GFLOP/s ({cpu_s:.1f} CPU-s), "
+        f"{per_core / (peak / cores):.0%} of one core's peak"
+    )
+    return {
+        "achieved": achieved,
+        "peak": peak,
+        "peak_how": how,
+        "tokens": flops.tokens,
+        "per_cpu_s": per_core,
+    }
 
 
 def _lm_eval_run(local, data, ref, n) -> dict:

@@ -2,15 +2,17 @@
 
     python benchmarks/finetune.py                 # speed: trainer vs raw loop (examples/s, tokens/s, memory)
     python benchmarks/finetune.py --sweep 1e-3,3e-3 --epochs 3   # quality: does LoRA learn survey answers?
-    python benchmarks/finetune.py --precision     # bf16 vs fp32 training throughput, side by side
+    python benchmarks/finetune.py --precision     # --dtype auto (bf16 here) vs fp32: s/step and loss
 
 Speed: the same LoRA model, batch and examples are trained (a) by culturellm's TRL SFTTrainer
 path and (b) by a raw PyTorch loop (forward + backward + AdamW step on the same collated batches).
 The ratio (a)/(b) shows the trainer's overhead (goal >= 0.8). Peak memory is the process's peak RSS.
 
-Precision: the same LoRA run (same batches, steps and seed) trained in fp32 and in bf16 mixed
-precision (torch autocast on the CPU, fp32 master weights), alternating fp32/bf16 for --rounds
-rounds so that both see the same machine load; prints examples/s of each and the ratio bf16 / fp32.
+Precision: the same LoRA run (same batches, steps and seed) trained in fp32 and with `--dtype auto`
+(bf16 mixed precision, torch autocast with fp32 master weights, on a CPU with native bf16: AVX512-BF16
+or AMX), alternating for --rounds rounds so that both see the same machine load; prints side by
+side seconds per step, examples/s and the training loss of each, the speed ratio and the per-step
+loss difference. Scoring's side (labels and alignment in bf16 vs fp32): benchmarks/precision.py.
 
 Quality: real WVS wave-7 majority answers of one country (from ../shared or --wvs-dir), each
 question asked in four wordings; three wordings are trained, the fourth is held out. Reports the
@@ -181,24 +183,28 @@ def speed(args: argparse.Namespace) -> None:
 
 
 def precision(args: argparse.Namespace) -> None:
+    """fp32 vs `--dtype auto` (bf16 mixed precision on a CPU with native bf16) side by side."""
     import statistics
 
     import torch
 
     from culturellm.finetune import FinetuneConfig
     from culturellm.finetune.data import load_records
-    from culturellm.finetune.local import build_trainer, load_base
+    from culturellm.finetune.local import _precision, build_trainer, load_base
+    from culturellm.llm.loading import cpu_has_native_bf16
 
     rows = survey_records(args.country, args.wvs_dir, WORDINGS[:2], args.display)[: args.examples]
     tmp = Path(tempfile.mkdtemp(prefix="ft-prec-"))
     records = load_records(write_records(rows, tmp / "train.jsonl"))
     base, tok = load_base(args.base)
     threads = torch.get_num_threads()
+    auto = "bfloat16" if _precision(FinetuneConfig(dtype="auto"))["bf16"] else "float32"
     print(f"{args.base}: batch {args.batch_size}, {args.steps} steps per run, torch threads {threads}")
+    print(f"CPU native bf16: {cpu_has_native_bf16()}; --dtype auto trains in {auto}")
     print(f"load average before: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
-    speeds: dict[str, list[float]] = {"float32": [], "bfloat16": []}
+    runs: dict[str, list[tuple[float, list[float]]]] = {"float32": [], "auto": []}
     for r in range(args.rounds):
-        for dtype in speeds:
+        for dtype in runs:
             torch.manual_seed(0)
             cfg = FinetuneConfig.from_preset(
                 "cpu-small", dtype=dtype, batch_size=args.batch_size, max_steps=args.steps, save_steps=10_000
@@ -206,20 +212,27 @@ def precision(args: argparse.Namespace) -> None:
             trainer = build_trainer(copy.deepcopy(base), tok, records, tmp / f"{dtype}-{r}", cfg)
             t = time.perf_counter()
             trainer.train()
-            el = time.perf_counter() - t
-            eps = trainer.state.global_step * args.batch_size / el
+            per_step = (time.perf_counter() - t) / trainer.state.global_step
             loss = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-            speeds[dtype].append(eps)
-            print(
-                f"round {r + 1} {dtype:8s}: {eps:5.2f} examples/s ({el:5.1f} s), "
-                f"loss {loss[0]:.3f} -> {loss[-1]:.3f}"
-            )
+            runs[dtype].append((per_step, loss))
+            print(f"round {r + 1} {dtype:8s}: {per_step:5.2f} s/step, loss {loss[0]:.3f} -> {loss[-1]:.3f}")
             del trainer
             gc.collect()
-    fp32, bf16 = (statistics.median(speeds[k]) for k in ("float32", "bfloat16"))
-    print(f"median fp32 {fp32:.2f} examples/s, bf16 {bf16:.2f} examples/s")
-    print(f"ratio bf16 / fp32: {bf16 / fp32:.2f}; load average after: {os.getloadavg()[0]:.1f}")
-    print(f"peak RSS: {peak_rss_mb():.0f} MiB")
+    step = {k: statistics.median(x[0] for x in v) for k, v in runs.items()}
+    loss = {k: v[0][1] for k, v in runs.items()}  # every round trains the same batches from one seed
+    diff = [abs(a - b) for a, b in zip(loss["float32"], loss["auto"], strict=True)]
+    mean = {k: statistics.fmean(v) for k, v in loss.items()}
+    print(f"\n{'':<26} {'float32':>10} {'auto (' + auto + ')':>18}")
+    print(f"{'seconds per step (median)':<26} {step['float32']:10.2f} {step['auto']:18.2f}")
+    print(
+        f"{'examples/s':<26} {args.batch_size / step['float32']:10.2f} {args.batch_size / step['auto']:18.2f}"
+    )
+    print(f"{'first step loss':<26} {loss['float32'][0]:10.3f} {loss['auto'][0]:18.3f}")
+    print(f"{'last step loss':<26} {loss['float32'][-1]:10.3f} {loss['auto'][-1]:18.3f}")
+    print(f"{'mean loss over the steps':<26} {mean['float32']:10.3f} {mean['auto']:18.3f}")
+    print(f"speed auto / fp32: {step['float32'] / step['auto']:.2f}x; per-step loss difference: max "
+          f"{max(diff):.3f}, mean {statistics.fmean(diff):.3f}")  # fmt: skip
+    print(f"load average after: {os.getloadavg()[0]:.1f}; peak RSS: {peak_rss_mb():.0f} MiB")
 
 
 def sweep(args: argparse.Namespace) -> None:
@@ -280,7 +293,7 @@ def main() -> None:
     p.add_argument("--examples", type=int, default=96, help="speed: distinct examples")
     p.add_argument("--sweep", default=None, help="quality: comma-separated learning rates")
     p.add_argument("--epochs", type=float, default=3.0, help="quality: epochs per learning rate")
-    p.add_argument("--precision", action="store_true", help="bf16 vs fp32 training throughput")
+    p.add_argument("--precision", action="store_true", help="--dtype auto vs fp32: speed and loss")
     p.add_argument("--rounds", type=int, default=2, help="precision: alternating fp32/bf16 rounds")
     args = p.parse_args()
     if not (args.wvs_dir / f"{args.country}.csv").is_file():

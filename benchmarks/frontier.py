@@ -17,6 +17,7 @@ alignment is reused), so the script can be killed and rerun, one target at a tim
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -53,37 +54,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def dataset_config(base: Any, target: str) -> Any:
-    """The run's [dataset] with this target ("mixed:0.25" sets majority_weight, "sharpened:0.5" the
-    temperature)."""
+    """The run's [dataset] with this target; NAME:X sets the target's first parameter (registry:
+    "mixed:0.25" sets majority_weight, "sharpened:0.5" the sharpen_temperature)."""
+    from culturellm.dataset.targets import get_target
+
     name, _, param = target.partition(":")
     update: dict[str, Any] = {"target": name}
-    if name == "mixed" and param:
-        update["majority_weight"] = float(param)
-    if name == "sharpened" and param:
-        update["temperature"] = float(param)
+    params = get_target(name).params  # the registry says which option a target's number sets
+    if param and params:
+        update[params[0]] = float(param)
     return type(base).model_validate(base.model_dump() | update)
 
 
 def imported(cfg: Any, out: Path) -> Path:
     from culturellm.augment.importer import import_release
     from culturellm.embed import load_embedder
+    from culturellm.hashing import sha256_file, stable_hash
+    from culturellm.runlayout import RECORDS
     from culturellm.wvs import load_questions
 
-    path = out / "augment" / "augmented.jsonl"
-    if path.exists():
+    path, a = out / "augment" / RECORDS, cfg.augment
+    key = stable_hash({"augment": a.model_dump(mode="json"), "embedder": cfg.models.embedder,
+                       "file": sha256_file(a.import_file)})  # fmt: skip
+    stamp = out / "augment" / "import_key.json"  # reused only when what made it is unchanged
+    if path.exists() and stamp.exists() and json.loads(stamp.read_text()) == key:
         return path
-    a = cfg.augment
     m = import_release(
         a.import_file, out / "augment", load_embedder(cfg.models.embedder), t1=a.t1,
-        source=a.import_source, questions=[q.id for q in a.select(load_questions())],
-        filter=a.import_filter, filter_options=a.import_filter_options(),
+        import_source=a.import_source, questions=[q.id for q in a.select(load_questions())],
+        import_filter=a.import_filter, filter_options=a.import_filter_options(),
     )  # fmt: skip
+    stamp.write_text(json.dumps(key))
     print(f"imported: {m['counts']}", file=sys.stderr, flush=True)
     return path
 
 
 def train(cfg: Any, target: str, augmented: Path, out: Path, max_steps: int | None) -> dict[str, Any]:
-    from culturellm.augment import build_training_set, split_manifest_path
+    from culturellm.dataset import build_training_set, split_manifest_path
     from culturellm.finetune import finetune
 
     label = target.replace(":", "-")
@@ -93,9 +100,9 @@ def train(cfg: Any, target: str, augmented: Path, out: Path, max_steps: int | No
     )
     model_dir = out / "models" / label
     t = time.monotonic()
-    if not (model_dir / "culturellm.json").exists():
-        ft = cfg.finetune if max_steps is None else cfg.finetune.model_copy(update={"max_steps": max_steps})
-        finetune(data, cfg.models.base, model_dir, ft, progress=False)
+    ft = cfg.finetune if max_steps is None else cfg.finetune.model_copy(update={"max_steps": max_steps})
+    # finetune() reuses a finished model only for the same data, base and config (its fingerprint)
+    finetune(data, cfg.models.base, model_dir, ft, progress=False)
     return {
         "model": str(model_dir),
         "split": split_manifest_path(data),

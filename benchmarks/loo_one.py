@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def survey_rows(rows: list[dict[str, Any]], training: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Per-item answers of the survey baselines, in `align`'s row shape: "mean of the 8" (the average
     distribution of the training surveys that answered the item) and each training survey."""
-    from culturellm.wvs import seed_set
+    from culturellm.seeds import seed_set
 
     surveys = {c: {s.question_id: s.distribution for s in seed_set(c)} for c in training}
     out: dict[str, list[dict[str, Any]]] = {"mean": [], **{c: [] for c in training}}
@@ -130,9 +130,15 @@ def held_out(args: argparse.Namespace, culture: str, common: dict, done: dict) -
     lay = RunLayout(out)
     jobs = [
         AlignJob(
-            ModelVariant("culturellm-one", str(lay.model_dir(ONE)), "culture"), lay.split(ONE), "held-out"
+            ModelVariant("culturellm-one", str(lay.model_dir(ONE)), "culture", cfg.models.access),
+            lay.split(ONE),
+            "held-out",
         ),
-        AlignJob(ModelVariant("base+culture-prompt", cfg.models.base, "culture"), lay.split(ONE), "held-out"),
+        AlignJob(
+            ModelVariant("base+culture-prompt", cfg.models.base, "culture", cfg.models.access),
+            lay.split(ONE),
+            "held-out",
+        ),
     ]
     one, base = align_all(jobs, culture, out / "loo")
     res = {"one": scores(one["questions"], culture), "base": scores(base["questions"], culture)}

@@ -115,7 +115,7 @@ def augmented_file(args: argparse.Namespace) -> Path:
 
 
 def train(args: argparse.Namespace, target: str, augmented: Path) -> tuple[Path, Path, dict]:
-    from culturellm.augment import DatasetConfig, build_training_set, split_manifest_path
+    from culturellm.dataset import DatasetConfig, build_training_set, split_manifest_path
     from culturellm.finetune import FinetuneConfig, finetune
 
     data = args.out / "data" / target / "train.jsonl"

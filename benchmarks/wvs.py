@@ -84,7 +84,7 @@ def main() -> None:
         print(f"`culturellm wvs import release.csv` (whole command): {t_imp:.2f} s")
 
         code = (
-            "import time; t=time.perf_counter(); from culturellm.wvs import seed_set; "
+            "import time; t=time.perf_counter(); from culturellm.seeds import seed_set; "
             "s=seed_set('arabic'); t1=time.perf_counter(); seed_set('arabic'); t2=time.perf_counter(); "
             "print(f'{t1-t:.4f} {t2-t1:.6f} {len(s)}')"
         )
@@ -107,9 +107,9 @@ def main() -> None:
             )
             walls.append(t)
         print(f"`culturellm {' '.join(argv)}`: best of 3 {min(walls):.2f} s")
-    code = "import time; t=time.perf_counter(); import culturellm.wvs.cli; print(time.perf_counter()-t)"
+    code = "import time; t=time.perf_counter(); import culturellm.survey_cli; print(time.perf_counter()-t)"
     imp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
-    print(f"import culturellm.wvs.cli alone: {float(imp) * 1e3:.0f} ms")
+    print(f"import culturellm.survey_cli alone: {float(imp) * 1e3:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@
 
 Features of the labelled pairs are cached in benchmarks/results/verifier_features.npz (the language
 model's columns, keyed by the pairs' text, and the last full matrices), so a refit costs seconds;
---recompute recomputes them (after changing culturellm.augment.features). Folds are grouped by seed
-question (culturellm.augment.verifier_fit).
+--recompute recomputes them (after changing culturellm.meaning.features). Folds are grouped by seed
+question (culturellm.meaning.fit).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ def _key(pairs) -> str:
 def features(device: str = "cpu", dtype: str = "float32", recompute: bool = False) -> dict[str, np.ndarray]:
     """{release_x, release_chk, old_x, old_chk, names, chk_names}. The language model's columns (the
     slow part) are cached in CACHE unless the pairs changed; the rest (MiniLM, lexicon) is recomputed."""
-    from culturellm.augment.features import FEATURES, FLUENCY, PairFeatures, load_lm
-    from culturellm.augment.verifier_fit import check_flags, load_labelled
     from culturellm.embed import load_embedder
+    from culturellm.meaning.features import FEATURES, FLUENCY, PairFeatures, load_lm
+    from culturellm.meaning.fit import check_flags, load_labelled
 
     rel, old = load_labelled(LABELS), load_labelled(OLD_PAIRS)
     key = _key([rel.pairs, old.pairs])
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=PARAMS)
     ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "img" / "verifier_curve.png")
     args = ap.parse_args(argv)
-    from culturellm.augment.verifier_fit import fit, load_labelled, oof_probabilities
+    from culturellm.meaning.fit import fit, load_labelled, oof_probabilities
 
     z = features(args.device, args.dtype, args.recompute)
     rel = load_labelled(LABELS)
@@ -101,7 +101,7 @@ def plot(p: np.ndarray, y: np.ndarray, threshold: float, path: Path, chain: tupl
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from culturellm.augment.verifier_fit import rates
+    from culturellm.meaning.fit import rates
 
     ts = np.unique(np.concatenate([np.linspace(0, 1, 201), p]))
     pts = np.array([rates(p, y, float(t))[:2] for t in ts])

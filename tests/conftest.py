@@ -284,7 +284,7 @@ def trained_arabic(tiny_base, tmp_path_factory) -> tuple[Path, Path]:
     """(training set `data/train.jsonl`, Arabic adapter directory): `tiny_base` fine-tuned for one step
     on 8 seed questions with two variants each (2 questions and half the variants held out); one per
     test module, so a module may change its copy."""
-    from culturellm.augment import DatasetConfig, build_training_set
+    from culturellm.dataset import DatasetConfig, build_training_set
     from culturellm.finetune import FinetuneConfig, finetune
     from culturellm.jsonio import write_jsonl
     from culturellm.wvs import load_questions

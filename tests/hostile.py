@@ -120,26 +120,28 @@ def check_case(
     after: dict[str, str],
     allowed: tuple[str, ...],
     protected: tuple[str, ...] = (),
+    stats: FuzzStats = STATS,
 ) -> None:
     """Record and assert one fuzz case of a command run inside a sandbox directory.
 
     res: the CLI result; before/after: `snapshot` of the sandbox around the command; allowed: path
     prefixes (relative to the sandbox) where the command may create files (its output root, the user
     data/cache home); protected: pre-existing files that must not change even inside allowed roots
-    (inputs, a user's own files). Exit code must be 0 or 2; a 2 must be exactly one `error:` line."""
-    STATS.tried += 1
+    (inputs, a user's own files); stats: where the case is counted (a module with its own counts line).
+    Exit code must be 0 or 2; a 2 must be exactly one `error:` line."""
+    stats.tried += 1
     diff = changes(before, after, allowed)
     changed = [p for p in diff["changed"] if p in protected or not p.startswith(allowed)]
-    STATS.written_outside += len(diff["created_outside"])
-    STATS.preexisting_changed += len(changed)
+    stats.written_outside += len(diff["created_outside"])
+    stats.preexisting_changed += len(changed)
     crashed = res.code not in (0, 2) or "Traceback" in res.err
     if res.code == 2:
         errors = [line for line in res.err_lines if line.startswith("error: ")]
         crashed = crashed or len(errors) != 1
-        STATS.clear_errors += not crashed
+        stats.clear_errors += not crashed
     elif res.code == 0:
-        STATS.ok += not crashed
-    STATS.crashes += crashed
+        stats.ok += not crashed
+    stats.crashes += crashed
     assert not crashed, (res.code, res.err[-3000:])
     assert not diff["created_outside"], diff
     assert not changed, diff

@@ -49,5 +49,16 @@ def test_ablate_smoke_writes_table_rows_and_plot(tiny_base, tmp_path):
     assert (out / "ablation.png").stat().st_size > 1000
     splits = {json.dumps(json.loads(p.read_text())["split"]) for p in (out / "data").glob("*.manifest.json")}
     assert len(splits) == 1
+    trained = json.loads((out / "models" / "set0" / "finetune.json").read_text())
     again = CliRunner().invoke(app, args)  # resumes: nothing retrained
     assert again.exit_code == 0 and read_jsonl(out / "ablation.jsonl") == rows
+    assert json.loads((out / "models" / "set0" / "finetune.json").read_text()) == trained
+    # another target in the same --out: the rows are keyed by their options, so every set retrains
+    other = CliRunner().invoke(app, [*args, "--target", "majority"])
+    assert other.exit_code == 0, other.output
+    new = read_jsonl(out / "ablation.jsonl")
+    assert [x["set"] for x in new] == [x["set"] for x in rows]
+    assert new[0] == rows[0]  # the base model's row does not depend on the target: reused
+    assert all(a["key"] != b["key"] for a, b in zip(new[1:], rows[1:], strict=True))
+    retrained = json.loads((out / "models" / "set0" / "finetune.json").read_text())
+    assert retrained["data_sha256"] != trained["data_sha256"]

@@ -15,7 +15,7 @@ from culturellm.cli import app
 @pytest.fixture(scope="module")
 def trained(trained_arabic):
     """(split manifest, Arabic adapter dir): tests/conftest.py `trained_arabic`."""
-    from culturellm.augment import split_manifest_path
+    from culturellm.runlayout import split_manifest_path
 
     data, adapter = trained_arabic
     return split_manifest_path(data), adapter

@@ -11,9 +11,9 @@ from typing import ClassVar
 import pytest
 
 from culturellm.augment import AugmentConfig, augment
-from culturellm.augment.checks import MeaningChecks, is_key_noun, lexicon_tags
 from culturellm.jsonio import read_jsonl
 from culturellm.llm.base import SamplingParams, ScoreResult, Usage
+from culturellm.meaning.checks import MeaningChecks, is_key_noun, lexicon_tags
 from culturellm.wvs import load_questions
 
 PAIRS = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "meaning_pairs.jsonl"

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from culturellm.augment.parse import clean_sentence, normalize, parse_list, parse_synonyms
-from culturellm.augment.words import (
+from culturellm.meaning.words import (
     build_variants,
     content_words,
     negation_count,

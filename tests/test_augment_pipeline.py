@@ -9,7 +9,8 @@ from collections import Counter
 
 import pytest
 
-from culturellm.augment import AugmentConfig, augment, build_training_set, read_complete
+from culturellm.augment import AugmentConfig, augment, read_complete
+from culturellm.dataset import build_training_set
 from culturellm.jsonio import read_jsonl
 from culturellm.wvs import load_questions
 
@@ -179,7 +180,7 @@ def test_judge_with_bundled_model_scores_both_ways_and_replays_from_cache(cached
     requests per pair, the same verdicts replayed from the response cache."""
     import math
 
-    from culturellm.augment.judge import Judge
+    from culturellm.meaning.judge import Judge
 
     judge = Judge(cached_model)
     seed = seeds[0].text

@@ -53,7 +53,7 @@ def test_reask_varies_sample_index_and_filters(tmp_path, embedder):
         "Children suffer when their mother has a paid job.",
         "If a mother is employed, her children suffer.",
     ]
-    p_calls = [p for p in llm.asked if p.max_tokens == cfg.max_tokens_paraphrase]
+    p_calls = [p for p in llm.asked if p.max_tokens == cfg.paraphrase_tokens]
     assert [p.sample_index for p in p_calls] == [0, 1] and p_calls[0].seed != p_calls[1].seed
     reasons = man["steps"]["paraphrase"]["reasons"]
     assert reasons["duplicate"] >= 2  # the seed echoed, then the already kept paraphrase

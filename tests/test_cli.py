@@ -84,9 +84,7 @@ def test_commands_that_talk_to_a_model_share_their_flags():
         ("evaluate", "--calibration", "contextual|none"),
         ("finetune", "--preset", "cpu-small|paper|paper-qlora|smoke"),
         ("finetune", "--dtype", "auto|float32|bfloat16|float16"),
-        ("finetune", "--backend", "local|openai"),
         ("run", "--preset", "demo|full"),
-        ("dataset", "--target", "majority|distribution"),
         ("augment", "--synonym-requests", "sentence|seed"),
         ("serve", "--dtype", "float32|bfloat16|float16"),
     ],
@@ -99,6 +97,24 @@ def test_choice_options_are_choices(cli, command, flag, choices):
     code, _, err = cli(command, flag, "nonsense")
     assert code == 2 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and "'nonsense' is not one of" in err, err
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "names", "rest"),
+    [
+        ("finetune", "--backend", ("local", "openai"), ("--data", "x.jsonl", "--out", "o")),
+        ("dataset", "--target", ("majority", "sharpened"), ("-c", "arabic", "-a", "x", "-o", "o")),
+    ],
+)
+def test_registry_options_list_their_names_and_refuse_others(cli, command, flag, names, rest):
+    """Options backed by a registry (finetune.backends, dataset.targets) are text checked against it:
+    the help names the built-in entries, an unknown one is one line naming the known ones."""
+    code, out, _ = cli(command, "--help")
+    assert code == 0 and all(n in out for n in names)
+    code, _, err = cli(
+        command, flag, "nonsense", "--data", "x.jsonl", "--out", "o", "-c", "arabic", "-a", "x"
+    )
+    assert code == 2 and "Traceback" not in err
 
 
 @pytest.mark.slow  # the real script in its own process
@@ -183,3 +199,15 @@ def test_evaluate_and_align_take_the_shared_flags(cli, tmp_path):
     assert code == 0, err
     assert len(read_jsonl(tmp_path / "al" / "align.jsonl")) == 1 and '"majority_agreement"' in out
     assert load_model("fake:al", cache=False).calls
+
+
+def test_import_options_are_offered_where_they_are_used(cli):
+    """One name set: `augment import` takes --import-source / --import-filter (their old names --source
+    / --filter still work); `culturellm augment`, which generates and would ignore them, does not offer
+    them (a run sets them in [augment])."""
+    code, out, _ = cli("augment", "import", "--help")
+    assert code == 0 and "--import-source" in out and "--import-filter" in out and "checks" in out
+    code, out, _ = cli("augment", "--help")
+    assert code == 0 and "--import-filter" not in out and "--import-source" not in out
+    code, _, err = cli("augment", "--import-filter", "checks", "--out", "x")
+    assert code == 2 and "--import-filter" in err and "Traceback" not in err

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from culturellm.augment.config import AugmentConfig, DatasetConfig
+from culturellm.augment.config import AugmentConfig
 from culturellm.config import RunConfig, load_config, save_config
+from culturellm.dataset.config import DatasetConfig
 from culturellm.errors import DataError
 from culturellm.evaluate.config import AlignConfig, EvaluateConfig
 from culturellm.finetune.config import FinetuneConfig
@@ -177,7 +178,7 @@ def test_run_layout_names_every_path(tmp_path):
 
 
 def test_split_reader(tmp_path):
-    from culturellm.augment.dataset import read_split
+    from culturellm.dataset.build import read_split
 
     p = tmp_path / "train.manifest.json"
     p.write_text(
@@ -306,3 +307,20 @@ def test_every_stage_option_is_a_flag(config, command):
     for flag in field_flags(config):
         assert flag.name in params and flag.names[0] in params[flag.name].opts, flag.name
         assert config.model_fields[flag.name].description, f"{config.__name__}.{flag.name}: no description"
+
+
+def test_derived_augment_values_are_not_written_back(tmp_path):
+    """`k` (rewrites per request) and the paraphrase token budget derive from `n` when unset; the
+    stored config.toml keeps them unset, so a copied config with another `n` derives them again."""
+    from culturellm.config import RunConfig, load_config
+
+    cfg = RunConfig(augment={"n": 5})
+    assert cfg.augment.k is None and cfg.augment.rewrites_per_request == 7
+    text = cfg.to_toml()
+    assert "# k = (unset)" in text and "# max_tokens_paraphrase = (unset)" in text
+    path = tmp_path / "config.toml"
+    path.write_text(text.replace("n = 5", "n = 2"), encoding="utf-8")
+    again = load_config(path)
+    assert again.augment.n == 2 and again.augment.rewrites_per_request == 4
+    assert again.augment.paraphrase_tokens == 16 + 28 * 4
+    assert again.augment.fingerprint()["k"] == 4  # the records' fingerprint holds the value used

@@ -14,7 +14,8 @@ from culturellm.cultures import (
     user_cultures_path,
 )
 from culturellm.errors import DataError, UnknownNameError
-from culturellm.wvs import load_answers, seed_set
+from culturellm.seeds import seed_set
+from culturellm.wvs import load_answers
 
 BUNDLED = {
     "arabic": ("ar", ("IRQ", "JOR")),

@@ -11,13 +11,15 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from culturellm.augment import DatasetConfig, build_training_set, split_manifest_path
-from culturellm.augment.dataset import distribution_targets, largest_remainder, make_split
 from culturellm.cli import app
+from culturellm.dataset import DatasetConfig, build_training_set, split_manifest_path
+from culturellm.dataset.build import make_split
+from culturellm.dataset.targets import distribution_targets, largest_remainder
 from culturellm.errors import CultureLLMError, DataError, UnknownNameError
 from culturellm.jsonio import read_jsonl, write_jsonl
 from culturellm.prompts import culture_system_prompt, survey_messages
-from culturellm.wvs import load_questions, seed_set
+from culturellm.seeds import seed_set
+from culturellm.wvs import load_questions
 
 
 def _augmented(path: Path, qids: list[str], per_q: int = 6) -> Path:

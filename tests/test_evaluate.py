@@ -137,7 +137,8 @@ def test_tests_use_data_inside_the_repository(release_fixtures: Path) -> None:
 
 def test_phases_with_the_fake_backend(tmp_path: Path) -> None:
     """The phased runner's plumbing, no weights: a plan of model x task items, each model asked only
-    its own requests (examples, then the content-free texts of contextual calibration, per task),
+    its own requests (examples with the content-free texts of contextual calibration in one call per
+    task, so the prompt prefix they share runs once),
     TaskResult rows in plan order, and a rerun that resumes every row without a model call."""
     from culturellm.evaluate import EvaluateConfig, ModelVariant, evaluate
     from culturellm.evaluate.runner import build_requests, plan_evaluation
@@ -161,11 +162,11 @@ def test_phases_with_the_fake_backend(tmp_path: Path) -> None:
     ]
     assert all(r["requests"] == 8 and r["calibration"]["method"] for r in rows)
     for spec in (a, b):
-        assert load_model(spec).calls == [("score", 5), ("score", 3)] * n_tasks
+        assert load_model(spec).calls == [("score", 5 + 3)] * n_tasks
     before = (tmp_path / "results.jsonl").read_text()
     again = evaluate(models, ["english"], config, tmp_path, progress=False, n_boot=50)
     assert all(r["resumed"] for r in again) and (tmp_path / "results.jsonl").read_text() == before
-    assert load_model(a).calls == [("score", 5), ("score", 3)] * n_tasks  # no new call
+    assert load_model(a).calls == [("score", 5 + 3)] * n_tasks  # no new call
     assert read_jsonl(tmp_path / "results.jsonl") == rows
     gen = evaluate(models[:1], ["english"], config.model_copy(update={"mode": "generate"}), tmp_path / "g")
     assert all("reply" in p for p in read_jsonl(next((tmp_path / "g" / "predictions").rglob("*.jsonl"))))

@@ -271,8 +271,9 @@ def test_cli_openai_backend_and_dry_run(tmp_path, api_env):
 
 
 def test_estimate_tokens_and_cost(tmp_path):
+    from culturellm.finetune.backends import estimate
     from culturellm.finetune.data import load_records
-    from culturellm.finetune.estimate import estimate, price_per_mtok
+    from culturellm.finetune.estimate import price_per_mtok
 
     recs = load_records(survey_file(tmp_path / "t.jsonl", n=10))
     cfg = FinetuneConfig.from_preset("cpu-small", backend="openai", epochs=2)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from culturellm.augment import DatasetConfig, build_training_set
+from culturellm.dataset import DatasetConfig, build_training_set
 from culturellm.errors import DataError
 from culturellm.finetune import FinetuneConfig, finetune
 from culturellm.finetune.data import load_records, to_prompt_completion
@@ -131,7 +131,9 @@ def test_a_bad_weight_is_one_clear_error(tmp_path):
 def test_openai_backend_refuses_weighted_data(tmp_path, cli):
     write_jsonl(tmp_path / "w.jsonl", rows([1.0, 0.5, 1.0], soft=False) * 4)
     cfg = FinetuneConfig.from_preset("cpu-small", backend="openai", base_url="http://127.0.0.1:9/v1")
-    with pytest.raises(DataError, match=r"w.jsonl:1: the OpenAI fine-tuning API takes no per-example"):
+    with pytest.raises(
+        DataError, match=r"w.jsonl:1: per-example loss weights; the openai fine-tuning backend takes none"
+    ):
         finetune(tmp_path / "w.jsonl", "openai:gpt-4o-mini-2024-07-18", tmp_path / "o", cfg, progress=False)
     assert not (tmp_path / "o").exists()
     p = cli("finetune", "--backend", "openai", "--dry-run",
@@ -211,7 +213,7 @@ def test_an_import_filter_may_record_fields_on_the_records_it_keeps(tmp_path):
     register_import_filter("test-scores", scores)
     try:
         m = import_release(
-            tmp_path / "release.jsonl", tmp_path / "aug", _SameEmbedder(), filter="test-scores"
+            tmp_path / "release.jsonl", tmp_path / "aug", _SameEmbedder(), import_filter="test-scores"
         )
     finally:
         IMPORT_FILTERS.pop("test-scores")

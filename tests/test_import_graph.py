@@ -88,3 +88,69 @@ def test_no_import_cycle_in_src():
     found = cycles(import_graph())
     unexpected = [sorted(c) for c in found if c not in EXPECTED.values()]
     assert not unexpected, f"{len(unexpected)} import circle(s) in src/: {unexpected}"
+
+
+def package_of(module: str) -> str:
+    """`culturellm.evaluate.runner` -> `culturellm.evaluate`; a top-level module is its own package."""
+    return ".".join(module.split(".")[:2])
+
+
+def package_graph(graph: nx.DiGraph) -> nx.DiGraph:
+    packages = nx.DiGraph()
+    packages.add_nodes_from(package_of(m) for m in graph)
+    packages.add_edges_from(
+        (package_of(a), package_of(b)) for a, b in graph.edges if package_of(a) != package_of(b)
+    )
+    return packages
+
+
+def test_package_of():
+    assert package_of("culturellm.evaluate.runner") == "culturellm.evaluate"
+    assert package_of("culturellm.runlayout") == "culturellm.runlayout"
+    assert package_of("culturellm") == "culturellm"
+
+
+# Arrows that would run back up (docs/architecture.md): the survey data below the culture registry, the
+# model layer below the server, the names of a run's paths below everything that writes them, the
+# meaning checks below generation and the dataset stage.
+FORBIDDEN = [
+    ("culturellm.wvs", "culturellm.cultures"),
+    ("culturellm.wvs", "culturellm.seeds"),
+    ("culturellm.cultures", "culturellm.seeds"),
+    ("culturellm.llm", "culturellm.serve"),
+    ("culturellm.meaning", "culturellm.augment"),
+    ("culturellm.meaning", "culturellm.dataset"),
+    ("culturellm.dataset", "culturellm.augment"),
+]
+
+
+def test_no_package_arrow_back_up():
+    packages = package_graph(import_graph())
+    circles = [sorted(c) for c in nx.strongly_connected_components(packages) if len(c) > 1]
+    assert not circles, f"packages that import each other: {circles}"
+    back = [(a, b) for a, b in FORBIDDEN if packages.has_edge(a, b)]
+    assert not back, f"package arrows that run back up: {back}"
+
+
+def test_runlayout_imports_nothing_of_culturellm():
+    """runlayout only names paths: it must not pull in augment, evaluate or anything else."""
+    graph = import_graph()
+    assert not set(graph.successors("culturellm.runlayout"))
+
+
+def test_fitting_module_only_for_scripts():
+    """The scikit-learn fitting code (meaning.fit) is for scripts/fit_verifier.py, the benchmarks and
+    the tests; no module of the package imports it (the judge's routing lives in meaning.judge)."""
+    graph = import_graph()
+    assert not set(graph.predecessors("culturellm.meaning.fit"))
+
+
+def test_package_graph_sees_a_back_arrow():
+    graph = nx.DiGraph(
+        [("culturellm.llm.cli", "culturellm.serve.app"), ("culturellm.serve.app", "culturellm.llm")]
+    )
+    packages = package_graph(graph)
+    assert packages.has_edge("culturellm.llm", "culturellm.serve")
+    assert [sorted(c) for c in nx.strongly_connected_components(packages) if len(c) > 1] == [
+        ["culturellm.llm", "culturellm.serve"]
+    ]

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from culturellm.augment.config import AugmentConfig
-from culturellm.augment.judge import Judge, judge_where_unsure
 from culturellm.augment.summary import judge_summary
-from culturellm.augment.verifier_fit import band_route, choose_band, group_folds, nested_band
+from culturellm.meaning.fit import band_route, choose_band, group_folds, nested_band
+from culturellm.meaning.judge import Judge, judge_where_unsure
 
 PAIRS = [
     ("It is a duty towards society to have children", "Having children is a duty towards society"),
@@ -94,7 +94,7 @@ def test_augment_with_verifier_and_judge_counts_in_the_manifest(tmp_path, embedd
     """The whole run: the issue-16 script's rewordings, the verifier (bundled model) and the tiny judge;
     band 0,1 sends every screened candidate to the judge, 1,1 none, the default is the shipped band."""
     from culturellm.augment import augment
-    from culturellm.augment.verifier import load_params
+    from culturellm.meaning.verifier import load_params
     from culturellm.wvs import load_questions
     from test_augment_checks import IssueLLM
 

@@ -318,3 +318,21 @@ def test_shared_prefix_with_a_sliding_window_model_stays_exact(smol_tokenizer) -
     for req, res in zip(reqs, chat.score(reqs), strict=True):
         for cand, lp in zip(req.candidates, res.logprobs, strict=True):
             assert lp == pytest.approx(manual_logprob(chat, req.messages, cand, True), abs=2e-4), cand
+
+
+@pytest.mark.parametrize(
+    "scale", [0.5, 4.0, 8.0, 16.0]
+)  # flat (the nucleus beyond the top k: a sort) to peaked
+def test_temperature_top_p_keeps_the_tokens_transformers_keeps(scale):
+    """Sampling's warper (temperature, then top-p without a full sort per step) leaves the same logits
+    as transformers' TemperatureLogitsWarper + TopPLogitsWarper, so sampled replies do not change."""
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+    from culturellm.llm.hf_compat import TemperatureTopP
+
+    gen = torch.Generator().manual_seed(int(scale * 10))
+    x = torch.randn(64, 49152, generator=gen) * scale
+    want = TopPLogitsWarper(0.9)(None, TemperatureLogitsWarper(0.7)(None, x))
+    got = TemperatureTopP(0.7, 0.9)(None, x)
+    assert torch.equal(got, want)
+    assert (want > -math.inf).sum() < x.numel()  # something was cut

@@ -103,22 +103,72 @@ def test_cli_evaluate_in_bf16_writes_calibrated_rows(tmp_path):
     assert res.exit_code == 0, res.output
     (row,) = read_jsonl(out / "results.jsonl")
     assert row["n"] == 5 and row["calibration"]["method"] == "contextual"
+    assert row["dtype"] == "bfloat16"  # the row says in which precision it was scored
     assert 0.0 <= row["macro_f1"] <= 1.0 and "macro_f1_uncalibrated" in row
     assert (
         load_local_chat(parse_spec("bundled"), dtype="bfloat16").dtype_name == "bfloat16"
     )  # the model it used
 
 
-def test_local_defaults_apply_beneath_a_specs_own_options():
-    from culturellm.llm.placement import local_defaults, local_defaults_applied
-    from culturellm.llm.registry import parse_spec
+def test_access_placement_goes_beneath_a_specs_own_options(tmp_path):
+    """`load_model(spec, access)`: the command's or run's device / dtype / batch size reach a local
+    spec beneath its own options, never a remote one; no process-wide default is left behind."""
+    from culturellm.llm import ModelAccess, ModelSpec, SpecKind, load_model
+    from culturellm.llm.fake import FakeBackend
+    from culturellm.llm.registry import register_kind, unregister_kind
 
-    assert local_defaults() == {}
-    with local_defaults_applied(device="cpu", dtype="bfloat16", batch_size=None):
-        assert local_defaults() == {"device": "cpu", "dtype": "bfloat16"}
-        with local_defaults_applied(dtype="float32"):
-            assert local_defaults()["dtype"] == "float32"
-        assert local_defaults()["dtype"] == "bfloat16"
-    assert local_defaults() == {}
-    spec = parse_spec("bundled", dtype="float16")
-    assert spec.options["dtype"] == "float16"  # load_model adds defaults only for options not given
+    seen = []
+
+    def parse(text):
+        return ModelSpec(text, "probe", name=text[6:]) if text.startswith("probe:") else None
+
+    def load(spec):
+        seen.append(dict(spec.options))
+        return FakeBackend(spec.text)
+
+    register_kind(SpecKind("probe", ("probe:NAME",), parse, load, lambda spec: tmp_path), before="dir")
+    try:
+        access = ModelAccess(device="cpu", dtype="bfloat16", batch_size=3, cache=False)
+        load_model("probe:a", access)
+        load_model(ModelSpec("probe:b", "probe", name="b", local=True, options={"dtype": "float16"}), access)
+        load_model("probe:c", cache=False)  # no access: nothing from the calls before
+    finally:
+        unregister_kind("probe")
+    assert seen == [
+        {"device": "cpu", "dtype": "bfloat16", "batch_size": 3},
+        {"dtype": "float16", "device": "cpu", "batch_size": 3},
+        {},
+    ]
+    assert load_model("fake:x", access).name  # a remote kind: the placement is not applied
+
+
+def test_auto_dtype_rule():
+    """--dtype auto: training in bf16 where the device computes it natively (a CPU with AVX512-BF16 or
+    AMX included), scoring in fp32 on every CPU (bf16 changed 3-6 % of labels, docs/models.md)."""
+    from culturellm.llm.loading import auto_dtype, native_bf16
+
+    zen4 = ["fpu", "sse2", "avx2", "avx512f", "avx512bw", "avx512_bf16", "avx512_vnni"]
+    sapphire_rapids = ["avx2", "avx512f", "amx_bf16", "amx_tile", "amx_int8"]
+    skylake = ["fpu", "sse2", "avx2", "avx512f", "avx512bw", "avx512_vnni"]
+    assert native_bf16(zen4) and native_bf16(sapphire_rapids) and native_bf16(["AVX512_BF16"])
+    assert not native_bf16(skylake) and not native_bf16([]) and not native_bf16(["avx2"])
+    assert auto_dtype("cpu", bf16=True, training=True) == "bfloat16"
+    assert auto_dtype("cpu", bf16=False, training=True) == "float32"
+    assert auto_dtype("cpu", bf16=True) == auto_dtype("cpu", bf16=False) == "float32"  # scoring
+    assert auto_dtype("cuda", bf16=True) == auto_dtype("cuda:1", bf16=True, training=True) == "bfloat16"
+    assert auto_dtype("cuda", bf16=False) == "float16" and auto_dtype("mps") == "float16"
+    assert auto_dtype("cuda", bf16=False, training=True) == "float32"
+
+
+def test_this_machines_cpu_flags_are_read():
+    """cpu_flags() holds what /proc/cpuinfo says (Linux), and native bf16 follows them."""
+    from pathlib import Path
+
+    from culturellm.llm.loading import cpu_flags, cpu_has_native_bf16, native_bf16, resolve_dtype
+
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        line = next((x for x in info.read_text().splitlines() if x.startswith("flags")), "flags :")
+        assert set(line.split(":", 1)[1].split()) <= cpu_flags()
+    assert cpu_has_native_bf16() == native_bf16(cpu_flags())
+    assert str(resolve_dtype("auto", "cpu")) == "torch.float32"  # scoring stays fp32 on any CPU

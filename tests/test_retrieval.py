@@ -11,13 +11,14 @@ import re
 import numpy as np
 import pytest
 
-from culturellm.augment import DatasetConfig, build_training_set
+from culturellm.dataset import DatasetConfig, build_training_set
 from culturellm.errors import DataError
 from culturellm.evaluate.align import _items, _systems
 from culturellm.evaluate.retrieval import HEADER, Retriever, answers_line, pool_questions
 from culturellm.evaluate.variant import ModelVariant, Retrieval
 from culturellm.jsonio import write_jsonl
-from culturellm.wvs import load_questions, seed_set
+from culturellm.seeds import seed_set
+from culturellm.wvs import load_questions
 
 
 class WordsEmbedder:

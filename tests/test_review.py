@@ -204,7 +204,7 @@ def test_review_stats_prints_acceptance_and_agreement(tmp_path, cli):
 
 
 def test_dataset_drops_samples_reviewers_rejected(tmp_path):
-    from culturellm.augment import DatasetConfig, build_training_set
+    from culturellm.dataset import DatasetConfig, build_training_set
 
     d = _aug_dir(tmp_path)
     _rate_two_reviewers(d)

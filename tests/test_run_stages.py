@@ -70,8 +70,17 @@ def test_matrix_base_row_uses_the_runs_endpoint_cache_and_timeout(tmp_path, cach
     run = _run(tmp_path, base_url=URL, timeout=7, cache=cache)
     rows = run.matrix_variants()
     assert [v.label for v in rows] == ["base", "culturellm-arabic", "culturellm-german", "culturellm-one"]
-    how = {(v.base_url, v.cache, v.timeout) for v in rows + run.variants("arabic")}
-    assert how == {(URL, cache, 7.0)}
+    how = {(v.access.base_url, v.access.cache, v.access.timeout) for v in rows + run.variants("arabic")}
+    assert how == {(URL, cache, 7.0)} and {v.access for v in rows} == {run.access}
     base = rows[0].load()
     assert base.display_url == URL and base.timeout == 7.0
     assert run.model("openai:llama3") is base  # the augmenter is loaded the same way
+
+
+def test_each_variant_is_aligned_on_the_split_of_the_set_it_was_trained_on(tmp_path):
+    """By the model it loads, not by its label: a culture model on its culture's split, One on One's,
+    the base model (with or without the culture prompt) on the culture's."""
+    run = _run(tmp_path)
+    got = {v.label: run.training_set_of(v, "arabic") for v in run.variants("arabic")}
+    assert got == {"base": "arabic", "base+culture-prompt": "arabic", "culturellm": "arabic",
+                   "culturellm-one": "one"}  # fmt: skip

@@ -53,14 +53,15 @@ def test_align_retrieve_adds_the_retrieval_variants(tmp_path):
 
 
 def test_a_weighted_run_with_the_openai_backend_is_refused_before_anything_runs():
+    """finetune.backends.check_weights: the openai backend does not accept weights."""
     from culturellm.errors import DataError
     from culturellm.pipeline import check_models
 
     cfg = RunConfig(
         models={"base": "openai:gpt-4o-mini-2024-07-18"},
         finetune={"backend": "openai"},
-        dataset={"weight": "verifier"},
+        dataset={"target": "sampled", "weight": "verifier"},
     )
-    with pytest.raises(DataError, match=r'weight = "verifier": the OpenAI fine-tuning API takes no'):
+    with pytest.raises(DataError, match=r"weight = 'verifier' with finetune.backend = 'openai': per-example"):
         check_models(cfg)
     check_models(cfg.model_copy(update={"dataset": cfg.dataset.model_copy(update={"weight": "none"})}))

@@ -64,8 +64,8 @@ def _release_file(root: Path) -> Path:
 
 
 def test_question_forms_are_no_modality_change():
-    from culturellm.augment.checks import MeaningChecks
-    from culturellm.augment.features import lexical_features
+    from culturellm.meaning.checks import MeaningChecks
+    from culturellm.meaning.features import lexical_features
 
     modal = MeaningChecks(["modal_change"])
     for seed, cand in QUESTION_FORMS:
@@ -83,7 +83,7 @@ def test_question_forms_are_no_modality_change():
 
 
 def test_refit_folds_never_share_a_question():
-    from culturellm.augment.verifier_fit import group_folds, load_labelled, nested_keep
+    from culturellm.meaning.fit import group_folds, load_labelled, nested_keep
 
     data = load_labelled(LABELS)
     assert len(data.pairs) == 550 and len(set(data.groups)) == 50
@@ -99,7 +99,7 @@ def test_refit_folds_never_share_a_question():
 
 
 def test_threshold_is_chosen_for_the_precision_of_what_is_kept():
-    from culturellm.augment.verifier_fit import choose_threshold, rates
+    from culturellm.meaning.fit import choose_threshold, rates
 
     p = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
     y = np.array([0, 0, 0, 1, 0, 1, 1, 1])
@@ -110,8 +110,8 @@ def test_threshold_is_chosen_for_the_precision_of_what_is_kept():
 
 
 def test_shipped_parameters_load_and_reproduce_a_refit():
-    from culturellm.augment.verifier import Verifier, load_params
-    from culturellm.augment.verifier_fit import load_labelled, model
+    from culturellm.meaning.fit import load_labelled, model
+    from culturellm.meaning.verifier import Verifier, load_params
 
     params = load_params()
     assert 0 < params.threshold < 1 and params.info["cv"]["heldout"]["n"] == 550
@@ -145,7 +145,7 @@ def test_augment_check_bad_input_is_one_line_exit_2(tmp_path, cli):
 
 
 def test_read_rows_both_formats(tmp_path):
-    from culturellm.augment.verdicts import default_out, read_rows
+    from culturellm.meaning.verdicts import default_out, read_rows
 
     fmt, rows = read_rows(_aug_dir(tmp_path))
     assert fmt == "augmented" and len(rows) == len(SAMPLES)
@@ -187,11 +187,50 @@ def test_augment_check_both_formats_writes_verdicts(tmp_path, capsys):
     assert mine.read_text(encoding="utf-8") == "my notes\n"
 
 
+@pytest.mark.slow
+def test_batched_check_gives_the_verdicts_of_one_row_at_a_time(tmp_path):
+    """`augment check` scores the rows of a seed together (shared KV prefix, each distinct text once,
+    chunks of rows); the verdicts are those of scoring every row alone, and the progress counts every
+    row once."""
+    from culturellm.embed import load_embedder
+    from culturellm.meaning import verdicts as vd
+    from culturellm.meaning.features import load_lm
+    from culturellm.meaning.verifier import Verifier
+
+    cands = [
+        ("27", "Making my parents proud has been one of my main aims in life"),
+        ("28", "When a father works for pay, the children suffer"),
+        ("27", "Making my guardians proud has always been one of my primary goals in life."),
+        ("28", "Children suffer when their mother has a paid job"),
+        ("27", "Making my parents proud has been one of my main aims in life"),  # a repeated row
+        ("27", "The goal to bring vanity to my parents has been a central life goal of mine."),
+        ("28", "When a mother works for pay, the children suffer"),  # the seed itself
+        ("27", "Credo you of the belief that my parents are proud"),
+    ]
+    path = tmp_path / "small.jsonl"
+    write_jsonl(path, [{"q_id": q, "q_content": c, "ori_content": SEEDS[f"Q{q}"]} for q, c in cands])
+    _, rows = vd.read_rows(path)
+    verifier = Verifier(load_embedder(disk_cache=False), load_lm(device="cpu", dtype="float32"))
+    verifier.extractor.chunk_rows = 3  # several chunks, a seed's rows split across none of them
+    done: list[int] = []
+    batched = vd.score(rows, verifier, progress=None)
+    pairs = [(r["seed"], r["text"]) for r in rows]
+    together = verifier.verdicts(pairs, advance=done.append)
+    alone = [verifier.verdicts([p])[0] for p in pairs]
+    assert sum(done) == len(rows) and len(done) >= 2
+    assert [v.keep for v in together] == [v.keep for v in alone] == [r["verdict"] == "keep" for r in batched]
+    assert [v.reasons for v in together] == [v.reasons for v in alone]
+    np.testing.assert_allclose([v.probability for v in together], [v.probability for v in alone], atol=1e-4)
+    for a, b in zip(together, alone, strict=True):
+        np.testing.assert_allclose(list(a.scores.values()), list(b.scores.values()), atol=1e-4)
+    assert together[0].probability == together[4].probability  # a repeated row scores the same
+
+
 # --- verdicts used by dataset --drop-rejected and shown by review ---------------------------------
 
 
 def _write_verdicts(d: Path, reject: set[str]) -> None:
-    from culturellm.augment.verdicts import KIND
+    from culturellm.meaning.verdicts import KIND
 
     rows = [
         {"kind": KIND, "id": r["id"], "verdict": "reject" if r["text"] in reject else "keep",
@@ -202,8 +241,8 @@ def _write_verdicts(d: Path, reject: set[str]) -> None:
 
 
 def test_drop_rejected_uses_verdicts_and_review_shows_them(tmp_path):
-    from culturellm.augment import build_training_set
-    from culturellm.augment.config import DatasetConfig
+    from culturellm.dataset import build_training_set
+    from culturellm.dataset.config import DatasetConfig
     from culturellm.review.store import load_items
 
     d = _aug_dir(tmp_path)
@@ -228,8 +267,8 @@ def test_drop_rejected_uses_verdicts_and_review_shows_them(tmp_path):
 
 @pytest.mark.slow
 def test_features_on_real_pairs():
-    from culturellm.augment.features import FEATURES, PairFeatures, load_lm
     from culturellm.embed import load_embedder
+    from culturellm.meaning.features import FEATURES, PairFeatures, load_lm
 
     pairs = [
         ("Sexual harassment", "Sexual harassment in the workplace"),

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from culturellm.cultures import list_cultures
 from culturellm.errors import DataError
+from culturellm.seeds import seed_set
 from culturellm.wvs import (
     aggregate,
     load_answers,
@@ -26,7 +27,6 @@ from culturellm.wvs import (
     majority_code,
     read_answers,
     read_microdata,
-    seed_set,
 )
 from culturellm.wvs.answers import answers_to_lines, bundled_answers_path, merge_user_answers
 from wvs_synth import synthetic_microdata

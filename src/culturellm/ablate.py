@@ -7,7 +7,11 @@ adds nothing to the previous one is skipped) and by size (seeded subsamples of t
 of trained questions), every model is trained with the same preset and target and aligned on the
 held-out items; the base model is the first row. Writes OUT/ablation.jsonl (one row per set),
 OUT/ablation.md (the table) and OUT/ablation.png (held-out agreement and 1 - JSD per set), and
-resumes: finished rows and trained models are reused.
+resumes by key: each row carries `key`, the stable hash of what made it (the dataset options, the
+set, the fine-tuning config, the base, the culture and the augmented file's sha256), and a finished
+row is reused only when its key is unchanged (another --target or --base retrains; the models resume
+by their own fine-tuning fingerprint). The dataset options are `DatasetConfig`'s (`culturellm
+dataset`'s flags and defaults, or a TOML's [dataset] table with --config).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Any
 
 import typer
 
+from culturellm.config_cli import config_command
+from culturellm.dataset.config import DatasetConfig
 from culturellm.errors import CultureLLMError
 from culturellm.jsonio import atomic_write_text, read_jsonl, write_jsonl
 from culturellm.safewrite import target
@@ -57,45 +63,46 @@ def ablate(
     augmented: Path,
     culture: str,
     out: Path,
+    dataset: Any = None,
     *,
     base: str = "bundled",
     preset: str = "cpu-small",
-    target: str = "majority",
-    holdout_questions: int = 10,
-    holdout_variants: float = 0.3,
     sizes: Sequence[int] = (50, 150, 1000),
     max_steps: int | None = None,
-    seed: int = 0,
     progress: bool = True,
     force: bool = False,
 ) -> list[dict[str, Any]]:
-    """Train and align every planned set; return the rows (also in OUT/ablation.jsonl). OUT is claimed
-    (culturellm.outdir): new, an earlier ablation's, or --force."""
-    from culturellm.augment import DatasetConfig, build_training_set, split_manifest_path
-    from culturellm.augment.dataset import read_augmented
+    """Train and align every planned set; return the rows (also in OUT/ablation.jsonl). `dataset`: a
+    DatasetConfig (None: its defaults; the split must hold something out). OUT is claimed
+    (culturellm.outdir): new, an earlier ablation's, or --force.
+
+    Long because: one loop that builds, trains, aligns and records each set, resuming by key."""
+    from culturellm.dataset import DatasetConfig, build_training_set, split_manifest_path
+    from culturellm.dataset.build import read_augmented
     from culturellm.evaluate import ModelVariant, align
     from culturellm.finetune import FinetuneConfig, finetune
+    from culturellm.hashing import sha256_file, stable_hash
     from culturellm.outdir import claim
 
+    dataset = dataset or DatasetConfig()
     steps_present = {r.get("step") for rows in read_augmented(augmented).values() for r in rows}
     claim(out, "ablate", force=force)
-    dataset = DatasetConfig.model_validate(
-        {"target": target, "holdout_questions": holdout_questions, "holdout_variants": holdout_variants,
-         "seed": seed}
-    )  # fmt: skip
     full = build_training_set([culture], augmented, out / "data" / "full.jsonl", dataset)
     split = split_manifest_path(out / "data" / "full.jsonl")
     if not full["counts"]["heldout_variants"] and not full["counts"]["heldout_questions"]:
         raise CultureLLMError(f"{augmented}: the split holds nothing out; raise --holdout-variants")
-    cfg = FinetuneConfig.from_preset(preset, max_steps=max_steps, seed=seed)
-    done = (
-        {r["set"]: r for r in read_jsonl(out / "ablation.jsonl")} if (out / "ablation.jsonl").exists() else {}
-    )
-    rows = [done.get("base") or _row("base", align(ModelVariant("base", base), culture, split=split), {})]
+    cfg = FinetuneConfig.from_preset(preset, max_steps=max_steps, seed=dataset.seed)
+    made = {"base": base, "culture": culture, "augmented": sha256_file(augmented), "split": full["split"]}
+    done = {r.get("key"): r for r in _rows(out)}
+    key = stable_hash(made)
+    base_row = done.get(key) or _row("base", align(ModelVariant("base", base), culture, split=split), {})
+    rows = [base_row | {"key": key}]
     write_jsonl(out / "ablation.jsonl", rows)
+    made |= {"dataset": dataset.keyed(), "finetune": cfg.fingerprint()}
     for i, s in enumerate(plan_sets(steps_present, full["counts"]["records"], sizes)):
-        if s["name"] in done:
-            rows.append(done[s["name"]])
+        key = stable_hash(made | {"set": s})
+        if key in done:
+            rows.append(done[key])
             write_jsonl(out / "ablation.jsonl", rows)
             continue
         data = out / "data" / f"set{i}.jsonl"
@@ -105,11 +112,18 @@ def ablate(
         model_dir = out / "models" / f"set{i}"
         finetune(data, base, model_dir, cfg, progress=progress)
         res = align(ModelVariant(s["name"], str(model_dir), "culture"), culture, split=split)
-        rows.append(_row(s["name"], res, {"records": man["counts"]["records"], "steps": s["steps"]}))
+        extra = {"records": man["counts"]["records"], "steps": s["steps"], "key": key}
+        rows.append(_row(s["name"], res, extra))
         write_jsonl(out / "ablation.jsonl", rows)
     atomic_write_text(out / "ablation.md", ablation_markdown(rows, full["counts"]))
     plot_ablation(rows, out / "ablation.png")
     return rows
+
+
+def _rows(out: Path) -> list[dict[str, Any]]:
+    """The rows of an earlier ablation in OUT (none yet: [])."""
+    path = out / "ablation.jsonl"
+    return read_jsonl(path) if path.exists() else []
 
 
 def ablation_markdown(rows: list[dict[str, Any]], counts: dict[str, Any]) -> str:
@@ -155,7 +169,9 @@ def plot_ablation(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+@config_command(DatasetConfig, "dataset")
 def ablate_command(
+    dataset: DatasetConfig,
     augmented: Path = typer.Option(
         ..., "--augmented", "-a", help="augmented.jsonl (augment or augment import)"
     ),
@@ -163,29 +179,23 @@ def ablate_command(
     out: Path = typer.Option(..., "--out", "-o", help="output directory"),
     base: str = typer.Option("bundled", "--base", help="model to fine-tune (spec)"),
     preset: str = typer.Option("cpu-small", "--preset", help="fine-tuning preset"),
-    target: str = typer.Option(
-        "majority", "--target", help="majority, distribution, sampled, mixed or sharpened"
-    ),
-    holdout_questions: int = typer.Option(10, "--holdout-questions", min=0),
-    holdout_variants: float = typer.Option(0.3, "--holdout-variants"),
     sizes: str = typer.Option("50,150,1000", "--sizes", help="record counts of the size arms (comma list)"),
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="cap every training run"),
-    seed: int = typer.Option(0, "--seed"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     force: bool = typer.Option(
         False, "--force", help="write into an --out directory culturellm did not make"
     ),
 ) -> None:
     """Ablation in one command: seeds only / + paraphrases / + synonyms (/ + translations) and growing
-    sizes, one held-out split; writes OUT/ablation.jsonl, ablation.md and ablation.png."""
+    sizes, one held-out split (the dataset options are `culturellm dataset`'s: give --holdout-variants
+    and/or --holdout-questions); writes OUT/ablation.jsonl, ablation.md and ablation.png."""
     try:
         size_list = [int(x) for x in sizes.split(",") if x.strip()]
     except ValueError:
         raise CultureLLMError(f"--sizes must be a comma list of integers, got {sizes!r}") from None
     rows = ablate(
-        augmented, culture, out, base=base, preset=preset, target=target,
-        holdout_questions=holdout_questions, holdout_variants=holdout_variants, sizes=size_list,
-        max_steps=max_steps, seed=seed, progress=progress, force=force,
+        augmented, culture, out, dataset, base=base, preset=preset, sizes=size_list,
+        max_steps=max_steps, progress=progress, force=force,
     )  # fmt: skip
     from rich.console import Console
     from rich.markdown import Markdown

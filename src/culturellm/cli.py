@@ -9,6 +9,7 @@ import typer
 
 from culturellm import __version__
 from culturellm.cli_errors import err_console, fail, run_app
+from culturellm.quiet import quiet_third_party
 
 app = typer.Typer(
     name="culturellm",
@@ -21,9 +22,11 @@ app = typer.Typer(
 
 # Each module defines `register(app: typer.Typer) -> None`.
 COMMAND_MODULES = (
-    "culturellm.wvs.cli",
+    "culturellm.survey_cli",
     "culturellm.llm.cli",
+    "culturellm.serve.cli",
     "culturellm.augment.cli",
+    "culturellm.dataset.cli",
     "culturellm.review.cli",
     "culturellm.finetune.cli",
     "culturellm.evaluate.cli",
@@ -42,8 +45,12 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print version."),
+    verbose: bool = typer.Option(
+        False, "--verbose", help="Also show the progress bars, log lines and warnings of the libraries used."
+    ),
 ) -> None:
     """culturellm command line."""
+    quiet_third_party(verbose)
 
 
 for _mod in COMMAND_MODULES:
@@ -55,7 +62,12 @@ __all__ = ["app", "err_console", "fail", "main"]
 
 def main() -> None:
     """Entry point: one error printer for every command (see culturellm.cli_errors)."""
-    run_app(app)
+    from culturellm.dirlock import release_all
+
+    try:
+        run_app(app)
+    finally:
+        release_all()  # the output directories this command claimed (an in-process caller goes on)
 
 
 if __name__ == "__main__":

@@ -10,31 +10,36 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import tomli_w
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, create_model, field_validator, model_validator
 
-from culturellm.augment.config import AugmentConfig, DatasetConfig
+from culturellm.augment.config import AugmentConfig
+from culturellm.dataset.config import DatasetConfig
 from culturellm.evaluate.config import AlignConfig, EvaluateConfig
 from culturellm.finetune.config import FinetuneConfig
 from culturellm.hashing import stable_hash
 from culturellm.jsonio import atomic_write_text
-from culturellm.llm.placement import BATCH_HELP, DEVICE_HELP, DTYPE_HELP, Device, Dtype
+from culturellm.llm.access import ModelAccess, access_fields, access_of
 from culturellm.names import RULE, is_safe_name
 from culturellm.settings import Layer, StageConfig, load_toml, resolve
 from culturellm.share.config import PushConfig
 
 
-class ModelsConfig(StageConfig):
+class _Models(StageConfig):
+    """The run's model specs; `ModelsConfig` adds ModelAccess's fields (one [models] table)."""
+
     base: str = Field("bundled", description="model to fine-tune and evaluate (spec)")
     augmenter: str = Field("bundled", description="LLM that writes paraphrases and synonyms (spec)")
     embedder: str = Field("bundled", description="sentence embedder for the similarity filters")
-    base_url: str | None = Field(None, description="base URL for openai:MODEL specs (else OPENAI_BASE_URL)")
-    timeout: float | None = Field(
-        None, gt=0, description="seconds per HTTP attempt for openai:MODEL specs (default 120)"
-    )
-    cache: bool = Field(True, description="use the response cache for every LLM call")
-    device: Device | None = Field(None, description=f"{DEVICE_HELP} (None: auto)")
-    dtype: Dtype | None = Field(None, description=f"{DTYPE_HELP} (None: auto)")
-    batch_size: int | None = Field(None, ge=1, description=BATCH_HELP)
+
+    @property
+    def access(self) -> ModelAccess:
+        """How every model of the run is reached and placed (culturellm.llm.access)."""
+        return access_of(self)
+
+
+# [models]: the specs, then how every model of the run is reached and placed (ModelAccess's fields,
+# written once in culturellm.llm.access: a new access option is one field there).
+ModelsConfig = create_model("ModelsConfig", __base__=_Models, **access_fields())
 
 
 # Stage sections that take the run's seed unless the TOML sets their own.

@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import typer
-from pydantic import Field
 from pydantic.fields import FieldInfo
 
-from culturellm.llm.placement import BATCH_HELP, DEVICE_HELP, DTYPE_HELP, Device, Dtype
+from culturellm.llm import access
 from culturellm.settings import Flag, StageConfig, field_help, flags, load_toml, marker, resolve
 
 C = TypeVar("C", bound=StageConfig)
@@ -86,8 +85,37 @@ def _flag_type(config: type[StageConfig], name: str, annotation: Any) -> Any:
 
 
 def field_flags(config: type[StageConfig]) -> list[FieldFlag]:
-    """One flag per field of `config`, in field order."""
-    return [FieldFlag.of(config, name, info) for name, info in config.model_fields.items()]
+    """One flag per field of `config`, in field order (none for a field marked `Flag(none=True)`)."""
+    fields = config.model_fields.items()
+    return [
+        FieldFlag.of(config, name, info) for name, info in fields if not (marker(info, Flag) or Flag()).none
+    ]
+
+
+def _renamed_flags(config: type[StageConfig], fields: list[FieldFlag]) -> list[tuple[str, FieldFlag, Any]]:
+    """A hidden flag per old field name (`config.RENAMED`) whose new field has a flag: still read."""
+    by_name = {f.name: f for f in fields}
+    out = []
+    for old, new in config.RENAMED.items():
+        if new in by_name:
+            flag = by_name[new]
+            name = "--" + old.replace("_", "-")
+            hidden = Annotated[flag.type | None, typer.Option(name, hidden=True)]
+            kind = inspect.Parameter.KEYWORD_ONLY
+            param = inspect.Parameter(f"renamed_{old}", kind, default=None, annotation=hidden)
+            out.append((name, flag, param))
+    return out
+
+
+def _old_flag(old: str, flag: FieldFlag, value: Any, given: dict[str, Any]) -> None:
+    """An old flag's value: used for its new field with one warning line; both at once is an error."""
+    value = flag.value(value)
+    if value is None:
+        return
+    if given.get(flag.name) is not None:
+        raise typer.BadParameter(f"{old} is the old name of {flag.names[0]}: give only {flag.names[0]}")
+    typer.echo(f"warning: {old} is now {flag.names[0]}; the old name still works", err=True)
+    given[flag.name] = value
 
 
 def config_command(
@@ -118,11 +146,15 @@ def config_command(
                 0,
                 inspect.Parameter(CONFIG_FILE, kind, default=None, annotation=Annotated[Path | None, option]),
             )
+        renamed = _renamed_flags(config, fields)
+        added += [param for _, _, param in renamed]
         messages = {f.name: f.names[0] for f in fields}
 
         def command(**kwargs: Any) -> R:
             path = kwargs.pop(CONFIG_FILE) if section is not None else None
             given = {f.name: f.value(kwargs.pop(f.name)) for f in fields}
+            for old, flag, param in renamed:
+                _old_flag(old, flag, kwargs.pop(param.name), given)
             layer = load_toml(path, section) if path is not None and section is not None else None
             kwargs[target] = resolve(config, layer, flags(given, messages))
             return fn(**kwargs)
@@ -136,24 +168,9 @@ def config_command(
     return decorate
 
 
-class Endpoint(StageConfig):
-    """How the commands that call models reach them (evaluate, align, augment): not a stage option
-    (a run sets them once, in [models]); flags through `config_command(Endpoint, panel=...)`."""
-
-    base_url: str | None = Field(None, description="OpenAI-compatible server (openai:MODEL specs)")
-    timeout: float | None = Field(
-        None, gt=0, description="seconds per HTTP attempt for openai:MODEL (default 120)"
-    )
-    cache: bool = Field(True, description="use the response cache")
-
-
-class Placement(StageConfig):
-    """Where and how local models run (evaluate, align)."""
-
-    device: Device | None = Field(None, description=DEVICE_HELP)
-    dtype: Dtype | None = Field(None, description=DTYPE_HELP)
-    batch_size: int | None = Field(None, ge=1, description=BATCH_HELP)
-
+# The flag panels of the commands that load models: ModelAccess's fields (culturellm.llm.access).
+Endpoint = access.Endpoint
+Placement = access.Placement
 
 MODELS = "Model options"  # the help panel of Endpoint and Placement
 

@@ -167,7 +167,7 @@ class SentenceEmbedder:
                     batch_size=self.batch_size,
                     convert_to_numpy=True,
                     normalize_embeddings=True,
-                    show_progress_bar=len(todo) > 4 * self.batch_size,
+                    show_progress_bar=False,  # callers show culturellm's own progress
                 ).astype(np.float32)
                 self.computed += len(todo)
                 new = dict(zip(missing, vecs, strict=True))

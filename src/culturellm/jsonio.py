@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from culturellm.errors import DataError
+from culturellm.regularfiles import read_input
 from culturellm.safewrite import guard, record, target
 
 
@@ -30,13 +31,14 @@ _BOMS = (
 )
 
 
-def read_text(path: str | Path) -> str:
+def read_text(path: str | Path, kind: str = "jsonl") -> str:
     """A text file's content: UTF-8, or UTF-8/16/32 with a byte-order mark (the mark is dropped).
     Anything else (Latin-1, UTF-16 without a mark, binary) is a DataError naming the file and the line
-    of the first bad byte; a missing or unreadable file is a DataError too."""
+    of the first bad byte; a missing or unreadable file is a DataError too, and so is one that is not a
+    regular file (a device, a FIFO) or larger than the limit of its `kind` (culturellm.regularfiles)."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = read_input(path, kind)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -66,7 +68,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     """Parse a TOML file; DataError names the file for a missing file, bad encoding or bad TOML."""
     import tomllib
 
-    text = read_text(path)
+    text = read_text(path, kind="config")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -76,7 +78,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 def read_json(path: str | Path, *, what: str = "JSON file") -> dict[str, Any]:
     """Parse a file holding one JSON object; DataError (naming the file) when it is torn, not JSON, or
     not an object."""
-    text = read_text(path)
+    text = read_text(path, kind="json")
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:

@@ -22,6 +22,7 @@ from culturellm import __version__
 from culturellm.errors import DataError
 from culturellm.hashing import sha256_file, stable_hash
 from culturellm.jsonio import read_json, write_json
+from culturellm.regularfiles import read_input
 from culturellm.runlayout import RunLayout
 
 
@@ -116,7 +117,7 @@ def _stage_ok(rec: Any) -> bool:
 def old_run_dir(root: Path) -> bool:
     """A run directory made before output markers existed: its manifest.json is a run manifest."""
     try:
-        data = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):  # 100,000 `[` is not a manifest either
+        data = json.loads(read_input(root / "manifest.json", "json"))
+    except (OSError, ValueError, RecursionError, DataError):  # 100,000 `[`, a FIFO: not a manifest
         return False
     return isinstance(data, dict) and "stages" in data and "culturellm" in data

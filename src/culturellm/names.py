@@ -35,6 +35,16 @@ def check_name(value: object, what: str, where: str = "", *, parts: bool = False
     raise DataError(f"{prefix}{what} {value!r} is not a safe name ({RULE}{extra})")
 
 
+def child(
+    directory: str | Path, name: object, what: str, where: str = "", *, prefix: str = "", suffix: str = ""
+) -> Path:
+    """`directory/<prefix><name><suffix>` for a `name` read from a file (a culture in a result row, a
+    set name): the one way such a name becomes a path. A name that breaks the rule (`x/../../victim`,
+    `..`, a list) is a DataError naming `where` (the file and row), so the path is always one entry
+    directly inside `directory`."""
+    return Path(directory) / f"{prefix}{check_name(name, what, where)}{suffix}"
+
+
 def check_inside(path: str | Path, root: str | Path, what: str = "path") -> Path:
     """Resolve `path` and check that it lies inside `root` (also resolved, symlinks followed);
     DataError otherwise. Returns the resolved path."""

@@ -5,7 +5,8 @@ it already holds our marker of that kind (a resumed run). An existing non-empty 
 marker is refused with a message naming `--force`, unless it holds files only culturellm writes there
 (`ours`: e.g. `.augment-state.json`, from a version before markers existed), in which case the marker is
 added. A path that exists and is not a directory is refused too. Every refusal happens before anything
-is written.
+is written. The claiming process holds the directory's lock until its command ends (culturellm.dirlock):
+a second process claiming it meanwhile is refused, naming the first.
 
 The marker also holds the ledger of the files culturellm wrote there (culturellm.safewrite: every writer
 refuses to replace or append to any other file, or to write through a symbolic link). With `force`, or
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TypedDict, Unpack
 
+from culturellm.dirlock import lock_dir
 from culturellm.errors import DataError
 from culturellm.jsonio import read_json
 from culturellm.safewrite import MARKER, read_marker, write_marker
@@ -88,6 +90,7 @@ def claim(out: str | Path, kind: str, **options: Unpack[ClaimOptions]) -> Path:
 
     out = check_claim(out, kind, **options)
     out.mkdir(parents=True, exist_ok=True)
+    lock_dir(out)  # one writer at a time (culturellm.dirlock): before anything is written here
     info = read_marker(out)
     if info is None or options.get("force"):  # new, forced, or from before markers: what is here is ours
         write_marker(out, kind, __version__, adopt=True)

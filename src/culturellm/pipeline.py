@@ -23,6 +23,7 @@ from culturellm.errors import CultureLLMError, DataError
 from culturellm.hashing import sha256_file, stable_hash
 from culturellm.manifest import Manifest, now, old_run_dir, versions
 from culturellm.outdir import check_claim, claim
+from culturellm.regularfiles import check_input
 from culturellm.runlayout import RunLayout
 from culturellm.stages import STAGES, Run, Stage
 
@@ -51,8 +52,6 @@ class Pipeline:
 
     def run(self) -> dict[str, Any]:
         """Validate, claim the run directory, then every stage in order (skipped when current)."""
-        from culturellm.llm.placement import local_defaults_applied
-
         run = self.validate()  # everything checkable, before anything is written or paid for
         claim(self.run_dir, "run", force=self.force, ours=self._ours())
         self.manifest = Manifest(self.layout, self.console)
@@ -65,10 +64,8 @@ class Pipeline:
         m["cultures"] = run.names
         m["inputs"] = run.inputs = self._input_hashes(run)
         self.manifest.save()
-        models = self.config.models
-        with local_defaults_applied(device=models.device, dtype=models.dtype, batch_size=models.batch_size):
-            for stage in self.stages:
-                self._stage(stage, run)
+        for stage in self.stages:  # every model a stage loads goes through run.access ([models])
+            self._stage(stage, run)
         m["total_elapsed_s"] = round(sum(s.get("elapsed_s", 0.0) for s in m["stages"].values()), 2)
         m["finished_at"] = now()
         self.manifest.save()
@@ -124,8 +121,9 @@ class Pipeline:
             if not tasks:
                 raise DataError(f"no evaluation task for culture '{c.name}' (see `culturellm tasks`)")
             for t in tasks:
-                if not (root / t.path).is_file():
+                if not (root / t.path).exists():
                     raise DataError(f"{root / t.path}: file not found for task {t.name} (data dir {root})")
+                check_input(root / t.path, "jsonl")  # a FIFO or a device: one line, never read
         return Run(cfg, self.layout, cultures, requested, console=self.console, progress=self.progress)
 
     @staticmethod
@@ -155,15 +153,11 @@ def check_models(cfg: RunConfig) -> None:
     from culturellm.embed import check_embedder
     from culturellm.llm import parse_spec
 
-    if cfg.finetune.backend == "openai" and cfg.dataset.weight != "none":
-        raise DataError(
-            f'[dataset] weight = "{cfg.dataset.weight}": the OpenAI fine-tuning API takes no '
-            'per-example loss weight (use weight = "none", or finetune.backend = "local")'
-        )
     check_model_spec(cfg.models.base, "models.base")
     check_model_spec(cfg.models.augmenter, "models.augmenter")
     if cfg.augment.judge:
         check_model_spec(cfg.augment.judge, "augment.judge")
+    check_training(cfg)
     if cfg.finetune.backend == "local" and not parse_spec(cfg.models.base).local:
         raise DataError(
             f"models.base = {cfg.models.base!r}: has no local weights to fine-tune (use a local model, "
@@ -173,6 +167,23 @@ def check_models(cfg: RunConfig) -> None:
         check_embedder(cfg.models.embedder)
     except CultureLLMError as e:
         raise DataError(f"models.embedder = {cfg.models.embedder!r}: {e}") from None
+
+
+def check_training(cfg: RunConfig) -> None:
+    """The fine-tuning backend is registered and takes the labels and weights the dataset gives
+    (culturellm.finetune.backends.check_labels / check_weights: soft labels with a hard-label backend,
+    or weights with a backend that takes none, are an error)."""
+    from culturellm.dataset.targets import get_target
+    from culturellm.finetune.backends import check_labels, check_weights, get_backend
+
+    try:
+        get_backend(cfg.finetune.backend)
+    except CultureLLMError as e:
+        raise DataError(f"finetune.backend = {cfg.finetune.backend!r}: {e}") from None
+    where = f"dataset.target = {cfg.dataset.target!r} with finetune.backend = {cfg.finetune.backend!r}"
+    check_labels(cfg.finetune.backend, get_target(cfg.dataset.target).soft, where, "a soft-label target")
+    where = f"dataset.weight = {cfg.dataset.weight!r} with finetune.backend = {cfg.finetune.backend!r}"
+    check_weights(cfg.finetune.backend, cfg.dataset.weight != "none", where)
 
 
 def check_model_spec(spec: str, field: str) -> None:

@@ -8,13 +8,19 @@ from typing import Any
 import typer
 
 from culturellm.config import RunPreset
-from culturellm.llm.placement import BATCH_HELP, DEVICE_HELP, DTYPE_HELP, Device, Dtype
+from culturellm.config_cli import MODELS, Endpoint, Placement, config_command
 
 RUN_HELP = """Seeds -> augment -> fine-tune -> evaluate -> align -> report, resumable, in one command.
 
 Settings: each stage's defaults < the --preset (demo: minutes on a laptop CPU, the default; full:
 every stage's own defaults) < CONFIG_FILE (any field of [models], [augment], [dataset], [finetune],
-[evaluate], [align]) < these flags. The run directory's config.toml shows every field."""
+[evaluate], [align]) < these flags. The run directory's config.toml shows every field. The model
+options set [models] (every model of the run); --device and --dtype also set [finetune]'s."""
+
+
+def _given(panel: Any) -> dict[str, Any]:
+    """The flags of a model panel that were given (the others leave the TOML's values alone)."""
+    return panel.model_dump(include=panel.model_fields_set)
 
 
 def register(app: typer.Typer) -> None:
@@ -23,8 +29,14 @@ def register(app: typer.Typer) -> None:
     Long because: it holds the `run` command, whose signature is one typer option per flag."""
 
     @app.command("run", help=RUN_HELP)
+    @config_command(Endpoint, panel=MODELS)
+    @config_command(Placement, panel=MODELS)
     def run_cmd(
-        config_file: Path | None = typer.Argument(None, help="run configuration (TOML); flags override it"),
+        endpoint: Endpoint,
+        placement: Placement,
+        run_toml: Path | None = typer.Argument(
+            None, metavar="CONFIG_FILE", help="run configuration (TOML); flags override it"
+        ),
         culture: list[str] = typer.Option(
             None, "--culture", "-c", help="culture(s) to model; 'all' = every one"
         ),
@@ -33,10 +45,6 @@ def register(app: typer.Typer) -> None:
         preset: RunPreset | None = typer.Option(None, "--preset", help="demo (default) or full sizes"),
         base: str | None = typer.Option(None, "--base", "-b", help="model to fine-tune and evaluate"),
         llm: str | None = typer.Option(None, "--llm", help="augmentation LLM (spec)"),
-        base_url: str | None = typer.Option(None, "--base-url", help="base URL for openai:MODEL specs"),
-        timeout: float | None = typer.Option(
-            None, "--timeout", min=0.001, help="seconds per HTTP attempt for openai:MODEL specs (default 120)"
-        ),
         data_dir: Path | None = typer.Option(None, "--data-dir", help="the release's data/ folder"),
         limit: int | None = typer.Option(None, "--limit", min=1, help="evaluation examples per task"),
         limit_seeds: int | None = typer.Option(
@@ -49,7 +57,6 @@ def register(app: typer.Typer) -> None:
             None, "--max-steps", min=1, help="fine-tuning steps (overrides epochs)"
         ),
         seed: int | None = typer.Option(None, "--seed", help="random seed of every stage"),
-        cache: bool | None = typer.Option(None, "--cache/--no-cache", help="use the response cache"),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
         force: bool = typer.Option(
             False, "--force", help="run in an existing --out directory that culturellm did not make"
@@ -57,9 +64,6 @@ def register(app: typer.Typer) -> None:
         check: bool = typer.Option(
             False, "--check", help="only validate the configuration and print it (writes nothing)"
         ),
-        device: Device | None = typer.Option(None, "--device", help=f"{DEVICE_HELP} (and fine-tuning)"),
-        dtype: Dtype | None = typer.Option(None, "--dtype", help=f"{DTYPE_HELP} (and fine-tuning)"),
-        batch_size: int | None = typer.Option(None, "--batch-size", min=1, help=BATCH_HELP),
         push_to: str | None = typer.Option(
             None, "--push-to", help="push every culture model to this Hub organisation after evaluation"
         ),
@@ -68,33 +72,27 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from culturellm.config import RunConfig
+        from culturellm.names import is_safe_name
         from culturellm.pipeline import Pipeline
         from culturellm.settings import flags, load_toml, resolve
 
-        if culture and name is None and not config_file:
-            name = "-".join(c.lower() for c in culture)
+        if culture and name is None and not run_toml:  # a name from unknown cultures: --culture's error
+            derived = "-".join(c.lower() for c in culture)
+            name = derived if is_safe_name(derived) else None
         given = {
             "name": name,
             "preset": preset,
             "cultures": culture or None,
             "seed": seed,
-            "models": {
-                "base": base,
-                "augmenter": llm,
-                "base_url": base_url,
-                "timeout": timeout,
-                "cache": cache,
-                "device": device,
-                "dtype": dtype,
-                "batch_size": batch_size,
-            },
+            # the model flags given (ModelAccess's fields, the Endpoint and Placement panels) over the TOML
+            "models": {"base": base, "augmenter": llm, **_given(endpoint), **_given(placement)},
             "augment": {"limit_seeds": limit_seeds, "import_file": import_file},
-            "finetune": {"max_steps": max_steps, "device": device, "dtype": dtype},
+            "finetune": {"max_steps": max_steps, "device": placement.device, "dtype": placement.dtype},
             "evaluate": {"data_dir": data_dir, "limit": limit},
             "push": {"to": push_to},
         }
         names = {"models.augmenter": "--llm", "cultures": "--culture", "push.to": "--push-to"}
-        toml = load_toml(config_file) if config_file else None
+        toml = load_toml(run_toml) if run_toml else None
         cfg = resolve(RunConfig, toml, flags(given, names))
         run_dir = out or Path("runs") / cfg.name
         console = Console(stderr=True)
@@ -109,24 +107,34 @@ def register(app: typer.Typer) -> None:
 
 
 def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
-    """The closing table: per culture and model, macro-F1 and WVS alignment; where the outputs are."""
+    """The closing table (`print_summary` of `summary_rows`); where the outputs are."""
     from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
 
     from culturellm.runlayout import RunLayout
 
-    table = Table(title=Text(f"culturellm run: {run_dir}"))
-    cols = ("culture", "model", "tasks", "mean macro-F1", "WVS majority agreement", "WVS 1-JSD", "WVS 1-W1",
-            "WVS items")  # fmt: skip
-    for col in cols:
-        table.add_column(col, justify="left" if col in ("culture", "model", "WVS items") else "right")
+    layout = RunLayout(run_dir)
+    con = Console(markup=False, emoji=False)
+    print_summary(summary_rows(run_dir), f"culturellm run: {run_dir}", con)
+    con.print(f"report:   {layout.report}", soft_wrap=True)
+    con.print(f"plots:    {layout.plots_dir}", soft_wrap=True)
+    con.print(f"manifest: {layout.manifest}  ({manifest.get('total_elapsed_s')} s)", soft_wrap=True)
+
+
+SUMMARY_HEADERS = ["culture", "model", "tasks", "mean\nmacro-F1", "WVS\nmajority\nagreement", "WVS\n1-JSD",
+                   "WVS\n1-W1", "WVS\nitems"]  # fmt: skip
+
+
+def print_summary(rows: list[dict[str, Any]], title: str, console: Any) -> None:
+    """Per culture and model (rows of `summary_rows`): macro-F1 and WVS alignment. Model names and
+    headers are never cut: on a terminal a rich table per culture (it fits 80 columns), else one
+    Markdown table (culturellm.tables)."""
+    from culturellm.tables import print_table
 
     def fmt(x: float | None) -> str:
         return "-" if x is None else f"{x:.3f}"
 
-    for r in summary_rows(run_dir):
-        table.add_row(
+    cells = [
+        [
             r["culture"],
             r["model"],
             str(r["tasks"]) if r["tasks"] else "-",
@@ -135,13 +143,16 @@ def _print_summary(run_dir: Path, manifest: dict[str, Any]) -> None:
             fmt(r.get("one_minus_jsd")),
             fmt(r.get("one_minus_wasserstein")),
             r.get("items") or "-",
-        )
-    layout = RunLayout(run_dir)
-    con = Console(markup=False, emoji=False)
-    con.print(table)
-    con.print(f"report:   {layout.report}")
-    con.print(f"plots:    {layout.plots_dir}")
-    con.print(f"manifest: {layout.manifest}  ({manifest.get('total_elapsed_s')} s)")
+        ]
+        for r in rows
+    ]
+    h = SUMMARY_HEADERS
+    if not console.is_terminal:
+        print_table(console, h, cells, title=title)
+        return
+    for culture in dict.fromkeys(c[0] for c in cells):  # on a terminal: one table per culture
+        rows_c = [c[1:] for c in cells if c[0] == culture]
+        print_table(console, h[1:], rows_c, title=f"{title} · {culture}", right=h[2:7], whole=[h[1], h[7]])
 
 
 def summary_rows(run_dir: Path) -> list[dict[str, Any]]:

@@ -11,11 +11,25 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
+
+
+class RateColumn(ProgressColumn):
+    """Items per second ("12.3 rows/s"), from rich's recent-speed estimate."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Any) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:.1f} {self.unit}/s")
 
 
 def progress_bar(
@@ -25,9 +39,11 @@ def progress_bar(
     transient: bool = True,
     percent: bool = False,
     extra: str | None = None,
+    rate: str | None = None,
 ) -> Progress:
     """A progress display: description, bar, done/total (`percent`: a percentage), the column `extra`
-    when given (a rich text template, e.g. "loss {task.fields[loss]}"), elapsed and remaining time.
+    when given (a rich text template, e.g. "loss {task.fields[loss]}"), `rate` per second when given
+    (its unit, e.g. "rows"), elapsed and remaining time.
     Draws nothing when not `enabled`; `transient`: the bars vanish when done."""
     columns: list[Any] = [
         TextColumn("{task.description}"),
@@ -36,19 +52,21 @@ def progress_bar(
     ]
     if extra:
         columns.append(TextColumn(extra))
+    if rate:
+        columns.append(RateColumn(rate))
     columns += [TimeElapsedColumn(), TimeRemainingColumn()]
     return Progress(*columns, console=console, disable=not enabled, transient=transient)
 
 
 @contextmanager
-def progress_task(progress: Any, total: int, description: str) -> Iterator[Any]:
-    """Yield an `advance(n)` callable; progress may be None or False (silent), True (an own bar) or a
-    rich Progress to add the task to."""
+def progress_task(progress: Any, total: int, description: str, *, rate: str | None = None) -> Iterator[Any]:
+    """Yield an `advance(n)` callable; progress may be None or False (silent), True (an own bar, with
+    `rate`: its items per second) or a rich Progress to add the task to."""
     if not progress:
         yield lambda n=1: None
         return
     if progress is True:
-        with progress_bar(transient=False) as p:
+        with progress_bar(transient=False, rate=rate) as p:
             task = p.add_task(description, total=total)
             yield lambda n=1: p.advance(task, n)
         return

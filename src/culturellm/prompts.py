@@ -1,6 +1,6 @@
 """The one place that words survey questions and culture prompts.
 
-Training records (augment/dataset.py), WVS alignment (evaluate/align.py) and the culture-prompt
+Training records (dataset/build.py), WVS alignment (evaluate/align.py) and the culture-prompt
 baseline all use these functions, so a model is asked at evaluation exactly as it was taught.
 """
 

@@ -15,8 +15,9 @@ an append), which, for a path inside a claimed directory (the nearest ancestor h
 A marker without a ledger (written by a version before the ledger) trusts the files that exist; `claim`
 upgrades it by recording them. A path in no claimed directory (a cache, a user's config file) is written
 atomically, unguarded; a file-path output the user names (`dataset --out FILE`) is checked by
-`check_output_file` first: not an input, not a link, and not an existing file we did not write unless
-`--force`.
+`check_output_file` first: not an input, not a link, not a device, FIFO or socket (whatever `--force`
+says), and not an existing file we did not write unless `--force`. No output is ever a special file:
+`guard` refuses one for every write (culturellm.regularfiles).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from culturellm.errors import DataError
+from culturellm.regularfiles import not_regular, read_input
 
 MARKER = ".culturellm"
 _LEDGER_LOCK = threading.RLock()
@@ -56,8 +58,8 @@ def find_root(path: str | Path) -> Path | None:
 def read_marker(root: Path) -> dict[str, Any] | None:
     """The marker's JSON object, or None when it is missing, unreadable or not an object."""
     try:
-        info = json.loads((root / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        info = json.loads(read_input(root / MARKER, "json"))
+    except (OSError, ValueError, RecursionError, DataError):
         return None
     return info if isinstance(info, dict) else None
 
@@ -88,6 +90,9 @@ def _check_links(root: Path, path: Path) -> None:
 def guard(path: str | Path) -> Path | None:
     """Check that culturellm may write `path` (see the module doc); returns its claimed root or None."""
     path = Path(path)
+    what = not_regular(path, follow=False)
+    if what not in (None, "a symbolic link", "a directory"):  # a FIFO, a device, a socket
+        raise DataError(f"{path}: is {what}; culturellm writes only regular files and will not replace it")
     root = find_root(path)
     if root is None:
         return None
@@ -188,11 +193,15 @@ def check_output_file(
     ours: Callable[[Path], bool] | None = None,
     flag: str = "--out",
 ) -> Path:
-    """Check a file-path output before any work: not an input, not a directory, not a symbolic link,
-    and, unless `force`, not an existing file that culturellm did not write (`ours(out)` or the ledger of
-    a claimed directory says whether we did). With `force` the file is adopted (may be replaced)."""
+    """Check a file-path output before any work: not an input, not a directory, not a device, FIFO or
+    socket (never opened: `ours` reads only a regular file), not a symbolic link, and, unless `force`,
+    not an existing file that culturellm did not write (`ours(out)` or the ledger of a claimed
+    directory says whether we did). With `force` the file is adopted (may be replaced)."""
     out = Path(out)
     check_distinct(out, inputs, flag)
+    what = not_regular(out)  # links followed: a link to /dev/full is refused too
+    if what not in (None, "a directory"):
+        raise DataError(f"{flag} {out}: is {what}; culturellm writes only regular files (choose a file path)")
     if os.path.isdir(out) and not os.path.islink(out):
         raise DataError(f"{flag} {out}: is a directory, expected a file path")
     root = find_root(out)

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,18 +39,25 @@ T = TypeVar("T")
 class Flag:
     """How a config field is spelled on the command line, in its `Annotated` type, when not
     `--field-name`: `names` (e.g. "--question", "-q"), `off` (a bool's off switch, default
-    --no-NAME) and `parse` (the flag takes text, turned into the field's value, e.g. a comma list)."""
+    --no-NAME), `parse` (the flag takes text, turned into the field's value, e.g. a comma list) and
+    `none` (no flag at all: the stage's command does not use the field, a run's TOML sets it)."""
 
     names: tuple[str, ...]
     off: str | None
     parse: Callable[[str], Any] | None
+    none: bool
 
     def __init__(
-        self, *names: str, off: str | None = None, parse: Callable[[str], Any] | None = None
+        self,
+        *names: str,
+        off: str | None = None,
+        parse: Callable[[str], Any] | None = None,
+        none: bool = False,
     ) -> None:
         object.__setattr__(self, "names", names)
         object.__setattr__(self, "off", off)
         object.__setattr__(self, "parse", parse)
+        object.__setattr__(self, "none", none)
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,24 @@ class StageConfig(BaseModel):
 
     # preset name -> field values (nested tables for a composed config); empty: no `preset` field
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    # old field name -> new one: a TOML (or Python) value under the old name still works, with one
+    # warning line on stderr naming the new name; both at once is an error
+    RENAMED: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_fields(cls, data: Any) -> Any:
+        old = [k for k in cls.RENAMED if k in data] if isinstance(data, Mapping) else []
+        if not old:
+            return data
+        data = dict(data)
+        for k in old:
+            new = cls.RENAMED[k]
+            if new in data:
+                raise ValueError(f"{k!r} is the old name of {new!r}: give only {new!r}")
+            data[new] = data.pop(k)
+            print(f"warning: the option {k!r} is now {new!r}; the old name still works", file=sys.stderr)
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -115,7 +141,7 @@ def load_toml(path: str | Path, section: str | None = None) -> Layer:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: config file not found")
-    text = read_text(path)  # UTF-8 (or a BOM'd UTF-16/32); else one line naming the file and line
+    text = read_text(path, kind="config")  # UTF-8 (or a BOM'd UTF-16/32); else one line naming file, line
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -144,7 +170,7 @@ def _message(e: ValidationError, layers: list[Layer]) -> str:
     """The first error, named by the layer that set the field: the flag, or the file and field."""
     err = e.errors()[0]
     loc = tuple(str(x) for x in err["loc"])
-    for layer in reversed(layers):
+    for layer in reversed(layers if loc else []):  # a whole-model error: named by the file
         if _has(layer.values, loc):
             if layer.source == FLAGS:
                 name = layer.names.get(".".join(loc)) or "--" + loc[-1].replace("_", "-")

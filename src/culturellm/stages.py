@@ -61,16 +61,20 @@ class Run:
             return self.names
         return {"all": [*self.names, ONE], "cultures": self.names, "one": [ONE]}[self.config.train]
 
+    @property
+    def access(self) -> Any:
+        """How every model of the run is reached and placed: [models] as a ModelAccess."""
+        return self.config.models.access
+
     def variant(self, label: str, spec: str, system: Any = None) -> Any:
         """The one way a run builds a model variant: every model of a run is loaded with the run's
-        [models] base_url, cache and timeout."""
+        ModelAccess ([models] base_url, api key, cache, timeout, device, dtype, batch size)."""
         from culturellm.evaluate import ModelVariant
 
-        m = self.config.models
-        return ModelVariant(label, spec, system, base_url=m.base_url, cache=m.cache, timeout=m.timeout)
+        return ModelVariant(label, spec, system, self.access)
 
     def model(self, spec: str) -> Any:
-        """A chat model of the run (the augmenter), loaded as every variant is."""
+        """A chat model of the run (the augmenter, the judge), loaded as every variant is."""
         return self.variant(spec, spec).load()
 
     def variants(self, culture: str) -> list[Any]:
@@ -99,6 +103,15 @@ class Run:
             out.append(self.variant("culturellm+retrieval", str(self.layout.model_dir(culture)), r))
         return out
 
+    def training_set_of(self, variant: Any, culture: str) -> str:
+        """The training set whose split a variant is aligned on: the one its run model was trained on
+        (models/<name>), else (the base model) the culture's, or One's when the culture's set is not
+        trained (`train = "one"`: every set of a run has one split)."""
+        spec = Path(variant.spec)
+        if spec.parent == self.layout.root / "models":
+            return spec.name
+        return culture if culture in self.training_sets() else ONE
+
     def matrix_variants(self) -> list[Any]:
         """The rows of the model x culture matrix: base, every culture model, CultureLLM-One."""
         sets = self.training_sets()
@@ -115,7 +128,7 @@ class Run:
         return [self.variant("base", self.config.models.base, None), *models, *one]
 
     def seed_rows(self, culture: Any) -> list[dict[str, Any]]:
-        from culturellm.wvs import seed_set
+        from culturellm.seeds import seed_set
 
         return [s.to_dict() for s in seed_set(culture)]
 
@@ -184,6 +197,8 @@ def _augment(run: Run) -> StageResult:
         load_embedder(cfg.models.embedder),
         cfg.augment,
         run.layout.augment_dir,
+        judge=run.model(cfg.augment.judge) if cfg.augment.judge else None,
+        access=run.access,
     )
     usage = {k: manifest.get(k) for k in ("llm_requests", "tokens", "cost_usd", "cache_hits")}
     return StageResult([run.layout.augmented], manifest.get("counts", {}), usage)
@@ -210,10 +225,10 @@ def _import(run: Run) -> StageResult:
         load_embedder(run.config.models.embedder),
         t1=a.t1,
         force=owner(out) in ("augment", "augment-import"),  # this run's own augment directory
-        source=a.import_source,
+        import_source=a.import_source,
         questions=[q.id for q in a.select(load_questions())],
-        filter=a.import_filter,
-        filter_options=a.import_filter_options(),
+        import_filter=a.import_filter,
+        filter_options={**a.import_filter_options(), "device": run.access.device, "dtype": run.access.dtype},
     )
     return StageResult([run.layout.augmented], manifest["counts"], {"llm_requests": 0})
 
@@ -229,14 +244,10 @@ def _dataset_key(run: Run, digest: Digest) -> dict[str, Any]:
 
 
 def _dataset(run: Run) -> StageResult:
-    from culturellm.augment import build_training_set
-    from culturellm.augment.config import SOFT_TARGETS
+    from culturellm.dataset import build_training_set
 
     outs, counts = [], {}
-    opts = run.config.dataset
-    if opts.target in SOFT_TARGETS and run.config.finetune.backend == "openai":
-        run.console.print("[yellow]the OpenAI fine-tuning API takes hard labels: target 'sampled'[/]")
-        opts = opts.model_copy(update={"target": "sampled"})
+    opts = run.config.dataset  # its target suits the backend: pipeline.check_training
     for name in run.training_sets():
         cultures = run.names if name == ONE else [name]
         path = run.layout.train(name)
@@ -301,7 +312,8 @@ def _general(run: Run) -> Path:
     ev, lay = run.config.evaluate, run.layout
     variants = [run.variant("base", run.config.models.base)]
     variants += [run.variant(f"culturellm-{n}", str(lay.model_dir(n))) for n in run.training_sets()]
-    run_general(variants, ev.general or [], lay.root, GeneralOptions(ev.general_limit, ev.seed))
+    options = GeneralOptions(ev.general_limit, ev.seed, device=run.access.device, dtype=run.access.dtype)
+    run_general(variants, ev.general or [], lay.root, options)
     return lay.root / GENERAL
 
 
@@ -325,9 +337,8 @@ def _align(run: Run) -> StageResult:
     outs = []
     for c in run.cultures:
         jobs = []
-        own = c.name if c.name in run.training_sets() else ONE  # every set of a run has one split
         for v in run.align_variants(c.name):
-            split = run.layout.split(ONE if v.label == "culturellm-one" else own)
+            split = run.layout.split(run.training_set_of(v, c.name))
             jobs.append(run_job(v, split, run.config.align))
         align_all(jobs, c.name, run.layout.eval_dir(c.name))
         outs.append(run.layout.align(c.name))

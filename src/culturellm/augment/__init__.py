@@ -1,7 +1,8 @@
 """Semantic data augmentation (paraphrase -> filter -> synonym swap -> filter [-> translation]) and
-training-set building. See docs/augmentation.md.
+the import of a published augmented set. See docs/augmentation.md. What a rewording means is judged
+in `culturellm.meaning`; training sets are built in `culturellm.dataset`.
 
-    from culturellm.augment import AugmentConfig, augment, build_training_set
+    from culturellm.augment import AugmentConfig, augment
 
 Names are imported lazily, so `culturellm --help` and other commands do not pay for scikit-learn.
 """
@@ -15,11 +16,6 @@ _EXPORTS = {
     "AugmentConfig": "culturellm.augment.config",
     "augment": "culturellm.augment.run",
     "read_complete": "culturellm.augment.state",
-    "build_training_set": "culturellm.augment.dataset",
-    "split_manifest_path": "culturellm.augment.dataset",
-    "read_split": "culturellm.augment.dataset",
-    "Split": "culturellm.augment.dataset",
-    "DatasetConfig": "culturellm.augment.config",
 }
 
 __all__ = sorted(_EXPORTS)

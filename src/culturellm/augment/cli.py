@@ -1,4 +1,4 @@
-"""CLI commands of culturellm.augment: `culturellm augment` and `culturellm dataset`."""
+"""CLI commands of culturellm.augment: `culturellm augment` (with `import` and `check`)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,13 @@ from typing import Any
 
 import typer
 
-from culturellm.augment.config import AugmentConfig, DatasetConfig
+from culturellm.augment.config import DEFAULT_IMPORT_FILTER, AugmentConfig
 from culturellm.config_cli import MODELS, Endpoint, Force, Progress, config_command
 
 AUGMENT_HELP = """Augment the WVS seed questions with any LLM: paraphrase -> similarity filter ->
 synonym swap -> similarity filter (-> translation). Writes OUT/augmented.jsonl (one record per
 variant) and OUT/manifest.json (counts, rejections, LLM requests, tokens, cost, data metrics).
 Resumable: run again with the same --out to finish an interrupted run."""
-
-DATASET_HELP = """Turn augmented questions into an OpenAI-format chat fine-tuning JSONL for one or more
-cultures (several / 'all' = CultureLLM-One). Writes OUT and OUT's .manifest.json (split, counts, sha256)."""
 
 
 @config_command(AugmentConfig, "augment")
@@ -40,6 +37,7 @@ def augment_command(
     from culturellm.embed import load_embedder
     from culturellm.errors import CultureLLMError
     from culturellm.llm import load_model
+    from culturellm.llm.access import access_of
     from culturellm.outdir import check_claim
     from culturellm.wvs import load_questions
 
@@ -54,10 +52,13 @@ def augment_command(
     check_claim(out, "augment", force=force, ours=OURS)  # refuse before loading anything
     console = Console(stderr=True, emoji=False)
     console.print(f"loading {llm} and the {embedder} embedder ...", markup=False)
-    model = load_model(llm, **endpoint.model_dump())
+    access = access_of(endpoint)
+    model = load_model(llm, access)
     emb = load_embedder(embedder)
-    judge_model = load_model(config.judge, **endpoint.model_dump()) if config.judge else None
-    manifest = augment(seeds, model, emb, config, out, progress=progress, force=force, judge=judge_model)
+    judge_model = load_model(config.judge, access) if config.judge else None
+    manifest = augment(
+        seeds, model, emb, config, out, progress=progress, force=force, judge=judge_model, access=access
+    )
     _print_augment_summary(out, manifest)
 
 
@@ -109,32 +110,6 @@ def _print_augment_summary(out: Path, manifest: dict[str, Any]) -> None:
         )
 
 
-@config_command(DatasetConfig, "dataset")
-def dataset_command(
-    config: DatasetConfig,
-    culture: list[str] = typer.Option(..., "--culture", "-c", help="culture name (repeat) or 'all'"),
-    augmented: Path = typer.Option(
-        ..., "--augmented", "-a", help="augmented.jsonl from `culturellm augment`"
-    ),
-    out: Path = typer.Option(..., "--out", "-o", help="output training JSONL"),
-    force: bool = typer.Option(False, "--force", help="replace an --out file culturellm did not write"),
-) -> None:
-    from rich.console import Console
-
-    from culturellm.augment import build_training_set, split_manifest_path
-
-    manifest = build_training_set(culture, augmented, out, config, force=force)
-    c = manifest["counts"]
-    per = ", ".join(f"{k} {v}" for k, v in c["per_culture"].items())
-    Console().print(
-        f"wrote {out}: {c['records']} records ({per}); {c['train_questions']} training questions, "
-        f"{c['heldout_questions']} held-out questions, {c['heldout_variants']} held-out variants; "
-        f"split in {split_manifest_path(out)}"
-    )
-    if manifest.get("review"):
-        Console().print(f"left out {len(manifest['review']['dropped'])} samples that reviewers rejected")
-
-
 IMPORT_HELP = """Import a published augmented set in the CultureLLM release's format (JSONL with q_id =
 WVS question number without the Q, q_content = new wording, ori_content = the seed wording, option;
 or the pooled rewordings' source, q_id, seed, candidate) into OUT/augmented.jsonl (similarities
@@ -152,14 +127,19 @@ def import_command(
     force: bool = typer.Option(
         False, "--force", help="write into an --out directory culturellm did not make"
     ),
-    source: str | None = typer.Option(
-        None, "--source", help="only lines whose `source` is this release file (e.g. new_WVQ_1000)"
+    import_source: str | None = typer.Option(
+        None,
+        "--import-source",
+        "--source",
+        help="only lines whose `source` is this release file (e.g. new_WVQ_1000); a run's "
+        "[augment] import_source",
     ),
-    filter_name: str = typer.Option(
-        "none",
+    import_filter: str = typer.Option(
+        DEFAULT_IMPORT_FILTER,
+        "--import-filter",
         "--filter",
         help="import filter after the similarity checks: none, checks, verifier, scored (the verifier's "
-        "P(faithful) on every record, none rejected), or a plug-in's",
+        "P(faithful) on every record, none rejected), or a plug-in's; a run's [augment] import_filter",
     ),
 ) -> None:
     from rich.console import Console
@@ -171,7 +151,7 @@ def import_command(
     from culturellm.outdir import check_claim
 
     check_claim(out, "augment-import", force=force)  # refuse before loading the embedder
-    if not file.is_file():
+    if not file.exists():  # a FIFO or a device is refused by the reader, by name
         raise DataError(f"{file}: file not found")
     manifest = import_release(
         file,
@@ -179,8 +159,8 @@ def import_command(
         load_embedder(embedder),
         t1=DEFAULT_T1 if t1 is None else t1,
         force=force,
-        source=source,
-        filter=filter_name,
+        import_source=import_source,
+        import_filter=import_filter,
     )
     c = manifest["counts"]
     reasons = ", ".join(
@@ -209,21 +189,25 @@ def check_command(
     device: str = typer.Option("cpu", "--device", help="device of the bundled model (fluency features)"),
     dtype: str = typer.Option("float32", "--dtype", help="dtype of the bundled model"),
     force: bool = typer.Option(False, "--force", help="replace an --out file culturellm did not write"),
+    progress: Progress = True,
 ) -> None:
     from rich.console import Console
 
-    from culturellm.augment import verdicts as vd
-    from culturellm.augment.features import load_lm
-    from culturellm.augment.verifier import Verifier
     from culturellm.embed import load_embedder
+    from culturellm.meaning import verdicts as vd
+    from culturellm.meaning.features import load_lm
+    from culturellm.meaning.verifier import Verifier
+    from culturellm.progress import progress_bar
+    from culturellm.runlayout import RECORDS
     from culturellm.safewrite import check_output_file
 
     fmt, rows = vd.read_rows(file)
     out = out or vd.default_out(file, fmt)
-    src = file / "augmented.jsonl" if file.is_dir() else file
+    src = file / RECORDS if file.is_dir() else file
     check_output_file(out, inputs=[src], force=force, ours=vd.is_ours)  # before loading models
     verifier = Verifier(load_embedder(embedder), load_lm(device=device, dtype=dtype), threshold=threshold)
-    result = vd.score(rows, verifier)
+    with progress_bar(progress, console=Console(stderr=True), transient=False, rate="rows") as bar:
+        result = vd.score(rows, verifier, progress=bar)
     vd.write(out, result)
     s = vd.summary(result)
     reasons = ", ".join(f"{k} {v}" for k, v in s["reasons"].items())
@@ -244,4 +228,3 @@ def register(app: typer.Typer) -> None:
     group.command("import", help=IMPORT_HELP)(import_command)
     group.command("check", help=CHECK_HELP)(check_command)
     app.add_typer(group, name="augment")
-    app.command("dataset", help=DATASET_HELP)(dataset_command)

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from culturellm.errors import UnknownNameError
+from culturellm.meaning import DEFAULT_T_STANDIN, MEANING_CHECKS
 from culturellm.settings import Flag, StageConfig, Unkeyed, comma_list
 
 # Default thresholds, chosen by measurement (benchmarks/augment.py --only calibrate; numbers in
@@ -21,20 +22,20 @@ from culturellm.settings import Flag, StageConfig, Unkeyed, comma_list
 # T2 = T1: every training sample passes the same same-meaning bar, whatever step made it.
 DEFAULT_T1 = 0.80
 DEFAULT_T2 = 0.80
-# Lexical meaning checks (culturellm.augment.checks; measured by benchmarks/augment.py --only chain).
-MEANING_CHECKS = ("repeated_word", "opposed_words", "synonym_word", "modal_change", "key_word_missing")
 
 
 SynonymScope = Literal["sentence", "seed"]
-Target = Literal["majority", "distribution", "sampled", "mixed", "sharpened"]
-SOFT_TARGETS = ("distribution", "mixed", "sharpened")  # records carry a target_distribution
-Weight = Literal["none", "verifier"]
 
 # Which seeds are augmented: not part of the records' fingerprint (a run that augments more seeds
 # later resumes the same records).
 # The import options of a run: generated records do not depend on them (the run's augment key hashes
 # its whole [augment] section and the imported file's sha256).
 IMPORTED = Unkeyed("not part of generated records; a run's augment key hashes the section and the file")
+# `culturellm augment` generates: the import options are a run's ([augment] in its TOML); `culturellm
+# augment import` takes them as --import-source / --import-filter.
+RUN_ONLY = Flag(none=True)
+# The import filter when none is named: a run's, `culturellm augment import`'s and import_release()'s.
+DEFAULT_IMPORT_FILTER = "checks"
 SELECTION = Unkeyed("selects the seeds; a run that augments more seeds later resumes the same records")
 
 
@@ -76,7 +77,7 @@ class AugmentConfig(StageConfig):
     meaning_filter: Literal["checks", "verifier"] = Field(
         "checks",
         description="what screens every paraphrase and synonym variant after the similarity filter: "
-        "the lexical checks (--checks), or the fitted meaning verifier (culturellm.augment.verifier; "
+        "the lexical checks (--checks), or the fitted meaning verifier (culturellm.meaning.verifier; "
         "loads the bundled model for its fluency features). Measured in docs/augmentation.md",
     )
     verifier_threshold: float | None = Field(
@@ -87,7 +88,7 @@ class AugmentConfig(StageConfig):
         "(default: the shipped threshold; the curve in docs/augmentation.md)",
     )
     t_standin: float = Field(
-        0.33,
+        DEFAULT_T_STANDIN,
         ge=-1.0,
         le=1.0,
         description="min cosine(missing key word, a new word of the candidate) for it to stand in",
@@ -136,13 +137,13 @@ class AugmentConfig(StageConfig):
         description="`culturellm run`: import this file of rewordings in the release's format "
         "(`culturellm augment import`) instead of generating them (None: generate)",
     )
-    import_source: Annotated[str | None, IMPORTED] = Field(
+    import_source: Annotated[str | None, IMPORTED, RUN_ONLY] = Field(
         None,
         description="with import_file: only its lines whose `source` is this release file, e.g. "
         "new_WVQ_1000 (None: every line)",
     )
-    import_filter: Annotated[str, IMPORTED] = Field(
-        "checks",
+    import_filter: Annotated[str, IMPORTED, RUN_ONLY] = Field(
+        DEFAULT_IMPORT_FILTER,
         description="with import_file: the filter run on each imported rewording after the similarity "
         "and duplicate checks: checks (the lexical meaning checks), verifier (the fitted meaning verifier, "
         "its threshold verifier_threshold), scored (the verifier's P(faithful) on every record, none "
@@ -164,17 +165,14 @@ class AugmentConfig(StageConfig):
             "verifier_threshold": self.verifier_threshold,
         }
 
-    @model_validator(mode="after")
-    def _check(self) -> AugmentConfig:
-        if self.k is None:
-            self.k = max(self.n + 2, 3)
-        if self.max_tokens_paraphrase is None:
-            self.max_tokens_paraphrase = 16 + 28 * self.k
-        return self
-
     def fingerprint(self) -> dict[str, Any]:
-        """What decides the records (the seed selection does not): stored beside them for resuming."""
-        return self.keyed()
+        """What decides the records (the seed selection does not): stored beside them for resuming.
+        The derived values are in it as used (`k`, `max_tokens_paraphrase`), never written back into
+        the config, so a copied config.toml with another `n` derives them again."""
+        return self.keyed() | {
+            "k": self.rewrites_per_request,
+            "max_tokens_paraphrase": self.paraphrase_tokens,
+        }
 
     def select(self, seeds: Sequence[Any]) -> list[Any]:
         """The seeds to augment: `questions` (in seed order), then the first `limit_seeds`."""
@@ -191,45 +189,10 @@ class AugmentConfig(StageConfig):
 
     @property
     def rewrites_per_request(self) -> int:
+        """`k`, else derived from `n`: n + 2, at least 3."""
         return int(self.k or max(self.n + 2, 3))
 
-
-class DatasetConfig(StageConfig):
-    """Configuration of `build_training_set()`: answer targets and the held-out split."""
-
-    target: Target = Field(
-        "sharpened",
-        description="sharpened (default: soft labels sharpened, distribution ** (1 / temperature) "
-        "renormalised; the frontier point closest to both agreement and distribution, docs/results.md), "
-        "distribution (soft labels: local training learns the survey distribution), "
-        "majority (the paper), sampled (hard codes drawn to follow the distribution: for the OpenAI "
-        "fine-tuning API), mixed (soft labels plus a majority term: (1 - w) * distribution + w * "
-        "one-hot majority, w = majority_weight)",
-    )
-    majority_weight: float = Field(
-        0.25, ge=0.0, le=1.0, description="target mixed: weight w of the one-hot majority answer"
-    )
-    temperature: float = Field(
-        0.5,
-        gt=0.0,
-        le=10.0,
-        description="target sharpened: temperature T of the survey distribution (below 1 sharpens)",
-    )
-    holdout_questions: int = Field(0, ge=0, description="whole seed questions held out of training")
-    holdout_fraction: float = Field(
-        0.0, ge=0.0, lt=1.0, description="fraction of seed questions held out (with holdout_questions)"
-    )
-    holdout_variants: float = Field(
-        0.0, ge=0.0, lt=1.0, description="fraction of each question's variants held out for alignment"
-    )
-    seed: int = Field(0, description="random seed of the split and of sampled targets")
-    drop_rejected: Annotated[bool, Flag(off="--keep-rejected")] = Field(
-        False, description="leave out the samples reviewers rejected (culturellm review; reviews.jsonl)"
-    )
-    weight: Weight = Field(
-        "none",
-        description="per-example loss weight written into each training row: none (every example "
-        "weighs 1, no weight column), verifier (a rewording weighs the meaning verifier's P(faithful): "
-        "its record's p_faithful, written by import_filter verifier or scored, else 1 - p_changed of "
-        "the verdicts.jsonl beside the augmented set; seed wordings weigh 1). Local training only",
-    )
+    @property
+    def paraphrase_tokens(self) -> int:
+        """`max_tokens_paraphrase`, else derived: 16 + 28 per rewrite asked."""
+        return int(self.max_tokens_paraphrase or 16 + 28 * self.rewrites_per_request)

@@ -17,7 +17,7 @@ is not a JSON object, lacks `q_id` or `q_content`, names a question that is not 
 an `ori_content` that is not that seed (cosine to our seed wording below `seed_match`), is below the
 similarity threshold `t1`, or repeats a text already kept, and then by the named import filter
 (`IMPORT_FILTERS`): `checks` runs the lexical meaning checks of the filter chain
-(`augment.checks.MeaningChecks`), `verifier` the fitted meaning verifier (`augment.verifier`),
+(`meaning.checks.MeaningChecks`), `verifier` the fitted meaning verifier (`meaning.verifier`),
 `scored` the same verifier rejecting nothing (every rewording kept with its score, for `[dataset]
 weight = "verifier"`), `none` nothing more. The verifier filters record `p_faithful` (1 - P(meaning
 changed)) on every record they keep. A meaning verifier plugs in by name:
@@ -29,20 +29,21 @@ from (seed, candidate) pairs to one result per pair: a rejection reason, None (k
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from culturellm.augment.config import DEFAULT_T1
+from culturellm.augment.config import DEFAULT_IMPORT_FILTER, DEFAULT_T1
 from culturellm.augment.pipeline import record_id
 from culturellm.augment.state import RECORDS
 from culturellm.errors import DataError, UnknownNameError
+from culturellm.hashing import sha256_file
 from culturellm.jsonio import read_text, write_json, write_jsonl
 from culturellm.numbers import check_number
 from culturellm.safewrite import check_distinct
+from culturellm.wvs.questions import question_number
 
 IMPORTED = "imported"
 SEED_MATCH = 0.80  # the release's seed wording vs ours: same question, maybe other punctuation
@@ -59,8 +60,8 @@ def _no_filter(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
 def _meaning_checks(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
     """The lexical meaning checks of the filter chain (options: checks, t_standin), as it runs them on
     a paraphrase: no swaps known, stand-ins for missing key words decided with the embedder."""
-    from culturellm.augment.checks import MeaningChecks
-    from culturellm.augment.config import MEANING_CHECKS
+    from culturellm.meaning import MEANING_CHECKS
+    from culturellm.meaning.checks import MeaningChecks
 
     mc = MeaningChecks(
         options.get("checks", MEANING_CHECKS), embed=embedder.encode, t_standin=options.get("t_standin", 0.33)
@@ -74,13 +75,14 @@ def _meaning_checks(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
 
 
 def _verifier(embedder: Any, options: Mapping[str, Any], *, reject: bool = True) -> PairFilter:
-    """The fitted meaning verifier (`augment.verifier`, docs/augmentation.md) with the bundled model's
+    """The fitted meaning verifier (`meaning.verifier`, docs/augmentation.md) with the bundled model's
     fluency features (options: verifier_threshold; None: the shipped threshold). Every kept record
     gets `p_faithful`; with `reject` False nothing is rejected (the `scored` filter)."""
-    from culturellm.augment.features import load_lm
-    from culturellm.augment.verifier import Verifier
+    from culturellm.meaning.features import load_lm
+    from culturellm.meaning.verifier import Verifier
 
-    verifier = Verifier(embedder, load_lm(), threshold=options.get("verifier_threshold"))
+    lm = load_lm(device=options.get("device"), dtype=options.get("dtype"))  # the run's placement
+    verifier = Verifier(embedder, lm, threshold=options.get("verifier_threshold"))
 
     def run(pairs: Sequence[tuple[str, str]]) -> list[FilterResult]:
         found = verifier.verdicts(pairs, top=1)
@@ -128,7 +130,7 @@ def check_import_filter(name: str) -> FilterFactory:
     return IMPORT_FILTERS[name]
 
 
-def import_filter(name: str, embedder: Any, options: Mapping[str, Any] | None = None) -> PairFilter:
+def make_import_filter(name: str, embedder: Any, options: Mapping[str, Any] | None = None) -> PairFilter:
     """The import filter called `name`, made for this embedder and options."""
     return check_import_filter(name)(embedder, dict(options or {}))
 
@@ -171,11 +173,6 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _question_id(raw: Any) -> str | None:
-    s = str(raw).strip().upper().removeprefix("Q") if isinstance(raw, (str, int)) else ""
-    return f"Q{int(s)}" if s.isascii() and s.isdigit() and len(s) <= 6 else None  # not "²", not 5,000 digits
-
-
 def _candidates(lines: list[tuple[int, Any]], seeds: dict[str, Any], reject) -> list[dict[str, Any]]:
     """Lines with the fields we need and a known question (others rejected with a reason)."""
     cands = []
@@ -183,7 +180,7 @@ def _candidates(lines: list[tuple[int, Any]], seeds: dict[str, Any], reject) -> 
         if not isinstance(obj, dict):
             reject(n, "not a JSON object")
             continue
-        qid = _question_id(obj.get("q_id"))
+        qid = question_number(obj.get("q_id"))
         text = obj.get("q_content", obj.get("candidate"))
         if qid is None:
             reject(n, f"q_id {_short(obj.get('q_id'))} is not a WVS question number")
@@ -207,22 +204,22 @@ def import_release(
     t1: float = DEFAULT_T1,
     seed_match: float = SEED_MATCH,
     force: bool = False,
-    source: str | None = None,
+    import_source: str | None = None,
     questions: Sequence[str] | None = None,
-    filter: str = "none",
+    import_filter: str = DEFAULT_IMPORT_FILTER,
     filter_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Read a release-format JSONL; write OUT/augmented.jsonl and OUT/manifest.json; return the manifest.
-    `source`: only the lines of that release file; `questions`: only these seed question ids (lines
-    of others are rejected as "question not selected"); `filter`: the import filter's name."""
+    `import_source`: only that release file's lines; `questions`: only these seed ids (others are
+    rejected as "question not selected"); `import_filter`: the filter's name (AugmentConfig's)."""
     from culturellm.wvs import load_questions
 
     path, out_dir = Path(path), Path(out_dir)
     check_number(t1, "--t1", lo=-1.0, hi=1.0)
     check_number(seed_match, "seed_match", lo=-1.0, hi=1.0)
     check_distinct(out_dir / RECORDS, [path], "FILE")
-    pair_filter = import_filter(filter, embedder, filter_options)  # an unknown name: before any work
-    lines, other_sources = _source_lines(path, source)
+    pair_filter = make_import_filter(import_filter, embedder, filter_options)  # unknown: before any work
+    lines, other_sources = _source_lines(path, import_source)
     _claim_out(out_dir, force)
     seeds = {q.id: q for q in load_questions()}
     rejected: list[dict[str, Any]] = []
@@ -237,7 +234,7 @@ def import_release(
     write_jsonl(out_dir / RECORDS, rows)
     counts = {
         "lines": len(lines),
-        **({"other_sources": other_sources} if source is not None else {}),
+        **({"other_sources": other_sources} if import_source is not None else {}),
         "seeds": len(groups),
         "accepted": sum(len(g) for g in groups.values()),
         "rejected": len(rejected),
@@ -245,9 +242,9 @@ def import_release(
     manifest = {
         "kind": "culturellm.augment.import",
         "source": str(path),
-        "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "release_file": source,
-        "filter": filter,
+        "source_sha256": sha256_file(path),
+        "release_file": import_source,
+        "filter": import_filter,
         "embedder": getattr(embedder, "name", str(embedder)),
         "t1": t1,
         "seed_match": seed_match,

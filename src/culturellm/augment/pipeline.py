@@ -18,20 +18,20 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from culturellm.augment.checks import MeaningChecks
 from culturellm.augment.config import AugmentConfig
-from culturellm.augment.judge import Judge, judge_where_unsure
 from culturellm.augment.parse import clean_sentence, normalize, parse_list, parse_synonyms
 from culturellm.augment.prompts import paraphrase_messages, synonym_messages, translate_messages
-from culturellm.augment.words import build_variants, content_words, negation_count, option_words
 from culturellm.errors import DataError
 from culturellm.llm.base import ChatModel, Embedder, SamplingParams
+from culturellm.meaning.checks import MeaningChecks
+from culturellm.meaning.judge import Judge, judge_where_unsure
+from culturellm.meaning.words import build_variants, content_words, negation_count, option_words
 
 STEPS = ("seed", "paraphrase", "synonym", "translation")
 
@@ -120,13 +120,19 @@ class Augmenter:
     """One augmentation run (see module docstring). Use `augment()`."""
 
     def __init__(
-        self, llm: ChatModel, embedder: Embedder, config: AugmentConfig, judge: ChatModel | None = None
+        self,
+        llm: ChatModel,
+        embedder: Embedder,
+        config: AugmentConfig,
+        judge: ChatModel | None = None,
+        placement: Mapping[str, Any] | None = None,
     ) -> None:
         self.llm, self.embedder, self.cfg = llm, embedder, config
         self.stats = {s: StepStats() for s in STEPS[1:]}
         self.parse_formats: Counter = Counter()
         self.meaning = MeaningChecks(config.checks, embed=self._encode, t_standin=config.t_standin)
-        self.verifier = _load_verifier(embedder, config) if config.meaning_filter == "verifier" else None
+        verifier = config.meaning_filter == "verifier"
+        self.verifier = _load_verifier(embedder, config, placement or {}) if verifier else None
         self.judge = Judge(judge) if judge is not None else None
         self.band = _judge_band(self.verifier, config)
 
@@ -207,7 +213,7 @@ class Augmenter:
             if not pending:
                 return
             reqs = [paraphrase_messages(s.item.text, cfg.rewrites_per_request) for s in pending]
-            outs = self.llm.generate(reqs, self._params(int(cfg.max_tokens_paraphrase or 256), attempt))
+            outs = self.llm.generate(reqs, self._params(cfg.paraphrase_tokens, attempt))
             st.requests += len(reqs)
             cands: list[tuple[_SeedState, str]] = []
             for s, out in zip(pending, outs, strict=True):
@@ -504,11 +510,13 @@ class Augmenter:
         return [self.records(s) for s in states]
 
 
-def _load_verifier(embedder: Embedder, config: AugmentConfig) -> Any:
-    from culturellm.augment.features import load_lm
-    from culturellm.augment.verifier import Verifier
+def _load_verifier(embedder: Embedder, config: AugmentConfig, placement: Mapping[str, Any]) -> Any:
+    """The meaning verifier; its fluency LM on the command's or run's device and dtype (`placement`)."""
+    from culturellm.meaning.features import load_lm
+    from culturellm.meaning.verifier import Verifier
 
-    return Verifier(embedder, load_lm(), threshold=config.verifier_threshold)
+    lm = load_lm(device=placement.get("device"), dtype=placement.get("dtype"))
+    return Verifier(embedder, lm, threshold=config.verifier_threshold)
 
 
 def _judge_band(verifier: Any, config: AugmentConfig) -> tuple[float, float]:

@@ -25,6 +25,7 @@ from culturellm.augment.state import (
 from culturellm.augment.summary import augment_manifest
 from culturellm.errors import DataError
 from culturellm.jsonio import ResumableRows, write_json
+from culturellm.llm.access import ModelAccess
 from culturellm.llm.base import ChatModel, Embedder
 from culturellm.outdir import check_claim, claim
 from culturellm.progress import progress_task
@@ -40,6 +41,7 @@ def augment(
     progress: Any = None,
     force: bool = False,
     judge: ChatModel | None = None,
+    access: ModelAccess | None = None,
 ) -> dict[str, Any]:
     """Augment seed questions (wvs Question or Seed objects); write out_dir/augmented.jsonl and
     out_dir/manifest.json; return the manifest. Resumable: seeds already complete in the file are
@@ -49,7 +51,10 @@ def augment(
     unless force. The settings' key (`state_key`) is stored in the hidden state file, in manifest.json
     and in every seed record, so records made with other settings are refused even when the state
     file is missing (see resume_state). `judge`: the chat model of the judge step (default:
-    `load_model(config.judge)` when config.judge is set)."""
+    `load_model(config.judge, access)` when config.judge is set); `access`: how the judge (when not
+    given) and the verifier's fluency model are reached and placed (a run passes its own).
+
+    Long because: one resumable loop with its state, judge and manifest in one place."""
     cfg = config or AugmentConfig()
     out_dir = Path(out_dir)
     check_claim(out_dir, "augment", force=force, ours=OURS)
@@ -63,11 +68,12 @@ def augment(
     if cfg.judge and judge is None:
         from culturellm.llm import load_model
 
-        judge = load_model(cfg.judge)
+        judge = load_model(cfg.judge, access)
     if records.path.exists():
         records.rewrite(rows)  # drop torn / incomplete groups
     todo = [i for i in items if i.question_id not in done]
-    aug = Augmenter(llm, embedder, cfg, judge if cfg.judge else None)
+    placement = access.placement() if access is not None else {}
+    aug = Augmenter(llm, embedder, cfg, judge if cfg.judge else None, placement)
     for step, d in prev.get("steps", {}).items():
         if step in aug.stats:
             aug.stats[step].add(d)

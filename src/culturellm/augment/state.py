@@ -14,9 +14,8 @@ from culturellm.errors import CultureLLMError, DataError
 from culturellm.hashing import stable_hash
 from culturellm.jsonio import ResumableRows, iter_jsonl, read_json, write_json
 from culturellm.llm.base import ChatModel
+from culturellm.runlayout import MANIFEST, RECORDS
 
-RECORDS = "augmented.jsonl"
-MANIFEST = "manifest.json"
 STATE = ".augment-state.json"
 OURS = (STATE, RECORDS)  # an augment directory from before output markers existed
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from culturellm.augment.dataset import read_split
+from culturellm.dataset.build import read_split
 from culturellm.errors import CultureLLMError, DataError
 from culturellm.evaluate.config import AlignConfig
 from culturellm.evaluate.scoring import softmax
@@ -23,8 +23,8 @@ from culturellm.evaluate.variant import ModelVariant, Retrieval, System, scoring
 from culturellm.hashing import sha256_file, stable_hash
 from culturellm.jsonio import ResumableRows, iter_jsonl, write_jsonl
 from culturellm.names import path_part
+from culturellm.runlayout import ALIGN
 
-ALIGN = "align.jsonl"  # OUT/align.jsonl: one summary row per model x culture
 QUESTIONS = "align"  # OUT/align/<model>/<culture>.jsonl: the per-question answers of that row
 
 
@@ -46,7 +46,7 @@ def align(
     """
     from culturellm.cultures import get_culture
     from culturellm.evaluate.baselines import annotate
-    from culturellm.wvs import seed_set
+    from culturellm.seeds import seed_set
 
     v = variant_from(variant_or_spec, system)
     c = get_culture(culture)
@@ -68,6 +68,7 @@ def align(
             "split": str(split) if split is not None else None,
             **summarise(rows),
             "scoring": scoring_summary(r["scoring"] for r in rows),
+            **({"dtype": dt} if (dt := getattr(v.load(), "dtype_name", None)) else {}),
             "questions": rows,
         }
     )

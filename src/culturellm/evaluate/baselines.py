@@ -84,7 +84,7 @@ def other_survey(result: Mapping[str, Any], other: str, kinds: Iterable[str] | N
     """Another culture's survey as the answer distribution on the same items (items it did not
     answer are left out; `n_questions` says how many remain)."""
     from culturellm.cultures import get_culture
-    from culturellm.wvs import seed_set
+    from culturellm.seeds import seed_set
 
     c = get_culture(other)
     seeds = {s.question_id: s for s in seed_set(c)}

@@ -13,7 +13,9 @@ from culturellm.config_cli import MODELS, Endpoint, Force, Placement, Progress, 
 from culturellm.errors import CultureLLMError
 from culturellm.evaluate.config import EvaluateConfig
 from culturellm.evaluate.variant import RETRIEVE, ModelVariant, Retrieval, System
+from culturellm.llm.access import ModelAccess, access_of
 from culturellm.names import check_name
+from culturellm.regularfiles import check_input
 
 CONTEXT_HELP = (
     "A file whose text is the system message, or retrieve:K: the culture prompt plus the culture's "
@@ -27,12 +29,12 @@ def _variants(
     baselines: bool,
     context: Path | None,
     culture_prompt: bool,
-    endpoint: Endpoint,
+    access: ModelAccess,
 ) -> list[ModelVariant]:
-    """The compared variants; `endpoint` is how every model is reached."""
+    """The compared variants; `access` is how every model is reached and placed."""
 
     def variant(label: str, spec: str, system: System) -> ModelVariant:
-        return _variant(endpoint, label, spec, system)
+        return ModelVariant(label, spec, system, access)
 
     if not models:
         raise CultureLLMError("give at least one --model SPEC (e.g. --model bundled)")
@@ -48,19 +50,6 @@ def _variants(
         if context is not None:
             out.append(variant(f"{label}+context", spec, context))
     return out
-
-
-def _variant(endpoint: Endpoint, label: str, spec: str, system: System) -> ModelVariant:
-    return ModelVariant(label, spec, system, base_url=endpoint.base_url, cache=endpoint.cache)
-
-
-def _http_timeout(timeout: float | None) -> None:
-    """--timeout for every openai:MODEL this process loads (models are loaded by spec deep inside
-    the runner): the backend reads CULTURELLM_HTTP_TIMEOUT when no timeout is passed."""
-    import os
-
-    if timeout is not None:
-        os.environ["CULTURELLM_HTTP_TIMEOUT"] = str(timeout)
 
 
 def tasks_command(
@@ -122,10 +111,8 @@ def evaluate_command(
     """Evaluate models on the culture datasets (and with --general on general-ability tasks):
     OUT/results.jsonl, OUT/general.jsonl, OUT/report.md, OUT/plots/*.png."""
     from culturellm.evaluate.runner import evaluate
-    from culturellm.llm.placement import local_defaults_applied
     from culturellm.outdir import check_claim
 
-    _http_timeout(endpoint.timeout)
     if not culture and not cfg.general:
         raise CultureLLMError("give at least one --culture (see `culturellm cultures`) or --general")
     if cfg.mode != "generate" and (cfg.temperature is not None or cfg.max_tokens is not None):
@@ -134,24 +121,25 @@ def evaluate_command(
         raise CultureLLMError(
             f"--context {context}: retrieval asks the WVS survey questions; use it with `culturellm align`"
         )
-    variants = _variants(model, label, cfg.baselines, context, culture_prompt, endpoint)
+    access = access_of(endpoint, placement)  # every model below is loaded with it (--timeout included)
+    variants = _variants(model, label, cfg.baselines, context, culture_prompt, access)
     check_claim(out, "evaluate", force=force)  # before any model runs
-    with _claimed(out, force), local_defaults_applied(**placement.model_dump()):
+    with _claimed(out, force):
         if cfg.general:
-            _general(variants, cfg, out, report=not culture)
+            _general(variants, cfg, out, report=not culture, access=access)
         if not culture:
             return
         rows = evaluate(variants, culture, cfg, out, progress=progress)
     _print_f1_table(rows, out)
 
 
-def _general(variants, config, out: Path, report: bool) -> None:
+def _general(variants, config, out: Path, report: bool, access: ModelAccess) -> None:
     """The forgetting check of `culturellm evaluate --general`, its table on the terminal."""
     from rich.console import Console
 
     from culturellm.evaluate.general import GeneralOptions, general_table, run_general
 
-    options = GeneralOptions(limit=config.general_limit, seed=config.seed)
+    options = GeneralOptions(config.general_limit, config.seed, device=access.device, dtype=access.dtype)
     rows = run_general(variants, config.general, out, options)
     if report:
         from culturellm.evaluate.report import write_report
@@ -180,23 +168,20 @@ def _claimed(out: Path, force: bool):
 
 def _print_f1_table(rows: list[dict], out: Path) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     from culturellm.evaluate.report import summarize
+    from culturellm.tables import print_table
 
     s = summarize(rows)
     models = list(dict.fromkeys(r["model"] for r in rows))
-    table = Table("culture", *models, "random", title="mean macro-F1")
+    body = []
     for c, d in sorted(s["culture"].items()):
         rnd = [x for x in s["random"][c].values() if x is not None]
-        table.add_row(
-            c,
-            *(f"{d.get(m, float('nan')):.3f}" for m in models),
-            f"{sum(rnd) / len(rnd):.3f}" if rnd else "–",
-        )
+        mean_rnd = f"{sum(rnd) / len(rnd):.3f}" if rnd else "–"
+        body.append([c, *(f"{d.get(m, float('nan')):.3f}" for m in models), mean_rnd])
     con = Console(markup=False, emoji=False)
-    con.print(table)
-    con.print(f"wrote {out / 'results.jsonl'}, {out / 'report.md'}, {out / 'plots'}/")
+    print_table(con, ["culture", *models, "random"], body, title="mean macro-F1", right=[*models, "random"])
+    con.print(f"wrote {out / 'results.jsonl'}, {out / 'report.md'}, {out / 'plots'}/", soft_wrap=True)
 
 
 @config_command(Endpoint, panel=MODELS)
@@ -231,25 +216,25 @@ def align_command(
     from rich.text import Text
 
     from culturellm.evaluate.align import AlignJob, align, align_all
-    from culturellm.llm.placement import local_defaults_applied
 
     if culture_prompt and context:
         raise CultureLLMError("give --culture-prompt or --context, not both")
-    _http_timeout(endpoint.timeout)
+    access = access_of(endpoint, placement)
     claim_out = _align_claim(out, force)  # refuses a directory of the user's files before any model runs
     system: System = "culture" if culture_prompt else _context(context)
+    context_file = system if isinstance(system, Path) else None
+    _check_inputs((split, "json"), (context_file, "text"))  # a FIFO, /dev/zero: one line, nothing claimed
     if len(model) > 1 or len(culture) > 1:
         if label:
             raise CultureLLMError("--label names a single --model; omit it for a matrix")
-        variants = [_variant(endpoint, m, m, system) for m in model]
+        variants = [ModelVariant(m, m, system, access) for m in model]
         _matrix_command(variants, culture, split, as_json, out, claim_out)
         return
     model, culture = model[0], culture[0]
     label = check_name(label, "--label") if label is not None else None
-    variant = _variant(endpoint, label or model, model, system)
+    variant = ModelVariant(label or model, model, system, access)
     status = Console(stderr=True).status(Text(f"aligning {variant.label} with {culture}"))
-    placed = local_defaults_applied(**placement.model_dump())
-    with placed, status if progress else contextlib.nullcontext():
+    with status if progress else contextlib.nullcontext():
         if out is not None:
             claim_out()
             (res,) = align_all([AlignJob(variant, split)], culture, out)
@@ -266,6 +251,14 @@ def _context(value: str | None) -> System:
     if value is None:
         return None
     return Retrieval.parse(value) if value.startswith(RETRIEVE) else Path(value)
+
+
+def _check_inputs(*files: tuple[Path | None, str]) -> None:
+    """Each given input file that exists is a regular file within its kind's size limit
+    (culturellm.regularfiles); a missing one is reported by its reader."""
+    for path, kind in files:
+        if path is not None and path.exists():
+            check_input(path, kind)
 
 
 def _align_claim(out: Path | None, force: bool):
@@ -285,9 +278,10 @@ def _matrix_command(
     matrix = align_matrix(variants, cultures, split)
     if out is not None:
         from culturellm.jsonio import write_json
+        from culturellm.runlayout import ALIGN_MATRIX
 
         claim_out()
-        write_json(out / "align_matrix.json", matrix)
+        write_json(out / ALIGN_MATRIX, matrix)
         matrix["plot"] = str(plot_matrix(matrix, out / "align_matrix.png"))
     if as_json:
         print(json.dumps(matrix, ensure_ascii=False))
@@ -332,11 +326,12 @@ def report_command(
     from culturellm.evaluate.report import load_rows, write_report
     from culturellm.jsonio import write_jsonl
     from culturellm.outdir import claim
+    from culturellm.runlayout import RESULTS
 
     rows, _ = load_rows(results)
     # never over a user's own report.md: OUT is new, or an output culturellm made
     claim(out, "report", force=force, accept=("evaluate", "run"))
-    merged = out / "results.jsonl"
+    merged = out / RESULTS
     if not any(Path(p).resolve() in (merged.resolve(), out.resolve()) for p in results):
         write_jsonl(merged, rows)
     path = write_report(results, out)

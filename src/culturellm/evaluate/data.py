@@ -80,7 +80,7 @@ def load_task(task: Task, data_dir: str | Path | None, max_chars: int = MAX_TEXT
     mark); Latin-1 and other encodings are a DataError naming the file and line."""
     root = resolve_data_dir(data_dir)
     path = root / task.path
-    if not path.is_file():
+    if not path.exists():  # a FIFO or a device is refused by the reader, by name
         raise DataError(f"{path}: file not found for task {task.name} (data dir {root})")
     examples: list[Example] = []
     skipped = truncated = 0

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from culturellm.errors import CultureLLMError, DataError
-from culturellm.jsonio import ResumableRows, iter_jsonl, write_jsonl
+from culturellm.jsonio import ResumableRows, iter_jsonl, numbered_jsonl, write_jsonl
 from culturellm.names import path_part
+from culturellm.runlayout import GENERAL
 from culturellm.safewrite import target
 
-GENERAL = "general.jsonl"  # OUT/general.jsonl
 SAMPLES = "general"  # OUT/general/<model>/<task>.jsonl: per-document scores
 
 
@@ -302,6 +302,18 @@ def _key(model: GeneralModel, names: list[str], include: list[str], options: Gen
     )
 
 
+def _check_general_row(r: dict[str, Any], where: str) -> None:
+    """A general.jsonl row (a shared or copied file is data): its names text, its scores numbers (lm-eval
+    may report NaN, so only the type is checked)."""
+    for key in ("model", "task", "metric", "filter"):
+        if not isinstance(r.get(key), str):
+            raise DataError(f"{where}: field '{key}' must be text")
+    for key in ("value", "stderr"):
+        v = r.get(key)
+        if (v is not None or key == "value") and (isinstance(v, bool) or not isinstance(v, int | float)):
+            raise DataError(f"{where}: field '{key}' must be a number")
+
+
 def load_general(places: list[Path]) -> list[dict[str, Any]]:
     """General-ability rows of general.jsonl files in (or beside the results file of) `places`; later
     files win for the same model x task x metric."""
@@ -310,7 +322,8 @@ def load_general(places: list[Path]) -> list[dict[str, Any]]:
         p = Path(p)
         path = (p if p.is_dir() else p.parent) / GENERAL
         if path.is_file():
-            for r in iter_jsonl(path, tolerate_torn_tail=True):
+            for i, r in numbered_jsonl(path, tolerate_torn_tail=True):
+                _check_general_row(r, f"{path}:{i}")
                 found[(r["model"], r["task"], r["metric"], r["filter"])] = r
     return list(found.values())
 

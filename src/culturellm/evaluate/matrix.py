@@ -101,7 +101,7 @@ def rescore(result: Mapping[str, Any], culture: str) -> dict[str, Any]:
     from culturellm.cultures import get_culture
     from culturellm.evaluate.bootstrap import mean_ci
     from culturellm.evaluate.distributions import similarity
-    from culturellm.wvs import seed_set
+    from culturellm.seeds import seed_set
 
     seeds = {s.question_id: s for s in seed_set(get_culture(culture))}
     scores: ItemScores = {}

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from culturellm.errors import DataError
-from culturellm.jsonio import atomic_write_text, iter_jsonl
+from culturellm.jsonio import atomic_write_text, iter_jsonl, numbered_jsonl
+from culturellm.names import check_name, child
 from culturellm.numbers import check_number, plain
+from culturellm.runlayout import ALIGN, GENERAL, PLOTS, REPORT, RESULTS
 from culturellm.safewrite import target
 
 NEAR_CHANCE = 0.05  # a model whose mean macro-F1 is within this of the random baseline is "near chance"
-REPORT = "report.md"
-PLOTS = "plots"
 
 
 def load_rows(results: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -26,15 +26,15 @@ def load_rows(results: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str,
     for p in results:
         p = Path(p)
         if p.is_dir():
-            p = p / "results.jsonl"
-        if not p.exists() and (p.parent / "general.jsonl").exists():
+            p = p / RESULTS
+        if not p.exists() and (p.parent / GENERAL).exists():
             continue  # a forgetting check alone (evaluate --general without --culture)
         if not p.exists():
             raise DataError(f"{p}: results file not found")
-        for i, r in enumerate(iter_jsonl(p, tolerate_torn_tail=True), 1):
-            _check_row(r, f"{p}:{i}")
+        for i, r in numbered_jsonl(p, tolerate_torn_tail=True):
+            check_row(r, f"{p}:{i}")
             res[(r["model"], r["task"])] = r
-        a = p.parent / "align.jsonl"
+        a = p.parent / ALIGN
         if a.exists():
             for r in iter_jsonl(a, tolerate_torn_tail=True):
                 if "model" in r and "majority_agreement" in r:
@@ -42,14 +42,17 @@ def load_rows(results: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str,
     return list(res.values()), list(al.values())
 
 
-def _check_row(r: dict[str, Any], where: str) -> None:
-    """A result row's names are text and its numbers finite and in range (macro-F1 in [0, 1], n >= 0)."""
+def check_row(r: dict[str, Any], where: str) -> None:
+    """A result row's names are text, its culture (which names a plot file) a safe name, and its
+    numbers finite and in range (macro-F1 in [0, 1], n >= 0); DataError naming `where` otherwise."""
     for key in ("task", "model", "macro_f1"):
         if key not in r:
             raise DataError(f"{where}: result row without '{key}'")
     for key in ("task", "model"):
         if not isinstance(r[key], str):
             raise DataError(f"{where}: '{key}' must be text, got {plain(r[key])}")
+    if "culture" in r:
+        check_name(r["culture"], "field 'culture'", where)
     for key in ("macro_f1", "accuracy"):
         if r.get(key) is not None:
             check_number(r[key], f"{where}: '{key}'", lo=0.0, hi=1.0)
@@ -409,7 +412,11 @@ def _culture_plot(
     ax.set_title(f"{c}: macro-F1 per task")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = plot_dir / f"f1_{c}.png"
+    path = (
+        plot_dir / "f1_unknown.png"
+        if c == "?"
+        else child(plot_dir, c, "culture", prefix="f1_", suffix=".png")
+    )
     with target(path) as tmp:
         fig.savefig(tmp, dpi=110)
     plt.close(fig)

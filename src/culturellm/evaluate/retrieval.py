@@ -27,11 +27,12 @@ def pool_questions(seeds: Mapping[str, Any], split: Path | None) -> list[str]:
     questions never), or every seed the culture answered without a split."""
     if split is None:
         return list(seeds)
-    from culturellm.augment.dataset import read_split
+    from culturellm.dataset.build import read_split
+    from culturellm.regularfiles import read_input
 
-    data = json.loads(Path(split).read_text(encoding="utf-8"))
+    held = read_split(split).questions  # checks the file: a regular JSON object, or one error line
+    data = json.loads(read_input(Path(split), "json").decode("utf-8"))
     src = data.get("split") if isinstance(data.get("split"), dict) else data
-    held = read_split(split).questions
     train = src.get("train_questions")
     ids = [str(q) for q in train] if isinstance(train, list) else list(seeds)
     return [q for q in ids if q in seeds and q not in held]

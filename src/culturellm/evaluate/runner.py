@@ -16,18 +16,19 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from culturellm.errors import CultureLLMError, UnknownNameError
 from culturellm.evaluate.config import EvaluateConfig
+from culturellm.evaluate.report import check_row, write_report
 from culturellm.evaluate.variant import ModelVariant, scoring_summary
 from culturellm.hashing import stable_hash
 from culturellm.jsonio import ResumableRows, write_jsonl
 from culturellm.llm.base import Chat, ChatModel, SamplingParams, ScoreRequest
 from culturellm.names import path_part
 from culturellm.progress import progress_bar
+from culturellm.runlayout import RESULTS
 
 if TYPE_CHECKING:
     from culturellm.evaluate.data import Example, TaskData
     from culturellm.evaluate.tasks import Task
 
-RESULTS = "results.jsonl"
 PREDICTIONS = "predictions"  # OUT/predictions/<model>/<culture>/<task>.jsonl, one row per example
 MODES = ("score", "generate")
 
@@ -109,6 +110,7 @@ class Responses:
     seconds: float = 0.0
     requests: int = 0
     cache_hits: int = 0
+    dtype: str | None = None  # a local model's precision (None: remote)
 
 
 @dataclass
@@ -144,6 +146,7 @@ class TaskResult:
     requests: int
     cache_hits: int
     key: str
+    dtype: str | None = None  # a local model's precision as loaded (--dtype auto: docs/models.md)
 
     def to_row(self) -> dict[str, Any]:
         row: dict[str, Any] = {}
@@ -151,7 +154,7 @@ class TaskResult:
             value = getattr(self, f.name)
             if f.name == "metrics":
                 row.update(value)
-            elif value is not None or f.name not in ("scoring", "generation", "calibration"):
+            elif value is not None or f.name not in ("scoring", "generation", "calibration", "dtype"):
                 row[f.name] = value
         return row
 
@@ -232,6 +235,8 @@ def plan_evaluation(
     out = Path(out)
     res_path = out / RESULTS
     previous = ResumableRows(res_path).previous
+    for i, row in enumerate(previous, 1):  # before any model runs: its report would plot these rows
+        check_row(row, f"{res_path}: row {i}")
     items = []
     for v in models:
         for td, exs in loaded:
@@ -266,16 +271,22 @@ def _ask(model: ChatModel, req: TaskRequests, gen: SamplingParams | None, advanc
 
     usage0 = model.usage.as_dict()
     t0 = time.perf_counter()
-    resp = Responses()
+    resp = Responses(dtype=getattr(model, "dtype_name", None))
     if req.kind == "score":
         resp.scores, resp.methods = [], []
-        for start in range(0, len(req.score), CHUNK):
+        starts = range(0, len(req.score), CHUNK)
+        for start in starts:
             chunk = req.score[start : start + CHUNK]
-            for r in model.score(chunk):
+            # the content-free prompts ride along with the last chunk: one call, one shared prefix
+            last = start == starts[-1] and bool(req.content_free)
+            found = model.score([*chunk, *req.content_free] if last else chunk)
+            for r in found[: len(chunk)]:
                 resp.scores.append(list(r.logprobs))
                 resp.methods.append(getattr(r, "method", "exact"))
+            if last:
+                resp.content_free = [list(r.logprobs) for r in found[len(chunk) :]]
             advance(len(chunk))
-        if req.content_free:
+        if req.content_free and resp.content_free is None:  # no examples
             resp.content_free = [list(r.logprobs) for r in model.score(req.content_free)]
     else:
         resp.replies = []
@@ -296,10 +307,10 @@ def run_requests(
     """Phase 3: each model loaded once, asked everything of its plan items, kind by kind (score or
     generate); yields as each plan item is answered, so the caller can record it (resumption)."""
     bar = progress.add_task("evaluating", total=max(sum(len(r.item.examples) for r in requests), 1))
-    by_model: dict[tuple[str, str | None, bool], list[TaskRequests]] = {}
+    by_model: dict[tuple[str, Any], list[TaskRequests]] = {}
     for r in requests:
         v = r.item.variant
-        by_model.setdefault((v.spec, v.base_url, v.cache), []).append(r)
+        by_model.setdefault((v.spec, v.access), []).append(r)
     for reqs in by_model.values():
         model = reqs[0].item.variant.load()
         for r in reqs:
@@ -360,7 +371,7 @@ def task_result(plan: Plan, req: TaskRequests, resp: Responses, n_boot: int) -> 
         },
         total_available=item.data.total, limit=cfg.limit, seed=cfg.seed, data_dir=str(plan.root),
         bundled_sample=is_bundled_sample(plan.root), seconds=round(resp.seconds, 3),
-        requests=resp.requests, cache_hits=resp.cache_hits, key=item.key,
+        requests=resp.requests, cache_hits=resp.cache_hits, key=item.key, dtype=resp.dtype,
     )  # fmt: skip
     pred_rows = [
         {
@@ -391,8 +402,6 @@ def write_outputs(plan: Plan, rows: list[dict[str, Any]], report: bool = True) -
     """Phase 5: results.jsonl rewritten cleanly once (this evaluation's rows in plan order, then
     earlier rows for other model x task pairs) and, unless `report` is False (a run writes one report
     for all cultures), report.md and plots."""
-    from culturellm.evaluate.report import write_report
-
     res_path = plan.out / RESULTS
     rows_file = ResumableRows(res_path, plan.previous)
     rows_file.finish(rows, ("model", "task"), earlier_first=True, drop=("resumed",))

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from culturellm.errors import DataError
+from culturellm.llm.access import ModelAccess
 from culturellm.llm.base import ChatModel
+from culturellm.regularfiles import read_input
 
 RETRIEVE = "retrieve:"  # --context retrieve:K
 
@@ -46,22 +48,20 @@ class ModelVariant:
     `system`: None (no system message), "culture" (culturellm.prompts.culture_system_prompt of the
     evaluated culture), a Path to a text file whose content is the system message (a culture
     context paragraph), or a Retrieval ("retrieve:K": the culture prompt plus the culture's survey
-    answers to the K training questions nearest each asked one; WVS alignment only). `base_url`,
-    `cache` and `timeout` are how it is loaded (`load()`): the server
-    of an openai:MODEL spec, whether calls go through the response cache, seconds per HTTP attempt."""
+    answers to the K training questions nearest each asked one; WVS alignment only). `access` is how
+    it is loaded (`load()`): the command's or run's endpoint and placement
+    (`culturellm.llm.access.ModelAccess`)."""
 
     label: str
     spec: str
     system: System = None
-    base_url: str | None = None
-    cache: bool = True
-    timeout: float | None = None  # seconds per HTTP attempt (openai:MODEL)
+    access: ModelAccess = field(default_factory=ModelAccess)
 
     def load(self) -> ChatModel:
         """The ChatModel (loaded once per process and set of load options)."""
         from culturellm.llm import load_model
 
-        return load_model(self.spec, base_url=self.base_url, cache=self.cache, timeout=self.timeout)
+        return load_model(self.spec, self.access)
 
     def __post_init__(self) -> None:
         if isinstance(self.system, str) and self.system.startswith(RETRIEVE):
@@ -81,7 +81,7 @@ class ModelVariant:
             return culture_system_prompt(get_culture(culture).display)
         path = Path(self.system)
         try:
-            text = path.read_text(encoding="utf-8").strip()
+            text = read_input(path, "text").decode("utf-8").strip()
         except FileNotFoundError:
             raise DataError(f"{path}: context file not found (model {self.label})") from None
         if not text:
@@ -98,11 +98,13 @@ class ModelVariant:
         return f"context:{self.system}"
 
 
-def variant_from(spec_or_variant: ModelVariant | str, system: System = None) -> ModelVariant:
+def variant_from(
+    spec_or_variant: ModelVariant | str, system: System = None, access: ModelAccess | None = None
+) -> ModelVariant:
     """A ModelVariant as given, or one for a bare spec (labelled by the spec) with `system`."""
     if isinstance(spec_or_variant, ModelVariant):
         return spec_or_variant
-    return ModelVariant(label=str(spec_or_variant), spec=str(spec_or_variant), system=system)
+    return ModelVariant(str(spec_or_variant), str(spec_or_variant), system, access or ModelAccess())
 
 
 def scoring_summary(methods: Iterable[str]) -> str:

@@ -47,8 +47,9 @@ def finetune_command(
     console = Console(stderr=True)
     cultures = _cultures(culture)
     if dry_run:
+        from culturellm.finetune.backends import estimate
         from culturellm.finetune.data import load_records
-        from culturellm.finetune.estimate import estimate, print_estimate
+        from culturellm.finetune.estimate import print_estimate
 
         records = load_records(data)
         print_estimate(estimate(records, base, config), Console())

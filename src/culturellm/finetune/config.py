@@ -18,13 +18,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from culturellm.errors import UnknownNameError
 from culturellm.hashing import stable_hash
+from culturellm.redact import check_url
 from culturellm.settings import Flag, StageConfig, Unkeyed, comma_list, flags, resolve
-
-Backend = Literal["local", "openai"]
 
 # Marks the fields that do not change the trained model: outside `fingerprint()`.
 RUN_CONTROL = Unkeyed("run control: does not change the trained weights")
@@ -109,7 +108,11 @@ class FinetuneConfig(StageConfig):
         description="where the other defaults come from: cpu-small (bundled model on a CPU), paper, "
         "paper-qlora (4-bit base), smoke",
     )
-    backend: Backend = Field("local", description="local LoRA (TRL+PEFT) or the OpenAI fine-tuning API")
+    backend: str = Field(
+        "local",
+        description="local (LoRA through TRL + PEFT), openai (the OpenAI fine-tuning API), or a registered "
+        "backend (culturellm.finetune.backends)",
+    )
 
     # --- optimisation -------------------------------------------------------------------------
     epochs: float = Field(3.0, gt=0, description="passes over the training set")
@@ -153,7 +156,8 @@ class FinetuneConfig(StageConfig):
         False, description="also write a merged full model to DIR/merged"
     )
     dtype: FinetuneDtype = Field(
-        "auto", description="training dtype; auto = bf16 on a GPU that supports it, else fp32"
+        "auto",
+        description="training dtype; auto = bf16 on a GPU or CPU that computes it natively, else fp32",
     )
     device: Annotated[FinetuneDevice, RUN_CONTROL] = Field(
         "auto", description="where to train; auto = the accelerator when there is one, else the CPU"
@@ -184,6 +188,24 @@ class FinetuneConfig(StageConfig):
         10.0, gt=0, description="openai backend: seconds between job status polls"
     )
     suffix: str | None = Field(None, description="suffix for the fine-tuned model name (OpenAI)")
+
+    @field_validator("optim")
+    @classmethod
+    def _known_optim(cls, value: str) -> str:
+        if value == "adamw_torch":  # the default: no need to import transformers to know it
+            return value
+        from transformers.training_args import OptimizerNames
+
+        known = [o.value for o in OptimizerNames]
+        if value not in known:
+            examples = ", ".join(known[:4])
+            raise ValueError(f"unknown optimizer (one of transformers' {len(known)}, e.g. {examples})")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _valid_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_url(value)
 
     @classmethod
     def from_preset(cls, name: str = "cpu-small", **overrides: Any) -> FinetuneConfig:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from culturellm.errors import DataError
+from culturellm.regularfiles import check_input
 
 ROLES = ("system", "user", "assistant")
 # Matches culturellm.prompts.culture_system_prompt: "You are a person from the {display} culture."
@@ -140,8 +141,9 @@ def load_records(paths: Path | str | Sequence[Path | str]) -> list[TrainingRecor
         raise DataError("no training data given (use --data FILE)")
     records: list[TrainingRecord] = []
     for p in map(Path, paths):
-        if not p.is_file():
+        if not p.exists():
             raise DataError(f"{p}: training data file not found")
+        check_input(p, "data")  # a regular file: a FIFO or /dev/zero is one line, never read
         with open(p, encoding="utf-8") as f:
             for n, line in enumerate(f, 1):
                 if not line.strip():

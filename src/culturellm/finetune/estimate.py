@@ -7,7 +7,7 @@ Prices are USD per 1M *training* tokens (tokens per epoch x epochs), from OpenAI
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -37,6 +37,8 @@ OPENAI_MAX_EXAMPLE_TOKENS: dict[str, int] = {
     "babbage-002": 16_384,
 }
 DEFAULT_MAX_EXAMPLE_TOKENS = 65_536
+# (records, base, config, tokens per record) -> the backend's part of the estimate
+BackendEstimate = Callable[[Sequence[TrainingRecord], str, FinetuneConfig, list[int]], dict[str, Any]]
 OPENAI_MIN_EXAMPLES = 10
 
 
@@ -58,59 +60,55 @@ def openai_epochs(config: FinetuneConfig) -> int:
     return max(1, min(50, math.ceil(config.epochs)))
 
 
-def estimate(records: Sequence[TrainingRecord], base: str, config: FinetuneConfig) -> dict[str, Any]:
-    """Examples, tokens, steps and (OpenAI backend) cost; raises DataError for data the API rejects."""
-    model = base.removeprefix("openai:")
-    tokens, method = count_tokens(records, model)
-    total = sum(tokens)
+def estimate_with(
+    backend_estimate: BackendEstimate, records: Sequence[TrainingRecord], base: str, config: FinetuneConfig
+) -> dict[str, Any]:
+    """Examples and tokens, then the backend's own part (`TrainBackend.estimate`: epochs, steps, cost;
+    it raises DataError for data the backend rejects)."""
+    tokens, method = count_tokens(records, base.removeprefix("openai:"))
     out: dict[str, Any] = {
         "backend": config.backend,
         "base": base,
         "examples": len(records),
-        "tokens_per_epoch": total,
+        "tokens_per_epoch": sum(tokens),
         "max_example_tokens": max(tokens),
         "token_counting": method,
     }
-    if config.backend == "openai":
-        soft = next((r for r in records if r.target is not None), None)
-        if soft is not None:
-            raise DataError(
-                f"{soft.source}: a soft-label record (target_distribution); the OpenAI fine-tuning API "
-                "takes hard labels only: build the set with `culturellm dataset --target sampled`"
-            )
-        weighted = next((r for r in records if r.weight is not None), None)
-        if weighted is not None:
-            raise DataError(
-                f"{weighted.source}: the OpenAI fine-tuning API takes no per-example loss weight; build "
-                'the set without one (`culturellm dataset`, weight "none") or train with --backend local'
-            )
-        if len(records) < OPENAI_MIN_EXAMPLES:
-            raise DataError(
-                f"{records[0].source.rsplit(':', 1)[0]}: {len(records)} examples; "
-                f"the OpenAI fine-tuning API needs at least {OPENAI_MIN_EXAMPLES}"
-            )
-        limit = _by_prefix(OPENAI_MAX_EXAMPLE_TOKENS, model) or DEFAULT_MAX_EXAMPLE_TOKENS
-        for r, n in zip(records, tokens, strict=True):
-            if n > limit:
-                raise DataError(f"{r.source}: example has ~{n} tokens; {model} allows {limit} per example")
-        epochs = openai_epochs(config)
-        price = price_per_mtok(model, config.price_per_mtok)
-        out.update(
-            epochs=epochs,
-            billed_tokens=total * epochs,
-            price_per_mtok=price,
-            cost_usd=None if price is None else round(total * epochs * price / 1e6, 4),
+    return out | backend_estimate(records, base, config, tokens)
+
+
+def openai_estimate(
+    records: Sequence[TrainingRecord], base: str, config: FinetuneConfig, tokens: list[int]
+) -> dict[str, Any]:
+    """The OpenAI fine-tuning API: its limits checked, whole epochs, billed tokens and cost."""
+    model = base.removeprefix("openai:")
+    if len(records) < OPENAI_MIN_EXAMPLES:
+        raise DataError(
+            f"{records[0].source.rsplit(':', 1)[0]}: {len(records)} examples; "
+            f"the OpenAI fine-tuning API needs at least {OPENAI_MIN_EXAMPLES}"
         )
-    else:
-        epochs = config.epochs
-        per_step = config.batch_size * config.grad_accum
-        steps = math.ceil(len(records) / per_step) * epochs
-        out.update(
-            epochs=epochs,
-            steps=config.max_steps or math.ceil(steps),
-            cost_usd=0.0,
-        )
-    return out
+    limit = _by_prefix(OPENAI_MAX_EXAMPLE_TOKENS, model) or DEFAULT_MAX_EXAMPLE_TOKENS
+    for r, n in zip(records, tokens, strict=True):
+        if n > limit:
+            raise DataError(f"{r.source}: example has ~{n} tokens; {model} allows {limit} per example")
+    epochs = openai_epochs(config)
+    price = price_per_mtok(model, config.price_per_mtok)
+    total = sum(tokens)
+    return {
+        "epochs": epochs,
+        "billed_tokens": total * epochs,
+        "price_per_mtok": price,
+        "cost_usd": None if price is None else round(total * epochs * price / 1e6, 4),
+    }
+
+
+def local_estimate(
+    records: Sequence[TrainingRecord], base: str, config: FinetuneConfig, tokens: list[int]
+) -> dict[str, Any]:
+    """Local LoRA training: epochs and optimizer steps, no cost."""
+    per_step = config.batch_size * config.grad_accum
+    steps = math.ceil(len(records) / per_step) * config.epochs
+    return {"epochs": config.epochs, "steps": config.max_steps or math.ceil(steps), "cost_usd": 0.0}
 
 
 def print_estimate(est: dict[str, Any], console: Console) -> None:

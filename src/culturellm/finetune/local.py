@@ -158,13 +158,18 @@ def _precision(config: FinetuneConfig) -> dict[str, bool]:
 
     The CPU (`use_cpu`) with `device` cpu, or auto without a CUDA or MPS device: several processes
     under `accelerate launch` / `torchrun` then train together over gloo instead of each on its own.
-    bf16 works on both (torch's CPU autocast); "auto" is bf16 on a GPU that supports it, else fp32.
+    bf16 works on both (torch's CPU autocast); "auto" is bf16 on a GPU that supports it and on a CPU
+    with native bf16 (AVX512-BF16 or AMX), else fp32 (`culturellm.llm.loading.auto_dtype`).
     """
     from transformers.utils import is_torch_bf16_gpu_available
 
+    from culturellm.llm.loading import auto_dtype, cpu_has_native_bf16
+
     cpu = _use_cpu(config.device)
     gpu_bf16 = not cpu and is_torch_bf16_gpu_available()
-    bf16 = config.dtype == "bfloat16" or (config.dtype == "auto" and gpu_bf16)
+    native = cpu_has_native_bf16() if cpu else gpu_bf16
+    auto = auto_dtype("cpu" if cpu else "cuda", bf16=native, training=True)
+    bf16 = config.dtype == "bfloat16" or (config.dtype == "auto" and auto == "bfloat16")
     if bf16 and not cpu and not gpu_bf16:
         raise CultureLLMError("dtype bfloat16: this GPU does not support bf16 training; use float16")
     return {"bf16": bf16, "fp16": config.dtype == "float16", "use_cpu": cpu}

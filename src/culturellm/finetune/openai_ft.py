@@ -22,7 +22,7 @@ from rich.progress import Progress
 from culturellm.errors import CultureLLMError
 from culturellm.finetune.config import FinetuneConfig
 from culturellm.finetune.data import TrainingRecord
-from culturellm.finetune.estimate import estimate, openai_epochs
+from culturellm.finetune.estimate import estimate_with, openai_epochs, openai_estimate
 from culturellm.jsonio import append_jsonl, write_json, write_jsonl
 from culturellm.llm.modelref import MODELREF_FILE, ModelRef, write_modelref
 from culturellm.llm.openai_backend import redact_url
@@ -69,7 +69,7 @@ def finetune_openai(
     """Run (or re-attach to) an OpenAI fine-tuning job; return DIR/culturellm.json."""
     console = console or Console(stderr=True)
     model = base.removeprefix("openai:")
-    est = estimate(records, base, config)  # raises on data the API would reject
+    est = estimate_with(openai_estimate, records, base, config)  # raises on data the API would reject
     key = {
         "backend": "openai",
         "data_sha256": data_sha,

@@ -20,6 +20,7 @@ import os
 import threading
 from typing import Any
 
+from culturellm.llm.access import ModelAccess
 from culturellm.llm.backend import Backend
 from culturellm.llm.base import (
     Chat,
@@ -40,6 +41,7 @@ __all__ = [
     "ChatModel",
     "Embedder",
     "Message",
+    "ModelAccess",
     "ModelSpec",
     "SamplingParams",
     "ScoreRequest",
@@ -58,6 +60,7 @@ _MODELS_LOCK = threading.Lock()
 
 def load_model(
     spec: str | ModelSpec,
+    access: ModelAccess | None = None,
     *,
     base_url: str | None = None,
     api_key: str | None = None,
@@ -74,20 +77,28 @@ def load_model(
     `device_map`, `batch_size`, `score_rows`, `progress`; the openai backend takes `concurrency`,
     `max_retries`, `prices`, `score_mode` (and ignores the local ones).
     timeout: seconds per HTTP attempt of a remote backend (default 120); ignored by local models.
+    access: how the command or run reaches and places its models (`ModelAccess`): its endpoint
+    where the arguments above are not given, its device / dtype / batch size beneath the spec's own.
     """
+    if access is not None:
+        base_url = base_url or access.base_url
+        api_key = api_key or access.api_key()
+        timeout = timeout if timeout is not None else access.timeout
+        cache = cache and access.cache
     if os.environ.get("CULTURELLM_NO_CACHE", "").strip() not in ("", "0"):
         cache = False
-    from culturellm.llm.placement import local_defaults
 
     parsed = parse_spec(spec, **options)
-    defaults = {k: v for k, v in local_defaults().items() if k not in parsed.options}
-    if defaults and parsed.local:  # --device/--dtype/--batch-size of the command, beneath the spec's own
-        parsed = parsed.with_options(**defaults)
+    placed = {k: v for k, v in (access.placement() if access else {}).items() if k not in parsed.options}
+    if placed and parsed.local:  # the command's --device/--dtype/--batch-size, beneath the spec's own
+        parsed = parsed.with_options(**placed)
     if base_url:
         parsed = dataclasses.replace(parsed, base_url=base_url)
     if timeout is not None and not parsed.local:
         parsed = parsed.with_options(timeout=timeout)
     opts = tuple(sorted((k, repr(v)) for k, v in parsed.options.items()))
+    if parsed.local:  # an OPENAI_API_KEY in the environment is not for a local model
+        api_key = None
     key = (parsed.text, parsed.base_url, api_key, cache, opts)
     with _MODELS_LOCK:
         if key in _MODELS:

@@ -44,6 +44,27 @@ def default_cache_path() -> Path:
     return paths.cache_dir() / CACHE_FILE
 
 
+def foreign_entry(path: Path) -> str | None:
+    """What sits at the cache path when it is not a file a cache can be (a directory, a FIFO, a device;
+    through a link too), else None."""
+    if not path.exists() or path.is_file():
+        return None
+    return "a directory" if path.is_dir() else "not a regular file"
+
+
+def remove_entry(path: Path) -> None:
+    """Remove whatever sits at `path` (a directory with its content; a link itself, never its target)
+    and the database's -wal/-shm files beside it."""
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+    for extra in ("-wal", "-shm", "-journal"):
+        Path(f"{path}{extra}").unlink(missing_ok=True)
+
+
 def _digest(obj: Any) -> str:
     blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()

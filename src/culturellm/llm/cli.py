@@ -1,4 +1,4 @@
-"""CLI commands of culturellm.llm: `chat`, `serve`, `cache stats|clear`, `models`."""
+"""CLI commands of culturellm.llm: `chat`, `cache stats|clear`, `models`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import sys
 
 import typer
 
-from culturellm.config_cli import config_command, server_key
 from culturellm.llm.placement import DEVICE_HELP, DTYPE_HELP, Device, Dtype, load_options
-from culturellm.serve.protocol import Limits
 
 cache_app = typer.Typer(
     help="The LLM response cache (SQLite): statistics and clearing.", no_args_is_help=True
@@ -20,7 +18,6 @@ cache_app = typer.Typer(
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
     app.command("chat")(chat)
-    app.command("serve")(serve)
     app.command("models")(models)
     app.add_typer(cache_app, name="cache")
 
@@ -84,46 +81,6 @@ def _read_stdin() -> str:
         raise DataError(f"stdin: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
 
 
-@config_command(Limits, panel="Request limits")
-def serve(
-    limits: Limits,
-    model: list[str] = typer.Option(
-        ["bundled"],
-        "--model",
-        "-m",
-        help="Local model spec or culture model directory, optionally NAME=SPEC (repeatable: PEFT "
-        "adapters of one base share it in memory and are routed by the request's model name).",
-    ),
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind (0.0.0.0 exposes it)."),
-    port: int = typer.Option(8000, "--port", "-p", min=1, max=65535, help="TCP port (1-65535)."),
-    name: list[str] = typer.Option(
-        [], "--name", help="Model id clients send for the matching --model (default: the spec)."
-    ),
-    batch_size: int = typer.Option(
-        8, "--batch-size", min=1, help="Most concurrent requests per forward pass."
-    ),
-    device: Device | None = typer.Option(None, "--device", help=DEVICE_HELP),
-    dtype: Dtype | None = typer.Option(None, "--dtype", help=DTYPE_HELP),
-    api_key: str | None = server_key(
-        "Require 'Authorization: Bearer KEY' on every request (/health excepted)."
-    ),
-) -> None:
-    """Serve local models over an OpenAI-compatible API (/v1/models, /v1/chat/completions, ...)."""
-    from culturellm.serve import serve as run_server
-
-    run_server(
-        model,
-        host=host,
-        port=port,
-        name=name,
-        batch_size=batch_size,
-        dtype=dtype,
-        device=device,
-        api_key=api_key or None,
-        limits=limits,
-    )
-
-
 def models() -> None:
     """List the model spec forms and the bundled models."""
     from culturellm.llm.convert import BUNDLED
@@ -171,9 +128,18 @@ def cache_clear(
     model: str | None = typer.Option(None, "--model", help="Only entries of this model id (see stats)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask."),
 ) -> None:
-    """Delete cached responses (all of them, or one model's)."""
-    from culturellm.llm.cache import open_cache
+    """Delete cached responses (all of them, or one model's); whatever sits at the cache path when it
+    is not a cache database (a directory there included) is removed."""
+    from culturellm.llm.cache import default_cache_path, foreign_entry, open_cache, remove_entry
 
+    path = default_cache_path()
+    what_is_there = foreign_entry(path)
+    if what_is_there is not None:  # the error that recommends `cache clear`: remove it, not open it
+        if not yes and not typer.confirm(f"{path} is {what_is_there}, not a cache database: remove it?"):
+            raise typer.Abort()
+        remove_entry(path)
+        print(f"removed {path} ({what_is_there})")
+        return
     cache = open_cache()
     what = f"entries of model '{model}'" if model else "all cached responses and counters"
     if not yes and not typer.confirm(f"delete {what} in {cache.path}?"):

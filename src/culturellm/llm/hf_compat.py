@@ -111,3 +111,32 @@ def select_cache(cache: Any, index: Any) -> Any:
     sub.layers = [copy.copy(layer) for layer in cache.layers]
     sub.reorder_cache(index)
     return sub
+
+
+class TemperatureTopP:
+    """A `generate` logits processor doing what transformers' TemperatureLogitsWarper and then
+    TopPLogitsWarper do (divide by the temperature; drop the least likely tokens whose mass together
+    is at most 1 - top_p), without sorting the whole vocabulary at every step when the `k` most likely
+    tokens already hold the nucleus (they almost always do; otherwise it sorts as transformers does).
+    The sort was a sixth of the demo's augmentation time on a CPU."""
+
+    def __init__(self, temperature: float, top_p: float, k: int = 256) -> None:
+        self.temperature, self.top_p, self.k = float(temperature), float(top_p), k
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        scores = scores / self.temperature
+        k = min(self.k, scores.shape[-1])
+        top, idx = scores.topk(k, dim=-1)  # descending
+        p_top = (top.double() - scores.double().logsumexp(-1, keepdim=True)).exp()
+        above = p_top.cumsum(-1) - p_top  # mass of the tokens more likely than each
+        if bool((p_top.sum(-1) < self.top_p).any()):  # the nucleus may reach beyond the top k
+            from transformers.generation.logits_process import TopPLogitsWarper
+
+            return TopPLogitsWarper(self.top_p)(input_ids, scores)
+        # transformers removes a token when the mass at or below it is <= 1 - top_p
+        keep_top = (1.0 - above).float() > torch.tensor(1 - self.top_p, dtype=torch.float32)
+        keep_top[..., 0] = True
+        keep = torch.zeros_like(scores, dtype=torch.bool).scatter(1, idx, keep_top)
+        return scores.masked_fill(~keep, -float("inf"))

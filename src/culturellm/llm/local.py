@@ -28,6 +28,7 @@ from culturellm.errors import CultureLLMError
 from culturellm.llm.backend import Backend
 from culturellm.llm.base import Chat, SamplingParams, ScoreRequest, ScoreResult
 from culturellm.llm.hf_compat import (
+    TemperatureTopP,
     cache_kwarg,
     cache_of,
     end_of_turn_ids,
@@ -545,7 +546,12 @@ def _generate_kwargs(params: SamplingParams, pad_id: int, stop_ids: Any, *, logp
         "pad_token_id": pad_id,
         "eos_token_id": stop_ids,
     }
-    if params.temperature > 0:
+    if params.temperature > 0 and 0 < params.top_p < 1:  # the same warpers, without a full sort per step
+        from transformers import LogitsProcessorList
+
+        warp = TemperatureTopP(float(params.temperature), float(params.top_p))
+        kw.update(temperature=1.0, top_p=1.0, top_k=0, logits_processor=LogitsProcessorList([warp]))
+    elif params.temperature > 0:
         kw.update(temperature=float(params.temperature), top_p=float(params.top_p), top_k=0)
     else:  # override generation_config sampling defaults, so greedy stays greedy and quiet
         kw.update(temperature=None, top_p=None, top_k=None)

@@ -7,8 +7,8 @@
 - Requests run in a thread pool (`concurrency`, default 8). 429, 5xx, timeouts and dropped connections
   are retried by the openai client, and malformed 200 replies (not JSON, truncated, no choices, missing
   log-probabilities) by this backend, with exponential backoff, up to `max_retries` (default 5) times
-  each; `timeout` (seconds; else CULTURELLM_HTTP_TIMEOUT, else 120) bounds every attempt. The final
-  error names the URL.
+  each; `timeout` (seconds, default 120; a command's --timeout, a run's [models] timeout) bounds
+  every attempt. The final error names the URL.
 - `score` tries, per server, in this order (`score_mode="auto"`; or force one):
   1. **exact** (servers with vLLM's `/tokenize` and `/v1/completions` with `echo`+`logprobs`: vLLM,
      `culturellm serve`): the prompt is tokenised with the server's chat template (generation prompt
@@ -41,7 +41,7 @@ from culturellm.llm.backend import Backend
 from culturellm.llm.base import Chat, SamplingParams, ScoreRequest, ScoreResult
 from culturellm.llm.pricing import PriceTable, load_prices
 from culturellm.llm.records import Completion, Scored
-from culturellm.redact import redact_url
+from culturellm.redact import check_url, redact_url
 
 OPENAI_URL = "https://api.openai.com/v1"
 TOP_LOGPROBS = 20
@@ -50,7 +50,6 @@ SCORE_MODES = ("auto", "exact", "first-token", "parse")
 RAW = {"X-Stainless-Raw-Response": "true"}  # the openai client hands back the raw reply
 BACKOFF_S = (0.5, 8.0)  # first and largest wait between retries of a malformed reply
 DEFAULT_TIMEOUT_S = 120.0
-TIMEOUT_ENV = "CULTURELLM_HTTP_TIMEOUT"  # seconds per attempt when no timeout is given
 
 
 class Malformed(Exception):
@@ -90,14 +89,15 @@ class OpenAIChatModel(Backend):
         if score_mode not in SCORE_MODES:
             raise CultureLLMError(f"unknown score_mode '{score_mode}': use one of {', '.join(SCORE_MODES)}")
         if timeout is None:
-            env = os.environ.get(TIMEOUT_ENV, "").strip()
-            try:
-                timeout = float(env) if env else DEFAULT_TIMEOUT_S
-            except ValueError:
-                raise CultureLLMError(f"{TIMEOUT_ENV}={env!r}: not a number of seconds") from None
+            timeout = DEFAULT_TIMEOUT_S
         if not timeout > 0:
             raise CultureLLMError(f"timeout must be a positive number of seconds, got {timeout}")
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
+        try:
+            check_url(self.base_url)
+        except ValueError as e:
+            where = "--base-url" if base_url else "OPENAI_BASE_URL"
+            raise CultureLLMError(f"{where}: {e}") from None
         self.display_url = redact_url(self.base_url)
         super().__init__(name or f"openai:{model}", model_id=f"{model}@{self.display_url}")
         self.model = model

@@ -64,12 +64,14 @@ def serve(
 ) -> None:
     """Serve the review page on `host` (127.0.0.1 by default) until interrupted. Bound beyond this
     machine it needs an API key (DataError otherwise)."""
-    import uvicorn
     from rich.console import Console
+
+    from culturellm.listen import bind, run_server
 
     if not is_loopback(host) and not api_key:
         raise DataError(f"--host {host} exposes the review page beyond this machine: give --api-key KEY too")
     app = make_app(aug, host=host, api_key=api_key)
+    sock = bind(host, port)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?reviewer={quote(reviewer)}" if reviewer else "")
     key = " + #key=KEY" if api_key else ""
@@ -77,7 +79,7 @@ def serve(
     Console(stderr=True, markup=False, emoji=False, highlight=False).print(
         f"review page on {url}{key} (ratings appended to {where}; Ctrl-C stops)"
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    run_server(app, sock)
 
 
 _KEYS = {"1": "same", "s": "same", "2": "changed", "c": "changed", "3": "broken", "b": "broken"}

@@ -22,6 +22,7 @@ from typing import Any
 
 from culturellm.errors import DataError
 from culturellm.jsonio import append_jsonl, iter_jsonl, read_text
+from culturellm.runlayout import RECORDS
 from culturellm.safewrite import check_output_file
 
 REVIEWS = "reviews.jsonl"
@@ -40,7 +41,7 @@ def reviews_path(aug: Path | str) -> Path:
 
 def augmented_path(aug: Path | str) -> Path:
     aug = Path(aug)
-    path = aug / "augmented.jsonl" if aug.is_dir() else aug
+    path = aug / RECORDS if aug.is_dir() else aug
     if not path.is_file():
         raise DataError(f"{path}: augmented set not found (make it with `culturellm augment --out DIR`)")
     return path

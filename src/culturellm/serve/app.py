@@ -72,21 +72,38 @@ class Guard:
             declared = 0
         if declared > self.max_body:
             return await self._reply(send, 413, too_big)
-        seen = 0
-
-        async def limited() -> Any:
-            nonlocal seen
-            msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > self.max_body:
-                    raise _TooLarge()
-            return msg
-
-        try:
-            await self.app(scope, limited, send)
+        try:  # the whole body first (at most max_body): a chunked one over the limit is 413, not 400
+            body = await self._read_body(receive)
         except _TooLarge:
-            await self._reply(send, 413, too_big)
+            return await self._reply(send, 413, too_big)
+        if body is None:  # the client went away
+            return None
+        sent = False
+
+        async def replay() -> Any:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # then: disconnect detection
+
+        await self.app(scope, replay, send)
+
+    async def _read_body(self, receive: Any) -> bytes | None:
+        """The request body (None: the client disconnected); _TooLarge past `max_body` bytes."""
+        chunks: list[bytes] = []
+        seen, more = 0, True
+        while more:
+            msg = await receive()
+            if msg["type"] != "http.request":
+                return None
+            chunk = msg.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_body:
+                raise _TooLarge()
+            chunks.append(chunk)
+            more = msg.get("more_body", False)
+        return b"".join(chunks)
 
 
 class _TooLarge(Exception):
@@ -234,9 +251,9 @@ def serve(
     limits: Limits | None = None,
 ) -> None:
     """Load local models (one, or adapters of one base) and serve them until interrupted."""
-    import uvicorn
     from rich.console import Console
 
+    from culturellm.listen import bind, run_server
     from culturellm.llm.registry import parse_spec
 
     specs = [specs] if isinstance(specs, str) else list(specs)
@@ -247,13 +264,18 @@ def serve(
             raise CultureLLMError(f"'{spec}' is a remote model; culturellm serve serves local models only")
     if not 0 < port < 65536:
         raise CultureLLMError(f"--port must be between 1 and 65535, got {port}")
+    sock = bind(host, port)  # a port in use is one error line, before minutes of loading
     console = Console(stderr=True)
-    with console.status(f"loading {', '.join(s for _, s in pairs)}"):
-        model_host = load_host(pairs, dtype=dtype, device=device)
-    app = make_app(model_host, batch_size=batch_size, api_key=api_key, limits=limits)
+    try:
+        with console.status(f"loading {', '.join(s for _, s in pairs)}"):
+            model_host = load_host(pairs, dtype=dtype, device=device)
+        app = make_app(model_host, batch_size=batch_size, api_key=api_key, limits=limits)
+    except BaseException:
+        sock.close()
+        raise
     served = ", ".join(f"'{n}'" for n in model_host.names)
     auth = " (API key required)" if api_key else ""
     console.print(
         f"serving {served} on http://{host}:{port}/v1{auth} (OpenAI-compatible; Ctrl-C stops)", markup=False
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    run_server(app, sock)

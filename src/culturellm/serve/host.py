@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 
 from culturellm.errors import CultureLLMError
+from culturellm.llm.adapter_files import check_adapter_dir
 from culturellm.llm.loading import load_local
 from culturellm.llm.local import LocalChatModel
 from culturellm.llm.local_pool import load_local_chat
@@ -47,6 +48,9 @@ def load_host(
     one base model (or that base itself), loaded once with every adapter by name."""
     options = {k: v for k, v in (("dtype", dtype), ("device", device)) if v}
     parts = [(name, resolve_spec(parse_spec(spec))) for name, spec in models]  # hf: adapters too
+    for _, p in parts:
+        if p.adapter is not None:
+            check_adapter_dir(p.adapter)  # before the base loads
     if len(parts) == 1:
         name, spec = parts[0]
         return ModelHost(load_local_chat(spec, **options), {name: None})

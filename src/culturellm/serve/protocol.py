@@ -39,7 +39,10 @@ class Limits(StageConfig):
         description="Most new tokens one request may ask for, all its prompts and choices together.",
     )
     request_seconds: Annotated[float, Flag("--request-timeout")] = Field(
-        300.0, ge=0.1, description="Seconds of model time per request, all its prompts together (then cut)."
+        300.0,
+        ge=0.1,
+        description="Time limit per request: seconds from its first model call, all its prompts together "
+        "(then cut: finish_reason 'length', or 'request_timeout' for prompts not yet run).",
     )
     max_prompts: Annotated[int, Flag("--max-request-prompts")] = Field(
         256, ge=1, description="Most prompts x n one request may send."

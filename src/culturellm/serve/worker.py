@@ -1,5 +1,9 @@
-"""The worker: one thread runs every model call; cheapest batch first; every request cancellable and
-held to its time limit across all of its prompts.
+"""The worker: one thread runs every model call; cheapest batch first, requests interleaved; every
+request cancellable and held to its time limit across all of its prompts.
+
+Fair sharing: among jobs of equal cost the request that has had the fewest of its jobs run goes first,
+and a batch takes one job of each waiting request in turn (round robin), so a big request (256 prompts)
+shares the worker with the requests that arrive after it instead of holding it until it is done.
 
 A request's jobs share one `Budget`: its cancel flag (set when the client disconnects) and its deadline
 (`Limits.request_seconds` after the first of its jobs starts). A job is settled exactly once, and a
@@ -50,6 +54,7 @@ class Budget:
     cancel: threading.Event = field(default_factory=threading.Event)
     deadline: float = float("inf")
     timed_out: bool = False
+    ran: int = 0  # jobs of this request taken into a batch so far (the fair-share order)
 
     def start(self) -> None:
         if self.deadline == float("inf"):
@@ -151,12 +156,25 @@ class Worker:
         return "ok"
 
     def _pick(self, pending: list[Job]) -> list[Job]:
+        """The next batch: the group of the cheapest job (the least-served request first among equals;
+        a job waiting over `max_wait_s` goes first), its jobs taken one per request in turn."""
         now = time.monotonic()
         oldest = min(pending, key=lambda j: j.seq)
         head = (
-            oldest if now - oldest.queued > self.max_wait_s else min(pending, key=lambda j: (j.cost, j.seq))
+            oldest
+            if now - oldest.queued > self.max_wait_s
+            else min(pending, key=lambda j: (j.cost, j.budget.ran, j.seq))
         )
-        return [j for j in sorted(pending, key=lambda j: j.seq) if j.group == head.group][: self.batch_size]
+        turns: dict[int, int] = {}
+        ranked = []
+        for j in sorted(pending, key=lambda j: j.seq):
+            if j.group == head.group:
+                turn = turns[id(j.budget)] = turns.get(id(j.budget), -1) + 1
+                ranked.append((j.budget.ran + turn, j.seq, j))
+        batch = [j for _, _, j in sorted(ranked, key=lambda r: r[:2])][: self.batch_size]
+        for j in batch:
+            j.budget.ran += 1
+        return batch
 
     def _take(self, pending: list[Job]) -> bool:
         """Move what is queued into `pending` (waiting for one job when there is none); False: closed."""

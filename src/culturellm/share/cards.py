@@ -56,7 +56,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 def _split_of(summary: dict[str, Any]) -> dict[str, Any]:
     """The training set's manifest (train.manifest.json) beside the first data file, when present."""
-    from culturellm.augment.dataset import split_manifest_path
+    from culturellm.dataset.build import split_manifest_path
 
     for f in summary.get("data_files") or []:
         manifest = _read(split_manifest_path(f))
@@ -193,7 +193,7 @@ def model_card(model_dir: Path, repo: str, results_dir: Path | None = None) -> A
 def _filter_of(augment: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The augmentation filter's settings and what was measured of its precision."""
     cfg = augment.get("config") or {}
-    from culturellm.augment.config import MEANING_CHECKS
+    from culturellm.meaning import MEANING_CHECKS
 
     defaults = {"t1": 0.8, "t2": 0.8, "dup_threshold": 0.97, "check_negation": True}
     default = all(cfg.get(k, v) == v for k, v in defaults.items())
@@ -201,6 +201,22 @@ def _filter_of(augment: dict[str, Any]) -> tuple[dict[str, Any], str]:
     keys = ("t1", "t2", "t_word", "dup_threshold", "check_negation", "checks")
     filt = {k: cfg[k] for k in keys if k in cfg}
     return filt, FILTER_PRECISION if augment and default else "not measured for these thresholds"
+
+
+def _target_line(manifest: dict[str, Any]) -> str:
+    """The training set's target as the registry describes it (culturellm.dataset.targets)."""
+    from culturellm.dataset.targets import target_names
+
+    name = manifest.get("target")
+    params = manifest.get("target_params") or {}
+    shown = "".join(f", {k} {v}" for k, v in params.items())
+    if name not in target_names():
+        return f"`{name}`{shown}"
+    from culturellm.dataset.targets import get_target
+
+    t = get_target(name)
+    soft = "soft labels: every record also carries `target_distribution`" if t.soft else "hard labels"
+    return f"`{name}` ({t.description}; {soft}{shown})"
 
 
 def dataset_card(
@@ -244,8 +260,7 @@ def dataset_card(
         f"- **Augmenter** (paraphrases, synonym swaps): `{augment.get('llm') or 'unknown'}`; embedder "
         f"`{augment.get('embedder') or 'unknown'}`.\n"
         f"- **Filter**: `{json.dumps(filt) if filt else 'unknown'}`; measured precision: {precision}.\n"
-        f"- **Target kind**: `{manifest.get('target')}` (majority: the most common answer; distribution: "
-        "also `target_distribution`, the survey's answer shares; sampled: codes drawn to follow them).\n"
+        f"- **Target kind**: {_target_line(manifest)}.\n"
         f"{json_note}\n## Split\n\n`train.manifest.json` holds the split: {n.get('train_questions')} "
         f"training questions, {n.get('heldout_questions')} held-out questions, {n.get('heldout_variants')} "
         "held-out variants (evaluate alignment on these, not on training items).\n\n"

@@ -9,14 +9,16 @@ directory that is removed afterwards, so a failed push leaves the user's files a
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from culturellm.errors import CultureLLMError, DataError
-from culturellm.finetune.api import MODEL_FILES  # what a culture model directory publishes
+from culturellm.finetune.local_run import MODEL_FILES  # what a culture model directory publishes
 from culturellm.llm.modelref import MODELREF_FILE
+from culturellm.regularfiles import files_inside
 from culturellm.share.hubrepo import call, check_repo_id, get_token, hub_api
 
 PARQUET = "data/train-00000-of-00001.parquet"
@@ -43,15 +45,19 @@ class PushPlan:
 
 
 def is_model_dir(path: Path) -> bool:
-    return path.is_dir() and (path / MODELREF_FILE).is_file() and (path / "adapter_config.json").is_file()
+    """A directory holding a model reference and an adapter config (present: links are judged later,
+    by `plan_model`, so a link there is named rather than taken for a training set)."""
+    return path.is_dir() and all(os.path.lexists(path / n) for n in (MODELREF_FILE, "adapter_config.json"))
 
 
 def plan_model(model_dir: Path, repo: str, results: Path | None = None, revision: str = "main") -> PushPlan:
-    """The files and card of a culture model directory (`culturellm.json` kind peft-adapter)."""
+    """The files and card of a culture model directory (`culturellm.json` kind peft-adapter): regular
+    files inside it only (a link that leaves it is refused, never followed)."""
     from culturellm.llm.modelref import read_modelref
     from culturellm.share.cards import model_card
 
     check_repo_id(repo)
+    files: dict[str, Path | bytes] = dict(files_inside(model_dir, MODEL_FILES))  # before reading any
     ref = read_modelref(model_dir / MODELREF_FILE)
     if ref.kind != "peft-adapter" or Path(ref.path or ".") != Path("."):
         raise DataError(f"{model_dir / MODELREF_FILE}: only a PEFT adapter in this directory can be pushed")
@@ -60,17 +66,18 @@ def plan_model(model_dir: Path, repo: str, results: Path | None = None, revision
     if results is None and (model_dir.parent.parent / "eval").is_dir():
         results = model_dir.parent.parent  # runs/<name>/models/<culture>: the run itself
     card = str(model_card(model_dir, repo, results))
-    files: dict[str, Path | bytes] = {n: model_dir / n for n in MODEL_FILES if (model_dir / n).is_file()}
     files["README.md"] = card.encode()
     return PushPlan(repo, "model", card, files, revision)
 
 
 def _dataset_paths(path: Path) -> tuple[Path, Path]:
-    """(train.jsonl, train.manifest.json) of a `culturellm dataset` output: the JSONL or its folder."""
-    from culturellm.augment.dataset import split_manifest_path
+    """(train.jsonl, train.manifest.json) of a `culturellm dataset` output: the JSONL or its folder,
+    regular files in one directory (a link that leaves it is refused, never followed)."""
+    from culturellm.runlayout import TRAIN, split_manifest_path
 
-    data = path / "train.jsonl" if path.is_dir() else path
+    data = path / TRAIN if path.is_dir() else path
     manifest = split_manifest_path(data)
+    files_inside(data.parent, [data.name, manifest.name])
     if not data.is_file() or not manifest.is_file():
         raise DataError(f"{path}: not a training set (a train.jsonl with its train.manifest.json beside it)")
     return data, manifest

@@ -33,8 +33,10 @@ def _content_hash(kind: str, path: Path, results: Path) -> str:
     """What decides whether an item must be pushed again: its files' sha256 (and, for a model, the
     run's result files that go into its card)."""
     from culturellm.hashing import sha256_file
+    from culturellm.regularfiles import files_inside
 
-    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    names = [p.name for p in path.iterdir() if p.is_symlink() or not p.is_dir()] if path.is_dir() else []
+    files = sorted(files_inside(path, names).values()) if path.is_dir() else [path]
     if kind == "model":
         files += sorted(results.glob("eval/*/*.jsonl"))
     return stable_hash({str(f.relative_to(path.parent.parent)): sha256_file(f) for f in files})

@@ -1,6 +1,7 @@
 """WVS seed layer: the 50 seed questions, reading WVS wave-7 microdata (.csv/.sav/.dta), aggregating
 answers per country (valid codes only, optional W_WEIGHT), stored aggregates (bundled + user-imported)
-and per-culture seed sets."""
+and the WVS country table (`countries`). Per-culture seed sets are `culturellm.seeds`, above this
+package and `culturellm.cultures`."""
 
 from culturellm.wvs.aggregate import CountryAnswers, aggregate, combine, majority_code, mean_code
 from culturellm.wvs.answers import (
@@ -12,12 +13,10 @@ from culturellm.wvs.answers import (
 )
 from culturellm.wvs.microdata import read_microdata
 from culturellm.wvs.questions import Question, load_questions, questions_by_id
-from culturellm.wvs.seeds import Seed, seed_set
 
 __all__ = [
     "CountryAnswers",
     "Question",
-    "Seed",
     "aggregate",
     "available_countries",
     "combine",
@@ -29,6 +28,5 @@ __all__ = [
     "questions_by_id",
     "read_answers",
     "read_microdata",
-    "seed_set",
     "write_answers",
 ]

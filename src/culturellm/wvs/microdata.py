@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from culturellm.errors import DataError
 from culturellm.numbers import plain
+from culturellm.regularfiles import check_input
 from culturellm.wvs.countries import alpha3_from_numeric
 from culturellm.wvs.questions import Question, load_questions
 
@@ -62,7 +63,8 @@ def expand_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:
             if not found:
                 raise DataError(f"{p}: no WVS microdata files ({', '.join(SUFFIXES)}) in this directory")
             out.extend(found)
-        elif p.is_file():
+        elif p.exists():
+            check_input(p, "data")  # a FIFO or a device: one line, never read
             out.append(p)
         else:
             raise DataError(f"{p}: file not found")

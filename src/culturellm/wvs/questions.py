@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from culturellm.errors import DataError
 from culturellm.jsonio import iter_jsonl
@@ -78,3 +79,9 @@ def load_questions() -> list[Question]:
 @functools.cache
 def questions_by_id() -> dict[str, Question]:
     return {q.id: q for q in load_questions()}
+
+
+def question_number(raw: Any) -> str | None:
+    """A WVS question id ("Q27") from a release's q_id (27, "27", "q27"), or None when it is not one."""
+    s = str(raw).strip().upper().removeprefix("Q") if isinstance(raw, (str, int)) else ""
+    return f"Q{int(s)}" if s.isascii() and s.isdigit() and len(s) <= 6 else None  # not "²", not 5,000 digits

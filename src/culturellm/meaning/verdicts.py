@@ -19,6 +19,7 @@ from typing import Any
 from culturellm.errors import DataError
 from culturellm.jsonio import read_text
 from culturellm.review.store import KIND, VERDICTS, load_verdicts
+from culturellm.runlayout import RECORDS
 
 __all__ = [
     "KIND",
@@ -37,7 +38,7 @@ def read_rows(path: Path) -> tuple[str, list[dict[str, Any]]]:
     """(format, rows) of an augmented set: "augmented" (ours) or "release". Every row: line, id,
     question_id, seed, text, step. Seed rows of ours are left out; a bad file is a DataError."""
     if path.is_dir():
-        path = path / "augmented.jsonl"
+        path = path / RECORDS
     objs = []
     for n, line in enumerate(read_text(path).split("\n"), 1):
         if not line.strip():
@@ -62,10 +63,10 @@ def read_rows(path: Path) -> tuple[str, list[dict[str, Any]]]:
 
 
 def _release_row(path: Path, n: int, o: dict[str, Any]) -> dict[str, Any]:
-    from culturellm.augment.importer import _question_id
     from culturellm.wvs import load_questions
+    from culturellm.wvs.questions import question_number
 
-    qid = _question_id(o.get("q_id"))
+    qid = question_number(o.get("q_id"))
     text, seed = o.get("q_content"), o.get("ori_content")
     if qid is None or not isinstance(text, str) or not text.strip():
         raise DataError(f"{path}:{n}: a release record needs q_id (a WVS question number) and q_content")
@@ -116,20 +117,24 @@ def default_out(path: Path, fmt: str) -> Path:
 
 
 def is_ours(path: Path) -> bool:
-    """A verdict file this command wrote (its first line says so)."""
+    """A verdict file this command wrote (its first line says so; at most 64 KiB of it is read, so a
+    huge one-line file is not read whole to decide)."""
     try:
         with open(path, encoding="utf-8") as f:
-            return json.loads(f.readline()).get("kind") == KIND
+            return json.loads(f.readline(1 << 16)).get("kind") == KIND
     except (OSError, ValueError, AttributeError, RecursionError):
         return False
 
 
-def score(rows: list[dict[str, Any]], verifier: Any) -> list[dict[str, Any]]:
-    """Verdict rows: translations are not scored (the verifier reads English)."""
+def score(rows: list[dict[str, Any]], verifier: Any, progress: Any = None) -> list[dict[str, Any]]:
+    """Verdict rows: translations are not scored (the verifier reads English). `progress`: None,
+    True (culturellm's own bar: rows, rows/s, time left) or a rich Progress to add the task to."""
+    from culturellm.progress import progress_task
+
     todo = [r for r in rows if r["step"] != "translation"]
-    verdicts = dict(
-        zip((id(r) for r in todo), verifier.verdicts([(r["seed"], r["text"]) for r in todo]), strict=True)
-    )
+    with progress_task(progress, len(todo), "checking", rate="rows") as advance:
+        found = verifier.verdicts([(r["seed"], r["text"]) for r in todo], advance=advance)
+    verdicts = dict(zip((id(r) for r in todo), found, strict=True))
     out = []
     for r in rows:
         v = verdicts.get(id(r))

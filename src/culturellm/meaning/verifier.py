@@ -1,5 +1,5 @@
 """The meaning verifier: P(a rewording changes the seed's meaning) from the features of
-culturellm.augment.features, combined by a logistic regression fitted on labelled real GPT-4 rewordings
+culturellm.meaning.features, combined by a logistic regression fitted on labelled real GPT-4 rewordings
 (benchmarks/data/release_labels.jsonl; refit with scripts/fit_verifier.py). The fitted parameters ship
 in culturellm/data/verifier.json with the cross-validated numbers they were chosen by.
 
@@ -10,7 +10,7 @@ that pushed it most towards "changed" (their standardised value times their coef
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from culturellm.augment.features import DESCRIBE, EMBEDDING, FEATURES, PairFeatures
 from culturellm.errors import DataError
+from culturellm.meaning.features import DESCRIBE, EMBEDDING, FEATURES, PairFeatures
 
 PARAMS_FILE = "verifier.json"
 
@@ -86,7 +86,7 @@ def load_params(path: str | None = None) -> VerifierParams:
 
 class Verifier:
     """Scores (seed, candidate) pairs. `embedder`: an `Embedder`; `lm`: the local model of the fluency
-    features (`culturellm.augment.features.load_lm`; None: those features at their mean, i.e. neutral);
+    features (`culturellm.meaning.features.load_lm`; None: those features at their mean, i.e. neutral);
     `threshold`: None for the shipped one."""
 
     def __init__(
@@ -115,10 +115,13 @@ class Verifier:
             z[:, [i for i, f in enumerate(p.features) if f.startswith("lm_")]] = 0.0
         return z
 
-    def verdicts(self, pairs: Sequence[tuple[str, str]], top: int = 2) -> list[Verdict]:
+    def verdicts(
+        self, pairs: Sequence[tuple[str, str]], top: int = 2, advance: Callable[[int], Any] | None = None
+    ) -> list[Verdict]:
+        """One verdict per pair; `advance(n)`: called as the features of n more pairs are done."""
         if not pairs:
             return []
-        x = self.extractor.compute(pairs)
+        x = self.extractor.compute(pairs, advance=advance)
         probs = self.probabilities(x)
         z = self._standardised(x)
         contrib = z * self.params.coef

@@ -32,8 +32,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from culturellm.augment.config import MEANING_CHECKS as CHECKS
-from culturellm.augment.words import STOPWORDS
+from culturellm.meaning import MEANING_CHECKS as CHECKS
+from culturellm.meaning.words import STOPWORDS
 
 
 def _csv(text: str) -> frozenset[str]:

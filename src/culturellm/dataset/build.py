@@ -12,7 +12,7 @@ assistant turn is the majority code), `sampled` (hard codes drawn so that each q
 wordings follow the distribution: the form the OpenAI fine-tuning API can take), and two soft targets
 between majority and distribution: `mixed` ((1 - w) * distribution + w * one-hot(majority), w =
 `majority_weight`: soft cross-entropy plus a weighted majority term) and `sharpened` (distribution **
-(1 / T) renormalised, T = `temperature`: T 1 is the distribution, T -> 0 the majority).
+(1 / T) renormalised, T = `sharpen_temperature`: T 1 is the distribution, T -> 0 the majority).
 
 Weights (`[dataset] weight`): with `verifier` each record also carries `weight`, the meaning
 verifier's P(faithful) of its wording (seed wordings 1), which local training multiplies its loss by
@@ -30,36 +30,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from culturellm.augment.config import SOFT_TARGETS, DatasetConfig
+from culturellm.dataset.config import DatasetConfig
+from culturellm.dataset.targets import get_target
 from culturellm.errors import CultureLLMError, DataError
-from culturellm.jsonio import iter_jsonl, write_json, write_jsonl
+from culturellm.hashing import sha256_file
+from culturellm.jsonio import iter_jsonl, read_text, write_json, write_jsonl
 from culturellm.prompts import culture_system_prompt, survey_messages
+from culturellm.regularfiles import read_input
+from culturellm.runlayout import split_manifest_path
 from culturellm.safewrite import check_output_file
 
 
 def _load_manifest(path: Path) -> dict[str, Any]:
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        manifest = json.loads(read_text(path, kind="json"))
+    except (OSError, ValueError, RecursionError, DataError):  # missing, special, too large, not JSON
         return {}
     return manifest if isinstance(manifest, dict) and manifest.get("kind") == "culturellm.dataset" else {}
 
 
 def _ours(path: Path) -> bool:
-    """A training set this command wrote (the manifest beside it records its hash), or such a manifest."""
+    """A training set this command wrote (the manifest beside it records its hash, compared streaming),
+    or such a manifest."""
     if path.name.endswith(".manifest.json"):
         return bool(_load_manifest(path))
+    recorded = _load_manifest(split_manifest_path(path)).get("data_sha256")
+    if not recorded or not path.is_file():
+        return False
     try:
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        return sha256_file(path) == recorded
     except OSError:
         return False
-    return _load_manifest(split_manifest_path(path)).get("data_sha256") == sha
-
-
-def split_manifest_path(out: Path | str) -> Path:
-    """`train.jsonl` -> `train.manifest.json` (where the split and counts are written)."""
-    out = Path(out)
-    return out.with_name(out.name.removesuffix(".jsonl") + ".manifest.json")
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def read_split(path: Path | str) -> Split:
     of where the keys sit: under "split" or at the top level; a bad file is a DataError naming it."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_input(path, "json").decode("utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path}: split file not found") from None
     except (ValueError, RecursionError) as e:  # bad JSON, bad UTF-8, nested too deeply
@@ -97,64 +98,10 @@ def read_split(path: Path | str) -> Split:
     return Split({str(q) for q in qids}, list(variants))
 
 
-def largest_remainder(shares: Mapping[str, float], total: int) -> dict[str, int]:
-    """Integer counts summing to `total`, proportional to `shares` (Hamilton / largest remainder).
-    Ties in the remainders go to the code listed first."""
-    if total <= 0 or not shares:
-        return {c: 0 for c in shares}
-    s = sum(max(v, 0.0) for v in shares.values())
-    if s <= 0:
-        raise DataError("answer distribution has no positive share")
-    quotas = {c: max(v, 0.0) / s * total for c, v in shares.items()}
-    counts = {c: int(q) for c, q in quotas.items()}
-    rest = total - sum(counts.values())
-    order = sorted(quotas, key=lambda c: (-(quotas[c] - counts[c]), list(shares).index(c)))
-    for c in order[:rest]:
-        counts[c] += 1
-    return counts
-
-
-def distribution_targets(distribution: Mapping[str, float], n: int, rng: random.Random) -> list[str]:
-    """n answer codes whose frequencies match `distribution` (largest remainder), in a seeded random order."""
-    counts = largest_remainder(distribution, n)
-    codes = [c for c, k in counts.items() for _ in range(k)]
-    rng.shuffle(codes)
-    return codes
-
-
-def survey_target(options: Mapping[str, str], distribution: Mapping[str, float]) -> dict[str, float]:
-    """The survey's shares over every option code (0 for codes nobody chose), summing to 1, rounded."""
-    raw = {str(c): max(float(distribution.get(c, 0.0)), 0.0) for c in options}
-    total = sum(raw.values())
-    if total <= 0:
-        raise DataError("answer distribution has no positive share")
-    return {c: round(v / total, 6) for c, v in raw.items()}
-
-
-def soft_target(
-    options: Mapping[str, str], distribution: Mapping[str, float], majority: str, config: DatasetConfig
-) -> dict[str, float]:
-    """The `target_distribution` of a soft target (`distribution`, `mixed`, `sharpened`) over every
-    option code, summing to 1, rounded to 6 places."""
-    dist = survey_target(options, distribution)
-    if config.target == "mixed":
-        w = config.majority_weight
-        dist = {c: (1.0 - w) * v + (w if c == str(majority) else 0.0) for c, v in dist.items()}
-    elif config.target == "sharpened":
-        powered = {c: v ** (1.0 / config.temperature) if v > 0 else 0.0 for c, v in dist.items()}
-        total = sum(powered.values())
-        if total <= 0 or not all(v == v and v < float("inf") for v in powered.values()):
-            raise DataError("sharpened target: the distribution underflows at this temperature")
-        dist = {c: v / total for c, v in powered.items()}
-    elif config.target != "distribution":
-        raise ValueError(f"not a soft target: {config.target}")
-    return {c: round(v, 6) for c, v in dist.items()}
-
-
 def read_augmented(path: Path | str) -> dict[str, list[dict[str, Any]]]:
     """question_id -> its variant records (in file order), validated."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():  # a FIFO or a device is refused by the reader, by name
         raise DataError(f"{path}: augmented file not found (make it with `culturellm augment`)")
     by_q: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for i, r in enumerate(iter_jsonl(path), 1):
@@ -231,7 +178,7 @@ def _drop_rejected(variants: dict[str, list[dict[str, Any]]], augmented: Path) -
     """Remove (in place) the non-seed samples rejected by reviewers (reviews.jsonl, `culturellm review`)
     or by the meaning verifier (verdicts.jsonl, `culturellm augment check`); a reviewer's rating wins
     over the verifier's verdict. What was dropped, for the manifest."""
-    from culturellm.augment.verdicts import VERDICTS, load_verdicts
+    from culturellm.meaning.verdicts import VERDICTS, load_verdicts
     from culturellm.review.store import latest_ratings, rejected_ids, reviews_path
 
     path = reviews_path(augmented)
@@ -254,7 +201,7 @@ def _drop_rejected(variants: dict[str, list[dict[str, Any]]], augmented: Path) -
     for name, p, used in (("reviews", path, path.exists()), ("verdicts", path.with_name(VERDICTS), verdicts)):
         if used:
             out[name] = str(p)
-            out[f"{name}_sha256"] = hashlib.sha256(p.read_bytes()).hexdigest()
+            out[f"{name}_sha256"] = sha256_file(p)
     out["dropped_by_verifier"] = sorted(i for i in dropped if i in by_verifier and i not in by_people)
     return out
 
@@ -264,7 +211,7 @@ def example_weights(variants: Mapping[str, Sequence[dict[str, Any]]], augmented:
     of its rewording: the record's own `p_faithful` (written by the import filters verifier and
     scored), else 1 - p_changed from the verdicts.jsonl beside the augmented set (`culturellm augment
     check`); seed wordings weigh 1. A rewording with neither is a DataError naming it."""
-    from culturellm.augment.verdicts import load_verdicts
+    from culturellm.meaning.verdicts import load_verdicts
 
     verdicts = None
     out: dict[str, float] = {}
@@ -317,10 +264,11 @@ def _culture_records(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One culture's chat records over the training variants (each with its loss `weight` when
     `weights` is given), and its counts."""
-    from culturellm.wvs import seed_set
+    from culturellm.seeds import seed_set
 
     seeds = {s.question_id: s for s in seed_set(culture)}
     system = culture_system_prompt(culture.display)
+    target = get_target(cfg.target)
     records: list[dict[str, Any]] = []
     missing = []
     for q in train_questions:
@@ -329,11 +277,7 @@ def _culture_records(
             missing.append(q)
             continue
         rows = [r for r in variants[q] if r["id"] in train_ids and (steps is None or r.get("step") in steps)]
-        if cfg.target == "sampled":
-            answers = distribution_targets(s.distribution, len(rows), _rng(cfg.seed, culture.name, q))
-        else:
-            answers = [str(s.majority)] * len(rows)
-        soft = soft_target(s.options, s.distribution, s.majority, cfg) if cfg.target in SOFT_TARGETS else None
+        answers, soft = target.build(s, len(rows), _rng(cfg.seed, culture.name, q), cfg)
         for r, a in zip(rows, answers, strict=True):
             msgs = survey_messages(r["text"], s.options, system)
             rec: dict[str, Any] = {"messages": [*msgs, {"role": "assistant", "content": a}]}
@@ -421,15 +365,6 @@ def _weight_summary(cfg: DatasetConfig, records: Sequence[dict[str, Any]]) -> di
     return {"weight": {"kind": cfg.weight, "mean": round(sum(w) / len(w), 6), "zero": w.count(0.0)}}
 
 
-def _target_params(cfg: DatasetConfig) -> dict[str, float]:
-    """The parameter of the target, for the manifest (none for majority, sampled, distribution)."""
-    if cfg.target == "mixed":
-        return {"majority_weight": cfg.majority_weight}
-    if cfg.target == "sharpened":
-        return {"temperature": cfg.temperature}
-    return {}
-
-
 def _manifest(
     out: Path,
     augmented: Path,
@@ -442,12 +377,12 @@ def _manifest(
     return {
         "kind": "culturellm.dataset",
         "data": out.name,
-        "data_sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+        "data_sha256": sha256_file(out),
         "augmented": str(augmented),
-        "augmented_sha256": hashlib.sha256(augmented.read_bytes()).hexdigest(),
+        "augmented_sha256": sha256_file(augmented),
         "cultures": head["cultures"],
         "target": cfg.target,
-        "target_params": _target_params(cfg),
+        "target_params": {p: getattr(cfg, p) for p in get_target(cfg.target).params},
         "seed": cfg.seed,
         "steps": head["steps"],
         "max_records": head["max_records"],

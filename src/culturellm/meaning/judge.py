@@ -16,8 +16,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from culturellm.augment.verifier_fit import band_route
 from culturellm.llm.base import ChatModel, ScoreRequest
+
+
+def band_route(p: np.ndarray, band: tuple[float, float]) -> np.ndarray:
+    """Per pair: 1 kept by the verifier alone (p < low), -1 rejected by it alone (p >= high), 0 unsure
+    (the judge decides)."""
+    p = np.asarray(p, dtype=np.float64)
+    return np.where(p < band[0], 1, np.where(p >= band[1], -1, 0))
+
 
 LABELS = ("Yes", "No")
 SYSTEM = "You compare survey statements. Answer with one word: Yes or No."

@@ -1,4 +1,4 @@
-"""Per-pair features of the meaning verifier (culturellm.augment.verifier): what a rewording of a seed
+"""Per-pair features of the meaning verifier (culturellm.meaning.verifier): what a rewording of a seed
 question keeps and what it brings in, measured with the parts that run on this machine.
 
 * sentence similarity (the bundled MiniLM embedder) and word alignment: how well every content word of
@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from culturellm.augment.checks import (
+from culturellm.meaning.checks import (
     GROUPS_OF_PEOPLE,
     MODALITY,
     OPPOSED,
@@ -38,7 +38,7 @@ from culturellm.augment.checks import (
     lexicon_tags,
     strip_question_frame,
 )
-from culturellm.augment.words import NEGATIONS, QUANTIFIERS, STOPWORDS, negation_count
+from culturellm.meaning.words import NEGATIONS, QUANTIFIERS, STOPWORDS, negation_count
 
 EMBEDDING = ("cos", "align_mean", "align_min", "key_cover", "new_sim_min", "new_sim_mean")
 LEXICAL = (
@@ -79,6 +79,7 @@ DESCRIBE = {
     "lm_delta": "less fluent than the seed",
 }
 
+Advance = Callable[[int], Any]
 _WORD = re.compile(r"[A-Za-z]+(?:['’-][A-Za-z]+)*")
 
 
@@ -156,18 +157,11 @@ def new_words(seed: str, cand: str) -> list[tuple[str, int, int]]:
 
 def load_lm(spec: str = "bundled", *, device: str | None = None, dtype: str | None = None) -> Any:
     """The local causal LM whose surprisal the fluency features use (no response cache). device and
-    dtype: as given, else the command's --device/--dtype, else cpu / float32 (the shipped verifier was
-    fitted with those)."""
+    dtype: as given (a command's --device/--dtype, a run's [models]), else cpu / float32 (the shipped
+    verifier was fitted with those)."""
     from culturellm.llm import load_model
-    from culturellm.llm.placement import local_defaults
 
-    d = local_defaults()
-    return load_model(
-        spec,
-        device=device or d.get("device") or "cpu",
-        dtype=dtype or d.get("dtype") or "float32",
-        cache=False,
-    )
+    return load_model(spec, device=device or "cpu", dtype=dtype or "float32", cache=False)
 
 
 @dataclass
@@ -178,17 +172,26 @@ class PairFeatures:
 
     embedder: Any
     lm: Any = None
+    chunk_rows: int = 48  # rows whose fluency runs together (one progress step)
+    group_rows: int = 64  # texts per group of `prompt_logprobs`
 
-    def compute(self, pairs: Sequence[tuple[str, str]], fluency: np.ndarray | None = None) -> np.ndarray:
+    def compute(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        fluency: np.ndarray | None = None,
+        advance: Advance | None = None,
+    ) -> np.ndarray:
         """Rows of `FEATURES`; `fluency`: the FLUENCY columns when already computed (the language
-        model's part, by far the slowest; `fluency_columns`)."""
+        model's part, by far the slowest; `fluency_columns`). `advance(n)`: called as rows are done."""
         if not pairs:
             return np.zeros((0, len(FEATURES)), dtype=np.float64)
         rows = [dict(lexical_features(s, c)) for s, c in pairs]
         self._embedding(pairs, rows)
         if fluency is None:
-            self._fluency(pairs, rows)
+            self._fluency(pairs, rows, advance)
         else:
+            if advance:
+                advance(len(pairs))
             for r, v in zip(rows, np.asarray(fluency), strict=True):
                 r.update(zip(FLUENCY, map(float, v), strict=True))
         return np.array([[r[f] for f in FEATURES] for r in rows], dtype=np.float64)
@@ -227,15 +230,40 @@ class PairFeatures:
             r["new_sim_min"] = min(near, default=1.0)
             r["new_sim_mean"] = float(np.mean(near)) if near else 1.0
 
-    def _fluency(self, pairs: Sequence[tuple[str, str]], rows: list[dict[str, float]]) -> None:
+    def _fluency(
+        self, pairs: Sequence[tuple[str, str]], rows: list[dict[str, float]], advance: Advance | None = None
+    ) -> None:
+        """The FLUENCY columns, a few dozen rows at a time (`advance(n)` after each chunk): the rows of
+        a seed run together, so the seed and "seed In other words:" run once for all its candidates
+        (their KV cache is reused) and every distinct text is scored once."""
         for r in rows:
             r.update(dict.fromkeys(FLUENCY, 0.0))
         if self.lm is None:
+            if advance:
+                advance(len(pairs))
             return
-        alone = self._surprisal([(c, 0) for _, c in pairs])
-        seeds = self._surprisal([(s, 0) for s, _ in pairs])
-        ctx = self._surprisal([(f"{s}{_CONTEXT} {c}", len(s) + len(_CONTEXT) + 1) for s, c in pairs])
-        for (s, c), r, a, sd, cx in zip(pairs, rows, alone, seeds, ctx, strict=True):
+        by_seed: dict[str, list[int]] = {}
+        for i, (s, _) in enumerate(pairs):
+            by_seed.setdefault(s, []).append(i)
+        chunk: list[int] = []
+        for k, members in enumerate(by_seed.values()):
+            chunk += members
+            if len(chunk) >= self.chunk_rows or k == len(by_seed) - 1:
+                self._fluency_chunk(pairs, rows, chunk)
+                if advance:
+                    advance(len(chunk))
+                chunk = []
+
+    def _fluency_chunk(
+        self, pairs: Sequence[tuple[str, str]], rows: list[dict[str, float]], idx: list[int]
+    ) -> None:
+        texts = list(dict.fromkeys(t for i in idx for t in (pairs[i][1], pairs[i][0])))
+        single = dict(zip(texts, self._surprisal([(t, 0) for t in texts]), strict=True))
+        ctx_in = [(f"{s}{_CONTEXT} {c}", len(s) + len(_CONTEXT) + 1) for s, c in (pairs[i] for i in idx)]
+        ctx = self._surprisal(ctx_in, keys=[pairs[i][0] for i in idx])
+        for i, cx in zip(idx, ctx, strict=True):
+            (s, c), r = pairs[i], rows[i]
+            a, sd = single[c], single[s]
             spans = [(b, e) for _, b, e in new_words(s, c)]
             na, nc = _in_spans(a, spans, 0), _in_spans(cx, spans, len(s) + len(_CONTEXT) + 1)
             r["lm_new_mean"] = float(np.mean(na)) if na else 0.0
@@ -243,24 +271,34 @@ class PairFeatures:
             r["lm_ctx_new_mean"] = float(np.mean(nc)) if nc else 0.0
             r["lm_delta"] = _mean(a) - _mean(sd)
 
-    def _surprisal(self, texts: list[tuple[str, int]]) -> list[list[tuple[int, int, float]]]:
-        """Per text: (start, end, surprisal in nats) of every token at or after character `from`."""
+    def _surprisal(
+        self, texts: list[tuple[str, int]], keys: Sequence[str] | None = None
+    ) -> list[list[tuple[int, int, float]]]:
+        """Per text: (start, end, surprisal in nats) of every token at or after character `from`.
+        Texts with the same key (default: all) run as one group of the language model's
+        `prompt_logprobs`, shortest first, so their shared token prefix runs once and padding is small."""
         tok = self.lm.tokenizer
         start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
         encs = [tok(t, return_offsets_mapping=True, add_special_tokens=False) for t, _ in texts]
         seqs = [[int(start), *e["input_ids"]] for e in encs]
-        out: list[list[tuple[int, int, float]]] = []
-        for i in range(0, len(seqs), 64):
-            res = self.lm.prompt_logprobs([seqs[i : i + 64]])[0]
-            for j, r in enumerate(res):
-                e, frm = encs[i + j], texts[i + j][1]
-                out.append(
-                    [
-                        (b, en, -lp)
-                        for (b, en), lp in zip(e["offset_mapping"], r["token_logprobs"], strict=True)
-                        if en > frm
-                    ]
-                )
+        groups: dict[str, list[int]] = {}
+        for i, key in enumerate(keys if keys is not None else [""] * len(texts)):
+            groups.setdefault(key, []).append(i)
+        order = [
+            part[j : j + self.group_rows]
+            for part in (sorted(g, key=lambda i: len(seqs[i])) for g in groups.values())
+            for j in range(0, len(part), self.group_rows)
+        ]
+        res = self.lm.prompt_logprobs([[seqs[i] for i in g] for g in order])
+        out: list[list[tuple[int, int, float]]] = [[] for _ in texts]
+        for g, r_g in zip(order, res, strict=True):
+            for i, r in zip(g, r_g or [], strict=True):
+                e, frm = encs[i], texts[i][1]
+                out[i] = [
+                    (b, en, -lp)
+                    for (b, en), lp in zip(e["offset_mapping"], r["token_logprobs"], strict=True)
+                    if en > frm
+                ]
         return out
 
 

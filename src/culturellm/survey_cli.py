@@ -1,4 +1,5 @@
-"""CLI commands of culturellm.wvs: `culturellm cultures [add]`, `seeds`, `wvs import`, `wvs questions`."""
+"""CLI commands of the survey data: `culturellm cultures [add]`, `seeds` (culturellm.cultures,
+culturellm.seeds), `wvs import`, `wvs questions` (culturellm.wvs)."""
 
 from __future__ import annotations
 
@@ -110,7 +111,7 @@ def seeds_command(
 ) -> None:
     """Show a culture's WVS seed questions with its answer distribution and majority answer."""
     from culturellm.cultures import get_culture
-    from culturellm.wvs.seeds import seed_set
+    from culturellm.seeds import seed_set
 
     c = get_culture(culture)
     seeds = seed_set(c)

@@ -1,4 +1,4 @@
-"""Fitting and cross-validating the meaning verifier (culturellm.augment.verifier) on labelled pairs.
+"""Fitting and cross-validating the meaning verifier (culturellm.meaning.verifier) on labelled pairs.
 
 The labels are `benchmarks/data/release_labels.jsonl` (550 real GPT-4 rewordings of the 50 seeds,
 same / changed). The model is StandardScaler + LogisticRegression (scikit-learn) on `FEATURES`;
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from culturellm.meaning.judge import band_route
 
 TARGET_KEPT_CHANGED = 0.10  # the issue asked 5 %; out of reach (docs/augmentation.md), 0.10 is the default
 MIN_FAITHFUL_KEPT = 0.25  # never a threshold that keeps fewer faithful rewordings than this
@@ -94,13 +96,6 @@ def choose_band(
         if above.any() and y[above].mean() >= sure_rejected and t >= low:
             high = min(high, float(t))
     return low, high  # not rounded: a rounded bound could move a pair on the edge across it
-
-
-def band_route(p: np.ndarray, band: tuple[float, float]) -> np.ndarray:
-    """Per pair: 1 kept by the verifier alone (p < low), -1 rejected by it alone (p >= high), 0 unsure
-    (the judge decides)."""
-    p = np.asarray(p, dtype=np.float64)
-    return np.where(p < band[0], 1, np.where(p >= band[1], -1, 0))
 
 
 def nested_band(
@@ -238,11 +233,10 @@ def load_labelled(path: Any) -> Labelled:
 
 
 def check_flags(data: Labelled, embed: Any) -> tuple[list[str], np.ndarray]:
-    """One 0/1 column per lexical meaning check (culturellm.augment.checks) at its default setting."""
-    from culturellm.augment.checks import CHECKS, MeaningChecks
-    from culturellm.augment.config import AugmentConfig
+    """One 0/1 column per lexical meaning check (culturellm.meaning.checks) at its default setting."""
+    from culturellm.meaning import DEFAULT_T_STANDIN as t
+    from culturellm.meaning.checks import CHECKS, MeaningChecks
 
-    t = AugmentConfig().t_standin
     extra = data.swaps or [((), None)] * len(data.pairs)
     items = [(s, c, sw, src) for (s, c), (sw, src) in zip(data.pairs, extra, strict=True)]
     cols = [
