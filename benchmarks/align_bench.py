@@ -1,12 +1,27 @@
-"""What the alignment benchmarks (`targets.py`, `frontier.py`) share: an alignment cached in a JSON
-file, so a killed benchmark resumes, and the results written as OUT/results.json and OUT/table.md."""
+"""What the alignment benchmarks (`targets.py`, `frontier.py`) share: the training targets they compare
+(the registry's), an alignment cached in a JSON file, so a killed benchmark resumes, and the results
+written as OUT/results.json and OUT/table.md."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+
+def registered_targets(sweep: Mapping[str, Sequence[float]] | None = None) -> list[str]:
+    """Every registered training target (`culturellm.dataset.targets`), in registry order: a target
+    with parameters once per value in `sweep[name]` as NAME:X (X sets its first parameter), else by
+    its name (its parameters' defaults). A newly registered target is in the list with no edit here."""
+    from culturellm.dataset.targets import get_target, target_names
+
+    out: list[str] = []
+    for name in target_names():
+        values = (sweep or {}).get(name, ()) if get_target(name).params else ()
+        out += [f"{name}:{v:g}" for v in values] or [name]
+    return out
 
 
 def aligned(

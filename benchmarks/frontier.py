@@ -6,12 +6,13 @@
 The run config gives the culture, the imported rewordings (`[augment] import_file`, `import_source`,
 `import_filter`), the split (`[dataset]` holdout_questions, holdout_variants, seed) and the fine-tuning
 preset. The rewordings are imported once; one training set per target differs only in its answers:
-majority (the paper), sampled, distribution (soft labels), mixed (w 0.25, 0.5) and sharpened (T 0.5,
-0.7). Each model is aligned on the held-out items (held-out wordings of trained questions and held-out
-questions) beside the base model, base + culture prompt and the uniform answer: majority agreement,
-1 − JSD and 1 − W1, each with a 95% bootstrap CI resampling questions. Writes OUT/results.json,
-OUT/table.md and the plot (--plot, default OUT/frontier.png). Every step resumes (a finished model or
-alignment is reused), so the script can be killed and rerun, one target at a time with --targets.
+every registered target (culturellm.dataset.targets: majority (the paper), sampled, distribution (soft
+labels), mixed (w 0.25, 0.5), sharpened (T 0.5, 0.7) and any target registered since). Each model
+is aligned on the held-out items (held-out wordings of trained questions and held-out questions) beside
+the base model, base + culture prompt and the uniform answer: majority agreement, 1 − JSD and 1 − W1,
+each with a 95% bootstrap CI resampling questions. Writes OUT/results.json, OUT/table.md and the plot
+(--plot, default OUT/frontier.png). Every step resumes (a finished model or alignment is reused),
+so the script can be killed and rerun, one target at a time with --targets.
 """
 
 from __future__ import annotations
@@ -24,20 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from align_bench import aligned, write_results
+from align_bench import aligned, registered_targets, write_results
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-TARGETS = (
-    "majority",
-    "sampled",
-    "distribution",
-    "mixed:0.25",
-    "mixed:0.5",
-    "sharpened:0.5",
-    "sharpened:0.7",
-)
+# The values swept of a target with a parameter (mixed: majority_weight, sharpened:
+# sharpen_temperature); every registered target is trained (align_bench.registered_targets).
+SWEEP = {"mixed": (0.25, 0.5), "sharpened": (0.5, 0.7)}
 MEASURES = ("majority_agreement", "one_minus_jsd", "one_minus_wasserstein")
 
 
@@ -46,7 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--config", type=Path, default=Path("configs/experiments/frontier-small.toml"))
     ap.add_argument("--import-file", type=Path, help="overrides the config's [augment] import_file")
     ap.add_argument("--out", type=Path, default=Path("runs/frontier-bench"))
-    ap.add_argument("--targets", default=",".join(TARGETS), help="comma-separated, e.g. mixed:0.25")
+    ap.add_argument(
+        "--targets", default=",".join(registered_targets(SWEEP)),
+        help="comma-separated, e.g. mixed:0.25 (default: every registered target, SWEEP's values)",
+    )  # fmt: skip
     ap.add_argument("--max-steps", type=int, help="fine-tuning steps (overrides epochs)")
     ap.add_argument("--plot", type=Path, help="where the plot goes (default OUT/frontier.png)")
     ap.add_argument("--no-table", action="store_true", help="train and align only (no table, no plot)")
@@ -71,7 +69,6 @@ def imported(cfg: Any, out: Path) -> Path:
     from culturellm.embed import load_embedder
     from culturellm.hashing import sha256_file, stable_hash
     from culturellm.runlayout import RECORDS
-    from culturellm.wvs import load_questions
 
     path, a = out / "augment" / RECORDS, cfg.augment
     key = stable_hash({"augment": a.model_dump(mode="json"), "embedder": cfg.models.embedder,
@@ -79,11 +76,7 @@ def imported(cfg: Any, out: Path) -> Path:
     stamp = out / "augment" / "import_key.json"  # reused only when what made it is unchanged
     if path.exists() and stamp.exists() and json.loads(stamp.read_text()) == key:
         return path
-    m = import_release(
-        a.import_file, out / "augment", load_embedder(cfg.models.embedder), t1=a.t1,
-        import_source=a.import_source, questions=[q.id for q in a.select(load_questions())],
-        import_filter=a.import_filter, filter_options=a.import_filter_options(),
-    )  # fmt: skip
+    m = import_release(a.import_file, out / "augment", load_embedder(cfg.models.embedder), a)
     stamp.write_text(json.dumps(key))
     print(f"imported: {m['counts']}", file=sys.stderr, flush=True)
     return path

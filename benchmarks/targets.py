@@ -4,8 +4,9 @@
     python benchmarks/targets.py --out runs/targets --augmented FILE   # reuse an augmented.jsonl
 
 One augmented set (the bundled augmenter by default: first 40 seeds, n 4, m 6, one re-ask), one split
-(`--holdout-questions 10 --holdout-variants 0.3`, seed 0: the same for every target), one preset. Three
-training sets differ only in their answers:
+(`--holdout-questions 10 --holdout-variants 0.3`, seed 0: the same for every target), one preset. One
+training set per registered target (culturellm.dataset.targets; `--targets` picks some) differs only
+in its answers, e.g.:
 
 - majority: every wording answered with the survey's majority code (the CultureLLM paper);
 - sampled: each wording of a question gets a code drawn so that the codes follow the survey
@@ -37,8 +38,6 @@ from align_bench import write_results
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-TARGETS = ("distribution", "sampled", "majority")
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -61,7 +60,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--epochs", type=float)
     ap.add_argument("--batch-size", type=int)
     ap.add_argument("--base", default="bundled")
-    ap.add_argument("--targets", default=",".join(TARGETS))
+    ap.add_argument(
+        "--targets", default=",".join(align_bench.registered_targets()),
+        help="comma-separated target names (default: every registered target, its default parameters)",
+    )  # fmt: skip
     ap.add_argument(
         "--train-only", action="store_true",
         help="train and align the --targets models only (to run targets in parallel processes; a final "

@@ -62,3 +62,36 @@ def test_ablate_smoke_writes_table_rows_and_plot(tiny_base, tmp_path):
     assert all(a["key"] != b["key"] for a, b in zip(new[1:], rows[1:], strict=True))
     retrained = json.loads((out / "models" / "set0" / "finetune.json").read_text())
     assert retrained["data_sha256"] != trained["data_sha256"]
+    # a fine-tuning option changed (--lr): every set retrains on the same data; the base row is reused
+    lr = CliRunner().invoke(app, [*args, "--target", "majority", "--lr", "0.001"])
+    assert lr.exit_code == 0, lr.output
+    third = read_jsonl(out / "ablation.jsonl")
+    assert third[0] == new[0] and all(a["key"] != b["key"] for a, b in zip(third[1:], new[1:], strict=True))
+    relr = json.loads((out / "models" / "set0" / "finetune.json").read_text())
+    assert relr["data_sha256"] == retrained["data_sha256"] and relr != retrained
+
+
+def test_bare_ablate_holds_out_with_its_preset(tmp_path, cli):
+    """DatasetConfig's defaults hold nothing out; ablate's own preset (ablate.SPLIT: 10 questions, 30%
+    of the wordings) sits beneath --config and the flags, so the command without split flags has a
+    split. (A remote base then stops it at fine-tuning, with one line.)"""
+    from culturellm.ablate import SPLIT
+
+    rows = []
+    for q in load_questions()[:14]:
+        rows.append({"id": f"{q.id}-s", "question_id": q.id, "step": "seed", "text": q.text})
+        rows += [{"id": f"{q.id}-p{i}", "question_id": q.id, "step": "paraphrase", "text": f"{q.text} ({i})"}
+                 for i in range(3)]  # fmt: skip
+    aug = tmp_path / "aug.jsonl"
+    write_jsonl(aug, rows)
+    out = tmp_path / "abl"
+    p = cli("ablate", "-a", str(aug), "-o", str(out), "--base", "fake:x", "--no-progress")
+    assert p.code == 2 and "fine-tune it with --backend openai" in p.err and "Traceback" not in p.err
+    counts = json.loads((out / "data" / "full.manifest.json").read_text())["counts"]
+    assert counts["heldout_questions"] == SPLIT["holdout_questions"] == 10 and counts["heldout_variants"] > 0
+    assert read_jsonl(out / "ablation.jsonl")[0]["set"] == "base"
+    toml = tmp_path / "run.toml"
+    toml.write_text("[dataset]\nholdout_questions = 3\n", encoding="utf-8")  # the TOML over the preset
+    p = cli("ablate", "-a", str(aug), "-o", str(tmp_path / "b"), "--base", "fake:x", "--config", str(toml))
+    counts = json.loads((tmp_path / "b" / "data" / "full.manifest.json").read_text())["counts"]
+    assert counts["heldout_questions"] == 3 and counts["heldout_variants"] > 0

@@ -82,3 +82,40 @@ def test_import_errors_are_one_line_and_keep_user_files(cli, tmp_path):
     p = cli("augment", "import", str(src), "--out", str(ours))
     assert p.code == 2 and "was not made by culturellm augment-import" in p.err
     assert (ours / "augmented.jsonl").read_text() == '{"question_id": "Q27", "text": "x"}\n'
+
+
+def test_import_options_come_from_the_augment_config_toml_and_flags_override(cli, tmp_path):
+    """`augment import` resolves AugmentConfig (defaults < TOML [augment] < flags): the TOML's
+    import_filter and t1 reach it, a flag wins over them, a bad value names the file and field."""
+    src = tmp_path / "release.jsonl"
+    _write_release(src)
+    toml = tmp_path / "run.toml"
+    toml.write_text('[augment]\nimport_filter = "oracle"\nt1 = 0.9\n', encoding="utf-8")
+    args = ("augment", "import", str(src), "--out", str(tmp_path / "o"), "--config", str(toml))
+    p = cli(*args)
+    assert p.code == 2 and "unknown import filter 'oracle'" in p.err  # the TOML's filter
+    p = cli(*args, "--filter", "sieve")
+    assert p.code == 2 and "unknown import filter 'sieve'" in p.err  # the flag wins
+    toml.write_text("[augment]\nt1 = 2.0\n", encoding="utf-8")
+    p = cli(*args)
+    assert p.code == 2 and str(toml) in p.err and "t1" in p.err and "Traceback" not in p.err
+    p = cli(*args, "--t1", "1.5")
+    assert p.code == 2 and "--t1" in p.err  # the flag's value, named by its flag
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_import_t1_and_filter_from_the_toml_reach_the_import(cli, tmp_path, embedder):
+    src = tmp_path / "release.jsonl"
+    _write_release(src)
+    toml = tmp_path / "run.toml"
+    toml.write_text('[augment]\nimport_filter = "none"\nt1 = 0.81\n', encoding="utf-8")
+    base = ("augment", "import", str(src), "--config", str(toml))
+    assert cli(*base, "--out", str(tmp_path / "a")).code == 0
+    m = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert m["t1"] == 0.81 and m["filter"] == "none"
+    assert any(r["reason"].endswith("< 0.81") for r in m["rejected"])  # the TOML's t1 was applied
+    assert cli(*base, "--out", str(tmp_path / "b"), "--t1", "0.8", "--import-filter", "checks").code == 0
+    m = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert m["t1"] == 0.8 and m["filter"] == "checks" and m["counts"]["accepted"] == 3
+    assert any(r["reason"].endswith("< 0.8") for r in m["rejected"])

@@ -198,6 +198,7 @@ class _SameEmbedder:
 
 
 def test_an_import_filter_may_record_fields_on_the_records_it_keeps(tmp_path):
+    from culturellm.augment.config import AugmentConfig
     from culturellm.augment.importer import IMPORT_FILTERS, import_release, register_import_filter
 
     q = load_questions()[0]
@@ -212,9 +213,8 @@ def test_an_import_filter_may_record_fields_on_the_records_it_keeps(tmp_path):
 
     register_import_filter("test-scores", scores)
     try:
-        m = import_release(
-            tmp_path / "release.jsonl", tmp_path / "aug", _SameEmbedder(), import_filter="test-scores"
-        )
+        cfg = AugmentConfig(import_filter="test-scores")
+        m = import_release(tmp_path / "release.jsonl", tmp_path / "aug", _SameEmbedder(), cfg)
     finally:
         IMPORT_FILTERS.pop("test-scores")
     rows = read_jsonl(tmp_path / "aug" / "augmented.jsonl")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from culturellm.augment.config import AugmentConfig
 from culturellm.cli import app
 from culturellm.config import load_config
 from culturellm.errors import DataError, UnknownNameError
@@ -91,9 +92,8 @@ def test_augment_stage_imports_one_source_with_the_filter_and_a_plugin(tmp_path:
     register_import_filter("no-mothers", lambda emb, opts: lambda pairs: [
         "verifier: mothers" if "mother" in cand else None for _, cand in pairs])  # fmt: skip
     try:
-        m = import_release(
-            pool, tmp_path / "v", embedder, import_source="new_WVQ_1000", import_filter="no-mothers"
-        )
+        only = AugmentConfig(import_source="new_WVQ_1000", import_filter="no-mothers")
+        m = import_release(pool, tmp_path / "v", embedder, only)
     finally:
         IMPORT_FILTERS.pop("no-mothers")
     assert m["counts"]["accepted"] == 3 and m["rejection_reasons"] == {"verifier": 1}
@@ -111,7 +111,9 @@ def test_the_verifier_is_a_built_in_import_filter(tmp_path: Path, embedder) -> N
     changed = {"source": "new_WVQ_1000.jsonl", "q_id": "28", "seed": SEED28, "candidate": reversed_}
     pool = tmp_path / "pool.jsonl"
     pool.write_text("".join(json.dumps(x) + "\n" for x in [*POOL, changed]), encoding="utf-8")
-    m = import_release(pool, tmp_path / "v", embedder, import_source="new_WVQ_1000", import_filter="verifier")
+    m = import_release(
+        pool, tmp_path / "v", embedder, AugmentConfig(import_source="new_WVQ_1000", import_filter="verifier")
+    )
     pairs = [(x["seed"], x["candidate"]) for x in [*POOL, changed] if x["source"] == "new_WVQ_1000.jsonl"]
     verdicts = Verifier(embedder, load_lm()).verdicts(pairs, top=1)
     kept = {cand for (_, cand), v in zip(pairs, verdicts, strict=True) if v.keep}

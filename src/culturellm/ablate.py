@@ -11,7 +11,9 @@ resumes by key: each row carries `key`, the stable hash of what made it (the dat
 set, the fine-tuning config, the base, the culture and the augmented file's sha256), and a finished
 row is reused only when its key is unchanged (another --target or --base retrains; the models resume
 by their own fine-tuning fingerprint). The dataset options are `DatasetConfig`'s (`culturellm
-dataset`'s flags and defaults, or a TOML's [dataset] table with --config).
+dataset`'s flags, or a TOML's [dataset] table with --config) over ablate's own preset `SPLIT` (10
+held-out questions, 30% of each trained question's wordings: an ablation needs a held-out split);
+the fine-tuning options are `FinetuneConfig`'s (`FINETUNE_FIELDS` as flags, its preset cpu-small).
 """
 
 from __future__ import annotations
@@ -25,8 +27,26 @@ import typer
 from culturellm.config_cli import config_command
 from culturellm.dataset.config import DatasetConfig
 from culturellm.errors import CultureLLMError
+from culturellm.finetune.config import FinetuneConfig
 from culturellm.jsonio import atomic_write_text, read_jsonl, write_jsonl
 from culturellm.safewrite import target
+
+# ablate's preset of the dataset options, beneath --config's [dataset] and the flags (DatasetConfig's
+# own defaults hold nothing out, and an ablation is measured on held-out items).
+SPLIT = {"holdout_questions": 10, "holdout_variants": 0.3}
+# The fine-tuning options ablate offers as flags (every set is trained with the same FinetuneConfig;
+# its seed is the dataset's).
+FINETUNE_FIELDS = (
+    "preset",
+    "epochs",
+    "lr",
+    "batch_size",
+    "max_steps",
+    "lora_r",
+    "lora_alpha",
+    "dtype",
+    "device",
+)
 
 # Each arm adds the steps of its line to the previous arm's ("imported"/"template": other sources of
 # rewordings, counted with paraphrases).
@@ -66,15 +86,15 @@ def ablate(
     dataset: Any = None,
     *,
     base: str = "bundled",
-    preset: str = "cpu-small",
+    finetune_config: Any = None,
     sizes: Sequence[int] = (50, 150, 1000),
-    max_steps: int | None = None,
     progress: bool = True,
     force: bool = False,
 ) -> list[dict[str, Any]]:
     """Train and align every planned set; return the rows (also in OUT/ablation.jsonl). `dataset`: a
-    DatasetConfig (None: its defaults; the split must hold something out). OUT is claimed
-    (culturellm.outdir): new, an earlier ablation's, or --force.
+    DatasetConfig (None: its defaults with ablate's `SPLIT`; the split must hold something out);
+    `finetune_config`: a FinetuneConfig (None: its defaults, preset cpu-small), its seed the dataset's.
+    OUT is claimed (culturellm.outdir): new, an earlier ablation's, or --force.
 
     Long because: one loop that builds, trains, aligns and records each set, resuming by key."""
     from culturellm.dataset import DatasetConfig, build_training_set, split_manifest_path
@@ -84,14 +104,17 @@ def ablate(
     from culturellm.hashing import sha256_file, stable_hash
     from culturellm.outdir import claim
 
-    dataset = dataset or DatasetConfig()
+    dataset = dataset or DatasetConfig(**SPLIT)
     steps_present = {r.get("step") for rows in read_augmented(augmented).values() for r in rows}
     claim(out, "ablate", force=force)
     full = build_training_set([culture], augmented, out / "data" / "full.jsonl", dataset)
     split = split_manifest_path(out / "data" / "full.jsonl")
     if not full["counts"]["heldout_variants"] and not full["counts"]["heldout_questions"]:
-        raise CultureLLMError(f"{augmented}: the split holds nothing out; raise --holdout-variants")
-    cfg = FinetuneConfig.from_preset(preset, max_steps=max_steps, seed=dataset.seed)
+        raise CultureLLMError(
+            f"{augmented}: the split holds nothing out; give --holdout-variants (e.g. 0.3) "
+            "and/or --holdout-questions (e.g. 10)"
+        )
+    cfg = (finetune_config or FinetuneConfig()).model_copy(update={"seed": dataset.seed})
     made = {"base": base, "culture": culture, "augmented": sha256_file(augmented), "split": full["split"]}
     done = {r.get("key"): r for r in _rows(out)}
     key = stable_hash(made)
@@ -169,33 +192,33 @@ def plot_ablation(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-@config_command(DatasetConfig, "dataset")
+@config_command(DatasetConfig, "dataset", defaults=SPLIT)
+@config_command(FinetuneConfig, panel="Fine-tuning options", fields=FINETUNE_FIELDS)
 def ablate_command(
     dataset: DatasetConfig,
+    finetune_config: FinetuneConfig,
     augmented: Path = typer.Option(
         ..., "--augmented", "-a", help="augmented.jsonl (augment or augment import)"
     ),
     culture: str = typer.Option("arabic", "--culture", "-c"),
     out: Path = typer.Option(..., "--out", "-o", help="output directory"),
     base: str = typer.Option("bundled", "--base", help="model to fine-tune (spec)"),
-    preset: str = typer.Option("cpu-small", "--preset", help="fine-tuning preset"),
     sizes: str = typer.Option("50,150,1000", "--sizes", help="record counts of the size arms (comma list)"),
-    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="cap every training run"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     force: bool = typer.Option(
         False, "--force", help="write into an --out directory culturellm did not make"
     ),
 ) -> None:
     """Ablation in one command: seeds only / + paraphrases / + synonyms (/ + translations) and growing
-    sizes, one held-out split (the dataset options are `culturellm dataset`'s: give --holdout-variants
-    and/or --holdout-questions); writes OUT/ablation.jsonl, ablation.md and ablation.png."""
+    sizes, one held-out split (the dataset options are `culturellm dataset`'s; ablate's preset holds out
+    10 questions and 30% of the wordings); writes OUT/ablation.jsonl, ablation.md and ablation.png."""
     try:
         size_list = [int(x) for x in sizes.split(",") if x.strip()]
     except ValueError:
         raise CultureLLMError(f"--sizes must be a comma list of integers, got {sizes!r}") from None
     rows = ablate(
-        augmented, culture, out, dataset, base=base, preset=preset, sizes=size_list,
-        max_steps=max_steps, progress=progress, force=force,
+        augmented, culture, out, dataset, base=base, finetune_config=finetune_config, sizes=size_list,
+        progress=progress, force=force,
     )  # fmt: skip
     from rich.console import Console
     from rich.markdown import Markdown

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -26,7 +26,7 @@ import typer
 from pydantic.fields import FieldInfo
 
 from culturellm.llm import access
-from culturellm.settings import Flag, StageConfig, field_help, flags, load_toml, marker, resolve
+from culturellm.settings import Flag, Layer, StageConfig, field_help, flags, load_toml, marker, resolve
 
 C = TypeVar("C", bound=StageConfig)
 R = TypeVar("R")
@@ -45,12 +45,14 @@ class FieldFlag:
     help: str
 
     @classmethod
-    def of(cls, config: type[StageConfig], name: str, info: FieldInfo) -> FieldFlag:
+    def of(
+        cls, config: type[StageConfig], name: str, info: FieldInfo, defaults: Mapping[str, Any] = {}
+    ) -> FieldFlag:
         spec = marker(info, Flag) or Flag()
         names = spec.names or ("--" + name.replace("_", "-"),)
         kind = str if spec.parse is not None else _flag_type(config, name, info.annotation)
         off = spec.off or ("--no-" + names[0][2:] if kind is bool else None)
-        return cls(name, names, off, kind, spec.parse, field_help(config, name))
+        return cls(name, names, off, kind, spec.parse, field_help(config, name, defaults=defaults))
 
     def parameter(self, panel: str) -> inspect.Parameter:
         decls = (f"{self.names[0]}/{self.off}", *self.names[1:]) if self.off else self.names
@@ -84,12 +86,21 @@ def _flag_type(config: type[StageConfig], name: str, annotation: Any) -> Any:
     return kind
 
 
-def field_flags(config: type[StageConfig]) -> list[FieldFlag]:
-    """One flag per field of `config`, in field order (none for a field marked `Flag(none=True)`)."""
-    fields = config.model_fields.items()
-    return [
-        FieldFlag.of(config, name, info) for name, info in fields if not (marker(info, Flag) or Flag()).none
-    ]
+def field_flags(
+    config: type[StageConfig], only: Sequence[str] | None = None, defaults: Mapping[str, Any] = {}
+) -> list[FieldFlag]:
+    """One flag per field of `config`, in field order: every field not marked `Flag(none=True)`, or
+    exactly the fields named in `only` (a command that uses a few of a stage's options); `defaults`:
+    the command's own defaults, shown in the help."""
+    fields = config.model_fields
+    unknown = [n for n in only or () if n not in fields]
+    if unknown:
+        raise TypeError(f"{config.__name__} has no field {', '.join(unknown)}")
+
+    def offered(name: str, info: FieldInfo) -> bool:
+        return name in only if only is not None else not (marker(info, Flag) or Flag()).none
+
+    return [FieldFlag.of(config, n, info, defaults) for n, info in fields.items() if offered(n, info)]
 
 
 def _renamed_flags(config: type[StageConfig], fields: list[FieldFlag]) -> list[tuple[str, FieldFlag, Any]]:
@@ -119,11 +130,18 @@ def _old_flag(old: str, flag: FieldFlag, value: Any, given: dict[str, Any]) -> N
 
 
 def config_command(
-    config: type[C], section: str | None = None, panel: str | None = None
+    config: type[C],
+    section: str | None = None,
+    panel: str | None = None,
+    *,
+    fields: Sequence[str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> Callable[[Callable[..., R]], Callable[..., R]]:
     """Decorate `fn(..., name: C, **own)` into a typer command: `own`'s options, a flag per field of
-    `config` and, with a `section`, --config FILE (that table of a run TOML); `fn` gets the resolved
-    config as its parameter annotated `config`. Decorators stack (one config object each)."""
+    `config` (or of the `fields` named: a command that uses only those) and, with a `section`,
+    --config FILE (that table of a run TOML); `fn` gets the resolved config as its parameter annotated
+    `config`. `defaults`: the command's own preset, beneath the TOML and the flags. Decorators stack
+    (one config object each)."""
 
     def decorate(fn: Callable[..., R]) -> Callable[..., R]:
         hints = get_type_hints(fn, localns={config.__name__: config}, include_extras=True)
@@ -132,12 +150,13 @@ def config_command(
         if target is None:
             raise TypeError(f"{fn.__name__}: no parameter annotated {config.__name__}")
         own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in params if p.name != target]
-        fields = field_flags(config)
-        clash = {p.name for p in own} & {CONFIG_FILE, *(f.name for f in fields)}
+        field_list = field_flags(config, fields, defaults or {})
+        clash = {p.name for p in own} & {CONFIG_FILE, *(f.name for f in field_list)}
         if clash:
             raise TypeError(f"{fn.__name__}: {sorted(clash)} are both its own and {config.__name__}'s")
+        preset = Layer(f"{fn.__name__}'s defaults", dict(defaults)) if defaults else None
         title = panel or f"{str(section).capitalize()} options (also in a run TOML's [{section}])"
-        added = [f.parameter(title) for f in fields]
+        added = [f.parameter(title) for f in field_list]
         if section is not None:
             toml_help = f"a run TOML: its [{section}] table (flags override it)"
             option = typer.Option("--config", help=toml_help)
@@ -146,17 +165,17 @@ def config_command(
                 0,
                 inspect.Parameter(CONFIG_FILE, kind, default=None, annotation=Annotated[Path | None, option]),
             )
-        renamed = _renamed_flags(config, fields)
+        renamed = _renamed_flags(config, field_list)
         added += [param for _, _, param in renamed]
-        messages = {f.name: f.names[0] for f in fields}
+        messages = {f.name: f.names[0] for f in field_list}
 
         def command(**kwargs: Any) -> R:
             path = kwargs.pop(CONFIG_FILE) if section is not None else None
-            given = {f.name: f.value(kwargs.pop(f.name)) for f in fields}
+            given = {f.name: f.value(kwargs.pop(f.name)) for f in field_list}
             for old, flag, param in renamed:
                 _old_flag(old, flag, kwargs.pop(param.name), given)
             layer = load_toml(path, section) if path is not None and section is not None else None
-            kwargs[target] = resolve(config, layer, flags(given, messages))
+            kwargs[target] = resolve(config, preset, layer, flags(given, messages))
             return fn(**kwargs)
 
         command.__signature__ = inspect.Signature([*own, *added])  # type: ignore[attr-defined]

@@ -1,6 +1,7 @@
 """The HTTP servers' one way to listen (`serve`, `review`): the port is bound here, before uvicorn
 starts, so a port in use (or a host that is not this machine's) is one `error:` line with exit code 2
-instead of uvicorn's log line and its exit code 3."""
+instead of uvicorn's log line and its exit code 3. Also their one way to read a request body under a
+size limit before the app sees it (`read_body`, `replaying`)."""
 
 from __future__ import annotations
 
@@ -44,3 +45,40 @@ def run_server(app: Any, sock: socket.socket) -> None:
         server.run(sockets=[sock])
     finally:
         sock.close()
+
+
+class BodyTooLarge(Exception):
+    """A request body past the server's limit."""
+
+
+async def read_body(receive: Any, max_body: int) -> bytes | None:
+    """The whole request body from an ASGI `receive` (None: the client disconnected); BodyTooLarge past
+    `max_body` bytes, so a chunked body over the limit is refused as one with a Content-Length is."""
+    chunks: list[bytes] = []
+    seen, more = 0, True
+    while more:
+        msg = await receive()
+        if msg["type"] != "http.request":
+            return None
+        chunk = msg.get("body", b"")
+        seen += len(chunk)
+        if seen > max_body:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+        more = msg.get("more_body", False)
+    return b"".join(chunks)
+
+
+def replaying(body: bytes, receive: Any) -> Any:
+    """An ASGI `receive` that hands the app the body already read, once, then the real `receive`
+    (disconnect detection)."""
+    sent = False
+
+    async def replay() -> Any:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

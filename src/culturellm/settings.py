@@ -212,11 +212,12 @@ def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def field_help(cls: type[BaseModel], name: str, extra: str = "") -> str:
-    """A flag's help: the config field's description and its default (one source for both)."""
+def field_help(cls: type[BaseModel], name: str, extra: str = "", defaults: Mapping[str, Any] = {}) -> str:
+    """A flag's help: the config field's description and its default (one source for both), or the
+    command's own default from `defaults` (its preset, `config_cli.config_command(defaults=...)`)."""
     info = cls.model_fields[name]
     text = info.description or name.replace("_", " ")
-    default = info.get_default(call_default_factory=True)
+    default = defaults[name] if name in defaults else info.get_default(call_default_factory=True)
     if default is not None and not isinstance(default, bool):
         text += f" (default: {default})"
     return text + (f" {extra}" if extra else "")

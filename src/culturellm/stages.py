@@ -212,24 +212,15 @@ def _import(run: Run) -> StageResult:
     from culturellm.embed import load_embedder
     from culturellm.errors import DataError
     from culturellm.outdir import owner
-    from culturellm.wvs import load_questions
 
     a = run.config.augment
     path = Path(a.import_file)  # type: ignore[arg-type]
     if not path.is_file():
         raise DataError(f"[augment] import_file: {path} not found")
     out = run.layout.augment_dir
-    manifest = import_release(
-        path,
-        out,
-        load_embedder(run.config.models.embedder),
-        t1=a.t1,
-        force=owner(out) in ("augment", "augment-import"),  # this run's own augment directory
-        import_source=a.import_source,
-        questions=[q.id for q in a.select(load_questions())],
-        import_filter=a.import_filter,
-        filter_options={**a.import_filter_options(), "device": run.access.device, "dtype": run.access.dtype},
-    )
+    force = owner(out) in ("augment", "augment-import")  # this run's own augment directory
+    embedder = load_embedder(run.config.models.embedder)
+    manifest = import_release(path, out, embedder, a, force=force, access=run.access)
     return StageResult([run.layout.augmented], manifest["counts"], {"llm_requests": 0})
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import typer
 
-from culturellm.augment.config import DEFAULT_IMPORT_FILTER, AugmentConfig
-from culturellm.config_cli import MODELS, Endpoint, Force, Progress, config_command
+from culturellm.augment.config import IMPORT_FIELDS, AugmentConfig
+from culturellm.config_cli import MODELS, Endpoint, Force, Placement, Progress, config_command
 
 AUGMENT_HELP = """Augment the WVS seed questions with any LLM: paraphrase -> similarity filter ->
 synonym swap -> similarity filter (-> translation). Writes OUT/augmented.jsonl (one record per
@@ -117,51 +117,34 @@ recomputed with the embedder; lines that fit no seed are
 rejected with a reason, counted in OUT/manifest.json). `culturellm dataset` reads the result."""
 
 
+@config_command(
+    AugmentConfig, "augment", "Import options (also in a run TOML's [augment])", fields=IMPORT_FIELDS
+)
+@config_command(Placement, panel=MODELS, fields=("device", "dtype"))
 def import_command(
+    config: AugmentConfig,
+    placement: Placement,
     file: Path = typer.Argument(..., help="release-format JSONL"),
     out: Path = typer.Option(..., "--out", "-o", help="output directory"),
     embedder: str = typer.Option("bundled", "--embedder", help="sentence embedder spec"),
-    t1: float | None = typer.Option(
-        None, "--t1", min=-1.0, max=1.0, help="min cosine(new wording, seed) (default 0.80)"
-    ),
     force: bool = typer.Option(
         False, "--force", help="write into an --out directory culturellm did not make"
-    ),
-    import_source: str | None = typer.Option(
-        None,
-        "--import-source",
-        "--source",
-        help="only lines whose `source` is this release file (e.g. new_WVQ_1000); a run's "
-        "[augment] import_source",
-    ),
-    import_filter: str = typer.Option(
-        DEFAULT_IMPORT_FILTER,
-        "--import-filter",
-        "--filter",
-        help="import filter after the similarity checks: none, checks, verifier, scored (the verifier's "
-        "P(faithful) on every record, none rejected), or a plug-in's; a run's [augment] import_filter",
     ),
 ) -> None:
     from rich.console import Console
 
-    from culturellm.augment.config import DEFAULT_T1
-    from culturellm.augment.importer import import_release
+    from culturellm.augment.importer import check_import_filter, import_release
     from culturellm.embed import load_embedder
     from culturellm.errors import DataError
+    from culturellm.llm.access import access_of
     from culturellm.outdir import check_claim
 
     check_claim(out, "augment-import", force=force)  # refuse before loading the embedder
     if not file.exists():  # a FIFO or a device is refused by the reader, by name
         raise DataError(f"{file}: file not found")
-    manifest = import_release(
-        file,
-        out,
-        load_embedder(embedder),
-        t1=DEFAULT_T1 if t1 is None else t1,
-        force=force,
-        import_source=import_source,
-        import_filter=import_filter,
-    )
+    check_import_filter(config.import_filter)  # an unknown name: before loading the embedder
+    access = access_of(placement)
+    manifest = import_release(file, out, load_embedder(embedder), config, force=force, access=access)
     c = manifest["counts"]
     reasons = ", ".join(
         f"{k} {v}" for k, v in sorted(manifest["rejection_reasons"].items(), key=lambda x: -x[1])

@@ -31,11 +31,17 @@ SynonymScope = Literal["sentence", "seed"]
 # The import options of a run: generated records do not depend on them (the run's augment key hashes
 # its whole [augment] section and the imported file's sha256).
 IMPORTED = Unkeyed("not part of generated records; a run's augment key hashes the section and the file")
-# `culturellm augment` generates: the import options are a run's ([augment] in its TOML); `culturellm
-# augment import` takes them as --import-source / --import-filter.
-RUN_ONLY = Flag(none=True)
+# `culturellm augment` generates: the import options are a run's ([augment] in its TOML) and flags of
+# `culturellm augment import` only (IMPORT_FIELDS; --source/--filter are their older short names).
+IMPORT_SOURCE_FLAG = Flag("--import-source", "--source", none=True)
+IMPORT_FILTER_FLAG = Flag("--import-filter", "--filter", none=True)
 # The import filter when none is named: a run's, `culturellm augment import`'s and import_release()'s.
 DEFAULT_IMPORT_FILTER = "checks"
+# The fields an import reads (`importer.import_release`): the flags of `culturellm augment import`.
+IMPORT_FIELDS = (
+    "limit_seeds", "questions", "t1", "checks", "verifier_threshold", "t_standin",
+    "import_source", "import_filter",
+)  # fmt: skip
 SELECTION = Unkeyed("selects the seeds; a run that augments more seeds later resumes the same records")
 
 
@@ -55,7 +61,9 @@ class AugmentConfig(StageConfig):
         None, ge=1, description="rewrites asked for per paraphrase request (default: n + 2, at least 3)"
     )
     retries: int = Field(3, ge=0, description="re-asks (R) for seeds with fewer than n paraphrases kept")
-    t1: float = Field(DEFAULT_T1, ge=-1.0, le=1.0, description="min cosine(paraphrase, seed)")
+    t1: float = Field(
+        DEFAULT_T1, ge=-1.0, le=1.0, description="min cosine(paraphrase, seed); of an imported wording too"
+    )
     t2: float = Field(DEFAULT_T2, ge=-1.0, le=1.0, description="min cosine(synonym variant, seed)")
     t_word: float | None = Field(
         0.45,
@@ -137,12 +145,12 @@ class AugmentConfig(StageConfig):
         description="`culturellm run`: import this file of rewordings in the release's format "
         "(`culturellm augment import`) instead of generating them (None: generate)",
     )
-    import_source: Annotated[str | None, IMPORTED, RUN_ONLY] = Field(
+    import_source: Annotated[str | None, IMPORTED, IMPORT_SOURCE_FLAG] = Field(
         None,
         description="with import_file: only its lines whose `source` is this release file, e.g. "
         "new_WVQ_1000 (None: every line)",
     )
-    import_filter: Annotated[str, IMPORTED, RUN_ONLY] = Field(
+    import_filter: Annotated[str, IMPORTED, IMPORT_FILTER_FLAG] = Field(
         DEFAULT_IMPORT_FILTER,
         description="with import_file: the filter run on each imported rewording after the similarity "
         "and duplicate checks: checks (the lexical meaning checks), verifier (the fitted meaning verifier, "

@@ -35,12 +35,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from culturellm.augment.config import DEFAULT_IMPORT_FILTER, DEFAULT_T1
+from culturellm.augment.config import AugmentConfig
 from culturellm.augment.pipeline import record_id
 from culturellm.augment.state import RECORDS
 from culturellm.errors import DataError, UnknownNameError
 from culturellm.hashing import sha256_file
 from culturellm.jsonio import read_text, write_json, write_jsonl
+from culturellm.llm.access import ModelAccess
 from culturellm.numbers import check_number
 from culturellm.safewrite import check_distinct
 from culturellm.wvs.questions import question_number
@@ -60,12 +61,9 @@ def _no_filter(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
 def _meaning_checks(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
     """The lexical meaning checks of the filter chain (options: checks, t_standin), as it runs them on
     a paraphrase: no swaps known, stand-ins for missing key words decided with the embedder."""
-    from culturellm.meaning import MEANING_CHECKS
     from culturellm.meaning.checks import MeaningChecks
 
-    mc = MeaningChecks(
-        options.get("checks", MEANING_CHECKS), embed=embedder.encode, t_standin=options.get("t_standin", 0.33)
-    )
+    mc = MeaningChecks(options["checks"], embed=embedder.encode, t_standin=options["t_standin"])
 
     def run(pairs: Sequence[tuple[str, str]]) -> list[str | None]:
         found = mc.check_many([(seed, cand, (), None) for seed, cand in pairs])
@@ -130,9 +128,10 @@ def check_import_filter(name: str) -> FilterFactory:
     return IMPORT_FILTERS[name]
 
 
-def make_import_filter(name: str, embedder: Any, options: Mapping[str, Any] | None = None) -> PairFilter:
-    """The import filter called `name`, made for this embedder and options."""
-    return check_import_filter(name)(embedder, dict(options or {}))
+def make_import_filter(name: str, embedder: Any, options: Mapping[str, Any]) -> PairFilter:
+    """The import filter called `name`, made for this embedder and options
+    (`AugmentConfig.import_filter_options()` and the placement, device and dtype)."""
+    return check_import_filter(name)(embedder, dict(options))
 
 
 def _same_source(value: Any, source: str) -> bool:
@@ -200,28 +199,27 @@ def import_release(
     path: Path | str,
     out_dir: Path | str,
     embedder: Any,
+    config: AugmentConfig | None = None,
     *,
-    t1: float = DEFAULT_T1,
-    seed_match: float = SEED_MATCH,
     force: bool = False,
-    import_source: str | None = None,
-    questions: Sequence[str] | None = None,
-    import_filter: str = DEFAULT_IMPORT_FILTER,
-    filter_options: Mapping[str, Any] | None = None,
+    access: ModelAccess | None = None,
+    seed_match: float = SEED_MATCH,
 ) -> dict[str, Any]:
     """Read a release-format JSONL; write OUT/augmented.jsonl and OUT/manifest.json; return the manifest.
-    `import_source`: only that release file's lines; `questions`: only these seed ids (others are
-    rejected as "question not selected"); `import_filter`: the filter's name (AugmentConfig's)."""
+    Every option is the config's (None: AugmentConfig()): t1, import_source, the seed selection (other
+    seeds' lines: "question not selected"), import_filter and its options; `access`: the filter's device."""
     from culturellm.wvs import load_questions
 
-    path, out_dir = Path(path), Path(out_dir)
-    check_number(t1, "--t1", lo=-1.0, hi=1.0)
+    path, out_dir, config = Path(path), Path(out_dir), config or AugmentConfig()
+    t1, import_source, import_filter = config.t1, config.import_source, config.import_filter
     check_number(seed_match, "seed_match", lo=-1.0, hi=1.0)
     check_distinct(out_dir / RECORDS, [path], "FILE")
-    pair_filter = make_import_filter(import_filter, embedder, filter_options)  # unknown: before any work
+    pair_filter = _pair_filter(config, embedder, access)  # an unknown name: before any work
+    known = load_questions()
+    questions = [q.id for q in config.select(known)]  # an unknown id: an error before any work
     lines, other_sources = _source_lines(path, import_source)
     _claim_out(out_dir, force)
-    seeds = {q.id: q for q in load_questions()}
+    seeds = {q.id: q for q in known}
     rejected: list[dict[str, Any]] = []
 
     def reject(n: int, reason: str) -> None:
@@ -256,6 +254,12 @@ def import_release(
         top = ", ".join(f"{r} {n}" for r, n in Counter(manifest["rejection_reasons"]).most_common(3))
         raise DataError(f"{path}: no record fits a seed question ({top}); see {out_dir / 'manifest.json'}")
     return manifest
+
+
+def _pair_filter(config: AugmentConfig, embedder: Any, access: ModelAccess | None) -> PairFilter:
+    """The config's import filter, made with its options and the placement (device, dtype)."""
+    placement = {"device": access.device, "dtype": access.dtype} if access is not None else {}
+    return make_import_filter(config.import_filter, embedder, config.import_filter_options() | placement)
 
 
 def _source_lines(path: Path, source: str | None) -> tuple[list[tuple[int, Any]], int]:

@@ -145,7 +145,8 @@ def make_split(
     k = holdout_questions or round(holdout_fraction * len(qids))
     if k >= len(qids):
         raise CultureLLMError(
-            f"holding out {k} of {len(qids)} questions leaves nothing to train on; hold out fewer"
+            f"holding out {k} of {len(qids)} questions leaves nothing to train on; hold out fewer "
+            "(--holdout-questions or --holdout-fraction)"
         )
     held = set(_rng(seed, "questions").sample(sorted(qids), k))
     train_q = [q for q in qids if q not in held]

@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from culturellm.errors import DataError, UnknownNameError
+from culturellm.errors import DataError
+from culturellm.registries import Registry
 
 # build(seed, n, rng, config) -> (n answer codes, the soft target or None). `seed` has `options`,
 # `distribution` and `majority` (culturellm.seeds.Seed); `rng` is seeded per culture and question.
@@ -34,28 +35,11 @@ class Target:
     description: str = ""
 
 
-_TARGETS: dict[str, Target] = {}
-
-
-def register_target(target: Target) -> Target:
-    """Add (or replace) a target; returns it."""
-    _TARGETS[target.name] = target
-    return target
-
-
-def unregister_target(name: str) -> None:
-    _TARGETS.pop(name, None)
-
-
-def target_names() -> list[str]:
-    return list(_TARGETS)
-
-
-def get_target(name: str) -> Target:
-    """The registered target `name`; UnknownNameError listing the known ones."""
-    if name not in _TARGETS:
-        raise UnknownNameError(f"unknown target {name!r}; known targets: {', '.join(_TARGETS)}")
-    return _TARGETS[name]
+_TARGETS: Registry[Target] = Registry("target", "known targets")
+register_target = _TARGETS.register  # add (or replace) a target; returns it
+unregister_target = _TARGETS.unregister
+target_names = _TARGETS.names
+get_target = _TARGETS.get  # the registered target `name`; UnknownNameError listing the known ones
 
 
 def largest_remainder(shares: Mapping[str, float], total: int) -> dict[str, int]:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from culturellm.errors import DataError, UnknownNameError
+from culturellm.errors import DataError
+from culturellm.registries import Registry
 
 
 @dataclass(frozen=True)
@@ -33,28 +34,11 @@ class TrainBackend:
     accepts_weights: bool = False  # multiplies an example's loss by its record's `weight`
 
 
-_BACKENDS: dict[str, TrainBackend] = {}
-
-
-def register_backend(backend: TrainBackend) -> TrainBackend:
-    """Add (or replace) a backend; returns it."""
-    _BACKENDS[backend.name] = backend
-    return backend
-
-
-def unregister_backend(name: str) -> None:
-    _BACKENDS.pop(name, None)
-
-
-def backend_names() -> list[str]:
-    return list(_BACKENDS)
-
-
-def get_backend(name: str) -> TrainBackend:
-    """The registered backend `name`; UnknownNameError listing the known ones."""
-    if name not in _BACKENDS:
-        raise UnknownNameError(f"unknown fine-tuning backend {name!r}; known: {', '.join(_BACKENDS)}")
-    return _BACKENDS[name]
+_BACKENDS: Registry[TrainBackend] = Registry("fine-tuning backend")
+register_backend = _BACKENDS.register  # add (or replace) a backend; returns it
+unregister_backend = _BACKENDS.unregister
+backend_names = _BACKENDS.names
+get_backend = _BACKENDS.get  # the registered backend `name`; UnknownNameError listing the known ones
 
 
 def check_labels(backend: str, soft: bool, where: str, what: str = "soft labels") -> None:

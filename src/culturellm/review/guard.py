@@ -10,6 +10,8 @@ import ipaddress
 import json
 from typing import Any
 
+from culturellm.listen import BodyTooLarge, read_body, replaying
+
 MAX_BODY = 64 * 1024  # a rating is ~100 bytes
 
 
@@ -82,22 +84,10 @@ class ReviewGuard:
         refusal = self._refusal(scope)
         if refusal is not None:
             return await self._reply(send, *refusal)
-        body, more = b"", True
-        while more:  # read the whole (small) body first: a chunked one over the limit is 413 too
-            msg = await receive()
-            if msg["type"] != "http.request":
-                return
-            body += msg.get("body", b"")
-            more = msg.get("more_body", False)
-            if len(body) > self.max_body:
-                return await self._reply(send, 413, f"request body over {self.max_body} bytes")
-        sent = False
-
-        async def replay() -> Any:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        try:  # the whole (small) body first: a chunked one over the limit is 413 too
+            body = await read_body(receive, self.max_body)
+        except BodyTooLarge:
+            return await self._reply(send, 413, f"request body over {self.max_body} bytes")
+        if body is None:  # the client went away
+            return None
+        await self.app(scope, replaying(body, receive), send)

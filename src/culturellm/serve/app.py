@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from culturellm.errors import CultureLLMError
+from culturellm.listen import BodyTooLarge, read_body, replaying
 from culturellm.llm.local import LocalChatModel
 from culturellm.serve.chat import ServingChat
 from culturellm.serve.completions import ServingCompletions
@@ -73,41 +74,12 @@ class Guard:
         if declared > self.max_body:
             return await self._reply(send, 413, too_big)
         try:  # the whole body first (at most max_body): a chunked one over the limit is 413, not 400
-            body = await self._read_body(receive)
-        except _TooLarge:
+            body = await read_body(receive, self.max_body)
+        except BodyTooLarge:
             return await self._reply(send, 413, too_big)
         if body is None:  # the client went away
             return None
-        sent = False
-
-        async def replay() -> Any:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # then: disconnect detection
-
-        await self.app(scope, replay, send)
-
-    async def _read_body(self, receive: Any) -> bytes | None:
-        """The request body (None: the client disconnected); _TooLarge past `max_body` bytes."""
-        chunks: list[bytes] = []
-        seen, more = 0, True
-        while more:
-            msg = await receive()
-            if msg["type"] != "http.request":
-                return None
-            chunk = msg.get("body", b"")
-            seen += len(chunk)
-            if seen > self.max_body:
-                raise _TooLarge()
-            chunks.append(chunk)
-            more = msg.get("more_body", False)
-        return b"".join(chunks)
-
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, replaying(body, receive), send)
 
 
 # --------------------------------------------------------------------------------------------------
