@@ -8,6 +8,7 @@ reference's call pattern, same seeds and LLM), and similarity-filter throughput 
     python benchmarks/augment.py --only requests --seeds 5 --llm bundled
     python benchmarks/augment.py --only throughput
     python benchmarks/augment.py --only verifier     # features cached by scripts/fit_verifier.py
+    python benchmarks/augment.py --only gate         # every gate, per kind of data (augment_gate.py)
     python benchmarks/augment.py --only judge [--judge SPEC] [--judge-questions N]   (augment_judge.py)
 """
 
@@ -514,7 +515,9 @@ def verifier_benchmark(features: np.ndarray | None = None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["calibrate", "chain", "requests", "throughput", "verifier", "judge"])
+    ap.add_argument(
+        "--only", choices=["calibrate", "chain", "requests", "throughput", "verifier", "judge", "gate"]
+    )
     ap.add_argument("--demo", type=Path, help="with chain: also measure the checks on this augment dir")
     ap.add_argument("--llm", default="bundled")
     ap.add_argument("--seeds", type=int, default=3)
@@ -543,6 +546,10 @@ def main(argv: list[str] | None = None) -> int:
             results["demo"] = demo_flags(load_embedder(disk_cache=False), args.demo)
     if args.only == "verifier":
         results["verifier"] = verifier_benchmark()
+    if args.only == "gate":
+        from augment_gate import gate_benchmark
+
+        results["gate"] = gate_benchmark()
     if args.only == "judge":
         from augment_judge import judge_benchmark
 

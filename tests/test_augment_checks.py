@@ -56,7 +56,7 @@ def seeds():
 
 @pytest.fixture(scope="module")
 def checks(embedder):
-    cfg = AugmentConfig()
+    cfg = AugmentConfig(meaning_filter="checks")
     return MeaningChecks(cfg.checks, embed=embedder.encode, t_standin=cfg.t_standin)
 
 
@@ -141,7 +141,7 @@ def test_augment_rejects_the_issue_examples_and_names_reasons(tmp_path, embedder
     qs = {q.id: q for q in load_questions()}
     llm = IssueLLM()
     llm.SEEDS = {q: qs[q].text for q in IssueLLM.PARA}
-    cfg = AugmentConfig(n=1, m=4, retries=0)
+    cfg = AugmentConfig(meaning_filter="checks", n=1, m=4, retries=0)
     man = augment([qs[q] for q in IssueLLM.PARA], llm, embedder, cfg, tmp_path / "a")
     texts = {r["text"] for r in read_jsonl(tmp_path / "a" / "augmented.jsonl")}
     assert not texts & {c for _, c, _, _, _ in ISSUE_16}
@@ -164,7 +164,7 @@ def test_judge_step_counts_and_rejects(tmp_path, embedder):
     qs = {q.id: q for q in load_questions()}
     llm = IssueLLM()
     llm.SEEDS = {"Q27": qs["Q27"].text}
-    cfg = AugmentConfig(n=1, m=2, retries=0, judge="script")
+    cfg = AugmentConfig(meaning_filter="checks", n=1, m=2, retries=0, judge="script")
     man = augment([qs["Q27"]], llm, embedder, cfg, tmp_path / "j", judge=llm)
     st = man["steps"]
     judged = st["paraphrase"]["judge_requests"] // 2 + st["synonym"].get("judge_requests", 0) // 2

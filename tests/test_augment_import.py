@@ -44,7 +44,9 @@ def test_import_release_format_then_dataset(tmp_path):
     src = tmp_path / "release.jsonl"
     _write_release(src)
     out = tmp_path / "aug"
-    p = _cli("augment", "import", str(src), "--out", str(out))
+    # the structural checks under test; the lexical checks as meaning filter (the default gate rejects
+    # these short rewordings: docs/augmentation.md, "A known weakness")
+    p = _cli("augment", "import", str(src), "--out", str(out), "--import-filter", "checks")
     assert p.returncode == 0, p.stderr
     assert "3 of 9 lines kept for 2 seed questions; 6 rejected" in p.stdout
     rows = read_jsonl(out / "augmented.jsonl")

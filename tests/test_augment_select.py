@@ -45,7 +45,7 @@ def scripted_llm() -> FakeBackend:
 
 def test_reask_varies_sample_index_and_filters(tmp_path, embedder):
     llm = scripted_llm()
-    cfg = AugmentConfig(n=2, m=3, retries=2, temperature=0.7)
+    cfg = AugmentConfig(meaning_filter="checks", n=2, m=3, retries=2, temperature=0.7)
     man = augment([SEED], llm, embedder, cfg, tmp_path)
     rows = read_jsonl(tmp_path / "augmented.jsonl")
     para = [r["text"] for r in rows if r["step"] == "paraphrase"]
@@ -73,7 +73,9 @@ def test_reask_varies_sample_index_and_filters(tmp_path, embedder):
 
 def test_no_paraphrase_kept_falls_back_to_seed_for_synonyms(tmp_path, embedder):
     llm = scripted_llm()
-    man = augment([SEED], llm, embedder, AugmentConfig(n=0, m=2), tmp_path, progress=True)
+    man = augment(
+        [SEED], llm, embedder, AugmentConfig(meaning_filter="checks", n=0, m=2), tmp_path, progress=True
+    )
     rows = read_jsonl(tmp_path / "augmented.jsonl")
     assert man["steps"]["paraphrase"]["requests"] == 0
     assert [r["parent"] for r in rows if r["step"] == "synonym"] == [rows[0]["id"]] * 2
@@ -83,7 +85,7 @@ def test_no_paraphrase_kept_falls_back_to_seed_for_synonyms(tmp_path, embedder):
 
 def test_one_synonym_request_per_seed(tmp_path, embedder):
     llm = scripted_llm()
-    cfg = AugmentConfig(n=2, m=4, retries=1, synonym_requests="seed")
+    cfg = AugmentConfig(meaning_filter="checks", n=2, m=4, retries=1, synonym_requests="seed")
     man = augment([SEED], llm, embedder, cfg, tmp_path)
     rows = read_jsonl(tmp_path / "augmented.jsonl")
     assert man["steps"]["synonym"]["requests"] == 1

@@ -1,6 +1,6 @@
 """Per-example loss weights (`[dataset] weight`, issue 29): a weight of 0 removes an example's
 gradient exactly (the LoRA gradients equal those of training without it), weights of 1 leave the
-loss as it is without weights, the dataset writes the verifier's P(faithful) as each row's weight,
+loss as it is without weights, the dataset writes the gate's P(faithful), 1 - p_changed, as each row's weight,
 and the OpenAI backend refuses weighted data. A tiny random Llama with the bundled tokenizer (no
 bundled model is loaded)."""
 
@@ -149,16 +149,16 @@ def _augmented(tmp_path, scores: dict[int, float | None]) -> tuple:
         for i in range(3):
             r = {"id": f"{q.id}-i{i}", "question_id": q.id, "step": "imported", "text": f"{q.text} ({i})"}
             if scores.get(i) is not None:
-                r["p_faithful"] = scores[i]
+                r["p_changed"] = round(1.0 - scores[i], 6)  # the gate's score, P(meaning changed)
             aug.append(r)
     (tmp_path / "aug").mkdir()
     write_jsonl(tmp_path / "aug" / "augmented.jsonl", aug)
     return tmp_path / "aug" / "augmented.jsonl", qs
 
 
-def test_dataset_weight_writes_p_faithful_into_the_rows(tmp_path):
+def test_dataset_weight_writes_one_minus_p_changed_into_the_rows(tmp_path):
     aug, qs = _augmented(tmp_path, {0: 0.9, 1: 0.25, 2: None})
-    # the third rewording has no p_faithful: the verdicts file beside the set gives 1 - p_changed
+    # the third rewording has no p_changed of its own: the verdicts file beside the set gives it
     verdicts = [{"kind": "culturellm.verdict", "id": f"{q.id}-i2", "p_changed": 0.4} for q in qs]
     write_jsonl(tmp_path / "aug" / "verdicts.jsonl", verdicts)
     cfg = DatasetConfig(target="majority", weight="verifier")
@@ -178,12 +178,12 @@ def test_dataset_weight_writes_p_faithful_into_the_rows(tmp_path):
 
 def test_dataset_weight_without_scores_is_one_clear_error(tmp_path, cli):
     aug, _ = _augmented(tmp_path, {})
-    with pytest.raises(DataError, match=r"has no verifier score for \[dataset\] weight"):
+    with pytest.raises(DataError, match=r"has no meaning-gate score for \[dataset\] weight"):
         build_training_set(["arabic"], aug, tmp_path / "w.jsonl", DatasetConfig(weight="verifier"))
     assert not (tmp_path / "w.jsonl").exists()
     p = cli("dataset", "--culture", "arabic", "--augmented", str(aug), "--out", str(tmp_path / "x.jsonl"),
             "--weight", "verifier")  # fmt: skip
-    assert p.code == 2 and "no verifier score" in p.err and "Traceback" not in p.err
+    assert p.code == 2 and "no meaning-gate score" in p.err and "Traceback" not in p.err
 
 
 class _SameEmbedder:
@@ -197,7 +197,9 @@ class _SameEmbedder:
         return np.ones((len(texts), 4), dtype=np.float32) / 2.0
 
 
-def test_an_import_filter_may_record_fields_on_the_records_it_keeps(tmp_path):
+def test_an_import_filters_p_changed_is_written_on_the_kept_records_and_weighs_them(tmp_path):
+    """A filter that scores pairs exposes `p_changed` (as the meaning gate does); the kept records carry
+    it and `[dataset] weight = "verifier"` weighs each 1 - p_changed."""
     from culturellm.augment.config import AugmentConfig
     from culturellm.augment.importer import IMPORT_FILTERS, import_release, register_import_filter
 
@@ -205,11 +207,16 @@ def test_an_import_filter_may_record_fields_on_the_records_it_keeps(tmp_path):
     lines = [{"q_id": q.id[1:], "q_content": f"{q.text}, truly {i}", "ori_content": q.text} for i in range(3)]
     write_jsonl(tmp_path / "release.jsonl", lines)
 
-    def scores(embedder, options):  # rejects the second pair, scores the others (as `scored` does)
-        return lambda pairs: [
-            {"reason": "made-up reason" if i == 1 else None, "p_faithful": round(0.1 * (i + 1), 6)}
-            for i in range(len(pairs))
-        ]
+    class Scores:  # rejects the second pair, scores every pair
+        def __init__(self):
+            self.p_changed = []
+
+        def __call__(self, pairs):
+            self.p_changed = [round(0.9 - 0.1 * i, 6) for i in range(len(pairs))]
+            return ["made-up reason" if i == 1 else None for i in range(len(pairs))]
+
+    def scores(embedder, options):
+        return Scores()
 
     register_import_filter("test-scores", scores)
     try:
@@ -218,7 +225,7 @@ def test_an_import_filter_may_record_fields_on_the_records_it_keeps(tmp_path):
     finally:
         IMPORT_FILTERS.pop("test-scores")
     rows = read_jsonl(tmp_path / "aug" / "augmented.jsonl")
-    assert [r.get("p_faithful") for r in rows] == [None, 0.1, 0.3]  # the seed, then the kept two
+    assert [r.get("p_changed") for r in rows] == [None, 0.9, 0.7]  # the seed, then the kept two
     assert m["rejection_reasons"] == {"made-up reason": 1}
     cfg = DatasetConfig(target="majority", weight="verifier")
     build_training_set(["arabic"], tmp_path / "aug" / "augmented.jsonl", tmp_path / "w.jsonl", cfg)

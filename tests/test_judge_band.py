@@ -94,6 +94,7 @@ def test_augment_with_verifier_and_judge_counts_in_the_manifest(tmp_path, embedd
     """The whole run: the issue-16 script's rewordings, the verifier (bundled model) and the tiny judge;
     band 0,1 sends every screened candidate to the judge, 1,1 none, the default is the shipped band."""
     from culturellm.augment import augment
+    from culturellm.jsonio import read_jsonl
     from culturellm.meaning.verifier import load_params
     from culturellm.wvs import load_questions
     from test_augment_checks import IssueLLM
@@ -110,6 +111,11 @@ def test_augment_with_verifier_and_judge_counts_in_the_manifest(tmp_path, embedd
 
     every = run("every", [0.0, 1.0])
     j, accepted = every["judge"], every["counts"]["accepted"]
+    # the gate's threshold is the one of the augmenter's kind (an unknown augmenter: the default kind)
+    gate = every["meaning_gate"]
+    assert gate["kind"] == "gpt4" and gate["threshold"] == round(load_params().threshold, 6)
+    kept = [r for r in read_jsonl(tmp_path / "every" / "augmented.jsonl") if r["step"] != "seed"]
+    assert all(0 <= r["p_changed"] <= 1 for r in kept) and every["meaning_estimate"]["scored"] == len(kept)
     assert j["unsure"] > 0 and j["sure_kept"] == j["sure_rejected"] == 0
     assert j["requests"] == 2 * j["unsure"] == 2 * j["judged"]
     assert accepted <= j["unsure"] - j["rejected"]  # every kept one passed the judge

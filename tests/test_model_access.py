@@ -122,7 +122,8 @@ def test_a_runs_judge_goes_to_the_runs_endpoint(tmp_path):
             cultures=["arabic"],
             models={"augmenter": "openai:aug", "base_url": url, "timeout": 9, "cache": False},
             augment={"questions": [QUESTION], "n": 2, "m": 0, "retries": 0, "checks": [], "t1": -1.0,
-                     "check_negation": False, "dup_threshold": 1.0, "judge": "openai:judge"},
+                     "check_negation": False, "dup_threshold": 1.0, "judge": "openai:judge",
+                     "meaning_filter": "checks"},  # the judge sees every candidate, not the gate's band
         )  # fmt: skip
         run = Run(cfg, RunLayout(tmp_path), [get_culture("arabic")], ["arabic"], {"questions": "q"})
         next(s for s in STAGES if s.name == "augment").run(run)

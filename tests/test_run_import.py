@@ -70,7 +70,8 @@ def test_augment_stage_imports_one_source_with_the_filter_and_a_plugin(tmp_path:
     from culturellm.stages import STAGES, Run
 
     pool = _pool(tmp_path / "pool.jsonl")
-    cfg = RunConfig(augment={"import_file": pool, "import_source": "new_WVQ_1000", "limit_seeds": 20})
+    aug = {"import_file": pool, "import_source": "new_WVQ_1000", "limit_seeds": 20, "import_filter": "checks"}
+    cfg = RunConfig(augment=aug)
     arabic = [get_culture("arabic")]
     run = Run(cfg, RunLayout(tmp_path / "run"), arabic, ["arabic"], {"questions": "q"}, progress=False)
     stage = next(s for s in STAGES if s.name == "augment")
@@ -103,7 +104,7 @@ def test_augment_stage_imports_one_source_with_the_filter_and_a_plugin(tmp_path:
 def test_the_verifier_is_a_built_in_import_filter(tmp_path: Path, embedder) -> None:
     """`import_filter = "verifier"`: each imported rewording is kept exactly when the fitted verifier
     keeps it, and a rejection is counted under the verifier with its first reason."""
-    from culturellm.augment.importer import import_release
+    from culturellm.augment.importer import IMPORT_FILTERS, import_release
     from culturellm.meaning.features import load_lm
     from culturellm.meaning.verifier import Verifier
 
@@ -116,9 +117,14 @@ def test_the_verifier_is_a_built_in_import_filter(tmp_path: Path, embedder) -> N
     )
     pairs = [(x["seed"], x["candidate"]) for x in [*POOL, changed] if x["source"] == "new_WVQ_1000.jsonl"]
     verdicts = Verifier(embedder, load_lm()).verdicts(pairs, top=1)
-    kept = {cand for (_, cand), v in zip(pairs, verdicts, strict=True) if v.keep}
+    opts = AugmentConfig().import_filter_options()
+    checked = IMPORT_FILTERS["checks"](embedder, opts)(pairs)  # the lexical checks run first
+    kept = {cand for (_, cand), v, w in zip(pairs, verdicts, checked, strict=True) if v.keep and w is None}
     texts = {r["text"] for r in (json.loads(x) for x in (tmp_path / "v" / "augmented.jsonl").open())}
     assert m["filter"] == "verifier" and changed["candidate"] not in kept and len(kept) >= 2
     assert {c for _, c in pairs} & texts == kept
-    assert m["rejection_reasons"] == {"verifier": len(pairs) - len(kept)}
-    assert all(r["reason"].startswith("verifier: ") for r in m["rejected"])
+    assert (
+        sum(m["rejection_reasons"].values()) == len(pairs) - len(kept)
+        and "verifier" in m["rejection_reasons"]
+    )
+    assert all(r["reason"].startswith(("verifier: ", "meaning check ")) for r in m["rejected"])

@@ -110,20 +110,30 @@ def test_threshold_is_chosen_for_the_precision_of_what_is_kept():
 
 
 def test_shipped_parameters_load_and_reproduce_a_refit():
-    from culturellm.meaning.fit import load_labelled, model
+    """The shipped gate: 20 features + the pair head's logit, a threshold per kind of data; its stacked
+    regression refitted on the cached features and out-of-fold head logits gives the same P(changed)."""
+    from culturellm.meaning.fit import load_kinds, model
     from culturellm.meaning.verifier import Verifier, load_params
 
     params = load_params()
-    assert 0 < params.threshold < 1 and params.info["cv"]["heldout"]["n"] == 550
+    assert 0 < params.threshold < 1 and params.info["cv"]["heldout"]["n"] == 1483  # every GPT-4 pair
+    assert params.has_head and {"gpt4", "project_synonyms"} <= set(params.info["thresholds"])
+    assert params.threshold_for("bundled") == ("bundled", params.info["thresholds"]["bundled"])
+    assert params.threshold_for("openai:gpt-4o") == ("gpt4", params.threshold)
     assert CACHE.is_file(), f"{CACHE}: the committed feature cache is missing (scripts/fit_verifier.py)"
     z = np.load(CACHE)
-    assert list(z["names"]) == list(params.features)
-    data = load_labelled(LABELS)
-    pipe = model(params.info["C"]).fit(z["release_x"], data.y)
+    assert [*z["names"], "pair_head"] == list(params.features)
+    data = load_kinds(ROOT / "benchmarks" / "data")
+    fitted = [n for n in data if data[n].kind == "gpt4"]  # the slopes: GPT-4 pairs (gatefit.SLOPE_KINDS)
+    x = np.vstack([np.hstack([z[f"{n}_x"], z[f"{n}_head_oof"][:, None]]) for n in fitted])
+    y = np.concatenate([data[n].y for n in fitted])
+    pipe = model(params.info["C"]).fit(x, y)
     v = Verifier(embedder=None, lm=object(), params=params)
-    np.testing.assert_allclose(
-        v.probabilities(z["release_x"]), pipe.predict_proba(z["release_x"])[:, 1], atol=1e-5
-    )
+    shift = params.shift_for("gpt4")  # the default kind's calibration (gatefit.kind_shifts)
+    for n in data:  # the shipped head's logits, as the gate computes them from MiniLM embeddings
+        xs = np.hstack([z[f"{n}_x"], z[f"{n}_head"][:, None]])
+        want = 1 / (1 + np.exp(-(pipe.decision_function(xs) + shift)))
+        np.testing.assert_allclose(v.probabilities(z[f"{n}_x"], head=z[f"{n}_head"]), want, atol=1e-5)
 
 
 # --- augment check: both formats, bad input --------------------------------------------------------
@@ -297,5 +307,6 @@ def test_meaning_filter_is_a_flag_of_augment():
     cmd = typer.main.get_command(app).commands["augment"]  # type: ignore[attr-defined]
     have = {o for p in cmd.params for o in p.opts}
     assert {"--meaning-filter", "--verifier-threshold"} <= have
-    assert AugmentConfig().meaning_filter == "checks"  # the default, measured in docs/augmentation.md
+    # the default gate for generated and imported data alike (issue #30; measured in docs/augmentation.md)
+    assert AugmentConfig().meaning_filter == "verifier" and AugmentConfig().import_filter == "verifier"
     assert AugmentConfig(meaning_filter="verifier").fingerprint()["meaning_filter"] == "verifier"

@@ -358,7 +358,7 @@ def align_matrix(run: Run) -> Path:
 
 
 def _report_key(run: Run, digest: Digest) -> dict[str, Any]:
-    return {"eval": digest("evaluate"), "align": digest("align")}
+    return {"eval": digest("evaluate"), "align": digest("align"), "aug": digest("augment")}
 
 
 def _report(run: Run) -> StageResult:
@@ -372,6 +372,12 @@ def _report(run: Run) -> StageResult:
         matrix = json.loads(lay.align_matrix.read_text())
         png = plot_matrix(matrix, lay.plots_dir / "align_matrix.png")
         atomic_write_text(report, report.read_text(encoding="utf-8") + report_section(matrix, png))
+    if lay.augmented.is_file():  # how much of the training data changes the meaning, estimated
+        from culturellm.meaning import estimate
+
+        est = estimate.append_to_report(report, lay.augmented)
+        if est["warn"]:
+            run.console.print(estimate.describe(est), style="bold red", markup=False)
     pngs = lay.plots()
     return StageResult([report, *pngs], {"plots": len(pngs)})
 
@@ -419,6 +425,6 @@ STAGES: tuple[Stage, ...] = (
         _align_key,
         _align,
     ),
-    Stage("report", ("evaluate", "align"), ("report.md", "plots/*.png"), _report_key, _report),
+    Stage("report", ("evaluate", "align", "augment"), ("report.md", "plots/*.png"), _report_key, _report),
     Stage("push", ("dataset", "finetune", "evaluate", "align"), ("push.json",), _push_key, _push),
 )

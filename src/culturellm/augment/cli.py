@@ -95,6 +95,7 @@ def _print_augment_summary(out: Path, manifest: dict[str, Any]) -> None:
         f"diversity gain {manifest['metrics']['diversity_gain']}, "
         f"distinct-2 {manifest['metrics']['distinct_2_seeds']} -> {manifest['metrics']['distinct_2_all']}"
     )
+    _print_estimate(manifest.get("meaning_estimate"))
     if manifest.get("judge"):
         j = manifest["judge"]
         per = "-" if j.get("requests_per_kept") is None else j["requests_per_kept"]
@@ -108,6 +109,16 @@ def _print_augment_summary(out: Path, manifest: dict[str, Any]) -> None:
             f"judge {j['model']}: {j['requests']} scoring requests ({per} per kept sample), "
             f"{j['rejected']} candidates rejected{band}"
         )
+
+
+def _print_estimate(est: dict[str, Any] | None) -> None:
+    """The estimated share of kept samples that change the meaning (a warning in red when high)."""
+    from rich.console import Console
+
+    from culturellm.meaning.estimate import describe
+
+    style = "bold red" if est and est.get("warn") else None
+    Console().print(describe(est), style=style, markup=False, highlight=False, soft_wrap=True)
 
 
 IMPORT_HELP = """Import a published augmented set in the CultureLLM release's format (JSONL with q_id =
@@ -153,6 +164,7 @@ def import_command(
         f"wrote {Path(out) / 'augmented.jsonl'}: {c['accepted']} of {c['lines']} lines kept for {c['seeds']} "
         f"seed questions; {c['rejected']} rejected{f' ({reasons})' if reasons else ''}"
     )
+    _print_estimate(manifest.get("meaning_estimate"))
 
 
 CHECK_HELP = """Score every row of an augmented set with the meaning verifier: ours (augmented.jsonl or its
@@ -202,6 +214,7 @@ def check_command(
         highlight=False,
         soft_wrap=True,
     )
+    _print_estimate(s["estimate"])
 
 
 def register(app: typer.Typer) -> None:

@@ -36,7 +36,7 @@ IMPORTED = Unkeyed("not part of generated records; a run's augment key hashes th
 IMPORT_SOURCE_FLAG = Flag("--import-source", "--source", none=True)
 IMPORT_FILTER_FLAG = Flag("--import-filter", "--filter", none=True)
 # The import filter when none is named: a run's, `culturellm augment import`'s and import_release()'s.
-DEFAULT_IMPORT_FILTER = "checks"
+DEFAULT_IMPORT_FILTER = "verifier"
 # The fields an import reads (`importer.import_release`): the flags of `culturellm augment import`.
 IMPORT_FIELDS = (
     "limit_seeds", "questions", "t1", "checks", "verifier_threshold", "t_standin",
@@ -83,17 +83,19 @@ class AugmentConfig(StageConfig):
         "comma-separated ('none' or []: no check)",
     )
     meaning_filter: Literal["checks", "verifier"] = Field(
-        "checks",
+        "verifier",
         description="what screens every paraphrase and synonym variant after the similarity filter: "
-        "the lexical checks (--checks), or the fitted meaning verifier (culturellm.meaning.verifier; "
-        "loads the bundled model for its fluency features). Measured in docs/augmentation.md",
+        "the meaning gate (verifier: culturellm.meaning.verifier, fitted on every kind of labelled "
+        "rewording; loads the bundled model for its fluency features; its threshold picked by the "
+        "augmenter's spec), or the lexical checks (--checks). Measured in docs/augmentation.md",
     )
     verifier_threshold: float | None = Field(
         None,
         gt=0.0,
         le=1.0,
         description="with --meaning-filter verifier: keep a variant when P(changed) is below this "
-        "(default: the shipped threshold; the curve in docs/augmentation.md)",
+        "(default: the shipped threshold of the augmenter's kind of output, said in the manifest's "
+        "meaning_gate; the curve in docs/augmentation.md)",
     )
     t_standin: float = Field(
         DEFAULT_T_STANDIN,
@@ -153,9 +155,9 @@ class AugmentConfig(StageConfig):
     import_filter: Annotated[str, IMPORTED, IMPORT_FILTER_FLAG] = Field(
         DEFAULT_IMPORT_FILTER,
         description="with import_file: the filter run on each imported rewording after the similarity "
-        "and duplicate checks: checks (the lexical meaning checks), verifier (the fitted meaning verifier, "
-        "its threshold verifier_threshold), scored (the verifier's P(faithful) on every record, none "
-        "rejected: for [dataset] weight = verifier), none, or a registered filter's name",
+        "and duplicate checks: verifier (the meaning gate, its threshold verifier_threshold, else the "
+        "default one), scored (the gate's P(changed) on every record, none rejected: for [dataset] "
+        "weight = verifier), checks (the lexical meaning checks), none, or a registered filter's name",
     )
 
     @field_validator("judge_band")

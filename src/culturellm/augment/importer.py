@@ -17,14 +17,14 @@ is not a JSON object, lacks `q_id` or `q_content`, names a question that is not 
 an `ori_content` that is not that seed (cosine to our seed wording below `seed_match`), is below the
 similarity threshold `t1`, or repeats a text already kept, and then by the named import filter
 (`IMPORT_FILTERS`): `checks` runs the lexical meaning checks of the filter chain
-(`meaning.checks.MeaningChecks`), `verifier` the fitted meaning verifier (`meaning.verifier`),
-`scored` the same verifier rejecting nothing (every rewording kept with its score, for `[dataset]
-weight = "verifier"`), `none` nothing more. The verifier filters record `p_faithful` (1 - P(meaning
-changed)) on every record they keep. A meaning verifier plugs in by name:
+(`meaning.checks.MeaningChecks`), `verifier` (the default) the meaning gate (`meaning.verifier`; each
+kept record carries its `p_changed`), `scored` the gate rejecting nothing (every rewording kept with
+its `p_changed`, for `[dataset] weight = "verifier"`), `none` nothing more. A meaning verifier plugs
+in by name:
 `register_import_filter(name, factory)`, or an entry point in the group `culturellm.import_filters`
 (a function taking `register`, as model kinds do); `factory(embedder, options)` returns a function
-from (seed, candidate) pairs to one result per pair: a rejection reason, None (kept), or a dict
-{"reason": str | None, field: value, ...} whose other fields are written on the kept record.
+from (seed, candidate) pairs to one rejection reason or None per pair; a filter that scores pairs
+may expose `p_changed` (its last call's P(meaning changed) per pair), written on the kept records.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from culturellm.errors import DataError, UnknownNameError
 from culturellm.hashing import sha256_file
 from culturellm.jsonio import read_text, write_json, write_jsonl
 from culturellm.llm.access import ModelAccess
+from culturellm.meaning import estimate
 from culturellm.numbers import check_number
 from culturellm.safewrite import check_distinct
 from culturellm.wvs.questions import question_number
@@ -49,8 +50,7 @@ from culturellm.wvs.questions import question_number
 IMPORTED = "imported"
 SEED_MATCH = 0.80  # the release's seed wording vs ours: same question, maybe other punctuation
 
-FilterResult = str | None | Mapping[str, Any]  # a reason, None (kept), or {"reason": ..., field: value}
-PairFilter = Callable[[Sequence[tuple[str, str]]], list[FilterResult]]  # (seed, candidate) -> result
+PairFilter = Callable[[Sequence[tuple[str, str]]], list[str | None]]  # (seed, candidate) -> reason
 FilterFactory = Callable[[Any, Mapping[str, Any]], PairFilter]  # (embedder, options) -> filter
 
 
@@ -73,26 +73,36 @@ def _meaning_checks(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
 
 
 def _verifier(embedder: Any, options: Mapping[str, Any], *, reject: bool = True) -> PairFilter:
-    """The fitted meaning verifier (`meaning.verifier`, docs/augmentation.md) with the bundled model's
-    fluency features (options: verifier_threshold; None: the shipped threshold). Every kept record
-    gets `p_faithful`; with `reject` False nothing is rejected (the `scored` filter)."""
+    """The meaning gate (`meaning.verifier`, docs/augmentation.md) with the bundled model's fluency
+    features (options: verifier_threshold; None: the default threshold), after the lexical checks.
+    With `reject` False (the `scored` filter) nothing is rejected and every pair gets its score."""
     from culturellm.meaning.features import load_lm
     from culturellm.meaning.verifier import Verifier
 
     lm = load_lm(device=options.get("device"), dtype=options.get("dtype"))  # the run's placement
     verifier = Verifier(embedder, lm, threshold=options.get("verifier_threshold"))
+    return _GateFilter(verifier, _meaning_checks(embedder, options) if reject else None)
 
-    def run(pairs: Sequence[tuple[str, str]]) -> list[FilterResult]:
-        found = verifier.verdicts(pairs, top=1)
-        return [
-            {
-                "reason": f"verifier: {v.reasons[0]}" if reject and not v.keep else None,
-                "p_faithful": round(1.0 - v.probability, 6),
-            }
-            for v in found
-        ]
 
-    return run
+class _GateFilter:
+    """The meaning gate as an import filter: the lexical checks first, then the gate on what they keep;
+    `p_changed` holds the last call's probabilities (None where a check rejected; written on the kept
+    records, for the estimate of culturellm.meaning.estimate and `[dataset] weight`). Without `checks`
+    (the `scored` filter) every pair is scored and kept."""
+
+    def __init__(self, verifier: Any, checks: PairFilter | None) -> None:
+        self.verifier, self.checks = verifier, checks
+        self.p_changed: list[float | None] = []
+
+    def __call__(self, pairs: Sequence[tuple[str, str]]) -> list[str | None]:
+        reasons: list[str | None] = self.checks(pairs) if self.checks is not None else [None] * len(pairs)
+        todo = [i for i, r in enumerate(reasons) if r is None]
+        self.p_changed = [None] * len(pairs)
+        for i, v in zip(todo, self.verifier.verdicts([pairs[i] for i in todo], top=1), strict=True):
+            self.p_changed[i] = v.probability
+            if self.checks is not None:
+                reasons[i] = None if v.keep else f"verifier: {v.reasons[0]}"
+        return reasons
 
 
 def _scored(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
@@ -230,13 +240,7 @@ def import_release(
     groups = _filtered(kept, seeds, pair_filter, reject)
     rows = _records(groups, seeds, path.name)
     write_jsonl(out_dir / RECORDS, rows)
-    counts = {
-        "lines": len(lines),
-        **({"other_sources": other_sources} if import_source is not None else {}),
-        "seeds": len(groups),
-        "accepted": sum(len(g) for g in groups.values()),
-        "rejected": len(rejected),
-    }
+    counts = _counts(len(lines), other_sources if import_source is not None else None, groups, rejected)
     manifest = {
         "kind": "culturellm.augment.import",
         "source": str(path),
@@ -247,6 +251,7 @@ def import_release(
         "t1": t1,
         "seed_match": seed_match,
         "counts": counts,
+        "meaning_estimate": estimate.of_records(rows),
         **_rejections(rejected),
     }
     write_json(out_dir / "manifest.json", manifest)
@@ -254,6 +259,16 @@ def import_release(
         top = ", ".join(f"{r} {n}" for r, n in Counter(manifest["rejection_reasons"]).most_common(3))
         raise DataError(f"{path}: no record fits a seed question ({top}); see {out_dir / 'manifest.json'}")
     return manifest
+
+
+def _counts(lines: int, other_sources: int | None, groups: dict, rejected: list) -> dict[str, int]:
+    """The manifest's counts (other_sources only when a release file was selected)."""
+    out = {"lines": lines, **({"other_sources": other_sources} if other_sources is not None else {})}
+    return out | {
+        "seeds": len(groups),
+        "accepted": sum(len(g) for g in groups.values()),
+        "rejected": len(rejected),
+    }
 
 
 def _pair_filter(config: AugmentConfig, embedder: Any, access: ModelAccess | None) -> PairFilter:
@@ -290,15 +305,14 @@ def _filtered(
 ) -> dict[str, list[dict[str, Any]]]:
     """The candidates the import filter keeps, grouped by question id; the others rejected with its
     reason."""
-    results = pair_filter([(seeds[c["qid"]].text, c["text"]) for c in cands])
+    reasons_of = pair_filter([(seeds[c["qid"]].text, c["text"]) for c in cands])
+    probs = getattr(pair_filter, "p_changed", None) or [None] * len(cands)
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for c, res in zip(cands, results, strict=True):
-        fields = dict(res) if isinstance(res, Mapping) else {"reason": res}
-        why = fields.pop("reason", None)
+    for c, why, p in zip(cands, reasons_of, probs, strict=True):
         if why:
             reject(c["line"], why)
         else:
-            groups[c["qid"]].append({**c, "fields": fields})
+            groups[c["qid"]].append(c if p is None else {**c, "p_changed": round(float(p), 4)})
     return groups
 
 
@@ -351,6 +365,7 @@ def _records(groups: dict[str, list[dict[str, Any]]], seeds: dict[str, Any], sou
                 {"id": record_id(qid, IMPORTED, c["text"]), "question_id": qid, "step": IMPORTED,
                  "text": c["text"], "parent": sid, "similarity": round(c["sim"], 6),
                  "seed_match": None if c["match"] is None else round(c["match"], 6),
-                 "source": f"{source}:{c['line']}", "release_option": c["option"], **c["fields"]}
+                 "source": f"{source}:{c['line']}", "release_option": c["option"],
+                 **({"p_changed": c["p_changed"]} if "p_changed" in c else {})}
             )  # fmt: skip
     return rows

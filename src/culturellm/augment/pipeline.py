@@ -132,9 +132,10 @@ class Augmenter:
         self.parse_formats: Counter = Counter()
         self.meaning = MeaningChecks(config.checks, embed=self._encode, t_standin=config.t_standin)
         verifier = config.meaning_filter == "verifier"
-        self.verifier = _load_verifier(embedder, config, placement or {}) if verifier else None
+        self.verifier = _load_verifier(embedder, config, placement or {}, llm.name) if verifier else None
         self.judge = Judge(judge) if judge is not None else None
         self.band = _judge_band(self.verifier, config)
+        self.p_changed: dict[tuple[str, str], float] = {}  # the gate's P(changed) of scored pairs
 
     # --- helpers ------------------------------------------------------------------------------
     def _params(self, max_tokens: int, attempt: int = 0) -> SamplingParams:
@@ -155,12 +156,20 @@ class Augmenter:
     def _screen(
         self, st: StepStats, items: list[Any], seed_of: Any, text_of: Any, swaps_of: Any
     ) -> list[Any]:
-        """Items passing the meaning checks (one batch); the first failed check of each other item
-        is counted as its rejection reason. With the meaning verifier (meaning_filter = verifier),
-        the items it keeps, with a judge where it is unsure (`_verified_and_judged`)."""
+        """Items passing the meaning checks (one batch; `_checked`) and, with the meaning gate
+        (meaning_filter = verifier), those of them the gate keeps, with a judge where it is unsure
+        (`_verified_and_judged`): the gate and the checks together (docs/augmentation.md)."""
+        items = self._checked(st, items, seed_of, text_of, swaps_of)
         if items and self.verifier is not None:
             ok = self._verified_and_judged(st, [(seed_of(x), text_of(x)) for x in items])
             return [x for x, k in zip(items, ok, strict=True) if k]
+        return items
+
+    def _checked(
+        self, st: StepStats, items: list[Any], seed_of: Any, text_of: Any, swaps_of: Any
+    ) -> list[Any]:
+        """Items passing the lexical meaning checks; the first failed check of each other item is
+        counted as its rejection reason."""
         if not items or not self.cfg.checks:
             return items
         found = self.meaning.check_many([(seed_of(x), text_of(x), *swaps_of(x)) for x in items])
@@ -190,6 +199,7 @@ class Augmenter:
         if self.verifier is None:
             return self._judged(st, pairs)
         verdicts = self.verifier.verdicts(pairs)
+        self.p_changed.update((pair, v.probability) for pair, v in zip(pairs, verdicts, strict=True))
         if self.judge is None:
             keep = [v.keep for v in verdicts]
             st.rejected["verifier_rejected"] += keep.count(False)
@@ -305,14 +315,14 @@ class Augmenter:
                 ):
                     cands.append((s, src, v.text, v.swaps))
         st.candidates += len(cands)
-        if self.verifier is None:  # the verifier reads only the variants about to be taken (_take_synonyms)
-            cands = self._screen(
-                st,
-                cands,
-                lambda c: c[0].item.text,
-                lambda c: c[2],
-                lambda c: (c[3], c[1].text if c[1] else c[0].item.text),
-            )
+        # the lexical checks here; the gate reads only the variants about to be taken (_take_synonyms)
+        cands = self._checked(
+            st,
+            cands,
+            lambda c: c[0].item.text,
+            lambda c: c[2],
+            lambda c: (c[3], c[1].text if c[1] else c[0].item.text),
+        )
         if not cands:
             return
         emb = self._encode([t for _, _, t, _ in cands])
@@ -473,8 +483,9 @@ class Augmenter:
             st.accepted += 1
 
     # --- records ------------------------------------------------------------------------------
-    @staticmethod
-    def records(s: _SeedState) -> list[dict[str, Any]]:
+    def records(self, s: _SeedState) -> list[dict[str, Any]]:
+        """The seed's group of records; a kept paraphrase or variant the gate scored carries its
+        P(changed) (`p_changed`: the estimate of culturellm.meaning.estimate reads it)."""
         kept = [*s.para, *s.syn, *s.trans]
         rows = [
             {
@@ -497,9 +508,14 @@ class Augmenter:
                     "parent": k.parent,
                     "similarity": round(k.sim, 6),
                     **k.extra,
+                    **self._p_field(s.item.text, k.text),
                 }
             )
         return rows
+
+    def _p_field(self, seed: str, text: str) -> dict[str, float]:
+        p = self.p_changed.get((seed, text))
+        return {} if p is None else {"p_changed": round(p, 4)}
 
     def run_chunk(self, items: list[SeedItem]) -> list[list[dict[str, Any]]]:
         emb = self._encode([i.text for i in items])
@@ -510,13 +526,16 @@ class Augmenter:
         return [self.records(s) for s in states]
 
 
-def _load_verifier(embedder: Embedder, config: AugmentConfig, placement: Mapping[str, Any]) -> Any:
-    """The meaning verifier; its fluency LM on the command's or run's device and dtype (`placement`)."""
+def _load_verifier(
+    embedder: Embedder, config: AugmentConfig, placement: Mapping[str, Any], augmenter: str
+) -> Any:
+    """The meaning gate: its fluency LM on the command's or run's device and dtype (`placement`), its
+    threshold the one shipped for this augmenter's kind of output (unless config.verifier_threshold)."""
     from culturellm.meaning.features import load_lm
     from culturellm.meaning.verifier import Verifier
 
     lm = load_lm(device=placement.get("device"), dtype=placement.get("dtype"))
-    return Verifier(embedder, lm, threshold=config.verifier_threshold)
+    return Verifier(embedder, lm, threshold=config.verifier_threshold, augmenter=augmenter)
 
 
 def _judge_band(verifier: Any, config: AugmentConfig) -> tuple[float, float]:

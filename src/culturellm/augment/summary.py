@@ -10,6 +10,7 @@ from culturellm.augment.config import AugmentConfig
 from culturellm.augment.metrics import describe, distinct_n, diversity_gain
 from culturellm.augment.pipeline import STEPS, Augmenter
 from culturellm.llm.base import ChatModel, Embedder
+from culturellm.meaning import estimate
 
 
 def judge_summary(
@@ -35,6 +36,20 @@ def judge_summary(
         out["sure_kept"] = sum(int(s.get("judge_sure_kept", 0)) for s in steps)
         out["sure_rejected"] = sum(int(s["reasons"].get("verifier_rejected", 0)) for s in steps)
     return out
+
+
+def gate_summary(cfg: AugmentConfig, aug: Augmenter) -> dict[str, Any]:
+    """Which meaning filter screened the candidates; for the gate, the kind of data whose threshold it
+    used (picked by the augmenter's spec) and that threshold."""
+    if aug.verifier is None:
+        return {"filter": cfg.meaning_filter, "checks": list(cfg.checks)}
+    v = aug.verifier
+    return {
+        "filter": cfg.meaning_filter,
+        "kind": v.kind,
+        "threshold": round(v.threshold, 6),
+        "threshold_from": "verifier_threshold" if cfg.verifier_threshold is not None else "augmenter",
+    }
 
 
 def augment_manifest(
@@ -83,6 +98,8 @@ def augment_manifest(
         "elapsed_s": state["elapsed_s"],
         "parse_formats": dict(sorted(aug.parse_formats.items())),
         "judge": judge_summary(cfg, state, accepted, aug.band),
+        "meaning_gate": gate_summary(cfg, aug),
+        "meaning_estimate": estimate.of_records(rows),
         "metrics": {
             "similarity": {
                 step: describe([r["similarity"] for r in rows if r["step"] == step]) for step in STEPS[1:]

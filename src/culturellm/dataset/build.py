@@ -15,8 +15,8 @@ between majority and distribution: `mixed` ((1 - w) * distribution + w * one-hot
 (1 / T) renormalised, T = `sharpen_temperature`: T 1 is the distribution, T -> 0 the majority).
 
 Weights (`[dataset] weight`): with `verifier` each record also carries `weight`, the meaning
-verifier's P(faithful) of its wording (seed wordings 1), which local training multiplies its loss by
-(culturellm.finetune.soft); without it no record has a weight and the file is as before.
+gate's P(faithful) of its wording, 1 - p_changed (seed wordings 1), which local training multiplies
+its loss by (culturellm.finetune.soft); without it no record has a weight and the file is as before.
 """
 
 from __future__ import annotations
@@ -208,29 +208,30 @@ def _drop_rejected(variants: dict[str, list[dict[str, Any]]], augmented: Path) -
 
 
 def example_weights(variants: Mapping[str, Sequence[dict[str, Any]]], augmented: Path) -> dict[str, float]:
-    """`[dataset] weight = "verifier"`: each record's loss weight, the meaning verifier's P(faithful)
-    of its rewording: the record's own `p_faithful` (written by the import filters verifier and
-    scored), else 1 - p_changed from the verdicts.jsonl beside the augmented set (`culturellm augment
-    check`); seed wordings weigh 1. A rewording with neither is a DataError naming it."""
+    """`[dataset] weight = "verifier"`: each record's loss weight, the meaning gate's P(faithful) of its
+    rewording, 1 - p_changed: the record's own `p_changed` (written by the gate on the records it keeps,
+    generated or imported with import_filter verifier or scored), else the one in the verdicts.jsonl
+    beside the augmented set (`culturellm augment check`); seed wordings weigh 1. A rewording with
+    neither is a DataError naming it."""
     from culturellm.meaning.verdicts import load_verdicts
 
     verdicts = None
     out: dict[str, float] = {}
     for rows in variants.values():
         for r in rows:
-            p = 1.0 if r.get("step") == "seed" else r.get("p_faithful")
-            if p is None:
+            changed = 0.0 if r.get("step") == "seed" else r.get("p_changed")
+            if changed is None:
                 if verdicts is None:
                     verdicts = load_verdicts(augmented) or {}
-                v = verdicts.get(r["id"], {}).get("p_changed")
-                p = None if v is None else 1.0 - float(v)
-            if not isinstance(p, int | float) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
+                changed = verdicts.get(r["id"], {}).get("p_changed")
+            ok = isinstance(changed, int | float) and not isinstance(changed, bool) and 0.0 <= changed <= 1.0
+            if not ok:
                 raise DataError(
-                    f"{augmented}: record {r['id']} has no verifier score for [dataset] weight = "
-                    '"verifier" (import with import_filter verifier or scored, or score the set with '
-                    "`culturellm augment check`)"
+                    f"{augmented}: record {r['id']} has no meaning-gate score for [dataset] weight = "
+                    '"verifier" (augment or import through the gate: import_filter verifier or scored, '
+                    "or score the set with `culturellm augment check`)"
                 )
-            out[r["id"]] = round(float(p), 6)
+            out[r["id"]] = round(1.0 - float(changed), 6)
     return out
 
 

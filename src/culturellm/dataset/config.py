@@ -51,9 +51,9 @@ class DatasetConfig(StageConfig):
     weight: Weight = Field(
         "none",
         description="per-example loss weight written into each training row: none (every example "
-        "weighs 1, no weight column), verifier (a rewording weighs the meaning verifier's P(faithful): "
-        "its record's p_faithful, written by import_filter verifier or scored, else 1 - p_changed of "
-        "the verdicts.jsonl beside the augmented set; seed wordings weigh 1). Local training only",
+        "weighs 1, no weight column), verifier (a rewording weighs the meaning gate's P(faithful), "
+        "1 - p_changed: its record's, written by the gate (import_filter verifier or scored), else the "
+        "verdicts.jsonl's beside the augmented set; seed wordings weigh 1). Local training only",
     )
 
     @field_validator("target")

@@ -38,6 +38,13 @@ class Labelled:
     y: np.ndarray
     groups: np.ndarray
     swaps: list[tuple[Any, Any]] | None = None  # (swaps, source) of a synonym-swap pair, for the checks
+    kind: str = "gpt4"  # which kind of data (KINDS): each labelled file, or part of one, is one kind
+
+
+# The kinds of labelled data a gate meets (benchmarks/data/README.md): GPT-4 rewordings of the release,
+# the project's own synonym swaps, and the output of the local augmenters by their spec.
+KINDS = ("gpt4", "project_synonyms", "bundled", "gemma3-270m")
+AUGMENTER_LABELS = "augmenter_labels.jsonl"
 
 
 def model(c: float = 0.5) -> Any:
@@ -217,19 +224,50 @@ def fit(
     }
 
 
-def load_labelled(path: Any) -> Labelled:
+def load_labelled(path: Any, kind: str = "gpt4", rows: list[dict[str, Any]] | None = None) -> Labelled:
     """`release_labels.jsonl` (label same|changed, q_id) or `meaning_pairs.jsonl` (label
-    equivalent|changed|broken; the seed text is the group)."""
+    equivalent|changed|broken; the seed text is the group), or those `rows` of such a file."""
     import json
     from pathlib import Path
 
-    rows = [json.loads(ln) for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if rows is None:
+        text = Path(path).read_text(encoding="utf-8")
+        rows = [json.loads(ln) for ln in text.splitlines() if ln.strip()]
     return Labelled(
         [(r["seed"], r["candidate"]) for r in rows],
         np.array([int(r["label"] not in ("same", "equivalent")) for r in rows]),
         np.array([str(r.get("q_id") or r["seed"]) for r in rows]),
         [(r.get("swaps") or (), r.get("source")) for r in rows],
+        kind,
     )
+
+
+def _norm(t: str) -> str:
+    return "".join(ch for ch in t.lower() if ch.isalnum())
+
+
+def load_kinds(data_dir: Any) -> dict[str, Labelled]:
+    """Every labelled file of benchmarks/data by name: release (550 GPT-4), more (933 GPT-4), old (the
+    project's 144 synonym swaps, grouped by the release question of their seed where it has one) and,
+    when labelled, the augmenters' pairs (one entry per `augmenter`, named by it)."""
+    import json
+    from pathlib import Path
+
+    d = Path(data_dir)
+    out = {
+        "release": load_labelled(d / "release_labels.jsonl"),
+        "more": load_labelled(d / "release_labels_more.jsonl"),
+        "old": load_labelled(d / "meaning_pairs.jsonl", "project_synonyms"),
+    }
+    gpt4 = (out["release"], out["more"])
+    qid = {_norm(s): str(g) for m in gpt4 for (s, _), g in zip(m.pairs, m.groups, strict=True)}
+    out["old"].groups = np.array([qid.get(_norm(s), s) for s, _ in out["old"].pairs])
+    if (d / AUGMENTER_LABELS).is_file():
+        text = (d / AUGMENTER_LABELS).read_text(encoding="utf-8")
+        rows = [json.loads(ln) for ln in text.splitlines() if ln.strip()]
+        for aug in sorted({str(r["augmenter"]) for r in rows}):
+            out[aug] = load_labelled(None, aug, [r for r in rows if str(r["augmenter"]) == aug])
+    return out
 
 
 def check_flags(data: Labelled, embed: Any) -> tuple[list[str], np.ndarray]:

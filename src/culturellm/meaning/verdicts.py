@@ -151,7 +151,10 @@ def write(out: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts: rows, kept, rejected, skipped, and the rejected rows' first reasons."""
+    """Counts: rows, kept, rejected, skipped, the rejected rows' first reasons, and the estimated share
+    of the kept rows that change the meaning (culturellm.meaning.estimate)."""
+    from culturellm.meaning.estimate import estimate
+
     c = Counter(r["verdict"] for r in rows)
     reasons = Counter(r["reasons"][0] for r in rows if r["verdict"] == "reject" and r["reasons"])
     return {
@@ -160,4 +163,5 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "rejected": c["reject"],
         "skipped": c["skipped"],
         "reasons": dict(reasons.most_common()),
+        "estimate": estimate([r["p_changed"] for r in rows if r["verdict"] == "keep"]),
     }

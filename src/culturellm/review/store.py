@@ -48,7 +48,9 @@ def augmented_path(aug: Path | str) -> Path:
 
 
 def load_items(aug: Path | str) -> list[dict[str, Any]]:
-    """The samples to review, in file order: every non-seed record with its seed's text."""
+    """The samples to review, every non-seed record with its seed's text, the most doubtful first: by
+    the meaning gate's P(changed) (from verdicts.jsonl, else the record's own `p_changed`), highest
+    first; samples without one after them, in file order."""
     path = augmented_path(aug)
     seeds: dict[str, str] = {}
     items = []
@@ -68,13 +70,16 @@ def load_items(aug: Path | str) -> list[dict[str, Any]]:
                 "similarity": r.get("similarity"),
                 "swaps": r.get("swaps"),
                 "back_translation": r.get("back_translation"),
+                "p_changed": r.get("p_changed"),
             }
         )
     verdicts = load_verdicts(path) or {}
     for it in items:
         v = verdicts.get(it["id"])
         it["verdict"] = None if v is None else {k: v.get(k) for k in ("verdict", "p_changed", "reasons")}
-    return items
+        p = (v or {}).get("p_changed", it["p_changed"])
+        it["p_changed"] = float(p) if isinstance(p, int | float) and not isinstance(p, bool) else None
+    return sorted(items, key=lambda it: -it["p_changed"] if it["p_changed"] is not None else 2.0)
 
 
 def check_reviewer(name: str) -> str:
