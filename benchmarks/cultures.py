@@ -6,7 +6,8 @@
 
 Reads RUN/eval/align_matrix.json (every culture model, One and the base model against every culture's
 survey on the run's held-out items, with 95% bootstrap CIs over questions) and RUN/eval/<culture>/
-align.jsonl (base, base + culture prompt, the culture's model and One, aligned with that culture) and
+align.jsonl (base, base + culture prompt, the culture's model and One, aligned with that culture; with
+`[align] retrieve` also base + retrieval and the culture model + retrieval) and
 prints markdown: the 1 − JSD matrix; per culture model own survey minus best other survey (agreement,
 1 − JSD, 1 − W1, each with its paired CI — on the items both surveys answered, shown apart when the
 other survey answered fewer — and whether the CI excludes 0); per culture the baselines,
@@ -82,7 +83,8 @@ def per_culture(run: Path, cultures: list[str]) -> list[str]:
         if not path.exists():
             continue
         rows = {r["model"]: r for r in read_jsonl(path)}
-        for name in ("base", "base+culture-prompt", "culturellm", "culturellm-one"):
+        for name in ("base", "base+culture-prompt", "base+retrieval", "culturellm", "culturellm+retrieval",
+                     "culturellm-one"):  # fmt: skip
             r = rows.get(name)
             if r:
                 ci = r.get("ci") or {}

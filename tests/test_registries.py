@@ -1,11 +1,12 @@
 """A training target and a training backend are each one registry entry (issue 32): registered once,
 here in the test, the dataset command, `ablate`, the dataset card, the run's dataset stage, the
 `finetune` command and a run's up-front check accept them, and the one soft-label policy
-(`finetune.backends.check_labels`) holds for every backend."""
+(`finetune.backends.check_labels`) and the loss-weight policy (`check_weights`) hold for every backend."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,34 @@ def test_the_soft_label_policy_holds_for_a_registered_backend(tmp_path, cli, ech
     check_training(RunConfig(finetune={"backend": "echo"}, dataset={"target": "sampled"}))
     with pytest.raises(CultureLLMError, match=r"finetune.backend = 'nope': unknown fine-tuning backend"):
         check_training(RunConfig(finetune={"backend": "nope"}))
+
+
+def test_the_loss_weight_policy_holds_for_a_registered_backend(tmp_path, cli, echo):
+    """A backend registered without accepts_weights refuses weighted records (finetune and --dry-run)
+    and a run with [dataset] weight; registered with it, the same data trains."""
+    from culturellm.pipeline import check_training
+
+    data = tmp_path / "weighted.jsonl"
+    rows = [dict(r, weight=0.5) for r in _hard_rows(tmp_path)]
+    write_jsonl(data, rows)
+    for args in ([], ["--dry-run"]):
+        p = cli("finetune", "--backend", "echo", "--data", str(data), "--out", str(tmp_path / "m"), *args)
+        assert p.code == 2 and "weighted.jsonl:1: per-example loss weights" in p.err, p.err
+    assert echo == [] and not (tmp_path / "m").exists()
+    sampled = {"target": "sampled"}
+    with pytest.raises(CultureLLMError, match=r"dataset.weight = 'verifier' with finetune.backend = 'echo'"):
+        check_training(RunConfig(finetune={"backend": "echo"}, dataset=sampled | {"weight": "verifier"}))
+    check_training(RunConfig(finetune={"backend": "echo"}, dataset=sampled))
+    register_backend(replace(_hard_only(echo), accepts_weights=True))
+    p = cli("finetune", "--backend", "echo", "--data", str(data), "--out", str(tmp_path / "m"))
+    assert p.code == 0, p.err
+    assert len(echo) == 1
+
+
+def _hard_rows(tmp_path: Path) -> list[dict]:
+    from culturellm.dataset import DatasetConfig, build_training_set
+
+    build_training_set(
+        ["arabic"], _augmented(tmp_path / "aug.jsonl"), tmp_path / "h.jsonl", DatasetConfig(target="majority")
+    )
+    return list(iter_jsonl(tmp_path / "h.jsonl"))

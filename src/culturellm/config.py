@@ -58,6 +58,7 @@ RUN_PRESETS: dict[str, dict[str, Any]] = {
 
 
 RunPreset = Literal["demo", "full"]
+TrainSets = Literal["all", "cultures", "one"]
 
 
 class RunConfig(StageConfig):
@@ -71,6 +72,11 @@ class RunConfig(StageConfig):
     )
     cultures: list[str] = Field(default_factory=lambda: ["arabic"])
     seed: int = Field(0, description="random seed of every stage (unless a stage sets its own)")
+    train: TrainSets = Field(
+        "all",
+        description="with several cultures, the models trained: all (each culture's and CultureLLM-One), "
+        "cultures (each culture's only) or one (CultureLLM-One only)",
+    )
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)

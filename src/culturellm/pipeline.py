@@ -170,10 +170,11 @@ def check_models(cfg: RunConfig) -> None:
 
 
 def check_training(cfg: RunConfig) -> None:
-    """The fine-tuning backend is registered and takes the labels the dataset's target gives
-    (culturellm.finetune.backends.check_labels: soft labels with a hard-label backend are an error)."""
+    """The fine-tuning backend is registered and takes the labels and weights the dataset gives
+    (culturellm.finetune.backends.check_labels / check_weights: soft labels with a hard-label backend,
+    or weights with a backend that takes none, are an error)."""
     from culturellm.dataset.targets import get_target
-    from culturellm.finetune.backends import check_labels, get_backend
+    from culturellm.finetune.backends import check_labels, check_weights, get_backend
 
     try:
         get_backend(cfg.finetune.backend)
@@ -181,6 +182,8 @@ def check_training(cfg: RunConfig) -> None:
         raise DataError(f"finetune.backend = {cfg.finetune.backend!r}: {e}") from None
     where = f"dataset.target = {cfg.dataset.target!r} with finetune.backend = {cfg.finetune.backend!r}"
     check_labels(cfg.finetune.backend, get_target(cfg.dataset.target).soft, where, "a soft-label target")
+    where = f"dataset.weight = {cfg.dataset.weight!r} with finetune.backend = {cfg.finetune.backend!r}"
+    check_weights(cfg.finetune.backend, cfg.dataset.weight != "none", where)
 
 
 def check_model_spec(spec: str, field: str) -> None:

@@ -55,8 +55,11 @@ class Run:
         return [c.name for c in self.cultures]
 
     def training_sets(self) -> list[str]:
-        """One training set per culture, and CultureLLM-One's when there are several."""
-        return [*self.names, ONE] if len(self.names) > 1 else self.names
+        """One training set per culture, and CultureLLM-One's when there are several (`train`: all of
+        them, the cultures' only, or One's only)."""
+        if len(self.names) == 1:
+            return self.names
+        return {"all": [*self.names, ONE], "cultures": self.names, "one": [ONE]}[self.config.train]
 
     @property
     def access(self) -> Any:
@@ -80,24 +83,49 @@ class Run:
         out = [self.variant("base", base, None)]
         if self.config.evaluate.baselines:
             out.append(self.variant("base+culture-prompt", base, "culture"))
-        out.append(self.variant("culturellm", str(self.layout.model_dir(culture)), "culture"))
-        if len(self.cultures) > 1:
+        sets = self.training_sets()
+        if culture in sets:
+            out.append(self.variant("culturellm", str(self.layout.model_dir(culture)), "culture"))
+        if ONE in sets:
             out.append(self.variant("culturellm-one", str(self.layout.model_dir(ONE)), "culture"))
+        return out
+
+    def align_variants(self, culture: str) -> list[Any]:
+        """The models aligned for one culture: `variants`, and with `[align] retrieve = K` the retrieval
+        baseline (base + retrieval) and the culture model + retrieval."""
+        out = self.variants(culture)
+        k = self.config.align.retrieve
+        if k is not None and culture in self.training_sets():
+            from culturellm.evaluate.variant import Retrieval
+
+            r = Retrieval(k, self.config.models.embedder)
+            out.append(self.variant("base+retrieval", self.config.models.base, r))
+            out.append(self.variant("culturellm+retrieval", str(self.layout.model_dir(culture)), r))
         return out
 
     def training_set_of(self, variant: Any, culture: str) -> str:
         """The training set whose split a variant is aligned on: the one its run model was trained on
-        (models/<name>), else (the base model) the culture's."""
+        (models/<name>), else (the base model) the culture's, or One's when the culture's set is not
+        trained (`train = "one"`: every set of a run has one split)."""
         spec = Path(variant.spec)
-        return spec.name if spec.parent == self.layout.root / "models" else culture
+        if spec.parent == self.layout.root / "models":
+            return spec.name
+        return culture if culture in self.training_sets() else ONE
 
     def matrix_variants(self) -> list[Any]:
         """The rows of the model x culture matrix: base, every culture model, CultureLLM-One."""
+        sets = self.training_sets()
         models = [
-            self.variant(f"culturellm-{c}", str(self.layout.model_dir(c)), "culture") for c in self.names
+            self.variant(f"culturellm-{c}", str(self.layout.model_dir(c)), "culture")
+            for c in self.names
+            if c in sets
         ]
-        one = self.variant("culturellm-one", str(self.layout.model_dir(ONE)), "culture")
-        return [self.variant("base", self.config.models.base, None), *models, one]
+        one = (
+            [self.variant("culturellm-one", str(self.layout.model_dir(ONE)), "culture")]
+            if ONE in sets
+            else []
+        )
+        return [self.variant("base", self.config.models.base, None), *models, *one]
 
     def seed_rows(self, culture: Any) -> list[dict[str, Any]]:
         from culturellm.seeds import seed_set
@@ -200,7 +228,10 @@ def _import(run: Run) -> StageResult:
 
 
 def _dataset_key(run: Run, digest: Digest) -> dict[str, Any]:
-    return {"cfg": run.config.section_hash("dataset"), "aug": digest("augment"), "seeds": digest("seeds")}
+    key = {"cfg": run.config.section_hash("dataset"), "aug": digest("augment"), "seeds": digest("seeds")}
+    if run.config.train != "all":  # only then: the keys of earlier runs stay as they were
+        key["train"] = run.config.train
+    return key
 
 
 def _dataset(run: Run) -> StageResult:
@@ -297,7 +328,7 @@ def _align(run: Run) -> StageResult:
     outs = []
     for c in run.cultures:
         jobs = []
-        for v in run.variants(c.name):
+        for v in run.align_variants(c.name):
             split = run.layout.split(run.training_set_of(v, c.name))
             jobs.append(run_job(v, split, run.config.align))
         align_all(jobs, c.name, run.layout.eval_dir(c.name))
@@ -314,7 +345,7 @@ def align_matrix(run: Run) -> Path:
     from culturellm.evaluate.matrix import align_matrix as matrix_of
 
     lay, names = run.layout, run.names
-    split = lay.split(names[0])
+    split = lay.split(run.training_sets()[0])
     use_split = heldout_items(split) >= run.config.align.min_heldout
     own: dict[str, str | None] = {f"culturellm-{c}": c for c in names}
     own.update({"base": None, "culturellm-one": None})  # no culture of their own

@@ -156,7 +156,8 @@ class AugmentConfig(StageConfig):
         DEFAULT_IMPORT_FILTER,
         description="with import_file: the filter run on each imported rewording after the similarity "
         "and duplicate checks: verifier (the meaning gate, its threshold verifier_threshold, else the "
-        "default one), checks (the lexical meaning checks), none, or a registered filter's name",
+        "default one), scored (the gate's P(changed) on every record, none rejected: for [dataset] "
+        "weight = verifier), checks (the lexical meaning checks), none, or a registered filter's name",
     )
 
     @field_validator("judge_band")

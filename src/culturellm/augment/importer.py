@@ -18,11 +18,13 @@ an `ori_content` that is not that seed (cosine to our seed wording below `seed_m
 similarity threshold `t1`, or repeats a text already kept, and then by the named import filter
 (`IMPORT_FILTERS`): `checks` runs the lexical meaning checks of the filter chain
 (`meaning.checks.MeaningChecks`), `verifier` (the default) the meaning gate (`meaning.verifier`; each
-kept record carries its `p_changed`), `none`
-nothing more. A meaning verifier plugs in by name:
+kept record carries its `p_changed`), `scored` the gate rejecting nothing (every rewording kept with
+its `p_changed`, for `[dataset] weight = "verifier"`), `none` nothing more. A meaning verifier plugs
+in by name:
 `register_import_filter(name, factory)`, or an entry point in the group `culturellm.import_filters`
 (a function taking `register`, as model kinds do); `factory(embedder, options)` returns a function
-from (seed, candidate) pairs to one rejection reason or None per pair.
+from (seed, candidate) pairs to one rejection reason or None per pair; a filter that scores pairs
+may expose `p_changed` (its last call's P(meaning changed) per pair), written on the kept records.
 """
 
 from __future__ import annotations
@@ -70,39 +72,47 @@ def _meaning_checks(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
     return run
 
 
-def _verifier(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
-    """The fitted meaning verifier (`meaning.verifier`, docs/augmentation.md) with the bundled model's
-    fluency features (options: verifier_threshold; None: the shipped threshold)."""
+def _verifier(embedder: Any, options: Mapping[str, Any], *, reject: bool = True) -> PairFilter:
+    """The meaning gate (`meaning.verifier`, docs/augmentation.md) with the bundled model's fluency
+    features (options: verifier_threshold; None: the default threshold), after the lexical checks.
+    With `reject` False (the `scored` filter) nothing is rejected and every pair gets its score."""
     from culturellm.meaning.features import load_lm
     from culturellm.meaning.verifier import Verifier
 
     lm = load_lm(device=options.get("device"), dtype=options.get("dtype"))  # the run's placement
     verifier = Verifier(embedder, lm, threshold=options.get("verifier_threshold"))
-    return _GateFilter(verifier, _meaning_checks(embedder, options))
+    return _GateFilter(verifier, _meaning_checks(embedder, options) if reject else None)
 
 
 class _GateFilter:
     """The meaning gate as an import filter: the lexical checks first, then the gate on what they keep;
     `p_changed` holds the last call's probabilities (None where a check rejected; written on the kept
-    records, for the estimate of culturellm.meaning.estimate)."""
+    records, for the estimate of culturellm.meaning.estimate and `[dataset] weight`). Without `checks`
+    (the `scored` filter) every pair is scored and kept."""
 
-    def __init__(self, verifier: Any, checks: PairFilter) -> None:
+    def __init__(self, verifier: Any, checks: PairFilter | None) -> None:
         self.verifier, self.checks = verifier, checks
         self.p_changed: list[float | None] = []
 
     def __call__(self, pairs: Sequence[tuple[str, str]]) -> list[str | None]:
-        reasons = self.checks(pairs)
+        reasons: list[str | None] = self.checks(pairs) if self.checks is not None else [None] * len(pairs)
         todo = [i for i, r in enumerate(reasons) if r is None]
         self.p_changed = [None] * len(pairs)
         for i, v in zip(todo, self.verifier.verdicts([pairs[i] for i in todo], top=1), strict=True):
             self.p_changed[i] = v.probability
-            reasons[i] = None if v.keep else f"verifier: {v.reasons[0]}"
+            if self.checks is not None:
+                reasons[i] = None if v.keep else f"verifier: {v.reasons[0]}"
         return reasons
+
+
+def _scored(embedder: Any, options: Mapping[str, Any]) -> PairFilter:
+    return _verifier(embedder, options, reject=False)
 
 
 IMPORT_FILTERS: dict[str, FilterFactory] = {
     "checks": _meaning_checks,
     "verifier": _verifier,
+    "scored": _scored,
     "none": _no_filter,
 }
 _PLUGINS_LOADED = False

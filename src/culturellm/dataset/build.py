@@ -13,6 +13,10 @@ wordings follow the distribution: the form the OpenAI fine-tuning API can take),
 between majority and distribution: `mixed` ((1 - w) * distribution + w * one-hot(majority), w =
 `majority_weight`: soft cross-entropy plus a weighted majority term) and `sharpened` (distribution **
 (1 / T) renormalised, T = `sharpen_temperature`: T 1 is the distribution, T -> 0 the majority).
+
+Weights (`[dataset] weight`): with `verifier` each record also carries `weight`, the meaning
+gate's P(faithful) of its wording, 1 - p_changed (seed wordings 1), which local training multiplies
+its loss by (culturellm.finetune.soft); without it no record has a weight and the file is as before.
 """
 
 from __future__ import annotations
@@ -203,6 +207,38 @@ def _drop_rejected(variants: dict[str, list[dict[str, Any]]], augmented: Path) -
     return out
 
 
+def example_weights(variants: Mapping[str, Sequence[dict[str, Any]]], augmented: Path) -> dict[str, float]:
+    """`[dataset] weight = "verifier"`: each record's loss weight, the meaning gate's P(faithful) of its
+    rewording, 1 - p_changed: the record's own `p_changed` (written by the gate on the records it keeps,
+    generated or imported with import_filter verifier or scored), else the one in the verdicts.jsonl
+    beside the augmented set (`culturellm augment check`); seed wordings weigh 1. A rewording with
+    neither is a DataError naming it."""
+    from culturellm.meaning.verdicts import load_verdicts
+
+    verdicts = None
+    out: dict[str, float] = {}
+    for rows in variants.values():
+        for r in rows:
+            changed = 0.0 if r.get("step") == "seed" else r.get("p_changed")
+            if changed is None:
+                if verdicts is None:
+                    verdicts = load_verdicts(augmented) or {}
+                changed = verdicts.get(r["id"], {}).get("p_changed")
+            ok = isinstance(changed, int | float) and not isinstance(changed, bool) and 0.0 <= changed <= 1.0
+            if not ok:
+                raise DataError(
+                    f"{augmented}: record {r['id']} has no meaning-gate score for [dataset] weight = "
+                    '"verifier" (augment or import through the gate: import_filter verifier or scored, '
+                    "or score the set with `culturellm augment check`)"
+                )
+            out[r["id"]] = round(1.0 - float(changed), 6)
+    return out
+
+
+def _weights(cfg: DatasetConfig, variants: Mapping[str, Sequence[dict[str, Any]]], augmented: Path) -> Any:
+    return example_weights(variants, augmented) if cfg.weight == "verifier" else None
+
+
 def _resolve_cultures(names: Sequence[str]) -> list[Any]:
     from culturellm.cultures import get_culture, list_cultures
 
@@ -226,8 +262,10 @@ def _culture_records(
     train_ids: set[str],
     cfg: DatasetConfig,
     steps: Sequence[str] | None,
+    weights: Mapping[str, float] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """One culture's chat records over the training variants, and its counts."""
+    """One culture's chat records over the training variants (each with its loss `weight` when
+    `weights` is given), and its counts."""
     from culturellm.seeds import seed_set
 
     seeds = {s.question_id: s for s in seed_set(culture)}
@@ -247,6 +285,8 @@ def _culture_records(
             rec: dict[str, Any] = {"messages": [*msgs, {"role": "assistant", "content": a}]}
             if soft is not None:
                 rec["target_distribution"] = soft
+            if weights is not None:
+                rec["weight"] = weights[r["id"]]
             records.append(rec)
     info = {
         "display": culture.display,
@@ -290,13 +330,13 @@ def build_training_set(
         holdout_variants=cfg.holdout_variants,
         seed=seed,
     )
-    train_ids = set(split.pop("train_variant_ids"))
+    train_ids, weights = set(split.pop("train_variant_ids")), _weights(cfg, variants, augmented)
     records: list[dict[str, Any]] = []
     owner: list[str] = []  # the culture of each record (for counts after a subsample)
     per_culture: dict[str, dict[str, Any]] = {}
     for culture in _resolve_cultures(cultures):
         recs, per_culture[culture.name] = _culture_records(
-            culture, variants, split["train_questions"], train_ids, cfg, steps
+            culture, variants, split["train_questions"], train_ids, cfg, steps, weights
         )
         records += recs
         owner += [culture.name] * len(recs)
@@ -314,9 +354,17 @@ def build_training_set(
     head = {"cultures": list(per_culture), "steps": list(steps) if steps is not None else None}
     manifest = _manifest(out, augmented, cfg, head | {"max_records": max_records}, split, per_culture)
     manifest["counts"]["records"] = len(records)
-    manifest["review"] = review
+    manifest.update(review=review, **_weight_summary(cfg, records))  # unweighted: no weight key
     write_json(split_manifest_path(out), manifest)
     return manifest
+
+
+def _weight_summary(cfg: DatasetConfig, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The manifest's `weight` (its kind, the mean weight, how many records weigh 0); {} without."""
+    if cfg.weight == "none":
+        return {}
+    w = [float(r["weight"]) for r in records]
+    return {"weight": {"kind": cfg.weight, "mean": round(sum(w) / len(w), 6), "zero": w.count(0.0)}}
 
 
 def _manifest(

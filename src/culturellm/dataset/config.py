@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from culturellm.dataset.targets import get_target
 from culturellm.errors import UnknownNameError
 from culturellm.settings import Flag, StageConfig
+
+Weight = Literal["none", "verifier"]
 
 
 class DatasetConfig(StageConfig):
@@ -45,6 +47,13 @@ class DatasetConfig(StageConfig):
     seed: int = Field(0, description="random seed of the split and of sampled targets")
     drop_rejected: Annotated[bool, Flag(off="--keep-rejected")] = Field(
         False, description="leave out the samples reviewers rejected (culturellm review; reviews.jsonl)"
+    )
+    weight: Weight = Field(
+        "none",
+        description="per-example loss weight written into each training row: none (every example "
+        "weighs 1, no weight column), verifier (a rewording weighs the meaning gate's P(faithful), "
+        "1 - p_changed: its record's, written by the gate (import_filter verifier or scored), else the "
+        "verdicts.jsonl's beside the augmented set; seed wordings weigh 1). Local training only",
     )
 
     @field_validator("target")

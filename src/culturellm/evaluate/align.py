@@ -19,7 +19,7 @@ from culturellm.dataset.build import read_split
 from culturellm.errors import CultureLLMError, DataError
 from culturellm.evaluate.config import AlignConfig
 from culturellm.evaluate.scoring import softmax
-from culturellm.evaluate.variant import ModelVariant, System, scoring_summary, variant_from
+from culturellm.evaluate.variant import ModelVariant, Retrieval, System, scoring_summary, variant_from
 from culturellm.hashing import sha256_file, stable_hash
 from culturellm.jsonio import ResumableRows, iter_jsonl, write_jsonl
 from culturellm.names import path_part
@@ -54,7 +54,11 @@ def align(
     if not seeds:
         raise DataError(f"no WVS seed answers for culture {c.name}")
     items = _items(seeds, split, c.name)
-    rows = _score_items(v, v.system_prompt(c.name), seeds, items)
+    systems, retrieved = _systems(v, c, seeds, items, split)
+    rows = _score_items(v, systems, seeds, items)
+    for row, ids in zip(rows, retrieved, strict=True):
+        if ids is not None:
+            row["retrieved"] = ids
     return annotate(
         {
             "model": v.label,
@@ -87,16 +91,34 @@ def _items(seeds: dict[str, Any], split: Path | None, culture: str) -> list[tupl
     return items
 
 
+def _systems(
+    v: ModelVariant,
+    culture: Any,
+    seeds: dict[str, Any],
+    items: list[tuple[str, str, str]],
+    split: Path | None,
+) -> tuple[list[str | None], list[list[str] | None]]:
+    """The system message of each item and, for a retrieval variant, the retrieved question ids."""
+    base = v.system_prompt(culture.name)
+    if not isinstance(v.system, Retrieval):
+        return [base] * len(items), [None] * len(items)
+    from culturellm.evaluate.retrieval import retriever
+
+    r = retriever(v.system, seeds, split)
+    made = [r.system(base, culture.display, qid, text) for qid, _, text in items]
+    return [m[0] for m in made], [m[1] for m in made]
+
+
 def _score_items(
-    v: ModelVariant, system_text: str | None, seeds: dict[str, Any], items: list[tuple[str, str, str]]
+    v: ModelVariant, systems: list[str | None], seeds: dict[str, Any], items: list[tuple[str, str, str]]
 ) -> list[dict[str, Any]]:
-    """Each item asked as a survey question (its seed's options, scored as whole assistant replies):
-    one `question_row` each, in the order of `items`."""
+    """Each item asked as a survey question (its seed's options, scored as whole assistant replies,
+    with its system message): one `question_row` each, in the order of `items`."""
     from culturellm.llm import ScoreRequest
     from culturellm.prompts import survey_messages
 
     reqs = []
-    for qid, _, text in items:
+    for (qid, _, text), system_text in zip(items, systems, strict=True):
         s = seeds[qid]
         reqs.append(
             ScoreRequest(survey_messages(text, s.options, system_text), tuple(s.options), end_of_turn=True)
@@ -195,6 +217,8 @@ def _job_key(job: AlignJob, culture: str) -> str:
         "items": job.items,
         "measures": list(MEASURES),  # rows made before a measure was added are recomputed
     }
+    if isinstance(v.system, Retrieval):  # only then: the keys of earlier rows stay as they were
+        obj["retrieve"] = {"k": v.system.k, "embedder": v.system.embedder}
     return stable_hash(obj)
 
 

@@ -12,10 +12,15 @@ import typer
 from culturellm.config_cli import MODELS, Endpoint, Force, Placement, Progress, config_command
 from culturellm.errors import CultureLLMError
 from culturellm.evaluate.config import EvaluateConfig
-from culturellm.evaluate.variant import ModelVariant, System
+from culturellm.evaluate.variant import RETRIEVE, ModelVariant, Retrieval, System
 from culturellm.llm.access import ModelAccess, access_of
 from culturellm.names import check_name
 from culturellm.regularfiles import check_input
+
+CONTEXT_HELP = (
+    "A file whose text is the system message, or retrieve:K: the culture prompt plus the culture's "
+    "survey answers to the K training questions nearest each asked one (MiniLM)."
+)
 
 
 def _variants(
@@ -112,6 +117,10 @@ def evaluate_command(
         raise CultureLLMError("give at least one --culture (see `culturellm cultures`) or --general")
     if cfg.mode != "generate" and (cfg.temperature is not None or cfg.max_tokens is not None):
         raise CultureLLMError("--temperature and --max-tokens apply to --mode generate only")
+    if context is not None and str(context).startswith(RETRIEVE):
+        raise CultureLLMError(
+            f"--context {context}: retrieval asks the WVS survey questions; use it with `culturellm align`"
+        )
     access = access_of(endpoint, placement)  # every model below is loaded with it (--timeout included)
     variants = _variants(model, label, cfg.baselines, context, culture_prompt, access)
     check_claim(out, "evaluate", force=force)  # before any model runs
@@ -188,7 +197,7 @@ def align_command(
     culture_prompt: bool = typer.Option(
         False, "--culture-prompt", help="Ask with the culture system prompt."
     ),
-    context: Path | None = typer.Option(None, "--context", help="A file whose text is the system message."),
+    context: str | None = typer.Option(None, "--context", help=CONTEXT_HELP),
     label: str | None = typer.Option(None, "--label", help="The model's name in the output."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
     out: Path | None = typer.Option(
@@ -212,8 +221,9 @@ def align_command(
         raise CultureLLMError("give --culture-prompt or --context, not both")
     access = access_of(endpoint, placement)
     claim_out = _align_claim(out, force)  # refuses a directory of the user's files before any model runs
-    _check_inputs((split, "json"), (context, "text"))  # a FIFO, /dev/zero: one line, nothing claimed
-    system = "culture" if culture_prompt else context
+    system: System = "culture" if culture_prompt else _context(context)
+    context_file = system if isinstance(system, Path) else None
+    _check_inputs((split, "json"), (context_file, "text"))  # a FIFO, /dev/zero: one line, nothing claimed
     if len(model) > 1 or len(culture) > 1:
         if label:
             raise CultureLLMError("--label names a single --model; omit it for a matrix")
@@ -234,6 +244,13 @@ def align_command(
         print(json.dumps(res, ensure_ascii=False))
         return
     _print_alignment(res)
+
+
+def _context(value: str | None) -> System:
+    """`align --context`: retrieve:K (a Retrieval) or a file whose text is the system message."""
+    if value is None:
+        return None
+    return Retrieval.parse(value) if value.startswith(RETRIEVE) else Path(value)
 
 
 def _check_inputs(*files: tuple[Path | None, str]) -> None:

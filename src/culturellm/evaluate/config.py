@@ -60,3 +60,10 @@ class AlignConfig(StageConfig):
         ge=1,
         description="align on held-out items when the split has at least this many, else on all seeds",
     )
+    retrieve: int | None = Field(
+        None,
+        ge=1,
+        description="also align base+retrieval and culturellm+retrieval: the culture prompt plus the "
+        "culture's survey answers to the K training seed questions nearest each asked one "
+        "(culturellm.evaluate.retrieval; None: no retrieval baseline)",
+    )

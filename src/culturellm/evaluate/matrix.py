@@ -56,7 +56,7 @@ def align_matrix(
     list of lists, plus `own_minus_best_other` per model whose own culture is known and measured."""
     from culturellm.cultures import get_culture
     from culturellm.evaluate.align import align
-    from culturellm.evaluate.variant import variant_from
+    from culturellm.evaluate.variant import Retrieval, variant_from
 
     vs = [variant_from(v, None) for v in variants]
     names = [get_culture(c).name for c in cultures]
@@ -72,7 +72,8 @@ def align_matrix(
         # A model of one culture answers once, as itself (its own culture prompt); so does a model
         # asked without a culture prompt. Their answers are compared with every culture's survey.
         # A model with a culture prompt and no culture of its own is asked per column's culture.
-        once = mine or (names[0] if v.system != "culture" else None)
+        per_culture = v.system == "culture" or isinstance(v.system, Retrieval)
+        once = mine or (names[0] if not per_culture else None)
         fixed = align(v, once, split=split) if once else None
         for c in names:
             res = rescore(fixed, c) if fixed is not None else rescore(align(v, c, split=split), c)

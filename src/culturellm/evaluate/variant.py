@@ -16,16 +16,41 @@ from culturellm.llm.access import ModelAccess
 from culturellm.llm.base import ChatModel
 from culturellm.regularfiles import read_input
 
-System = Literal["culture"] | Path | None
+RETRIEVE = "retrieve:"  # --context retrieve:K
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """A system message per asked question (culturellm.evaluate.retrieval): the culture prompt and the
+    culture's survey answers to the `k` training seed questions nearest to it (`embedder`, cosine)."""
+
+    k: int
+    embedder: str = "bundled"
+
+    @classmethod
+    def parse(cls, value: str, embedder: str = "bundled") -> Retrieval:
+        """`retrieve:K` (K >= 1); a bad K is a DataError naming the option."""
+        k = value.removeprefix(RETRIEVE)
+        if not k.isdigit() or int(k) < 1:
+            raise DataError(f"--context {value}: K of retrieve:K must be a whole number >= 1")
+        return cls(int(k), embedder)
+
+    def describe(self) -> str:
+        return f"culture+{RETRIEVE}{self.k}"
+
+
+System = Literal["culture"] | Path | Retrieval | None
 
 
 @dataclass(frozen=True)
 class ModelVariant:
     """A model as compared in a report: `label` (its name in tables), `spec` (a `load_model` spec) and
     `system`: None (no system message), "culture" (culturellm.prompts.culture_system_prompt of the
-    evaluated culture) or a Path to a text file whose content is the system message (a culture
-    context paragraph). `access` is how it is loaded (`load()`): the command's or run's endpoint and
-    placement (`culturellm.llm.access.ModelAccess`)."""
+    evaluated culture), a Path to a text file whose content is the system message (a culture
+    context paragraph), or a Retrieval ("retrieve:K": the culture prompt plus the culture's survey
+    answers to the K training questions nearest each asked one; WVS alignment only). `access` is how
+    it is loaded (`load()`): the command's or run's endpoint and placement
+    (`culturellm.llm.access.ModelAccess`)."""
 
     label: str
     spec: str
@@ -39,14 +64,17 @@ class ModelVariant:
         return load_model(self.spec, self.access)
 
     def __post_init__(self) -> None:
-        if isinstance(self.system, str) and self.system != "culture":
+        if isinstance(self.system, str) and self.system.startswith(RETRIEVE):
+            object.__setattr__(self, "system", Retrieval.parse(self.system))
+        elif isinstance(self.system, str) and self.system != "culture":
             object.__setattr__(self, "system", Path(self.system))
 
     def system_prompt(self, culture: str) -> str | None:
-        """The system message for `culture` (None: none)."""
+        """The system message for `culture` (None: none; a Retrieval: its culture prompt, to which the
+        alignment adds each asked question's retrieved answers)."""
         if self.system is None:
             return None
-        if self.system == "culture":
+        if self.system == "culture" or isinstance(self.system, Retrieval):
             from culturellm.cultures import get_culture
             from culturellm.prompts import culture_system_prompt
 
@@ -65,6 +93,8 @@ class ModelVariant:
             return "none"
         if self.system == "culture":
             return "culture"
+        if isinstance(self.system, Retrieval):
+            return self.system.describe()
         return f"context:{self.system}"
 
 

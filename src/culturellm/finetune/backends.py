@@ -1,11 +1,13 @@
-"""Training backends, one registry: `TrainBackend(name, accepts_soft, run, estimate)`.
+"""Training backends, one registry: `TrainBackend(name, accepts_soft, run, estimate, accepts_weights=)`.
 
 `run(records, base, out, config, *, paths, data_sha, cultures, progress, console) -> Path` trains and
 returns DIR/culturellm.json; `estimate(records, base, config, tokens) -> dict` is the backend's part of
 `culturellm finetune --dry-run` (epochs, steps, cost; DataError for data it rejects); `accepts_soft`
-says whether it trains on soft labels (`target_distribution`). Whether a training set's labels suit a
-backend is decided here once (`check_labels`): a soft target with a backend that takes hard labels is
-an error naming the option to change, never a silent switch.
+says whether it trains on soft labels (`target_distribution`), `accepts_weights` whether it multiplies
+an example's loss by its `weight` (`[dataset] weight`). Whether a training set's labels and weights
+suit a backend is decided here once (`check_labels`, `check_weights`): a soft target with a backend
+that takes hard labels, or weights with one that takes none, is an error naming the option to
+change, never a silent switch or a silently ignored weight.
 
 A new backend is one `register_backend(TrainBackend(...))`: `culturellm finetune --backend`, a run's
 `[finetune] backend`, the dry-run estimate and the run's up-front check read this registry.
@@ -29,6 +31,7 @@ class TrainBackend:
     run: Callable[..., Path]
     estimate: Callable[..., dict[str, Any]]
     description: str = ""
+    accepts_weights: bool = False  # multiplies an example's loss by its record's `weight`
 
 
 _BACKENDS: Registry[TrainBackend] = Registry("fine-tuning backend")
@@ -49,11 +52,26 @@ def check_labels(backend: str, soft: bool, where: str, what: str = "soft labels"
         )
 
 
+def check_weights(backend: str, weighted: bool, where: str) -> None:
+    """The one loss-weight policy: per-example weights with a backend that takes none are an error
+    (`where`: the file, record or option that holds them), naming the setting to use instead."""
+    if weighted and not get_backend(backend).accepts_weights:
+        raise DataError(
+            f"{where}: per-example loss weights; the {backend} fine-tuning backend takes none: build the "
+            'set without them ([dataset] weight = "none", the default) or fine-tune with a backend that '
+            "takes them (local)"
+        )
+
+
 def check_records(backend: str, records: Sequence[Any]) -> None:
-    """`check_labels` on training records: the first soft-label record named (file:line)."""
+    """`check_labels` and `check_weights` on training records: the first soft-label or weighted
+    record named (file:line)."""
     soft = next((r for r in records if r.target is not None), None)
     if soft is not None:
         check_labels(backend, True, soft.source, "a soft-label record")
+    weighted = next((r for r in records if getattr(r, "weight", None) is not None), None)
+    if weighted is not None:
+        check_weights(backend, True, weighted.source)
 
 
 def estimate(records: Sequence[Any], base: str, config: Any) -> dict[str, Any]:
@@ -89,5 +107,7 @@ def _openai_estimate(*args: Any) -> dict[str, Any]:
     return openai_estimate(*args)
 
 
-register_backend(TrainBackend("local", True, _local_run, _local_estimate, "local LoRA (TRL + PEFT)"))
+register_backend(
+    TrainBackend("local", True, _local_run, _local_estimate, "local LoRA (TRL + PEFT)", accepts_weights=True)
+)
 register_backend(TrainBackend("openai", False, _openai_run, _openai_estimate, "the OpenAI fine-tuning API"))

@@ -39,6 +39,9 @@ class TrainingRecord:
     # Soft label: the answer's target distribution over option codes ("target_distribution" in the
     # JSONL; written by `culturellm dataset --target distribution`). None: the answer is a hard label.
     target: dict[str, float] | None = None
+    # Loss weight of the example ("weight" in the JSONL; `[dataset] weight`): its loss is multiplied
+    # by it (culturellm.finetune.soft). None: no weight given (the example weighs 1).
+    weight: float | None = None
 
     @property
     def prompt_messages(self) -> list[dict[str, str]]:
@@ -107,6 +110,21 @@ def _target(obj: dict[str, Any], msgs: list[dict[str, str]], where: str) -> dict
     return {str(k): float(v) / total for k, v in dist.items()}
 
 
+def _weight(obj: dict[str, Any], where: str) -> float | None:
+    """The record's optional loss `weight`: a finite number >= 0."""
+    w = obj.get("weight")
+    if w is None:
+        return None
+    if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
+        raise DataError(f"{where}: weight must be a number >= 0, got {w!r}")
+    return float(w)
+
+
+def has_weights(records: Sequence[TrainingRecord]) -> bool:
+    """Whether any record carries a loss weight (weighted training)."""
+    return any(r.weight is not None for r in records)
+
+
 def has_soft_targets(records: Sequence[TrainingRecord]) -> bool:
     """Whether any record carries a target distribution (soft-label training)."""
     return any(r.target is not None for r in records)
@@ -136,7 +154,7 @@ def load_records(paths: Path | str | Sequence[Path | str]) -> list[TrainingRecor
                 except json.JSONDecodeError as e:
                     raise DataError(f"{where}: not valid JSON ({e.msg})") from None
                 msgs = _validate(obj, where)
-                records.append(TrainingRecord(msgs, where, _target(obj, msgs, where)))
+                records.append(TrainingRecord(msgs, where, _target(obj, msgs, where), _weight(obj, where)))
     if not records:
         names = ", ".join(str(p) for p in paths)
         raise DataError(f"{names}: no training examples (empty file)")
@@ -188,15 +206,18 @@ def _culture_name(display: str) -> str:
 
 def to_prompt_completion(records: Sequence[TrainingRecord], tokenizer: Any) -> list[dict[str, str]]:
     """TRL prompt/completion rows: chat-templated prompt (with generation prompt) + answer + EOT; with
-    soft targets in any record, also a `soft_target` column (JSON of code -> share, "" for hard)."""
+    soft targets in any record, also a `soft_target` column (JSON of code -> share, "" for hard); with
+    weights in any record, also a `weight` column (1.0 where a record has none)."""
     eot = end_of_turn_token(tokenizer)
-    soft = has_soft_targets(records)
+    soft, weighted = has_soft_targets(records), has_weights(records)
     rows = []
     for r in records:
         prompt = tokenizer.apply_chat_template(r.prompt_messages, add_generation_prompt=True, tokenize=False)
-        row = {"prompt": prompt, "completion": r.answer + eot}
+        row: dict[str, Any] = {"prompt": prompt, "completion": r.answer + eot}
         if soft:  # a JSON string: arrow needs one type per column, and codes differ between questions
             row["soft_target"] = json.dumps(r.target) if r.target is not None else ""
+        if weighted:
+            row["weight"] = r.weight if r.weight is not None else 1.0
         rows.append(row)
     return rows
 

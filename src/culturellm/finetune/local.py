@@ -23,7 +23,7 @@ from rich.console import Console
 from culturellm.errors import CultureLLMError
 from culturellm.finetune.callbacks import LossLogCallback, NanGuardCallback, RichProgressCallback
 from culturellm.finetune.config import FinetuneConfig
-from culturellm.finetune.data import TrainingRecord, has_soft_targets, to_prompt_completion
+from culturellm.finetune.data import TrainingRecord, has_soft_targets, has_weights, to_prompt_completion
 from culturellm.llm.spec import ModelSpec
 
 CHECKPOINTS = "checkpoints"
@@ -218,7 +218,8 @@ def build_trainer(
     callbacks: Sequence[Any] = (),
 ) -> Any:
     """An SFTTrainer that trains a LoRA adapter on the records' answers only; records with a target
-    distribution train the answer on it (soft labels, culturellm.finetune.soft)."""
+    distribution train the answer on it (soft labels, culturellm.finetune.soft); records with a loss
+    weight have their loss multiplied by it (the same trainer)."""
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTTrainer
@@ -234,7 +235,7 @@ def build_trainer(
         )
     rows = to_prompt_completion(records, tokenizer)
     dataset = Dataset.from_list(rows)
-    soft = has_soft_targets(records)
+    soft = has_soft_targets(records) or has_weights(records)  # weights ride on the soft-label trainer
     args = _training_args(out, config, soft=soft)
     peft_config = LoraConfig(
         r=config.lora_r,
@@ -297,7 +298,7 @@ def _training_args(out: Path, config: FinetuneConfig, *, soft: bool) -> Any:
         dataloader_num_workers=0,
         ddp_find_unused_parameters=False,  # every LoRA parameter is used in every step
         dataloader_pin_memory=_has_accelerator(),
-        remove_unused_columns=not soft,  # keep the soft_target column for the collator
+        remove_unused_columns=not soft,  # keep the soft_target and weight columns for the collator
         **_precision(config),
     )
 

@@ -18,6 +18,12 @@ A one-hot target gives TRL's own loss exactly.
 It rides on TRL: `SoftTargetCollator` wraps TRL's collator and adds two tensors per batch,
 `SoftLabelSFTTrainer.compute_loss` replaces the hard cross-entropy by the soft one. No training loop
 of our own: optimiser, schedule, checkpoints, accelerate and resume stay the HF Trainer's.
+
+Per-example loss weights (a record's ``"weight"``, `[dataset] weight`) ride on the same trainer: the
+collator adds `example_weight` (batch,), every supervised token's loss is multiplied by its example's
+weight and the sum is divided by the sum of the weights of the supervised tokens (across gradient
+accumulation, as the Trainer counts tokens), so a weight of 0 removes an example exactly (the same
+gradient as training without it) and weights of 1 give the unweighted loss.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Any
 import torch
 
 SOFT_COLUMN = "soft_target"
+WEIGHT_COLUMN = "weight"  # the per-example loss weight (culturellm.finetune.data.to_prompt_completion)
 
 
 def node_targets(
@@ -71,7 +78,11 @@ class SoftTargetCollator:
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         soft = [json.loads(ex[SOFT_COLUMN]) if ex.get(SOFT_COLUMN) else None for ex in examples]
-        batch = self.base([{k: v for k, v in ex.items() if k != SOFT_COLUMN} for ex in examples])
+        ours = (SOFT_COLUMN, WEIGHT_COLUMN)
+        batch = self.base([{k: v for k, v in ex.items() if k not in ours} for ex in examples])
+        if any(WEIGHT_COLUMN in ex for ex in examples):
+            weights = [float(ex.get(WEIGHT_COLUMN, 1.0)) for ex in examples]
+            batch["example_weight"] = torch.tensor(weights, dtype=torch.float32)
         labels = batch["labels"]
         per_row: list[dict[int, dict[int, float]]] = []
         k_max = 1
@@ -102,16 +113,24 @@ def soft_cross_entropy(
     soft_ids: torch.Tensor,
     soft_probs: torch.Tensor,
     num_items: int | torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum over supervised positions of -sum_k q_k log p(id_k), divided by the number of supervised
     tokens (or `num_items`, the Trainer's count across gradient-accumulation steps). Logits at position
-    t predict the token at t + 1 (causal shift). Returns (loss, top-1 hit per supervised position)."""
+    t predict the token at t + 1 (causal shift). With `weights` (batch,), each position's loss is
+    multiplied by its example's weight and the count is of weighted tokens (`num_items` then being the
+    weighted count). Returns (loss, top-1 hit per supervised position)."""
     mask = labels[:, 1:] != -100
     logp = torch.log_softmax(logits[:, :-1][mask].float(), dim=-1)  # supervised positions only: (N, V)
     ids, probs = soft_ids[:, 1:][mask], soft_probs[:, 1:][mask]  # (N, K)
     per_pos = -(logp.gather(-1, ids) * probs).sum(-1)
     n = mask.sum() if num_items is None else num_items
-    loss = per_pos.sum() / torch.as_tensor(n, device=per_pos.device).clamp(min=1)
+    if weights is not None:
+        w = weights.to(per_pos.device, per_pos.dtype)[:, None].expand(mask.shape)[mask]
+        per_pos = per_pos * w
+        n = w.sum() if num_items is None else num_items
+    n = torch.as_tensor(n, device=per_pos.device)
+    loss = per_pos.sum() / (n.clamp(min=1) if weights is None else n.clamp(min=1e-12))
     top1 = logp.argmax(-1) == labels[:, 1:][mask]
     return loss, top1
 
@@ -123,14 +142,32 @@ def soft_trainer_class() -> type:
     class SoftLabelSFTTrainer(SFTTrainer):
         """SFTTrainer whose loss on the answer is the cross-entropy against a target distribution."""
 
+        def _get_num_items_in_batch(self, batch_samples, device):
+            """The Trainer's count of supervised tokens, each weighted by its example's weight when the
+            batches carry weights (so that the accumulated loss is a weighted mean)."""
+            count = super()._get_num_items_in_batch(batch_samples, device)
+            if count is None or not batch_samples or "example_weight" not in batch_samples[0]:
+                return count
+            tokens = [(b["labels"][..., 1:] != -100).sum(-1).float() for b in batch_samples]
+            plain = sum(t.sum() for t in tokens)
+            weighted = sum(
+                (t * b["example_weight"]).sum() for t, b in zip(tokens, batch_samples, strict=True)
+            )
+            if self.args.average_tokens_across_devices and self.args.world_size > 1:
+                plain = self.accelerator.gather(plain.to(device)).sum()
+                weighted = self.accelerator.gather(weighted.to(device)).sum()
+            # the parent's count (gathered and divided as it does) rescaled to weighted tokens
+            return count * (weighted.to(count.device) / plain.to(count.device).clamp(min=1))
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             mode = "train" if self.model.training else "eval"
             soft_ids, soft_probs = inputs.pop("soft_ids"), inputs.pop("soft_probs")
+            weights = inputs.pop("example_weight", None)
             labels = inputs.pop("labels")
             inputs["use_cache"] = False
             outputs = model(**inputs)
             loss, top1 = soft_cross_entropy(
-                outputs.logits, labels, soft_ids, soft_probs, num_items=num_items_in_batch
+                outputs.logits, labels, soft_ids, soft_probs, num_items=num_items_in_batch, weights=weights
             )
             if self.args.average_tokens_across_devices and num_items_in_batch is not None:
                 loss = loss * self.accelerator.num_processes
