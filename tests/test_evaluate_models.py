@@ -187,10 +187,12 @@ def test_phased_evaluation_gives_the_rows_of_the_single_pass_runner(tmp_path):
     rows = evaluate(
         [ModelVariant("bundled", "bundled")], ["english"], EvaluateConfig(limit=5), tmp_path, progress=False
     )
-    # scoring: a later field; key: the resume key hashes the evaluate config, which gains fields over time
-    volatile = ("seconds", "data_dir", "requests", "cache_hits", "scoring", "key")
-    assert [[k for k in r if k != "scoring"] for r in rows] == [list(e) for e in expected]
+    # scoring, dtype: later fields; key: the resume key hashes the evaluate config, which gains fields
+    later = ("scoring", "dtype")
+    volatile = ("seconds", "data_dir", "requests", "cache_hits", "key", *later)
+    assert [[k for k in r if k not in later] for r in rows] == [list(e) for e in expected]
     assert all(r["scoring"] == "exact" for r in rows)
+    assert all(r["dtype"] == "float32" for r in rows)  # --dtype auto scores in fp32 on a CPU
     for r, e in zip(rows, expected, strict=True):
         assert {k: v for k, v in r.items() if k not in volatile} == {
             k: v for k, v in e.items() if k not in volatile
